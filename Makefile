@@ -1,0 +1,142 @@
+# MBPO engine: build, test, bench, run.
+#   make              build build/mbpo (CUDA objects too when nvcc is found)
+#   make CUDA=0       force the CPU-only build
+#   make SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
+#   make deps         install missing Debian packages (apt-get as root; otherwise prints the command)
+#   make test         everything a machine without a GPU can run; one closing "N passed" line
+#   make bench        benchmarks, JSON under bench/results/
+#   make run          train MBPO on the default task (TASK=hopper)
+
+CC      ?= gcc
+CUDA    ?= auto
+SAN     ?= 0
+TASK    ?= hopper
+BUILD   ?= build
+ifeq ($(SAN),1)
+BUILD   := build-san
+endif
+
+# ---- what is on this machine ---------------------------------------------------------------
+NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+ifeq ($(CUDA),0)
+NVCC :=
+endif
+ifeq ($(SAN),1)
+NVCC :=
+endif
+have_hdr = $(shell printf '\#include <$(1)>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo yes || echo no)
+HAVE_MUJOCO := $(call have_hdr,mujoco/mujoco.h)
+HAVE_CBLAS  := $(call have_hdr,cblas.h)
+HAVE_INIH   := $(call have_hdr,ini.h)
+HAVE_ZLIB   := $(call have_hdr,zlib.h)
+HAVE_OMP    := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -Ienvs -MMD -MP
+LDLIBS  := -lmujoco -lopenblas -linih -lz -lm -lpthread
+ifeq ($(HAVE_OMP),yes)
+CFLAGS  += -fopenmp
+LDFLAGS += -fopenmp
+endif
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifneq ($(NVCC),)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCCFLAGS ?= -O3 -g -lineinfo
+NVCCFLAGS += -std=c++17 -Iinclude -Ienvs -DMBPO_CUDA=1 -MMD -MP \
+             -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+             -Xcompiler -Wall,-Wextra
+CFLAGS  += -DMBPO_CUDA=1
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcurand -lcudart -lstdc++
+CU_SRC  := $(wildcard kernels/*.cu)
+endif
+
+# ---- sources -------------------------------------------------------------------------------
+LIB_SRC  := $(filter-out host/main.c,$(wildcard host/*.c host/cpu/*.c envs/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/envs/assets.o $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC:= $(wildcard bench/bench_*.c)
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+ASSETS   := $(wildcard envs/assets/*.xml) $(wildcard configs/*.ini)
+
+.PHONY: all info deps test-deps test bench run clean
+.SECONDARY:
+all: info $(BUILD)/mbpo $(TEST_BIN) $(BENCH_BIN)
+
+info:
+	@printf 'mbpo build (%s)\n' "$(BUILD)"
+	@printf '  %-8s %s\n' nvcc "$(if $(NVCC),$(NVCC) (CUDA backend, sm_90 + PTX),not used: CPU-only build)" \
+	  MuJoCo "$(HAVE_MUJOCO)" BLAS "$(HAVE_CBLAS) (OpenBLAS)" inih "$(HAVE_INIH)" zlib "$(HAVE_ZLIB)" \
+	  OpenMP "$(HAVE_OMP)" SAN "$(SAN)"
+	@if [ "$(HAVE_MUJOCO)$(HAVE_CBLAS)$(HAVE_INIH)$(HAVE_ZLIB)" != "yesyesyesyes" ]; then \
+	  echo "  missing libraries: run 'make deps' first"; exit 1; fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# The MJCF models are embedded in the binary: a generated assembly file .incbin's each
+# envs/assets/*.xml (NUL-terminated) and lists them in mbpo_asset_table {name, data, size} (env.c).
+$(BUILD)/gen/assets.S: $(ASSETS) Makefile
+	@mkdir -p $(dir $@)
+	@{ i=0; printf '\t.section .rodata\n'; \
+	   for f in $(ASSETS); do \
+	     printf '.Lname%d:\t.asciz "%s"\n.Ldata%d:\t.incbin "%s"\n\t.byte 0\n.Lend%d:\n' \
+	       $$i "$$(basename $$f)" $$i "$$f" $$i; i=$$((i+1)); done; \
+	   printf '\t.section .data.rel.ro,"aw"\n\t.balign 8\n\t.globl mbpo_asset_table\nmbpo_asset_table:\n'; \
+	   i=0; for f in $(ASSETS); do \
+	     printf '\t.quad .Lname%d, .Ldata%d, .Lend%d - .Ldata%d - 1\n' $$i $$i $$i $$i; i=$$((i+1)); done; \
+	   printf '\t.quad 0, 0, 0\n\t.section .note.GNU-stack,"",@progbits\n'; } > $@
+
+$(BUILD)/obj/envs/assets.o: $(BUILD)/gen/assets.S $(ASSETS)
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
+
+$(BUILD)/libmbpo.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mbpo: $(BUILD)/obj/host/main.o $(BUILD)/libmbpo.a
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libmbpo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libmbpo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# ---- set-up --------------------------------------------------------------------------------
+DEB_RUNTIME := libmujoco-dev libopenblas-dev libinih-dev zlib1g-dev
+DEB_TEST    := python3-torch python3-numpy
+deps:
+	@sh tests/deps.sh $(DEB_RUNTIME)
+test-deps: deps
+	@sh tests/deps.sh --optional $(DEB_TEST)
+
+# ---- the README's commands -----------------------------------------------------------------
+test: test-deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh $(BUILD)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/mbpo train configs/$(TASK).ini
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Run every test program (build/tests/test_*) and every tests/test_*.py, then print one closing line
+# "N passed, N failed, N skipped". Usage: tests/run.sh [BUILD_DIR]
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export MBPO_BIN="$root/$build/mbpo" MBPO_ROOT="$root"
+P=0; F=0; S=0; broken=""
+log=$(mktemp)
+count() { # $1 = name; reads the program's output from $log, $2 = its exit status
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "  $1: no closing line (exit $2)"; F=$((F + 1)); broken="$broken $1"; return
+  fi
+  set -- "$1" "$2" $line
+  P=$((P + $3)); F=$((F + $5)); S=$((S + $7))
+  [ "$5" -gt 0 ] && broken="$broken $1"
+  [ "$5" -eq 0 ] && [ "$2" -ne 0 ] && { F=$((F + 1)); broken="$broken $1(exit $2)"; }
+  printf '  %-32s %s\n' "$1" "$line"
+}
+for t in "$root/$build"/tests/test_*; do
+  [ -x "$t" ] || continue
+  name=$(basename "$t")
+  ( cd "$root" && "$t" ) >"$log" 2>&1; rc=$?
+  grep -vE '^[0-9]+ passed, ' "$log" | sed 's/^/    /'
+  count "$name" $rc
+done
+PY=/usr/bin/python3
+for t in "$root"/tests/test_*.py; do
+  [ -f "$t" ] || continue
+  name=$(basename "$t")
+  ( cd "$root" && "$PY" "$t" ) >"$log" 2>&1; rc=$?
+  grep -vE '^[0-9]+ passed, ' "$log" | sed 's/^/    /'
+  count "$name" $rc
+done
+rm -f "$log"
+[ -n "$broken" ] && echo "failing:$broken"
+echo "$P passed, $F failed, $S skipped"
+[ "$F" -eq 0 ]
