@@ -59,13 +59,15 @@ LIB_SRC  := $(filter-out host/main.c,$(wildcard host/*.c host/cpu/*.c envs/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/envs/assets.o $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/tool_*.c)
+TOOL_BIN := $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 ASSETS   := $(wildcard envs/assets/*.xml) $(wildcard configs/*.ini)
 
 .PHONY: all info deps test-deps test bench run clean
 .SECONDARY:
-all: info $(BUILD)/mbpo $(TEST_BIN) $(BENCH_BIN)
+all: info $(BUILD)/mbpo $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 info:
 	@printf 'mbpo build (%s)\n' "$(BUILD)"
