@@ -65,7 +65,7 @@ BENCH_SRC:= $(wildcard bench/bench_*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 ASSETS   := $(wildcard envs/assets/*.xml) $(wildcard configs/*.ini)
 
-.PHONY: all info deps test-deps test bench run clean
+.PHONY: all info deps test-deps test bench run clean FORCE
 .SECONDARY:
 all: info $(BUILD)/mbpo $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
@@ -77,11 +77,18 @@ info:
 	@if [ "$(HAVE_MUJOCO)$(HAVE_CBLAS)$(HAVE_INIH)$(HAVE_ZLIB)" != "yesyesyesyes" ]; then \
 	  echo "  missing libraries: run 'make deps' first"; exit 1; fi
 
-$(BUILD)/obj/%.o: %.c
+# Objects depend on the flags they were built with: switching CUDA=0 / auto rebuilds.
+FLAGS_NOW := $(CC) $(CFLAGS) | $(NVCC) $(NVCCFLAGS) | $(LDLIBS)
+$(BUILD)/flags.txt: FORCE
+	@mkdir -p $(BUILD)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_NOW)' ]; then echo '$(FLAGS_NOW)' > $@; fi
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/flags.txt
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.cu.o: %.cu
+$(BUILD)/obj/%.cu.o: %.cu $(BUILD)/flags.txt
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 

@@ -1,0 +1,44 @@
+/* backend.c: backend selection (backend.h). */
+#include "backend.h"
+
+#include "config.h"
+#include "log.h"
+
+#ifdef MBPO_CUDA
+int backend_cuda_probe_impl(char* why, int n);
+#endif
+
+int backend_cuda_built(void) {
+#ifdef MBPO_CUDA
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+int backend_cuda_probe(char* why, int n) {
+#ifdef MBPO_CUDA
+  return backend_cuda_probe_impl(why, n);
+#else
+  mbpo_fmt(why, n, "this binary was built without CUDA (nvcc was not found or CUDA=0)");
+  return 0;
+#endif
+}
+
+const char* backend_name(int kind) { return kind == BACKEND_CUDA ? "cuda" : "cpu"; }
+
+int backend_resolve(int device_setting) {
+  char why[256];
+  if (device_setting == CFG_DEVICE_CPU) return BACKEND_CPU;
+  int usable = backend_cuda_probe(why, sizeof why);
+  /* The CUDA training backend is issue 4; until it lands a usable GPU cannot run the loop. */
+  if (device_setting == CFG_DEVICE_CUDA) {
+    if (!usable) mbpo_fatal("device=cuda but %s", why);
+    mbpo_fatal("device=cuda: GPU %s is usable, but the CUDA training backend is not built yet; "
+               "use device=cpu",
+               why);
+  }
+  if (usable) mbpo_note("GPU %s found; the CUDA training backend is not built yet, using the CPU", why);
+  else mbpo_note("device=auto: %s; using the CPU backend", why);
+  return BACKEND_CPU;
+}

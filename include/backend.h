@@ -1,0 +1,22 @@
+/* backend.h: which backend runs the algorithm (device = auto | cuda | cpu). */
+#ifndef MBPO_BACKEND_H
+#define MBPO_BACKEND_H
+
+/** Backends. */
+enum backend_kind { BACKEND_CPU = 0, BACKEND_CUDA = 1 };
+
+/** 1 when this binary was built with the CUDA backend compiled in. */
+int backend_cuda_built(void);
+
+/** 1 when a CUDA GPU is usable; otherwise 0 with the reason in why. On success, why holds the
+ *  device name, compute capability, memory and driver version. */
+int backend_cuda_probe(char* why, int n);
+
+/** Resolve the device setting (enum cfg_device) to a backend: cpu → CPU; cuda → CUDA or a fatal
+ *  error saying why the GPU is not usable; auto → CUDA when usable, else CPU with a notice. */
+int backend_resolve(int device_setting);
+
+/** Name of a backend ("cpu", "cuda"). */
+const char* backend_name(int kind);
+
+#endif
