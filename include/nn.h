@@ -37,8 +37,9 @@ typedef struct nn_mlp {
 nn_mlp nn_mlp_make(int E, int nlayers, const int* dims, int act);
 
 /** Per-batch activations kept by the forward pass for the backward pass (allocated once for up
- *  to Bmax rows): a[l] is the input of layer l ([E][B][dims[l]]; a[0] is unused when the input is
- *  shared), z[l] the pre-activation of hidden layer l. */
+ *  to Bmax rows): a[l] is the input of layer l ([E][B][dims[l]]), z[l] the pre-activation of hidden
+ *  layer l. The forward reads the input through x and does not copy it into a[0]; a[0] and
+ *  a[nlayers] ([E][Bmax][in] and [E][Bmax][out]) are workspaces for nn_forward_chunked. */
 typedef struct nn_cache {
   int Bmax, B, shared_input;
   const float* x;                    /* the input of the last forward */
@@ -54,9 +55,19 @@ nn_cache* nn_cache_alloc(const nn_mlp* net, int Bmax);
 void nn_cache_free(nn_cache* c);
 
 /** Forward: x is [B][in] when shared_input, else [E][B][in]; y is [E][B][out]. The cache (may be
- *  NULL when no backward follows) keeps what the backward needs; x must stay valid until then. */
+ *  NULL when no backward follows) keeps what the backward needs; x must stay valid until then.
+ *  With a cache, B <= cache->Bmax (fatal otherwise); without one, any B (chunked, allocating). */
 void nn_forward(const nn_mlp* net, const float* params, int B, const float* x, int shared_input,
                 nn_cache* cache, float* y);
+
+/** Forward of any number of rows B in chunks of cache->Bmax rows (cache required; B may exceed
+ *  Bmax). Same x and y layouts as nn_forward; nothing is kept for a backward. When cache is NULL,
+ *  nn_forward does the same with a temporary cache of at most NN_CHUNK rows. */
+void nn_forward_chunked(const nn_mlp* net, const float* params, int B, const float* x,
+                        int shared_input, nn_cache* cache, float* y);
+
+/** Rows per chunk of a forward without a cache. */
+#define NN_CHUNK 4096
 
 /** Backward of the last forward through cache: dy is [E][B][out]. Accumulates parameter gradients
  *  into grads (may be NULL) and writes the input gradient into dx (may be NULL): [B][in] summed over
