@@ -137,6 +137,24 @@ static void plan_size(plan* p, long n, const env_task* t, const mjModel* m) {
   memset(p->rs, 0, (size_t)n);
 }
 
+/* The state env_reset writes before its mj_forward, for episode ep (env.h: qpos0 + U(+-qpos_noise),
+ * 0 + U(+-qvel_noise) or qvel_noise N(0, 1), drawn from (key, index, episode)). The bare loop
+ * resets to it and runs mj_forward too: copying the state after the env's mj_forward instead
+ * would normalise the free-joint quaternion a second time (a last-bit change). The
+ * same_trajectory flag checks that this mirrors env_reset exactly. */
+static void reset_state(const env* e, uint32_t ep, double* q, double* v) {
+  const env_task* t = e->task;
+  const mjModel* m = e->m;
+  for (int i = 0; i < m->nq; i++)
+    q[i] = m->qpos0[i] + t->qpos_noise * (2.0 * rng_uniform64(e->key, e->index, ep, (uint64_t)i) - 1.0);
+  for (int i = 0; i < m->nv; i++) {
+    uint64_t n = (uint64_t)(m->nq + i);
+    v[i] = (t->qvel_noise_kind == ENV_NOISE_NORMAL)
+               ? t->qvel_noise * rng_normal64(e->key, e->index, ep, n)
+               : t->qvel_noise * (2.0 * rng_uniform64(e->key, e->index, ep, n) - 1.0);
+  }
+}
+
 /* The env loop: n steps, resetting on termination/truncation. When p->q0 is being recorded
  * (record), stores the initial state of every episode and the reset points. Returns seconds. */
 static double run_env(const env_task* t, const mjModel* m, plan* p, int record, long* ncon_sum,
@@ -147,10 +165,7 @@ static double run_env(const env_task* t, const mjModel* m, plan* p, int record, 
   int term, trunc;
   long ep = 0, nc = 0;
   env_reset(e, obs);
-  if (record) {
-    memcpy(p->q0, e->d->qpos, sizeof(double) * (size_t)m->nq);
-    memcpy(p->v0, e->d->qvel, sizeof(double) * (size_t)m->nv);
-  }
+  if (record) reset_state(e, 0, p->q0, p->v0);
   ep = 1;
   int ad = t->act_dim;
   double t0 = now_s();
@@ -161,8 +176,7 @@ static double run_env(const env_task* t, const mjModel* m, plan* p, int record, 
       env_reset(e, obs);
       if (record) {
         p->rs[s] = 1;
-        memcpy(p->q0 + ep * m->nq, e->d->qpos, sizeof(double) * (size_t)m->nq);
-        memcpy(p->v0 + ep * m->nv, e->d->qvel, sizeof(double) * (size_t)m->nv);
+        reset_state(e, (uint32_t)ep, p->q0 + ep * m->nq, p->v0 + ep * m->nv);
       }
       ep++;
     }
