@@ -1,14 +1,176 @@
-/* main.c: the mbpo command line (placeholder until the CLI lands). */
+/* main.c: the `mbpo` command line: usage, dispatch to the subcommands, and the subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+#include "config.h"
 #include "env.h"
+#include "log.h"
 
-int main(int argc, char** argv) {
-  if (argc > 1 && strcmp(argv[1], "envs") == 0) {
-    for (int i = 0; i < env_ntasks(); i++) printf("%s\n", env_task_at(i)->name);
+/** One subcommand: its name, argument synopsis, description and entry point. The entry point gets
+ *  the arguments from the command name on (argv[0] = the command name). */
+typedef struct command {
+  const char* name;
+  const char* synopsis;
+  const char* summary; /* one line for the command list */
+  const char* help;
+  int (*run)(int argc, char** argv);
+} command;
+
+static const char* const g_preset_help =
+    "A preset is a task name (hopper, walker2d, halfcheetah, ant, humanoid, inverted_pendulum: the\n"
+    "paper's settings for that task, embedded in the binary), the path of an .ini file, or a run\n"
+    "folder (its config.ini). Then key=value arguments override single settings, in order; `mbpo\n"
+    "config` lists every setting with its allowed values. --model-dir DIR is model_dir=DIR.\n";
+
+static void print_usage(FILE* f);
+static const command* find_command(const char* name);
+
+static void print_command_usage(const command* c, FILE* f) {
+  fprintf(f, "usage: mbpo %s %s\n\n%s", c->name, c->synopsis, c->help);
+  if (strchr(c->synopsis, '=')) fputs(g_preset_help, f);
+}
+
+/* --help or -h anywhere among a command's arguments */
+static int wants_help(int argc, char** argv) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+  return 0;
+}
+
+/* ---- commands ----------------------------------------------------------------------------- */
+
+static int cmd_envs(int argc, char** argv) {
+  mbpo_config cfg;
+  cli_resolve_config(argc, argv, 1, &cfg);
+  int failed = cli_print_envs(stdout, cfg.model_dir);
+  if (failed) {
+    fprintf(stderr, "mbpo: error: %d of %d task models did not load\n", failed, env_ntasks());
+    return 1;
+  }
+  return 0;
+}
+
+static int cmd_config(int argc, char** argv) {
+  int ini = 0, n = 0;
+  char** args = (char**)calloc((size_t)argc + 1, sizeof *args);
+  if (!args) mbpo_fatal("out of memory");
+  for (int i = 0; i < argc; i++) {
+    if (i > 0 && strcmp(argv[i], "--ini") == 0) ini = 1;
+    else args[n++] = argv[i];
+  }
+  mbpo_config cfg;
+  cli_resolve_config(n, args, 1, &cfg);
+  free(args);
+  if (ini) cfg_write_ini(&cfg, stdout);
+  else cfg_print(&cfg, stdout);
+  return 0;
+}
+
+/* The shared shape of the commands that are not built yet: the whole configuration is resolved and
+ * checked, so bad input fails the same way it will once they are. */
+static int not_built(const char* name, const char* issue, int argc, char** argv, int need_preset) {
+  if (need_preset && !cli_preset_arg(argc, argv, 1)) {
+    print_command_usage(find_command(name), stderr);
+    mbpo_fatal("%s needs a preset or .ini file as its first argument", name);
+  }
+  mbpo_config cfg;
+  cli_resolve_config(argc, argv, 1, &cfg);
+  fprintf(stderr, "mbpo: %s is not built yet%s\n", name, issue);
+  return 2;
+}
+
+/** `mbpo train <preset> [key=value ...]` (argv[0] = "train"): resolve and check the configuration,
+ *  then run MBPO. Returns the process exit status. */
+int cmd_train(int argc, char** argv) { return not_built("train", " (issue 3)", argc, argv, 1); }
+
+static int cmd_eval(int argc, char** argv) { return not_built("eval", "", argc, argv, 1); }
+
+static int cmd_bench(int argc, char** argv) { return not_built("bench", "", argc, argv, 0); }
+
+static int cmd_help(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stdout);
     return 0;
   }
-  fprintf(stderr, "usage: mbpo envs\n");
-  return 2;
+  const command* c = find_command(argv[1]);
+  if (!c) {
+    print_usage(stderr);
+    fprintf(stderr, "mbpo: error: unknown command '%s'\n", argv[1]);
+    return 2;
+  }
+  print_command_usage(c, stdout);
+  return 0;
+}
+
+static const command g_commands[] = {
+    {"train", "<preset> [key=value ...]", "train MBPO on a task",
+     "Train MBPO. Progress goes to the terminal; the run folder <run_dir>/<task>-<tag>-s<seed>\n"
+     "gets config.ini, progress.csv, model_train.csv, checkpoints and plots.\n"
+     "Example: mbpo train hopper sac.lr=1e-4 seed=3\n\n",
+     cmd_train},
+    {"eval", "<run folder|preset> [key=value ...]", "evaluate a trained policy",
+     "Evaluate a trained policy with deterministic episodes.\n\n", cmd_eval},
+    {"bench", "[preset] [key=value ...]", "benchmark the engine",
+     "Benchmark the engine's components and the end-to-end loop.\n\n", cmd_bench},
+    {"config", "[preset] [key=value ...] [--ini]", "show the resolved configuration",
+     "Print the resolved configuration: every setting with its value, allowed values and help.\n"
+     "--ini prints it as an .ini file instead (the form a run folder's config.ini has).\n\n",
+     cmd_config},
+    {"envs", "[--model-dir DIR]", "list the tasks and their compiled models",
+     "List the tasks: gym id, observation and action sizes, control range, dt, total mass and\n"
+     "env-version string of each compiled model (the embedded ones, or <DIR>/<task>.xml).\n"
+     "Exits non-zero when a model does not load.\n\n",
+     cmd_envs},
+    {"help", "[command]", "this text, or a command's usage", "Print the usage of mbpo or of one command.\n\n", cmd_help},
+};
+#define NCOMMANDS ((int)(sizeof g_commands / sizeof g_commands[0]))
+
+static const command* find_command(const char* name) {
+  for (int i = 0; i < NCOMMANDS; i++)
+    if (strcmp(g_commands[i].name, name) == 0) return &g_commands[i];
+  return NULL;
+}
+
+static void print_usage(FILE* f) {
+  fprintf(f,
+          "usage: mbpo <command> [arguments]\n\n"
+          "Model-Based Policy Optimization (Janner et al. 2019) on the MuJoCo benchmark tasks.\n\n"
+          "commands:\n");
+  for (int i = 0; i < NCOMMANDS; i++) {
+    char head[96];
+    mbpo_fmt(head, sizeof head, "%s %s", g_commands[i].name, g_commands[i].synopsis);
+    fprintf(f, "  %-42s %s\n", head, g_commands[i].summary);
+  }
+  fprintf(f, "\n%s\n`mbpo <command> --help` shows a command's usage.\n", g_preset_help);
+}
+
+static int print_version(void) {
+#ifdef MBPO_CUDA
+  const char* backends = "cpu, cuda";
+#else
+  const char* backends = "cpu (built without CUDA)";
+#endif
+  printf("mbpo: backends %s; environments %s\n", backends, ENV_VERSION);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    print_usage(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) return print_version();
+  const command* c = find_command(argv[1]);
+  if (!c) {
+    print_usage(stderr);
+    fprintf(stderr, "mbpo: error: unknown command '%s'\n", argv[1]);
+    return 2;
+  }
+  if (c->run != cmd_help && wants_help(argc - 1, argv + 1)) {
+    print_command_usage(c, stdout);
+    return 0;
+  }
+  return c->run(argc - 1, argv + 1);
 }

@@ -1,0 +1,28 @@
+/* cli.h: what the `mbpo` subcommands share: turning command-line arguments into a validated
+ * configuration, and the task table of `mbpo envs`. */
+#ifndef MBPO_CLI_H
+#define MBPO_CLI_H
+
+#include <stdio.h>
+
+#include "config.h"
+
+/** Resolve the configuration given by argv[first .. argc-1]: defaults, then an optional preset (the
+ *  first argument when it is not key=value: a preset name such as "hopper", the path of an .ini
+ *  file, or a run folder holding config.ini), then key=value overrides in order (the last one
+ *  wins), with "--model-dir DIR" (or --model-dir=DIR) standing for model_dir=DIR; then
+ *  cfg_validate. On bad input it reports the error through mbpo_fatal (exit status 1) before
+ *  anything is started or written. Returns 0. */
+int cli_resolve_config(int argc, char** argv, int first, mbpo_config* out);
+
+/** The preset argument that cli_resolve_config would use (argv[first] when it is neither an option
+ *  nor key=value), or NULL when none is given. */
+const char* cli_preset_arg(int argc, char** argv, int first);
+
+/** Print the table of `mbpo envs` on f: per task its name, gym id, observation and action sizes,
+ *  control range, dt, total mass and env-version string, from the model compiled from model_dir
+ *  ("" = the embedded models). A model that fails to load gets its error in its row. Returns the
+ *  number of tasks whose model did not load. */
+int cli_print_envs(FILE* f, const char* model_dir);
+
+#endif
