@@ -20,6 +20,7 @@ Tolerances (norm = Euclidean norm over the whole tensor):
   gradient, per tensor:           ||g_c - g_t|| <= 1e-5 ||g_t||
   parameters after, per tensor:   ||p_c - p_t|| <= 1e-5 ||p_t||       (and Adam m, v after)
   update displacement, per tensor ||(p_c - p0) - (p_t - p0)|| <= 1e-4 ||p_t - p0||
+                                  (float32 storage of p limits it: ulp(p) / step ~ 6e-8 / 1e-3)
   prediction mean, log-variance:  ||c - t|| <= 1e-5 ||t||
 Prints "N passed, N failed, N skipped"; exits non-zero on failure; skips if torch is missing.
 """

@@ -6,8 +6,9 @@
  * The model has the default configuration (model_params_from_config of the defaults: E 7, 4 x 200
  * swish, batch 256, the official decays and coefficient) with Hopper dims (obs 11, act 3). Its
  * normaliser is fitted on 2000 synthetic rows with different scales per column. The log-variance
- * bounds are moved near the raw outputs (max_lv in [-0.1, 0.4], min_lv in [-0.9, -0.5]) so that
- * both soft clamps matter, and 2 warm-up steps on other batches give the Adam state (t = 2,
+ * bounds are moved near the raw outputs (near 0 at initialisation): max_lv in [-0.2, 0.2] and
+ * min_lv -1 on even dims, min_lv in [-0.2, 0.2] and max_lv 1 on odd dims, so that both soft
+ * clamps work in their curved regions, and 2 warm-up steps on other batches give the Adam state (t = 2,
  * nonzero moments). Then the state before, one batched [E][B][in] minibatch, ONE model_step and
  * the state after are written:
  *   hyper.npy           f64 [obs, act, E, hidden, layers, B, lr, logvar_coef, adam_t_before,
@@ -96,9 +97,12 @@ int main(int argc, char** argv) {
       else act[i * ACT + j - OBS] = v;
     }
   model_fit_normalizer(m, NROWS, obs, act);
+  /* the raw log-variances start near 0 (|z| < 0.02): even dims get max_lv near them, odd dims
+   * min_lv near them, so that each clamp works in its curved region somewhere */
   for (int d = 0; d < D; d++) {
-    m->max_lv[d] = -0.1f + 0.5f * uni(3, (uint64_t)d);
-    m->min_lv[d] = -0.9f + 0.4f * uni(4, (uint64_t)d);
+    float near = -0.2f + 0.4f * uni(3, (uint64_t)d);
+    m->max_lv[d] = d % 2 == 0 ? near : 1.0f;
+    m->min_lv[d] = d % 2 == 0 ? -1.0f : near;
   }
 
   const size_t nb = (size_t)E * B;
