@@ -13,8 +13,9 @@
 
 #include "log.h"
 
-/* Elementwise loops longer than this run OpenMP-parallel. */
-#define NN_OMP_MIN 32768
+/* Elementwise loops longer than this run OpenMP-parallel: only very large ones (model rollouts),
+ * since a parallel region costs more than a short memory-bound loop, badly so on a loaded machine. */
+#define NN_OMP_MIN (1 << 20)
 
 nn_mlp nn_mlp_make(int E, int nlayers, const int* dims, int act) {
   if (E < 1 || nlayers < 1 || nlayers > NN_MAX_LAYERS)

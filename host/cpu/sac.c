@@ -292,7 +292,7 @@ void sac_act(const sac* s, const float* obs, int B, int deterministic, rng_key k
   for (int r0 = 0; r0 < B; r0 += w->chunk) {
     const int n = B - r0 < w->chunk ? B - r0 : w->chunk;
     nn_forward(&s->pi, s->pi_w, n, obs + (size_t)r0 * O, 1, w->act_c, w->act_out);
-#pragma omp parallel for if (n >= 256) schedule(static)
+#pragma omp parallel for if ((size_t)n * A >= (1u << 16)) schedule(static)
     for (int r = 0; r < n; r++) {
       const float* out = w->act_out + (size_t)r * 2 * A;
       float* a = act + ((size_t)r0 + r) * A;
