@@ -125,6 +125,12 @@ void sac_apply_grads(sac* s);
 void sac_act(const sac* s, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
              uint32_t c1, float* act);
 
+/** sac_act without an agent: the policy pi with parameters pi_w (a snapshot, e.g. for evaluation
+ *  in another thread) and a caller's cache (nn_cache_alloc(pi, rows)) whose Bmax sets the chunk;
+ *  out is a workspace of cache->Bmax * 2 * act_dim floats. Same draws as sac_act. */
+void sac_policy_act(const nn_mlp* pi, const float* pi_w, nn_cache* cache, float* out, const float* obs,
+                    int B, int deterministic, rng_key key, uint32_t c0, uint32_t c1, float* act);
+
 /** A named parameter or optimiser tensor of an agent. */
 typedef struct sac_tensor {
   const char* name;

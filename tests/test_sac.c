@@ -370,6 +370,14 @@ static void test_act(void) {
   CHECK(e_det < 1e-6, "deterministic action error %g", e_det);
   CHECK(e_sto < 1e-5, "stochastic action error %g (noise index b * act + i)", e_sto);
   CHECK(in_range, "actions in [-1, 1]");
+  /* the agent-free form with a snapshot and another chunk size draws the same */
+  nn_cache* c = nn_cache_alloc(&s->pi, 3);
+  float ws[3 * 2 * A], a2[R * A];
+  sac_policy_act(&s->pi, s->pi_w, c, ws, obs, R, 0, ak, 0, 5, a2);
+  double e2 = 0;
+  for (int i = 0; i < R * A; i++) e2 = fmax(e2, fabs(a2[i] - a_sto[i]));
+  CHECK(e2 < 1e-6, "sac_policy_act differs from sac_act by %g", e2);
+  nn_cache_free(c);
   sac_free(s);
 }
 

@@ -285,26 +285,30 @@ void sac_update(sac* s, const float* obs, const float* act, const float* rew, co
   sac_apply_grads(s);
 }
 
-void sac_act(const sac* s, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
-             uint32_t c1, float* act) {
-  struct sac_work* w = s->w;
-  const int O = s->obs_dim, A = s->act_dim;
-  for (int r0 = 0; r0 < B; r0 += w->chunk) {
-    const int n = B - r0 < w->chunk ? B - r0 : w->chunk;
-    nn_forward(&s->pi, s->pi_w, n, obs + (size_t)r0 * O, 1, w->act_c, w->act_out);
+void sac_policy_act(const nn_mlp* pi, const float* pi_w, nn_cache* cache, float* out, const float* obs,
+                    int B, int deterministic, rng_key key, uint32_t c0, uint32_t c1, float* act) {
+  const int O = pi->dims[0], A = pi->dims[pi->nlayers] / 2, chunk = cache->Bmax;
+  for (int r0 = 0; r0 < B; r0 += chunk) {
+    const int n = B - r0 < chunk ? B - r0 : chunk;
+    nn_forward(pi, pi_w, n, obs + (size_t)r0 * O, 1, cache, out);
 #pragma omp parallel for if ((size_t)n * A >= (1u << 16)) schedule(static)
     for (int r = 0; r < n; r++) {
-      const float* out = w->act_out + (size_t)r * 2 * A;
+      const float* o = out + (size_t)r * 2 * A;
       float* a = act + ((size_t)r0 + r) * A;
       for (int i = 0; i < A; i++) {
-        float u = out[i];
+        float u = o[i];
         if (!deterministic)
-          u += expf(clip_log_std(out[A + i])) *
+          u += expf(clip_log_std(o[A + i])) *
                rng_normal(key, c0, c1, ((uint64_t)r0 + (uint64_t)r) * A + (uint64_t)i);
         a[i] = tanhf(u);
       }
     }
   }
+}
+
+void sac_act(const sac* s, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
+             uint32_t c1, float* act) {
+  sac_policy_act(&s->pi, s->pi_w, s->w->act_c, s->w->act_out, obs, B, deterministic, key, c0, c1, act);
 }
 
 int sac_tensors(sac* s, sac_tensor* out) {
