@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """test_torch_sac.py: one CPU SAC update (host/cpu/sac.c) against the same update in PyTorch.
 
-build/tests/tool_sac_dump writes the agent's state (after 3 warm-up updates and perturbations: see
+BUILD/tests/tool_sac_dump (BUILD = the folder of $MBPO_BIN, else $MBPO_ROOT/build) writes the agent's state (after 3 warm-up updates and perturbations: see
 the tool), a batch of 256 rows, the two noise tensors, and the state after ONE sac_update. This
 script builds the same networks in PyTorch (float32) from those weights, computes the three losses
 with autograd (simultaneous: all at the pre-update parameters), takes a TF1-form Adam step written
@@ -85,7 +85,10 @@ def mlp(params, x, member):
 
 def main():
     root = os.environ.get("MBPO_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    tool = os.path.join(root, "build", "tests", "tool_sac_dump")
+    # the build folder of the binaries under test: beside $MBPO_BIN (tests/run.sh sets it, e.g.
+    # build-san/mbpo), else $MBPO_ROOT/build
+    build = os.path.dirname(os.environ["MBPO_BIN"]) if os.environ.get("MBPO_BIN") else os.path.join(root, "build")
+    tool = os.path.join(build, "tests", "tool_sac_dump")
     if not os.path.exists(tool):
         check("tool", False, f"{tool} not found (build first: make CUDA=0)")
         done()
