@@ -43,7 +43,7 @@
 #define MODEL_NET_ID 7u
 
 /** Default rows per chunk of model_predict / model_holdout_mse. */
-#define MODEL_PREDICT_CHUNK 2048
+#define MODEL_PREDICT_CHUNK 1024
 
 /** Settings of the model and of its training procedure. */
 typedef struct model_params {
@@ -85,7 +85,8 @@ typedef struct model_fit_stats {
 
 /** The dynamics model: parameters, optimiser, normaliser, elites, and workspaces. Fields are
  *  public for checkpoints and tests; change them only through the functions below (or restore
- *  them all from a checkpoint). */
+ *  them all from a checkpoint). A model's functions use its workspaces: call them from one thread
+ *  at a time (each parallelises internally with OpenMP and the BLAS). */
 typedef struct dyn_model {
   model_params p;
   int obs_dim, act_dim;
@@ -113,6 +114,7 @@ typedef struct dyn_model {
   int chunk;                /* rows per prediction chunk */
   nn_cache* pcache;         /* prediction forward, chunk rows */
   float *px, *py;           /* [chunk][in], [E][chunk][2 D] */
+  float* pt;                /* [chunk][D] targets (model_holdout_mse) */
 
   /* fit workspaces, grown at the start of a fit when N exceeds cap_rows */
   int cap_rows;
@@ -154,7 +156,7 @@ void model_predict(dyn_model* m, const float* obs, const float* act, int B, floa
                    float* logvar);
 
 /** Plain MSE per member (mean over rows and dims of (μ - y)², targets [r, s' - s]) on N rows,
- *  into mse[E]. */
+ *  into mse[E] (NaN when N < 1). Allocates nothing. */
 void model_holdout_mse(dyn_model* m, int N, const float* obs, const float* act, const float* rew,
                        const float* next_obs, double* mse);
 

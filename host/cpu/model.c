@@ -102,6 +102,7 @@ dyn_model* model_create(int obs_dim, int act_dim, const model_params* p, rng_key
   m->pcache = nn_cache_alloc(&m->net, m->chunk);
   m->px = nn_alloc((size_t)m->chunk * m->in_dim);
   m->py = nn_alloc((size_t)E * m->chunk * 2 * D);
+  m->pt = nn_alloc((size_t)m->chunk * D);
   size_t nrow = EB > (size_t)m->chunk ? EB : (size_t)m->chunk;
   m->rowsum = calloc(nrow, sizeof(double));
   if (!m->rowsum) mbpo_fatal("out of memory");
@@ -126,6 +127,7 @@ void model_free(dyn_model* m) {
   nn_cache_free(m->pcache);
   free(m->px);
   free(m->py);
+  free(m->pt);
   free(m->X);
   free(m->Y);
   free(m->perm);
@@ -266,8 +268,8 @@ double model_step(dyn_model* m, int B, const float* x, const float* y) {
 
 /* ---- normaliser --------------------------------------------------------------------------- */
 
-/* Mean and population std of column j over n rows; column j < obs_dim comes from obs (stride
- * obs_dim), the others from act (stride act_dim). Two passes in double. */
+/* Mean and population std (ddof 0) of a column of n values at stride `stride`, two passes in
+ * double; a std below 1e-12 becomes 1. */
 static void fit_column(const float* col, int stride, int n, float* mean, float* std) {
   double s = 0.0;
   for (int i = 0; i < n; i++) s += col[(size_t)i * stride];
@@ -282,7 +284,7 @@ static void fit_column(const float* col, int stride, int n, float* mean, float* 
   *std = sd < 1e-12 ? 1.0f : (float)sd;
 }
 
-/* The normaliser from n rows of X [n][in] (stride in). */
+/* Internal (model_train.c): the normaliser from n rows of X [n][in]. */
 void model_fit_normalizer_rows_(dyn_model* m, int n, const float* X);
 void model_fit_normalizer_rows_(dyn_model* m, int n, const float* X) {
 #pragma omp parallel for if ((long)n * m->in_dim > MODEL_OMP_MIN) schedule(static)
@@ -339,8 +341,9 @@ void model_predict(dyn_model* m, const float* obs, const float* act, int B, floa
   }
 }
 
-/* Per-member plain MSE of n rows given as normalised chunks: fill(m, r0, n, ctx) writes rows
- * r0..r0+n-1 normalised into m->px and returns their targets ([n][D]). */
+/* Internal (model_train.c): per-member plain MSE of N rows, chunk by chunk: fill(m, r0, n, ctx)
+ * writes rows r0..r0+n-1 normalised into m->px and returns their targets ([n][D]). Per-row sums
+ * are added in row order, so the result does not depend on the thread count. */
 typedef const float* (*fill_fn)(dyn_model* m, int r0, int n, const void* ctx);
 
 void model_mse_rows_(dyn_model* m, int N, fill_fn fill, const void* ctx, double* mse);
@@ -388,10 +391,8 @@ static const float* fill_raw(dyn_model* m, int r0, int n, const void* ctx) {
 
 void model_holdout_mse(dyn_model* m, int N, const float* obs, const float* act, const float* rew,
                        const float* next_obs, double* mse) {
-  raw_rows r = {obs, act, rew, next_obs, malloc(sizeof(float) * (size_t)m->chunk * m->D)};
-  if (!r.y) mbpo_fatal("out of memory");
+  raw_rows r = {obs, act, rew, next_obs, m->pt};
   model_mse_rows_(m, N, fill_raw, &r, mse);
-  free(r.y);
 }
 
 /* ---- tensors ------------------------------------------------------------------------------ */

@@ -1,0 +1,316 @@
+/* bench_model.c: the dynamics model on the CPU backend: minibatch Adam steps per second, a short
+ * fit, and model_predict rows per second; the same work in PyTorch (bench/peers/torch_model.py) on
+ * the same thread count, as ratios.
+ *
+ *   bench_model [out.json] [seconds]     (defaults: bench/results/model.json, 2)
+ *
+ * Model: the default configuration with Hopper dims (obs 11 + act 3 -> 4 x 200 swish -> 24 outputs,
+ * E = 7, batch 256 per member). Steps: model_step (forward, loss with soft bounds, backward, one
+ * Adam over all parameters) on a fixed batch, for `seconds` per round, best of 3 rounds. Fit:
+ * model_train on 10,000 synthetic rows capped at 2 epochs (split, bootstrap, gathers, shuffles,
+ * holdout scoring included), steps per second of the whole fit. Predict: model_predict of 100,000
+ * rows (all 7 members, mean and soft-clamped log-variance), best of 3 calls.
+ * Threads: OpenMP's and OpenBLAS's defaults (all cores); the peer gets the same count. Without an
+ * OMP_WAIT_POLICY in the environment the program re-runs itself with OMP_WAIT_POLICY=passive (the
+ * peer inherits it): spinning OpenMP threads starve OpenBLAS's threads. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "config.h"
+#include "model.h"
+
+enum { OBS = 11, ACT = 3, PRED_ROWS = 100000, FIT_ROWS = 10000 };
+
+int openblas_get_num_threads(void); /* OpenBLAS */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void cpu_model(char* out, size_t n) {
+  snprintf(out, n, "unknown");
+  FILE* f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "model name", 10) == 0) {
+      const char* p = strchr(line, ':');
+      if (p) {
+        p++;
+        while (*p == ' ' || *p == '\t') p++;
+        snprintf(out, n, "%s", p);
+        out[strcspn(out, "\n")] = 0;
+      }
+      break;
+    }
+  fclose(f);
+}
+
+static void git_commit(char* out, size_t n) {
+  snprintf(out, n, "unknown");
+  FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
+  if (!p) return;
+  char buf[64];
+  if (fgets(buf, sizeof buf, p)) {
+    buf[strcspn(buf, "\r\n")] = 0;
+    if (buf[0]) snprintf(out, n, "%s", buf);
+  }
+  pclose(p);
+}
+
+static double loadavg1(void) {
+  double l = -1;
+  FILE* f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1;
+    fclose(f);
+  }
+  return l;
+}
+
+static void make_parent_dirs(const char* path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char* p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return;
+      *p = '/';
+    }
+}
+
+static void json_str(FILE* f, const char* s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+    else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
+    else fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+static float nrm(uint32_t c1, uint64_t n) { return rng_normal((rng_key){99, RNG_TEST}, 0, c1, n); }
+
+static void* xmalloc(size_t n) {
+  void* p = malloc(n);
+  if (!p) {
+    fprintf(stderr, "bench_model: out of memory\n");
+    exit(1);
+  }
+  return p;
+}
+
+/* The peer's figures: one JSON object on the last line of the script's output. */
+typedef struct peer {
+  int ok;
+  double steps_per_s, predict_rows_per_s;
+  char version[64], note[256];
+} peer;
+
+static double json_num(const char* s, const char* key) {
+  char k[64];
+  snprintf(k, sizeof k, "\"%s\":", key);
+  const char* p = strstr(s, k);
+  return p ? strtod(p + strlen(k), NULL) : -1;
+}
+
+static peer run_peer(int threads, double seconds) {
+  peer r;
+  memset(&r, 0, sizeof r);
+  const char* root = getenv("MBPO_ROOT");
+  char script[2048], cmd[4096];
+  snprintf(script, sizeof script, "%s/bench/peers/torch_model.py", root ? root : ".");
+  if (access(script, R_OK) != 0) {
+    snprintf(r.note, sizeof r.note, "bench/peers/torch_model.py not found (MBPO_ROOT %s)", root ? "set" : "unset");
+    return r;
+  }
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --threads %d --seconds %g 2>&1", script, threads, seconds);
+  FILE* p = popen(cmd, "r");
+  if (!p) {
+    snprintf(r.note, sizeof r.note, "cannot run python3");
+    return r;
+  }
+  char line[4096], last[4096] = "";
+  while (fgets(line, sizeof line, p)) {
+    if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
+    else fputs(line, stdout);
+  }
+  int rc = pclose(p);
+  if (!last[0]) {
+    snprintf(r.note, sizeof r.note, "peer gave no figures (exit %d)", rc);
+    return r;
+  }
+  r.steps_per_s = json_num(last, "steps_per_s");
+  r.predict_rows_per_s = json_num(last, "predict_rows_per_s");
+  const char* v = strstr(last, "\"torch\": \"");
+  if (v) {
+    v += 10;
+    size_t n = strcspn(v, "\"");
+    if (n >= sizeof r.version) n = sizeof r.version - 1;
+    memcpy(r.version, v, n);
+  }
+  const char* sk = strstr(last, "\"skipped\": \"");
+  if (sk) {
+    sk += 12;
+    size_t n = strcspn(sk, "\"");
+    if (n >= sizeof r.note) n = sizeof r.note - 1;
+    memcpy(r.note, sk, n);
+    return r;
+  }
+  r.ok = r.steps_per_s > 0 && r.predict_rows_per_s > 0;
+  return r;
+}
+
+int main(int argc, char** argv) {
+  /* OpenMP threads that spin after a parallel region starve OpenBLAS's own threads (10x slower
+   * steps on 2 cores); unless the caller chose a policy, re-run with passive waiting */
+  if (!getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+  }
+  const char* out = argc > 1 ? argv[1] : "bench/results/model.json";
+  const double seconds = argc > 2 ? atof(argv[2]) : 2.0;
+  if (argc > 3 || !(seconds > 0)) {
+    fprintf(stderr, "usage: bench_model [out.json] [seconds per round > 0]\n");
+    return 2;
+  }
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  const int blas_threads = openblas_get_num_threads();
+  char cpu[256], commit[64];
+  cpu_model(cpu, sizeof cpu);
+  git_commit(commit, sizeof commit);
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  const double load0 = loadavg1();
+  printf("machine: %s, %ld cores, load %.2f; OpenMP threads %d (OMP_WAIT_POLICY %s), OpenBLAS threads %d; "
+         "commit %s\n",
+         cpu, cores, load0, threads, getenv("OMP_WAIT_POLICY"), blas_threads, commit);
+
+  mbpo_config c;
+  cfg_defaults(&c);
+  model_params p = model_params_from_config(&c);
+  dyn_model* m = model_create(OBS, ACT, &p, (rng_key){1, 0});
+  const int E = p.ensemble, B = p.batch, I = OBS + ACT, D = OBS + 1;
+
+  /* steps */
+  float* x = xmalloc(sizeof(float) * E * B * I);
+  float* y = xmalloc(sizeof(float) * E * B * D);
+  for (int i = 0; i < E * B * I; i++) x[i] = nrm(0, (uint64_t)i);
+  for (int i = 0; i < E * B * D; i++) y[i] = 0.1f * nrm(1, (uint64_t)i);
+  for (int i = 0; i < 5; i++) model_step(m, B, x, y);
+  double best_steps = 0;
+  for (int round = 0; round < 3; round++) {
+    long n = 0;
+    double t0 = now_s(), t;
+    do {
+      model_step(m, B, x, y);
+      n++;
+      t = now_s() - t0;
+    } while (t < seconds);
+    if (n / t > best_steps) best_steps = n / t;
+  }
+  printf("model_step (E %d, %d x %d, batch %d, %d -> %d): %.1f steps/s (%.2f ms/step)\n", E, p.layers, p.hidden, B,
+         I, 2 * D, best_steps, 1e3 / best_steps);
+
+  /* a short fit */
+  float* obs = xmalloc(sizeof(float) * PRED_ROWS * OBS);
+  float* act = xmalloc(sizeof(float) * PRED_ROWS * ACT);
+  float* rew = xmalloc(sizeof(float) * FIT_ROWS);
+  float* nxt = xmalloc(sizeof(float) * FIT_ROWS * OBS);
+  for (long i = 0; i < (long)PRED_ROWS * OBS; i++) obs[i] = nrm(2, (uint64_t)i);
+  for (long i = 0; i < (long)PRED_ROWS * ACT; i++) act[i] = 2.0f * rng_uniform((rng_key){99, RNG_TEST}, 3, 0, (uint64_t)i) - 1.0f;
+  for (long i = 0; i < FIT_ROWS; i++) rew[i] = obs[i * OBS] + 0.1f * nrm(4, (uint64_t)i);
+  for (long i = 0; i < (long)FIT_ROWS * OBS; i++) nxt[i] = 0.9f * obs[i] + 0.1f * act[(i / OBS) * ACT] + 0.05f * nrm(5, (uint64_t)i);
+  m->p.max_epochs = 2;
+  model_fit_stats st;
+  model_train(m, FIT_ROWS, obs, act, rew, nxt, 0, &st);
+  const double fit_steps = st.steps / st.seconds;
+  printf("model_train (N %d: %d train, %d holdout; %d epochs, %ld steps): %.2f s, %.1f steps/s\n", FIT_ROWS,
+         st.n_train, st.n_holdout, st.epochs, st.steps, st.seconds, fit_steps);
+
+  /* predict */
+  float* mean = xmalloc(sizeof(float) * (size_t)E * PRED_ROWS * D);
+  float* lv = xmalloc(sizeof(float) * (size_t)E * PRED_ROWS * D);
+  double best_pred = 0;
+  for (int round = 0; round < 3; round++) {
+    double t0 = now_s();
+    model_predict(m, obs, act, PRED_ROWS, mean, lv);
+    double t = now_s() - t0;
+    if (PRED_ROWS / t > best_pred) best_pred = PRED_ROWS / t;
+  }
+  printf("model_predict (%d rows x %d members, chunk %d): %.0f rows/s (%.3f s per call)\n", PRED_ROWS, E, m->chunk,
+         best_pred, PRED_ROWS / best_pred);
+
+  peer pr = run_peer(threads, seconds);
+  if (pr.ok)
+    printf("peer PyTorch %s (%d threads): %.1f steps/s, %.0f rows/s; ratio C/PyTorch: steps %.2f, predict %.2f\n",
+           pr.version, threads, pr.steps_per_s, pr.predict_rows_per_s, best_steps / pr.steps_per_s,
+           best_pred / pr.predict_rows_per_s);
+  else
+    printf("peer PyTorch: skipped (%s)\n", pr.note);
+  const double load1 = loadavg1();
+
+  make_parent_dirs(out);
+  FILE* f = fopen(out, "w");
+  if (!f) {
+    fprintf(stderr, "bench_model: cannot write %s: %s\n", out, strerror(errno));
+    return 1;
+  }
+  char date[32];
+  time_t now = time(NULL);
+  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+  fprintf(f, "{\n  \"benchmark\": \"model\",\n  \"date\": \"%s\",\n  \"commit\": ", date);
+  json_str(f, commit);
+  fprintf(f, ",\n  \"machine\": {\"cpu\": ");
+  json_str(f, cpu);
+  fprintf(f, ", \"cores\": %ld, \"loadavg_1min_start\": %.2f, \"loadavg_1min_end\": %.2f},\n", cores, load0, load1);
+  fprintf(f, "  \"backend\": \"cpu\",\n  \"threads\": {\"openmp\": %d, \"openblas\": %d, \"omp_wait_policy\": ",
+          threads, blas_threads);
+  json_str(f, getenv("OMP_WAIT_POLICY"));
+  fprintf(f, "},\n");
+  fprintf(f, "  \"model\": {\"obs\": %d, \"act\": %d, \"ensemble\": %d, \"hidden\": %d, \"layers\": %d, "
+             "\"batch\": %d, \"outputs\": %d},\n",
+          OBS, ACT, E, p.hidden, p.layers, B, 2 * D);
+  fprintf(f, "  \"method\": \"model_step on a fixed batch, %.3g s per round, best of 3 rounds; model_train on %d "
+             "rows capped at 2 epochs; model_predict of %d rows, best of 3 calls\",\n",
+          seconds, FIT_ROWS, PRED_ROWS);
+  fprintf(f, "  \"steps_per_s\": %.2f,\n  \"ms_per_step\": %.3f,\n", best_steps, 1e3 / best_steps);
+  fprintf(f, "  \"fit\": {\"rows\": %d, \"epochs\": %d, \"steps\": %ld, \"seconds\": %.3f, \"steps_per_s\": %.2f},\n",
+          FIT_ROWS, st.epochs, st.steps, st.seconds, fit_steps);
+  fprintf(f, "  \"predict_rows\": %d,\n  \"predict_chunk\": %d,\n  \"predict_rows_per_s\": %.0f,\n", PRED_ROWS,
+          m->chunk, best_pred);
+  if (pr.ok)
+    fprintf(f, "  \"peer\": {\"name\": \"pytorch\", \"torch\": \"%s\", \"threads\": %d, \"steps_per_s\": %.2f, "
+               "\"predict_rows_per_s\": %.0f},\n  \"ratio\": {\"steps\": %.3f, \"predict\": %.3f}\n}\n",
+            pr.version, threads, pr.steps_per_s, pr.predict_rows_per_s, best_steps / pr.steps_per_s,
+            best_pred / pr.predict_rows_per_s);
+  else {
+    fprintf(f, "  \"peer\": {\"name\": \"pytorch\", \"skipped\": ");
+    json_str(f, pr.note);
+    fprintf(f, "}\n}\n");
+  }
+  fclose(f);
+  printf("wrote %s\n", out);
+  free(x);
+  free(y);
+  free(obs);
+  free(act);
+  free(rew);
+  free(nxt);
+  free(mean);
+  free(lv);
+  model_free(m);
+  return 0;
+}
