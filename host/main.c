@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mbpo.h"
+#include "threads.h"
 #include "config.h"
 #include "env.h"
 #include "log.h"
@@ -83,7 +85,15 @@ static int not_built(const char* name, const char* issue, int argc, char** argv,
 
 /** `mbpo train <preset> [key=value ...]` (argv[0] = "train"): resolve and check the configuration,
  *  then run MBPO. Returns the process exit status. */
-int cmd_train(int argc, char** argv) { return not_built("train", " (issue 3)", argc, argv, 1); }
+int cmd_train(int argc, char** argv) {
+  if (!cli_preset_arg(argc, argv, 1)) {
+    print_command_usage(find_command("train"), stderr);
+    mbpo_fatal("train needs a preset or .ini file as its first argument");
+  }
+  mbpo_config cfg;
+  cli_resolve_config(argc, argv, 1, &cfg);
+  return mbpo_train(&cfg);
+}
 
 static int cmd_eval(int argc, char** argv) { return not_built("eval", "", argc, argv, 1); }
 
@@ -157,6 +167,7 @@ static int print_version(void) {
 }
 
 int main(int argc, char** argv) {
+  threads_init(argc, argv);
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     print_usage(stdout);
     return 0;

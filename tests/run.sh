@@ -1,6 +1,8 @@
 #!/bin/sh
 # Run every test program (build/tests/test_*) and every tests/test_*.py, then print one closing line
 # "N passed, N failed, N skipped". Usage: tests/run.sh [BUILD_DIR]
+# OpenMP threads must not spin while OpenBLAS works (see include/threads.h).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export MBPO_BIN="$root/$build/mbpo" MBPO_ROOT="$root"

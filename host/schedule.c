@@ -1,0 +1,23 @@
+/* schedule.c: rollout-length schedule and model-pool capacity (mbpo.h). */
+#include <math.h>
+
+#include "mbpo.h"
+
+int mbpo_rollout_length(const mbpo_config* c, int epoch) {
+  double e = epoch, e0 = (double)c->rollout_min_epoch, e1 = (double)c->rollout_max_epoch;
+  double k0 = (double)c->rollout_min_length, k1 = (double)c->rollout_max_length;
+  if (e <= e0) return (int)k0;
+  double frac = e1 > e0 ? (e - e0) / (e1 - e0) : 1.0;
+  if (frac > 1.0) frac = 1.0;
+  return (int)floor(k0 + frac * (k1 - k0));
+}
+
+long mbpo_model_pool_capacity(const mbpo_config* c, int k) {
+  /* rollouts_per_epoch = rollout_batch * E / F (a float in the official code) */
+  double per_epoch = (double)c->rollout_batch * (double)c->epoch_length / (double)c->model_train_freq;
+  return c->model_retain_epochs * (long)floor((double)k * per_epoch);
+}
+
+long mbpo_epochs(const mbpo_config* c) {
+  return (c->steps + c->epoch_length - 1) / c->epoch_length;
+}

@@ -1,0 +1,39 @@
+/* evaluate.h: deterministic evaluation episodes on a snapshot of the actor, in a worker thread so
+ * that training does not wait (mbpo.md §11; the project default is eval.episodes = 5). */
+#ifndef MBPO_EVALUATE_H
+#define MBPO_EVALUATE_H
+
+#include <stdint.h>
+
+#include "env.h"
+#include "sac.h"
+
+/** Returns of one evaluation. */
+typedef struct eval_result {
+  int episodes;
+  double mean, std, min, max; /* of the undiscounted returns */
+  double first;               /* the first episode's return (the official 1-episode metric) */
+  double mean_length;         /* mean episode length */
+} eval_result;
+
+typedef struct evaluator evaluator;
+
+/** An evaluator for a task: its own env on the shared compiled model (reset noise key
+ *  (seed, RNG_EVAL_RESET), env index = epoch, so results do not depend on timing) and its own copy
+ *  of the policy with the agent's shapes. */
+evaluator* eval_create(const env_task* task, const mjModel* model, const sac* agent, uint32_t seed,
+                       int episodes, int max_steps);
+
+/** Free an evaluator (waits for a running evaluation). */
+void eval_free(evaluator* ev);
+
+/** Snapshot the agent's policy and start evaluating it for epoch in the worker thread. */
+void eval_start(evaluator* ev, const sac* agent, uint32_t epoch);
+
+/** Wait for the running evaluation and return its result (zeros when none ran). */
+eval_result eval_wait(evaluator* ev);
+
+/** Run an evaluation in the calling thread (used by the worker and by `mbpo eval`). */
+eval_result eval_run(evaluator* ev, uint32_t epoch);
+
+#endif

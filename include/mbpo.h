@@ -1,0 +1,23 @@
+/* mbpo.h: the MBPO training loop (Algorithm 2 of Janner et al. 2019, as the official code runs it)
+ * and its schedule formulas. */
+#ifndef MBPO_MBPO_H
+#define MBPO_MBPO_H
+
+#include "config.h"
+
+/** Rollout length k at epoch e (mbpo.md §4): k_min up to e_min, then linear to k_max at e_max,
+ *  floored. */
+int mbpo_rollout_length(const mbpo_config* c, int epoch);
+
+/** Model-pool capacity for rollout length k (mbpo.md §5):
+ *  retain_epochs * floor(k * rollout_batch * epoch_length / train_freq). */
+long mbpo_model_pool_capacity(const mbpo_config* c, int k);
+
+/** Number of epochs of a run: ceil(steps / epoch_length) (exploration steps are extra). */
+long mbpo_epochs(const mbpo_config* c);
+
+/** Train MBPO with the resolved config c, writing the run folder. Returns the process exit status
+ *  (0 on success); errors that stop the run are reported with the phase named. */
+int mbpo_train(const mbpo_config* c);
+
+#endif

@@ -1,0 +1,45 @@
+/* run.h: the run folder <run_dir>/<task>-<tag>-s<seed>/ with config.ini, progress.csv (one row per
+ * epoch), model_train.csv (one row per model fit) and the live progress line on the terminal. */
+#ifndef MBPO_RUN_H
+#define MBPO_RUN_H
+
+#include <stdio.h>
+
+#include "config.h"
+
+/** An open run folder. */
+typedef struct run_folder {
+  char path[4096];
+  FILE* progress;
+  FILE* model_train;
+  int tty; /* stdout is a terminal: one live line; otherwise plain lines */
+} run_folder;
+
+/** The run folder path for a config: <run_dir>/<task>-<tag>-s<seed>. */
+void run_path(const mbpo_config* c, char* out, int n);
+
+/** Create the run folder (and parents), refusing one that already holds a progress.csv; write the
+ *  resolved config.ini atomically. Returns 0, or -1 with err. */
+int run_open(run_folder* r, const mbpo_config* c, char* err, int errlen);
+
+/** Close the files. */
+void run_close(run_folder* r);
+
+/** Write the CSV header (ncol names) of a file. */
+void run_csv_header(FILE* f, int ncol, const char* const* names);
+
+/** Write one CSV row of ncol numbers (integers print without a fraction) and flush. */
+void run_csv_row(FILE* f, int ncol, const double* v);
+
+/** Write a file atomically: to path.tmp, fsync, rename. Returns 0 or -1 (errno set). */
+int run_write_atomic(const char* path, const void* data, size_t n);
+
+/** Print a status line: on a terminal it overwrites the previous one (final = 1 ends it with a
+ *  newline); otherwise it prints plain lines, only those with final = 1. */
+void run_status(const run_folder* r, int final, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif
