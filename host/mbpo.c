@@ -319,6 +319,12 @@ int mbpo_train(const mbpo_config* c) {
       run_status(&g_run, 1, "epoch %4.0f  env steps %7.0f  eval %8.1f ± %6.1f  train %8.1f  model mse %.4g  k %2.0f  %.0f upd/s  %.0f s",
                  pending[P_EPOCH], pending[P_ENV_STEPS], er.mean, er.std, pending[P_TRAIN_RETURN],
                  pending[P_MODEL_MSE], pending[P_ROLLOUT_K], pending[P_UPDATES_PER_S], pending[P_WALL]);
+      have_pending = 0;
+      if (er.episodes > 0 && er.mean >= c->stop_return) {
+        mbpo_note("epoch %.0f reached the evaluation return %.1f >= stop_return %g; stopping",
+                  pending[P_EPOCH], er.mean, c->stop_return);
+        break;
+      }
     }
     eval_start(s->ev, s->agent, (uint32_t)epoch);
     double dt = now_s() - t_epoch;

@@ -83,7 +83,8 @@ enum cfg_device { CFG_DEVICE_AUTO = 0, CFG_DEVICE_CUDA = 1, CFG_DEVICE_CPU = 2 }
   /* ---- evaluation, checkpoints ---- */                                                         \
   X(INT, eval_episodes, "eval.episodes", 5, 0, 1000, NULL, "deterministic evaluation episodes per epoch") \
   X(INT, checkpoint_every, "checkpoint.every", 10, 0, 100000, NULL, "epochs between checkpoints (0 = only at exit)") \
-  X(INT, checkpoint_keep, "checkpoint.keep", 3, 1, 1000, NULL, "checkpoints kept (plus the best)")
+  X(INT, checkpoint_keep, "checkpoint.keep", 3, 1, 1000, NULL, "checkpoints kept (plus the best)") \
+  X(FLT, stop_return, "stop_return", 1e12, -1e12, 1e12, NULL, "end the run once an epoch's mean evaluation return reaches this (1e12: never)")
 
 #define CFG_FIELD_INT(f) long f;
 #define CFG_FIELD_FLT(f) double f;
