@@ -1,7 +1,7 @@
 /* bench_envs.c: environment throughput on one thread, and the env layer's overhead over a bare
  * mj_step loop on the same model.
  *
- *   bench_envs [out.json] [seconds]     (defaults: bench/results/envs.json, 0.6)
+ *   bench_envs [out.json] [seconds]     (defaults: bench/results/envs.json, 0.4)
  *
  * For each registered task: uniform random actions in [-1, 1] (drawn beforehand), env_step, and
  * env_reset on termination or truncation. The bare loop replays the same control sequence (the
@@ -21,7 +21,7 @@
 
 #include "env.h"
 
-#define ROUNDS 3
+#define ROUNDS 5
 
 typedef struct result {
   const char* name;
@@ -284,7 +284,7 @@ static void bench_task(const env_task* t, double seconds, result* res) {
 
 int main(int argc, char** argv) {
   const char* out = argc > 1 ? argv[1] : "bench/results/envs.json";
-  double seconds = argc > 2 ? atof(argv[2]) : 0.6;
+  double seconds = argc > 2 ? atof(argv[2]) : 0.4;
   if (!(seconds > 0)) {
     fprintf(stderr, "usage: bench_envs [out.json] [seconds per loop and round > 0]\n");
     return 2;
