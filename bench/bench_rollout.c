@@ -1,0 +1,487 @@
+/* bench_rollout.c: branched model rollouts on the CPU backend (host/rollout.c, mbpo.md §6), rows x
+ * steps per second, and the same rollout in PyTorch (bench/peers/torch_rollout.py) on the same
+ * thread count, as ratios.
+ *
+ *   bench_rollout [out.json] [repetitions]     (defaults: bench/results/rollout.json, 3)
+ *
+ * Setup (Hopper dims, the official sizes): obs 11, act 3; the default model (E 7, 4 x 200 swish,
+ * 5 elites; untrained weights, normaliser fitted on the real pool); the default SAC policy (2 x 256);
+ * a real pool of 50,000 synthetic Hopper-like rows (torso height ~1.25, small pitch); a model pool
+ * of capacity B k. Termination: TERM_HALFCHEETAH (never terminates), so every step runs the full
+ * batch and rows appended = B k exactly, on both sides (with an untrained model the Hopper rule would
+ * end most rows after the first step and the two sides would do different amounts of work).
+ *
+ * Figures: rollout_run at B = 100,000 rows for k = 1 and k = 5, rows appended / seconds, best of the
+ * repetitions (after one warm-up rollout). Parts of one step at B rows, each best of the
+ * repetitions: start states (sample + gather), sac_act, elite picks, model_normalize, the picked-
+ * member prediction (a copy of rollout.c's predict_picked: rows grouped by member, gathered, one
+ * 1-member forward each, scattered back), sampling + termination, pool_add, compaction. Also one
+ * model_predict of all 7 members on the same rows (what the official code computes per step).
+ *
+ * The peer does the official method (all 7 members evaluated and sampled, elite pick by gather)
+ * and, second, the picked-member method; it is skipped, with the reason in the JSON, when
+ * /usr/bin/python3 or torch is missing. Threads: OpenMP's and OpenBLAS's defaults; the peer gets
+ * torch.set_num_threads(OpenMP's count). Without an OMP_WAIT_POLICY in the environment the program
+ * re-runs itself with OMP_WAIT_POLICY=passive (the peer inherits it). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "config.h"
+#include "env.h"
+#include "model.h"
+#include "pool.h"
+#include "rng.h"
+#include "rollout.h"
+#include "sac.h"
+#include "termination.h"
+
+enum { OBS = 11, ACT = 3, ROWS = 100000, REAL = 50000, NK = 2 };
+#define TERM TERM_HALFCHEETAH /* the termination rule (termination.h) of both sides */
+static const int KS[NK] = {1, 5};
+
+int openblas_get_num_threads(void); /* OpenBLAS */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void cpu_model(char* out, size_t n) {
+  snprintf(out, n, "unknown");
+  FILE* f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "model name", 10) == 0) {
+      const char* p = strchr(line, ':');
+      if (p) {
+        p++;
+        while (*p == ' ' || *p == '\t') p++;
+        snprintf(out, n, "%s", p);
+        out[strcspn(out, "\n")] = 0;
+      }
+      break;
+    }
+  fclose(f);
+}
+
+static void git_commit(char* out, size_t n) {
+  snprintf(out, n, "unknown");
+  FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
+  if (!p) return;
+  char buf[64];
+  if (fgets(buf, sizeof buf, p)) {
+    buf[strcspn(buf, "\r\n")] = 0;
+    if (buf[0]) snprintf(out, n, "%s", buf);
+  }
+  pclose(p);
+}
+
+static double loadavg1(void) {
+  double l = -1;
+  FILE* f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1;
+    fclose(f);
+  }
+  return l;
+}
+
+static void make_parent_dirs(const char* path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char* p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return;
+      *p = '/';
+    }
+}
+
+static void json_str(FILE* f, const char* s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+    else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
+    else fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+/* A number after "key": in a one-line JSON object, or -1. */
+static double json_num(const char* s, const char* key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char* p = strstr(s, pat);
+  return p ? strtod(p + strlen(pat), NULL) : -1.0;
+}
+
+static void* xmalloc(size_t n) {
+  void* p = malloc(n ? n : 1);
+  if (!p) {
+    fprintf(stderr, "bench_rollout: out of memory\n");
+    exit(1);
+  }
+  return p;
+}
+
+static float nrm(uint32_t c1, uint64_t n) { return rng_normal((rng_key){7, RNG_TEST}, 0, c1, n); }
+
+/* ---- the parts of one rollout step (mirrors host/rollout.c; predict_picked is static there) ---- */
+
+static inline float b_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+static inline float b_soft_clamp(float z, float hi, float lo) {
+  float lv = hi - b_softplus(hi - z);
+  return lo + b_softplus(lv - lo);
+}
+
+static void copy_member(const dyn_model* md, int m, const nn_mlp* one, float* w1) {
+  const nn_mlp* net = &md->net;
+  for (int l = 0; l < net->nlayers; l++) {
+    size_t in = (size_t)net->dims[l], out = (size_t)net->dims[l + 1];
+    memcpy(w1 + one->w_off[l], md->params + net->w_off[l] + (size_t)m * in * out, in * out * sizeof(float));
+    memcpy(w1 + one->b_off[l], md->params + net->b_off[l] + (size_t)m * out, out * sizeof(float));
+  }
+}
+
+static void predict_picked(rollout_ctx* r, const dyn_model* md, int B) {
+  const int in = r->in_dim, D = r->D;
+  int ne;
+  const int* el = model_elites(md, &ne);
+  for (int e = 0; e < ne; e++) {
+    int m = el[e], n = 0;
+    for (int b = 0; b < B; b++)
+      if (r->pick[b] == m) r->rows[n++] = b;
+    if (n == 0) continue;
+    for (int j = 0; j < n; j++)
+      memcpy(r->XM + (size_t)j * in, r->X + (size_t)r->rows[j] * in, (size_t)in * sizeof(float));
+    copy_member(md, m, &r->net1, r->member_w);
+    nn_forward_chunked(&r->net1, r->member_w, n, r->XM, 1, r->cache, r->OM);
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < n; j++) {
+      const float* o = r->OM + (size_t)j * 2 * D;
+      size_t b = (size_t)r->rows[j];
+      for (int d = 0; d < D; d++) {
+        r->mean[b * D + d] = o[d];
+        r->lv[b * D + d] = b_soft_clamp(o[D + d], md->max_lv[d], md->min_lv[d]);
+      }
+    }
+  }
+}
+
+enum { P_START, P_ACT, P_PICK, P_NORM, P_PRED, P_SAMPLE, P_APPEND, P_COMPACT, NPARTS };
+static const char* PART_NAME[NPARTS] = {"start_states", "sac_act", "elite_pick", "normalize",
+                                        "predict_picked", "sample_terminate", "pool_append", "compact"};
+
+/* One step at B rows, each part timed; best[p] keeps the minimum seconds. */
+static void time_parts(rollout_ctx* r, dyn_model* m, const sac* agent, const pool* real, pool* mp, int B,
+                       rng_key key, uint32_t fit, double* best) {
+  const int od = r->obs_dim, D = r->D;
+  int ne;
+  const int* el = model_elites(m, &ne);
+  double t[NPARTS + 1];
+  t[0] = now_s();
+  pool_sample_indices(real, key, fit, 3, 0, B, r->idx);
+  pool_gather(real, r->idx, B, r->S, NULL, NULL, NULL, NULL);
+  t[1] = now_s();
+  sac_act(agent, r->S, B, 0, key, fit, 0, r->A);
+  t[2] = now_s();
+  for (int b = 0; b < B; b++) r->pick[b] = el[rng_index(key, fit, 1, (uint64_t)b, (uint32_t)ne)];
+  t[3] = now_s();
+  model_normalize(m, B, r->S, r->A, r->X);
+  t[4] = now_s();
+  predict_picked(r, m, B);
+  t[5] = now_s();
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; b++) {
+    const float* mu = r->mean + (size_t)b * D;
+    const float* lv = r->lv + (size_t)b * D;
+    float y[ENV_MAX_OBS + 1];
+    for (int d = 0; d < D; d++) y[d] = mu[d] + rng_normal(key, fit, 2, (uint64_t)b * D + d) * expf(0.5f * lv[d]);
+    r->rew[b] = y[0];
+    float* s2 = r->S2 + (size_t)b * od;
+    const float* s = r->S + (size_t)b * od;
+    for (int d = 0; d < od; d++) s2[d] = s[d] + y[1 + d];
+    r->done[b] = (float)term_done(r->term_kind, s2, od);
+  }
+  t[6] = now_s();
+  pool_add(mp, B, r->S, r->A, r->rew, r->S2, r->done);
+  t[7] = now_s();
+  int keep = 0;
+  double rs = 0, ds = 0;
+  for (int b = 0; b < B; b++) {
+    rs += r->rew[b];
+    ds += r->done[b];
+    if (r->done[b] == 0.0f) {
+      memcpy(r->S + (size_t)keep * od, r->S2 + (size_t)b * od, (size_t)od * sizeof(float));
+      keep++;
+    }
+  }
+  t[8] = now_s();
+  if (!isfinite(rs + ds)) fprintf(stderr, "bench_rollout: non-finite rewards in the parts run\n");
+  for (int p = 0; p < NPARTS; p++)
+    if (t[p + 1] - t[p] < best[p]) best[p] = t[p + 1] - t[p];
+}
+
+/* ---- the peer ---- */
+
+typedef struct peer {
+  int ok;
+  double all[NK], picked[NK];
+  char line[4096], note[512];
+} peer;
+
+static peer run_peer(int threads, int reps) {
+  peer r;
+  memset(&r, 0, sizeof r);
+  const char* root = getenv("MBPO_ROOT");
+  char script[2048], cmd[4096];
+  snprintf(script, sizeof script, "%s/bench/peers/torch_rollout.py", root ? root : ".");
+  if (access(script, R_OK) != 0) {
+    snprintf(r.note, sizeof r.note, "bench/peers/torch_rollout.py not found (run from the repo root or set MBPO_ROOT)");
+    return r;
+  }
+  if (access("/usr/bin/python3", X_OK) != 0) {
+    snprintf(r.note, sizeof r.note, "/usr/bin/python3 not found");
+    return r;
+  }
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --threads %d --rows %d --reps %d --term %s --real %d 2>&1", script,
+           threads, ROWS, reps, TERM == TERM_HOPPER ? "hopper" : "halfcheetah", REAL);
+  fflush(stdout);
+  FILE* p = popen(cmd, "r");
+  if (!p) {
+    snprintf(r.note, sizeof r.note, "popen failed");
+    return r;
+  }
+  char line[4096];
+  while (fgets(line, sizeof line, p)) {
+    if (line[0] == '{') snprintf(r.line, sizeof r.line, "%s", line);
+    else printf("  peer: %s", line);
+  }
+  int rc = pclose(p);
+  r.line[strcspn(r.line, "\r\n")] = 0;
+  const char* sk = strstr(r.line, "\"skipped\": \"");
+  if (sk) {
+    snprintf(r.note, sizeof r.note, "%s", sk + 12);
+    r.note[strcspn(r.note, "\"")] = 0;
+    r.line[0] = 0;
+    return r;
+  }
+  for (int i = 0; i < NK; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "all_k%d", KS[i]);
+    r.all[i] = json_num(r.line, key);
+    snprintf(key, sizeof key, "picked_k%d", KS[i]);
+    r.picked[i] = json_num(r.line, key);
+  }
+  r.ok = r.all[0] > 0 && r.all[NK - 1] > 0;
+  if (!r.ok) {
+    snprintf(r.note, sizeof r.note, "peer gave no figures (exit status %d)", rc);
+    r.line[0] = 0;
+  }
+  return r;
+}
+
+int main(int argc, char** argv) {
+  /* spinning OpenMP threads starve OpenBLAS's threads: unless the caller chose, wait passively */
+  if (!getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+  }
+  const char* out = argc > 1 ? argv[1] : "bench/results/rollout.json";
+  const int reps = argc > 2 ? atoi(argv[2]) : 3;
+  if (argc > 3 || reps < 1) {
+    fprintf(stderr, "usage: bench_rollout [out.json] [repetitions >= 1]\n");
+    return 2;
+  }
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  const int blas_threads = openblas_get_num_threads();
+  char cpu[256], commit[64];
+  cpu_model(cpu, sizeof cpu);
+  git_commit(commit, sizeof commit);
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  const double load0 = loadavg1();
+  printf("machine: %s, %ld cores, load %.2f; OpenMP threads %d (OMP_WAIT_POLICY %s), OpenBLAS threads %d; "
+         "commit %s\n",
+         cpu, cores, load0, threads, getenv("OMP_WAIT_POLICY"), blas_threads, commit);
+
+  mbpo_config c;
+  cfg_defaults(&c);
+  model_params mp = model_params_from_config(&c);
+  dyn_model* m = model_create(OBS, ACT, &mp, (rng_key){1, 0});
+  sac_params sp = sac_params_default(ACT);
+  sac* agent = sac_create(OBS, ACT, &sp, (rng_key){1, RNG_INIT});
+
+  /* the real pool: Hopper-like rows (torso height ~1.25, pitch ~0, angles small, velocities ~1) */
+  pool* real = pool_create(OBS, ACT, REAL);
+  {
+    float* o = xmalloc(sizeof(float) * REAL * OBS);
+    float* a = xmalloc(sizeof(float) * REAL * ACT);
+    float* rw = xmalloc(sizeof(float) * REAL);
+    float* o2 = xmalloc(sizeof(float) * REAL * OBS);
+    float* d = xmalloc(sizeof(float) * REAL);
+    for (long i = 0; i < (long)REAL * OBS; i++) {
+      int j = (int)(i % OBS);
+      o[i] = (j == 0 ? 1.25f : 0.0f) + (j < 5 ? 0.05f : 1.0f) * nrm(0, (uint64_t)i);
+      o2[i] = o[i] + 0.01f * nrm(1, (uint64_t)i);
+    }
+    for (long i = 0; i < (long)REAL * ACT; i++) a[i] = 2.0f * rng_uniform((rng_key){7, RNG_TEST}, 0, 2, (uint64_t)i) - 1.0f;
+    for (long i = 0; i < REAL; i++) {
+      rw[i] = 1.0f + 0.1f * nrm(3, (uint64_t)i);
+      d[i] = 0.0f;
+    }
+    pool_add(real, REAL, o, a, rw, o2, d);
+    model_fit_normalizer(m, REAL, o, a);
+    free(o), free(a), free(rw), free(o2), free(d);
+  }
+  int ne;
+  model_elites(m, &ne);
+  printf("rollout: B %d rows, obs %d, act %d; model E %d, %d x %d swish, %d elites; policy %d x %d; real pool %d "
+         "rows; termination %s; best of %d\n",
+         ROWS, OBS, ACT, mp.ensemble, mp.layers, mp.hidden, ne, sp.layers, sp.hidden, REAL,
+         TERM == TERM_HOPPER ? "hopper" : "halfcheetah (never)", reps);
+
+  rollout_ctx* ro = rollout_create(m, ROWS, TERM);
+  const rng_key key = {1, RNG_ROLLOUT};
+  uint32_t fit = 0;
+  double rate[NK], best_s[NK];
+  long added[NK];
+  int failed = 0;
+  {
+    pool* warm = pool_create(OBS, ACT, ROWS);
+    rollout_stats st;
+    failed |= rollout_run(ro, m, agent, real, warm, ROWS, 1, key, fit++, &st) != 0;
+    pool_free(warm);
+  }
+  for (int i = 0; i < NK; i++) {
+    pool* mpool = pool_create(OBS, ACT, (long)ROWS * KS[i]);
+    best_s[i] = 1e30;
+    added[i] = 0;
+    for (int rep = 0; rep < reps; rep++) {
+      rollout_stats st;
+      double t0 = now_s();
+      failed |= rollout_run(ro, m, agent, real, mpool, ROWS, KS[i], key, fit++, &st) != 0;
+      double t = now_s() - t0;
+      if (t < best_s[i]) best_s[i] = t, added[i] = st.rows_added;
+    }
+    rate[i] = (double)added[i] / best_s[i];
+    printf("rollout_run k=%d: %ld rows appended, %.3f s -> %.0f rows*steps/s\n", KS[i], added[i], best_s[i], rate[i]);
+    pool_free(mpool);
+  }
+  if (failed) printf("warning: a rollout predicted non-finite values\n");
+
+  /* parts of one step */
+  double part[NPARTS];
+  for (int p = 0; p < NPARTS; p++) part[p] = 1e30;
+  {
+    pool* mpool = pool_create(OBS, ACT, ROWS);
+    for (int rep = 0; rep < reps; rep++) time_parts(ro, m, agent, real, mpool, ROWS, key, fit++, part);
+    pool_free(mpool);
+  }
+  double part_sum = 0;
+  printf("parts of one step at %d rows (ms, best of %d):", ROWS, reps);
+  for (int p = 0; p < NPARTS; p++) {
+    part_sum += part[p];
+    printf(" %s %.1f%s", PART_NAME[p], 1e3 * part[p], p + 1 < NPARTS ? "," : "\n");
+  }
+  printf("  sum %.1f ms (rollout_run k=1: %.1f ms)\n", 1e3 * part_sum, 1e3 * best_s[0]);
+
+  /* all 7 members, what the official code evaluates per step (one call) */
+  double t_all;
+  {
+    const int E = mp.ensemble, D = OBS + 1;
+    float* A = xmalloc(sizeof(float) * ROWS * ACT);
+    float* mean = xmalloc(sizeof(float) * (size_t)E * ROWS * D);
+    float* lv = xmalloc(sizeof(float) * (size_t)E * ROWS * D);
+    sac_act(agent, ro->S, ROWS, 0, key, 0, 0, A); /* ro->S: the parts run's start states, compacted in place;
+                                                     any finite rows will do */
+    double t0 = now_s();
+    model_predict(m, ro->S, A, ROWS, mean, lv);
+    t_all = now_s() - t0;
+    printf("model_predict, all %d members on %d rows (one call): %.1f ms\n", E, ROWS, 1e3 * t_all);
+    free(A), free(mean), free(lv);
+  }
+
+  peer pr = run_peer(threads, reps);
+  if (pr.ok) {
+    for (int i = 0; i < NK; i++)
+      printf("k=%d: C %.0f rows*steps/s; torch all members %.0f (C/torch %.2fx), torch picked member %.0f "
+             "(C/torch %.2fx)\n",
+             KS[i], rate[i], pr.all[i], rate[i] / pr.all[i], pr.picked[i],
+             pr.picked[i] > 0 ? rate[i] / pr.picked[i] : 0.0);
+  } else {
+    printf("peer PyTorch: skipped (%s)\n", pr.note);
+  }
+  const double load1 = loadavg1();
+  printf("load average (1 min) %.2f at the start, %.2f at the end: timings on a shared machine are noisy\n", load0,
+         load1);
+
+  make_parent_dirs(out);
+  FILE* f = fopen(out, "w");
+  if (!f) {
+    fprintf(stderr, "bench_rollout: cannot write %s: %s\n", out, strerror(errno));
+    return 1;
+  }
+  char date[32];
+  time_t now = time(NULL);
+  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+  fprintf(f, "{\n  \"bench\": \"rollout\",\n  \"backend\": \"cpu\",\n  \"date\": \"%s\",\n  \"commit\": ", date);
+  json_str(f, commit);
+  fprintf(f, ",\n  \"machine\": {\"cpu\": ");
+  json_str(f, cpu);
+  fprintf(f, ", \"cores\": %ld, \"loadavg1_start\": %.2f, \"loadavg1_end\": %.2f},\n", cores, load0, load1);
+  fprintf(f, "  \"threads\": {\"openmp\": %d, \"openblas\": %d, \"omp_wait_policy\": ", threads, blas_threads);
+  json_str(f, getenv("OMP_WAIT_POLICY"));
+  fprintf(f, ", \"torch\": %d},\n", threads);
+  fprintf(f, "  \"dims\": {\"obs\": %d, \"act\": %d, \"ensemble\": %d, \"elites\": %d, \"model_hidden\": %d, "
+             "\"model_layers\": %d, \"policy_hidden\": %d, \"policy_layers\": %d, \"rows\": %d, \"real_pool\": %d, "
+             "\"termination\": \"%s\"},\n",
+          OBS, ACT, mp.ensemble, ne, mp.hidden, mp.layers, sp.hidden, sp.layers, ROWS, REAL,
+          TERM == TERM_HOPPER ? "hopper" : "halfcheetah (never terminates: full batch every step)");
+  fprintf(f, "  \"method\": \"rollout_run of %d rows from a %d-row synthetic real pool into a model pool of "
+             "capacity rows*k; rows*steps/s = rows appended / seconds, best of %d after one warm-up; untrained "
+             "model, normaliser fitted on the real pool\",\n",
+          ROWS, REAL, reps);
+  fprintf(f, "  \"c\": {");
+  for (int i = 0; i < NK; i++)
+    fprintf(f, "\"k%d\": {\"rows_appended\": %ld, \"seconds\": %.4f, \"rows_steps_per_s\": %.1f}%s", KS[i], added[i],
+            best_s[i], rate[i], i + 1 < NK ? ", " : "");
+  fprintf(f, "},\n  \"c_step_parts_ms\": {");
+  for (int p = 0; p < NPARTS; p++) fprintf(f, "\"%s\": %.3f, ", PART_NAME[p], 1e3 * part[p]);
+  fprintf(f, "\"sum\": %.3f},\n", 1e3 * part_sum);
+  fprintf(f, "  \"c_model_predict_all_members_ms\": %.3f,\n", 1e3 * t_all);
+  fprintf(f, "  \"nonfinite_predictions\": %s,\n", failed ? "true" : "false");
+  if (pr.ok) {
+    fprintf(f, "  \"peer_torch\": %s,\n  \"ratio_c_over_torch\": {", pr.line);
+    for (int i = 0; i < NK; i++)
+      fprintf(f, "\"k%d\": %.3f%s", KS[i], rate[i] / pr.all[i], i + 1 < NK ? ", " : "");
+    fprintf(f, "},\n  \"ratio_c_over_torch_picked_member\": {");
+    for (int i = 0; i < NK; i++)
+      fprintf(f, "\"k%d\": %.3f%s", KS[i], pr.picked[i] > 0 ? rate[i] / pr.picked[i] : 0.0, i + 1 < NK ? ", " : "");
+    fprintf(f, "}\n}\n");
+  } else {
+    fprintf(f, "  \"peer_torch\": {\"skipped\": ");
+    json_str(f, pr.note);
+    fprintf(f, "}\n}\n");
+  }
+  fclose(f);
+  printf("wrote %s\n", out);
+  rollout_free(ro);
+  pool_free(real);
+  sac_free(agent);
+  model_free(m);
+  return 0;
+}
