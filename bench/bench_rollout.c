@@ -14,7 +14,7 @@
  * Figures: rollout_run at B = 100,000 rows for k = 1 and k = 5, rows appended / seconds, best of the
  * repetitions (after one warm-up rollout). Parts of one step at B rows, each best of the
  * repetitions: start states (sample + gather), sac_act, elite picks, model_normalize, the picked-
- * member prediction (a copy of rollout.c's predict_picked: rows grouped by member, gathered, one
+ * member prediction (rollout_predict_picked: rows grouped by member, gathered, one
  * 1-member forward each, scattered back), sampling + termination, pool_add, compaction. Also one
  * model_predict of all 7 members on the same rows (what the official code computes per step).
  *
@@ -137,47 +137,8 @@ static void* xmalloc(size_t n) {
 
 static float nrm(uint32_t c1, uint64_t n) { return rng_normal((rng_key){7, RNG_TEST}, 0, c1, n); }
 
-/* ---- the parts of one rollout step (mirrors host/rollout.c; predict_picked is static there) ---- */
+/* ---- the parts of one rollout step (the steps of host/rollout.c, timed one by one) ---- */
 
-static inline float b_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
-static inline float b_soft_clamp(float z, float hi, float lo) {
-  float lv = hi - b_softplus(hi - z);
-  return lo + b_softplus(lv - lo);
-}
-
-static void copy_member(const dyn_model* md, int m, const nn_mlp* one, float* w1) {
-  const nn_mlp* net = &md->net;
-  for (int l = 0; l < net->nlayers; l++) {
-    size_t in = (size_t)net->dims[l], out = (size_t)net->dims[l + 1];
-    memcpy(w1 + one->w_off[l], md->params + net->w_off[l] + (size_t)m * in * out, in * out * sizeof(float));
-    memcpy(w1 + one->b_off[l], md->params + net->b_off[l] + (size_t)m * out, out * sizeof(float));
-  }
-}
-
-static void predict_picked(rollout_ctx* r, const dyn_model* md, int B) {
-  const int in = r->in_dim, D = r->D;
-  int ne;
-  const int* el = model_elites(md, &ne);
-  for (int e = 0; e < ne; e++) {
-    int m = el[e], n = 0;
-    for (int b = 0; b < B; b++)
-      if (r->pick[b] == m) r->rows[n++] = b;
-    if (n == 0) continue;
-    for (int j = 0; j < n; j++)
-      memcpy(r->XM + (size_t)j * in, r->X + (size_t)r->rows[j] * in, (size_t)in * sizeof(float));
-    copy_member(md, m, &r->net1, r->member_w);
-    nn_forward_chunked(&r->net1, r->member_w, n, r->XM, 1, r->cache, r->OM);
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < n; j++) {
-      const float* o = r->OM + (size_t)j * 2 * D;
-      size_t b = (size_t)r->rows[j];
-      for (int d = 0; d < D; d++) {
-        r->mean[b * D + d] = o[d];
-        r->lv[b * D + d] = b_soft_clamp(o[D + d], md->max_lv[d], md->min_lv[d]);
-      }
-    }
-  }
-}
 
 enum { P_START, P_ACT, P_PICK, P_NORM, P_PRED, P_SAMPLE, P_APPEND, P_COMPACT, NPARTS };
 static const char* PART_NAME[NPARTS] = {"start_states", "sac_act", "elite_pick", "normalize",
@@ -200,7 +161,7 @@ static void time_parts(rollout_ctx* r, dyn_model* m, const sac* agent, const poo
   t[3] = now_s();
   model_normalize(m, B, r->S, r->A, r->X);
   t[4] = now_s();
-  predict_picked(r, m, B);
+  rollout_predict_picked(r, m, B);
   t[5] = now_s();
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; b++) {

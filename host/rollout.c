@@ -9,14 +9,6 @@
 #include "log.h"
 #include "termination.h"
 
-/* The model's soft clamp of a raw log-variance (model.h): lv = hi - softplus(hi - z), then
- * lo + softplus(lv - lo). */
-static inline float rl_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
-static inline float rl_soft_clamp(float z, float hi, float lo) {
-  float lv = hi - rl_softplus(hi - z);
-  return lo + rl_softplus(lv - lo);
-}
-
 static void* xmalloc(size_t n) {
   void* p = malloc(n ? n : 1);
   if (!p) mbpo_fatal("out of memory allocating rollout buffers");
@@ -83,9 +75,8 @@ static void copy_member(const dyn_model* md, int m, const nn_mlp* one, float* w1
   }
 }
 
-/* Mean and soft-clamped log-variance of each row from its picked member: rows are grouped by
- * member, gathered, run through that member alone, and scattered back. */
-static void predict_picked(rollout_ctx* r, const dyn_model* md, int B) {
+/* Rows are grouped by member, gathered, run through that member alone, and scattered back. */
+void rollout_predict_picked(rollout_ctx* r, const dyn_model* md, int B) {
   const int in = r->in_dim, D = r->D;
   const int* el;
   int ne;
@@ -105,7 +96,7 @@ static void predict_picked(rollout_ctx* r, const dyn_model* md, int B) {
       size_t b = (size_t)r->rows[j];
       for (int d = 0; d < D; d++) {
         r->mean[b * D + d] = o[d];
-        r->lv[b * D + d] = rl_soft_clamp(o[D + d], md->max_lv[d], md->min_lv[d]);
+        r->lv[b * D + d] = model_soft_clamp(o[D + d], md->max_lv[d], md->min_lv[d]);
       }
     }
   }
@@ -127,7 +118,7 @@ int rollout_run(rollout_ctx* r, dyn_model* m, const sac* agent, const pool* real
     sac_act(agent, r->S, B, 0, key, fit_index, c_pol, r->A);
     for (int b = 0; b < B; b++) r->pick[b] = el[rng_index(key, fit_index, c_pick, (uint64_t)b, (uint32_t)ne)];
     model_normalize(m, B, r->S, r->A, r->X);
-    predict_picked(r, m, B);
+    rollout_predict_picked(r, m, B);
 #pragma omp parallel for schedule(static) reduction(+ : bad)
     for (int b = 0; b < B; b++) {
       const float* mu = r->mean + (size_t)b * D;

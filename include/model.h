@@ -32,9 +32,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <math.h>
+
 #include "config.h"
+#include "hd.h"
 #include "nn.h"
 #include "rng.h"
+
+/** softplus(x) = log(1 + e^x) without overflow (host and device). */
+MBPO_HD static float model_softplus(float x) {
+  return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
+/** The soft clamp of a raw log-variance z between the learned bounds (host and device):
+ *  lv = hi - softplus(hi - z), then lo + softplus(lv - lo). */
+MBPO_HD static float model_soft_clamp(float z, float hi, float lo) {
+  float lv = hi - model_softplus(hi - z);
+  return lo + model_softplus(lv - lo);
+}
 
 /** Largest ensemble (the config's bound on model.ensemble). */
 #define MODEL_MAX_ENSEMBLE 64

@@ -49,6 +49,11 @@ rollout_ctx* rollout_create(const dyn_model* m, int Bmax, int term_kind);
 /** Free workspaces. */
 void rollout_free(rollout_ctx* r);
 
+/** The mean and soft-clamped log-variance ([B][D] in r->mean, r->lv) of each row of the
+ *  normalised inputs r->X from its picked member r->pick[b] (an elite), evaluating only that
+ *  member. One step of rollout_run; public for the benchmark. */
+void rollout_predict_picked(rollout_ctx* r, const dyn_model* md, int B);
+
 /** One branched rollout of B rows and k steps from the real pool into the model pool, with the
  *  draws described above. Returns 0, or -1 when a prediction was not finite (st still filled). */
 int rollout_run(rollout_ctx* r, dyn_model* m, const sac* agent, const pool* real, pool* model_pool,

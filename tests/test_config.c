@@ -635,15 +635,6 @@ static void test_cli_bad_input(void) {
     CHECK(count_entries(dir) == 0, "`mbpo %s` wrote into its folder", args);
     rmdir(dir);
   }
-  /* a good train call is also not allowed to create anything yet */
-  char dir[600], cmd[1200];
-  snprintf(dir, sizeof dir, "%s/good", g_tmp);
-  mkdir(dir, 0700);
-  snprintf(cmd, sizeof cmd, "train inverted_pendulum seed=1 run_dir='%s/runs'", dir);
-  int rc = run_cli(dir, cmd, "err", out, sizeof out);
-  CHECK(rc == 2 && strstr(out, "train is not built yet"), "train: exit %d\n%s", rc, out);
-  CHECK(count_entries(dir) == 0, "train wrote into its folder");
-  rmdir(dir);
 }
 
 static void test_cli_envs(void) {

@@ -145,20 +145,11 @@ const int* model_elites(const dyn_model* m, int* n) {
 
 /* ---- soft bounds -------------------------------------------------------------------------- */
 
-/* softplus(x) = log(1 + e^x), without overflow */
-static inline float softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
-
 /* sigmoid(x) = softplus'(x), without overflow */
 static inline float sigmoid(float x) {
   if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
   float e = expf(x);
   return e / (1.0f + e);
-}
-
-/* The soft clamp of a raw log-variance z between lo and hi. */
-static inline float soft_clamp(float z, float hi, float lo) {
-  float lv = hi - softplus(hi - z);
-  return lo + softplus(lv - lo);
 }
 
 /* ---- the loss ----------------------------------------------------------------------------- */
@@ -201,10 +192,10 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
     double acc = 0.0;
     for (int d = 0; d < D; d++) {
       const float z = o[D + d];
-      const float a = hi[d] - z;          /* lv1 = max_lv - softplus(a) */
-      const float lv1 = hi[d] - softplus(a);
-      const float c = lv1 - lo[d];        /* lv = min_lv + softplus(c) */
-      const float lv = lo[d] + softplus(c);
+      const float a = hi[d] - z;          /* lv1 = max_lv - model_softplus(a) */
+      const float lv1 = hi[d] - model_softplus(a);
+      const float c = lv1 - lo[d];        /* lv = min_lv + model_softplus(c) */
+      const float lv = lo[d] + model_softplus(c);
       const float inv = expf(-lv);
       const float diff = o[d] - t[d];
       const float sq = diff * diff * inv;
@@ -336,7 +327,7 @@ void model_predict(dyn_model* m, const float* obs, const float* act, int B, floa
       const size_t at = ((size_t)e * B + r0 + i) * D;
       if (mean) memcpy(mean + at, o, sizeof(float) * D);
       if (logvar)
-        for (int d = 0; d < D; d++) logvar[at + d] = soft_clamp(o[D + d], m->max_lv[d], m->min_lv[d]);
+        for (int d = 0; d < D; d++) logvar[at + d] = model_soft_clamp(o[D + d], m->max_lv[d], m->min_lv[d]);
     }
   }
 }
