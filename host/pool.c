@@ -42,7 +42,13 @@ void pool_add(pool* p, long n, const float* obs, const float* act, const float* 
               const float* next_obs, const float* done) {
   const size_t od = (size_t)p->obs_dim, ad = (size_t)p->act_dim;
   long first = 0;
-  if (n > p->cap) first = n - p->cap; /* only the newest cap rows survive */
+  if (n > p->cap) {
+    /* Only the newest cap rows survive. They go where n single-row adds would put them (as
+     * softlearning's add_samples does), so the layout, and with it every draw of physical indices,
+     * does not depend on how the rows were split into calls. */
+    first = n - p->cap;
+    p->next = (p->next + first % p->cap) % p->cap;
+  }
   for (long i = first; i < n;) {
     /* copy a contiguous run up to the end of the ring */
     long run = n - i;
