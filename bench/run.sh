@@ -1,6 +1,8 @@
 #!/bin/sh
 # Run every benchmark program (BUILD_DIR/bench/bench_*); each writes bench/results/<name>.json
 # (bench_envs -> bench/results/envs.json). Usage: sh bench/run.sh [BUILD_DIR]
+# OpenMP threads must not spin while OpenBLAS works (see include/threads.h).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/bench/results"

@@ -110,5 +110,6 @@ void pool_gather(const pool* p, const uint32_t* idx, long n, float* obs, float* 
 
 void pool_sample_indices(const pool* p, rng_key key, uint32_t c0, uint32_t c1, uint64_t first,
                          long n, uint32_t* idx) {
+  if (p->size < 1 && n > 0) mbpo_fatal("sampling from an empty replay pool");
   for (long j = 0; j < n; j++) idx[j] = rng_index(key, c0, c1, first + (uint64_t)j, (uint32_t)p->size);
 }
