@@ -26,89 +26,21 @@
 
 #include "config.h"
 #include "model.h"
+#include "bench_util.h"
+#include "threads.h"
 
 enum { OBS = 11, ACT = 3, PRED_ROWS = 100000, FIT_ROWS = 10000 };
 
 int openblas_get_num_threads(void); /* OpenBLAS */
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static void cpu_model(char* out, size_t n) {
-  snprintf(out, n, "unknown");
-  FILE* f = fopen("/proc/cpuinfo", "r");
-  if (!f) return;
-  char line[512];
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, "model name", 10) == 0) {
-      const char* p = strchr(line, ':');
-      if (p) {
-        p++;
-        while (*p == ' ' || *p == '\t') p++;
-        snprintf(out, n, "%s", p);
-        out[strcspn(out, "\n")] = 0;
-      }
-      break;
-    }
-  fclose(f);
-}
 
-static void git_commit(char* out, size_t n) {
-  snprintf(out, n, "unknown");
-  FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
-  if (!p) return;
-  char buf[64];
-  if (fgets(buf, sizeof buf, p)) {
-    buf[strcspn(buf, "\r\n")] = 0;
-    if (buf[0]) snprintf(out, n, "%s", buf);
-  }
-  pclose(p);
-}
 
-static double loadavg1(void) {
-  double l = -1;
-  FILE* f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &l) != 1) l = -1;
-    fclose(f);
-  }
-  return l;
-}
 
-static void make_parent_dirs(const char* path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char* p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return;
-      *p = '/';
-    }
-}
 
-static void json_str(FILE* f, const char* s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-    else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-    else fputc(*s, f);
-  }
-  fputc('"', f);
-}
 
 static float nrm(uint32_t c1, uint64_t n) { return rng_normal((rng_key){99, RNG_TEST}, 0, c1, n); }
 
-static void* xmalloc(size_t n) {
-  void* p = malloc(n);
-  if (!p) {
-    fprintf(stderr, "bench_model: out of memory\n");
-    exit(1);
-  }
-  return p;
-}
 
 /* The peer's figures: one JSON object on the last line of the script's output. */
 typedef struct peer {
@@ -117,12 +49,6 @@ typedef struct peer {
   char version[64], note[256];
 } peer;
 
-static double json_num(const char* s, const char* key) {
-  char k[64];
-  snprintf(k, sizeof k, "\"%s\":", key);
-  const char* p = strstr(s, k);
-  return p ? strtod(p + strlen(k), NULL) : -1;
-}
 
 static peer run_peer(int threads, double seconds) {
   peer r;
@@ -172,12 +98,7 @@ static peer run_peer(int threads, double seconds) {
 }
 
 int main(int argc, char** argv) {
-  /* OpenMP threads that spin after a parallel region starve OpenBLAS's own threads (10x slower
-   * steps on 2 cores); unless the caller chose a policy, re-run with passive waiting */
-  if (!getenv("OMP_WAIT_POLICY")) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-  }
+  threads_init(argc, argv); /* passive OpenMP waiting (threads.h) */
   const char* out = argc > 1 ? argv[1] : "bench/results/model.json";
   const double seconds = argc > 2 ? atof(argv[2]) : 2.0;
   if (argc > 3 || !(seconds > 0)) {

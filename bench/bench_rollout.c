@@ -43,6 +43,8 @@
 #include "rollout.h"
 #include "sac.h"
 #include "termination.h"
+#include "bench_util.h"
+#include "threads.h"
 
 enum { OBS = 11, ACT = 3, ROWS = 100000, REAL = 50000, NK = 2 };
 #define TERM TERM_HALFCHEETAH /* the termination rule (termination.h) of both sides */
@@ -50,90 +52,14 @@ static const int KS[NK] = {1, 5};
 
 int openblas_get_num_threads(void); /* OpenBLAS */
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static void cpu_model(char* out, size_t n) {
-  snprintf(out, n, "unknown");
-  FILE* f = fopen("/proc/cpuinfo", "r");
-  if (!f) return;
-  char line[512];
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, "model name", 10) == 0) {
-      const char* p = strchr(line, ':');
-      if (p) {
-        p++;
-        while (*p == ' ' || *p == '\t') p++;
-        snprintf(out, n, "%s", p);
-        out[strcspn(out, "\n")] = 0;
-      }
-      break;
-    }
-  fclose(f);
-}
 
-static void git_commit(char* out, size_t n) {
-  snprintf(out, n, "unknown");
-  FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
-  if (!p) return;
-  char buf[64];
-  if (fgets(buf, sizeof buf, p)) {
-    buf[strcspn(buf, "\r\n")] = 0;
-    if (buf[0]) snprintf(out, n, "%s", buf);
-  }
-  pclose(p);
-}
 
-static double loadavg1(void) {
-  double l = -1;
-  FILE* f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &l) != 1) l = -1;
-    fclose(f);
-  }
-  return l;
-}
 
-static void make_parent_dirs(const char* path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char* p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return;
-      *p = '/';
-    }
-}
 
-static void json_str(FILE* f, const char* s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-    else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-    else fputc(*s, f);
-  }
-  fputc('"', f);
-}
 
 /* A number after "key": in a one-line JSON object, or -1. */
-static double json_num(const char* s, const char* key) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char* p = strstr(s, pat);
-  return p ? strtod(p + strlen(pat), NULL) : -1.0;
-}
 
-static void* xmalloc(size_t n) {
-  void* p = malloc(n ? n : 1);
-  if (!p) {
-    fprintf(stderr, "bench_rollout: out of memory\n");
-    exit(1);
-  }
-  return p;
-}
 
 static float nrm(uint32_t c1, uint64_t n) { return rng_normal((rng_key){7, RNG_TEST}, 0, c1, n); }
 
@@ -254,11 +180,7 @@ static peer run_peer(int threads, int reps) {
 }
 
 int main(int argc, char** argv) {
-  /* spinning OpenMP threads starve OpenBLAS's threads: unless the caller chose, wait passively */
-  if (!getenv("OMP_WAIT_POLICY")) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-  }
+  threads_init(argc, argv); /* passive OpenMP waiting (threads.h) */
   const char* out = argc > 1 ? argv[1] : "bench/results/rollout.json";
   const int reps = argc > 2 ? atoi(argv[2]) : 3;
   if (argc > 3 || reps < 1) {

@@ -27,84 +27,18 @@
 #endif
 
 #include "sac.h"
+#include "bench_util.h"
+#include "threads.h"
 
 enum { OBS = 11, ACT = 3, BATCH = 256, NBATCH = 8, ACT_ROWS = 100000 };
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static void cpu_model(char* out, size_t n) {
-  snprintf(out, n, "unknown");
-  FILE* f = fopen("/proc/cpuinfo", "r");
-  if (!f) return;
-  char line[512];
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, "model name", 10) == 0) {
-      const char* p = strchr(line, ':');
-      if (p) {
-        p++;
-        while (*p == ' ' || *p == '\t') p++;
-        snprintf(out, n, "%s", p);
-        out[strcspn(out, "\n")] = 0;
-      }
-      break;
-    }
-  fclose(f);
-}
 
-static void git_commit(char* out, size_t n) {
-  snprintf(out, n, "unknown");
-  FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
-  if (!p) return;
-  char buf[64];
-  if (fgets(buf, sizeof buf, p)) {
-    buf[strcspn(buf, "\r\n")] = 0;
-    if (buf[0]) snprintf(out, n, "%s", buf);
-  }
-  pclose(p);
-}
 
-static void make_parent_dirs(const char* path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char* p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return;
-      *p = '/';
-    }
-}
 
-static double loadavg1(void) {
-  double l = -1;
-  FILE* f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &l) != 1) l = -1;
-    fclose(f);
-  }
-  return l;
-}
 
-static void json_str(FILE* f, const char* s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-    else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-    else fputc(*s, f);
-  }
-  fputc('"', f);
-}
 
 /* A number after "key": in a one-line JSON object, or -1. */
-static double json_num(const char* s, const char* key) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char* p = strstr(s, pat);
-  return p ? strtod(p + strlen(pat), NULL) : -1.0;
-}
 
 /* One measurement at a thread count. */
 typedef struct figures {
@@ -118,13 +52,6 @@ typedef struct figures {
 
 static float g_obs[NBATCH][BATCH * OBS], g_nxt[NBATCH][BATCH * OBS], g_act[NBATCH][BATCH * ACT];
 static float g_rew[NBATCH][BATCH], g_done[NBATCH][BATCH];
-
-static void set_threads(int n) {
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
-  openblas_set_num_threads(n);
-}
 
 static void run_peer(figures* fg, double seconds) {
   fg->t_ups = fg->t_rows = -1;
@@ -163,7 +90,7 @@ static void run_peer(figures* fg, double seconds) {
 }
 
 static void measure(sac* s, figures* fg, double seconds, const float* aobs, float* aact) {
-  set_threads(fg->threads);
+  threads_set(fg->threads);
   uint64_t u = 0;
   for (; u < 20; u++)
     sac_update(s, g_obs[u % NBATCH], g_act[u % NBATCH], g_rew[u % NBATCH], g_nxt[u % NBATCH], g_done[u % NBATCH],
@@ -203,6 +130,7 @@ static void measure(sac* s, figures* fg, double seconds, const float* aobs, floa
 }
 
 int main(int argc, char** argv) {
+  threads_init(argc, argv); /* passive OpenMP waiting (threads.h) */
   const char* out_path = argc > 1 ? argv[1] : "bench/results/sac.json";
   const double seconds = argc > 2 ? atof(argv[2]) : 3.0;
   int maxt = 1;
@@ -234,7 +162,7 @@ int main(int argc, char** argv) {
   fg[0].threads = 1;
   fg[1].threads = maxt;
   for (int i = 0; i < nf; i++) measure(s, &fg[i], seconds, aobs, aact);
-  set_threads(maxt);
+  threads_set(maxt);
 
   char cpu[256], commit[64];
   cpu_model(cpu, sizeof cpu);

@@ -1,0 +1,105 @@
+/* bench_util.h: what every benchmark program shares: a monotonic clock, the machine and commit
+ * for the JSON, the output folder, and JSON helpers. Header-only (the benches are single files). */
+#ifndef MBPO_BENCH_UTIL_H
+#define MBPO_BENCH_UTIL_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/** Seconds on the monotonic clock. */
+static inline double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/** The CPU model name from /proc/cpuinfo ("unknown" when absent). */
+static inline void cpu_model(char* out, size_t n) {
+  snprintf(out, n, "unknown");
+  FILE* f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "model name", 10) == 0) {
+      const char* p = strchr(line, ':');
+      if (p) {
+        p++;
+        while (*p == ' ' || *p == '\t') p++;
+        snprintf(out, n, "%s", p);
+        out[strcspn(out, "\n")] = 0;
+      }
+      break;
+    }
+  fclose(f);
+}
+
+/** The short commit hash of the checkout ("unknown" outside git). */
+static inline void git_commit(char* out, size_t n) {
+  snprintf(out, n, "unknown");
+  FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
+  if (!p) return;
+  char buf[64];
+  if (fgets(buf, sizeof buf, p)) {
+    buf[strcspn(buf, "\r\n")] = 0;
+    if (buf[0]) snprintf(out, n, "%s", buf);
+  }
+  pclose(p);
+}
+
+/** The 1-minute load average (-1 when unknown): benchmarks on a shared machine record it. */
+static inline double loadavg1(void) {
+  double l = -1;
+  FILE* f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1;
+    fclose(f);
+  }
+  return l;
+}
+
+/** Create the folders above path. */
+static inline void make_parent_dirs(const char* path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char* p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return;
+      *p = '/';
+    }
+}
+
+/** Write s as a JSON string. */
+static inline void json_str(FILE* f, const char* s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+    else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
+    else fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+/** The number after "key": in a flat JSON text (a peer's answer), or -1. */
+static inline double json_num(const char* s, const char* key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char* p = strstr(s, pat);
+  return p ? strtod(p + strlen(pat), NULL) : -1.0;
+}
+
+/** malloc that exits on failure. */
+static inline void* xmalloc(size_t n) {
+  void* p = malloc(n ? n : 1);
+  if (!p) {
+    fprintf(stderr, "bench: out of memory\n");
+    exit(1);
+  }
+  return p;
+}
+
+#endif
