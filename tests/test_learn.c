@@ -5,7 +5,8 @@
  * binary for at most 5,000 env steps; it must reach a mean deterministic evaluation return of at
  * least 950 (over eval.episodes = 5 episodes). Nothing is shrunk; only stop_return=950 ends the
  * run as soon as an epoch's evaluation reaches the goal, so the test takes minutes, not the whole
- * budget. Budget on the 2-core development VM: about 3 minutes; limit 12 minutes. */
+ * budget: about 3 minutes on an idle 2-core VM. The time is printed, not checked (speed targets
+ * belong to benchmarks, not tests). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,6 @@ static void test_inverted_pendulum_learns(void) {
   fprintf(stderr, "  InvertedPendulum: best evaluation return %.1f at %.0f env steps, %d epochs, %.0f s\n",
           best, at, rows, secs);
   CHECK(best >= 950, "best evaluation return %.1f within 5000 env steps (log: %s/log.txt)", best, dir);
-  CHECK(secs < 720, "took %.0f s (limit 12 minutes)", secs);
   if (!tst_case_failed) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
