@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "env.h"
+#include "bench_util.h"
 
 #define ROUNDS 5
 
@@ -34,76 +35,14 @@ typedef struct result {
   int identical; /* bare loop ended in the same state as the env */
 } result;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- machine and build info ---- */
 
-static void cpu_model(char* out, size_t n) {
-  snprintf(out, n, "unknown");
-  FILE* f = fopen("/proc/cpuinfo", "r");
-  if (!f) return;
-  char line[512];
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, "model name", 10) == 0) {
-      const char* p = strchr(line, ':');
-      if (p) {
-        p++;
-        while (*p == ' ' || *p == '\t') p++;
-        snprintf(out, n, "%s", p);
-        out[strcspn(out, "\n")] = 0;
-      }
-      break;
-    }
-  fclose(f);
-}
 
-static void git_commit(char* out, size_t n) {
-  snprintf(out, n, "unknown");
-  FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
-  if (!p) return;
-  char buf[64];
-  if (fgets(buf, sizeof buf, p)) {
-    buf[strcspn(buf, "\r\n")] = 0;
-    if (buf[0]) snprintf(out, n, "%s", buf);
-  }
-  pclose(p);
-}
 
-static double loadavg1(void) {
-  double l = -1;
-  FILE* f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &l) != 1) l = -1;
-    fclose(f);
-  }
-  return l;
-}
 
 /* Create the parent folders of path. */
-static void make_parent_dirs(const char* path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char* p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return;
-      *p = '/';
-    }
-}
 
-static void json_str(FILE* f, const char* s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-    else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-    else fputc(*s, f);
-  }
-  fputc('"', f);
-}
 
 /* ---- one task ---- */
 
