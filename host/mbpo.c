@@ -28,6 +28,7 @@
 #include "run.h"
 #include "sac.h"
 #include "threads.h"
+#include "mbpo_state.h"
 
 
 static double now_s(void) {
@@ -36,14 +37,6 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* ---- progress.csv columns ---- */
-enum {
-  P_EPOCH, P_ENV_STEPS, P_TOTAL_STEPS, P_EVAL_MEAN, P_EVAL_STD, P_EVAL_MIN, P_EVAL_MAX, P_EVAL_FIRST,
-  P_EVAL_LEN, P_TRAIN_RETURN, P_TRAIN_EPISODES, P_MODEL_LOSS, P_MODEL_MSE, P_MODEL_EPOCHS,
-  P_ROLLOUT_K, P_ROLLOUT_ROWS, P_REAL_POOL, P_MODEL_POOL, P_MODEL_POOL_CAP, P_Q1_LOSS, P_Q2_LOSS,
-  P_PI_LOSS, P_ALPHA, P_ENTROPY, P_Q_MEAN, P_UPDATES, P_UNSTABLE,
-  P_WALL, P_EPOCH_TIME, P_MODEL_TIME, P_UPDATES_PER_S, P_STEPS_PER_S, P_NCOL
-};
 static const char* const g_pcols[P_NCOL] = {
     "epoch", "env_steps", "total_env_steps", "eval_return_mean", "eval_return_std",
     "eval_return_min", "eval_return_max", "eval_return_first", "eval_length_mean", "train_return",
@@ -52,16 +45,7 @@ static const char* const g_pcols[P_NCOL] = {
     "q1_loss", "q2_loss", "policy_loss", "alpha", "entropy", "q_mean", "sac_updates",
     "unstable_steps", "wall_time_s", "epoch_time_s", "model_time_s", "updates_per_s",
     "env_steps_per_s"};
-/* Columns that depend on timing (left out when runs are compared). */
-#define P_FIRST_TIME_COL P_WALL
 
-/* The running episode: transitions enter D_env only when their episode ends (softlearning's
- * sampler adds whole paths). */
-typedef struct path_buf {
-  int n, cap;
-  float *obs, *act, *rew, *next_obs, *done;
-  double ret;
-} path_buf;
 
 static path_buf path_create(int od, int ad, int cap) {
   path_buf p = {0, cap, NULL, NULL, NULL, NULL, NULL, 0};
@@ -81,32 +65,6 @@ static void path_free(path_buf* p) {
   free(p->next_obs);
   free(p->done);
 }
-
-/* Everything one run holds. */
-typedef struct mbpo_state {
-  const mbpo_config* c;
-  const env_task* task;
-  int od, ad;
-  env_batch* envs;       /* P = 1 training env */
-  sac* agent;
-  dyn_model* model;
-  pool *real, *mpool;
-  rollout_ctx* ro;
-  evaluator* ev;
-  path_buf path;
-  float obs[ENV_MAX_OBS];
-  uint64_t env_steps;    /* all env steps, exploration included (the acting counter) */
-  uint64_t updates;      /* SAC updates so far (the noise and batch counter) */
-  uint32_t fits;         /* model fits so far */
-  int k;                 /* current rollout length */
-  /* SAC minibatch */
-  uint32_t* bidx;
-  float *bobs, *bact, *brew, *bnext, *bdone;
-  /* per-epoch accumulators */
-  double ep_ret_sum;
-  int ep_count;
-  long unstable;
-} mbpo_state;
 
 /* One env step with action a; the finished episode is flushed into D_env. */
 static void env_step_and_store(mbpo_state* s, const float* a) {
@@ -141,11 +99,10 @@ static void env_step_and_store(mbpo_state* s, const float* a) {
   }
 }
 
-static run_folder g_run;
 
 static void log_fit(const mbpo_state* s, int epoch, const model_fit_stats* fs, const rollout_stats* rs,
                   double secs) {
-  FILE* f = g_run.model_train;
+  FILE* f = s->run.model_train;
   int E = (int)s->c->model_ensemble;
   if (s->fits == 0) {
     fprintf(f, "fit,epoch,env_steps,n_train,n_holdout,epochs,train_loss");
@@ -215,24 +172,105 @@ static void sac_phase(mbpo_state* s, double* row, sac_stats* last) {
   row[P_UPDATES] += (double)c->sac_updates;
 }
 
-int mbpo_train(const mbpo_config* c) {
-  char err[4400];
-  int backend = backend_resolve((int)c->device);
-  (void)backend;
-  threads_set((int)c->threads);
-  mbpo_state S;
-  memset(&S, 0, sizeof S);
-  mbpo_state* s = &S;
+/* Wait for the pending epoch's evaluation, complete its row and log it. Returns its result. */
+static eval_result log_pending(mbpo_state* s, int final) {
+  eval_result er = eval_wait(s->ev);
+  double* p = s->pending;
+  p[P_EVAL_MEAN] = er.mean;
+  p[P_EVAL_STD] = er.std;
+  p[P_EVAL_MIN] = er.min;
+  p[P_EVAL_MAX] = er.max;
+  p[P_EVAL_FIRST] = er.first;
+  p[P_EVAL_LEN] = er.mean_length;
+  run_csv_row(s->run.progress, P_NCOL, p);
+  s->last_eval = er.mean;
+  s->have_pending = 0;
+  run_status(&s->run, 1,
+             "epoch %4.0f  env steps %7.0f  eval %8.1f ± %6.1f  train %8.1f  model mse %.4g  k %2.0f  "
+             "%.0f upd/s  %.0f s%s",
+             p[P_EPOCH], p[P_ENV_STEPS], er.mean, er.std, p[P_TRAIN_RETURN], p[P_MODEL_MSE],
+             p[P_ROLLOUT_K], p[P_UPDATES_PER_S], p[P_WALL], final ? "  (final)" : "");
+  return er;
+}
+
+static void epoch_begin(mbpo_state* s) {
+  for (int i = 0; i < P_NCOL; i++) s->row[i] = 0;
+  memset(&s->last, 0, sizeof s->last);
+  s->ep_ret_sum = 0;
+  s->ep_count = 0;
+  s->sac_time = 0;
+  s->t_epoch = now_s();
+}
+
+/* Step t of the epoch: model phase when t mod F == 0, one env step, G SAC updates. */
+static void epoch_step(mbpo_state* s, long n_epochs) {
+  const mbpo_config* c = s->c;
+  if (s->t % c->model_train_freq == 0 && c->sac_real_ratio < 1.0)
+    model_phase(s, (int)s->epoch, s->row, &s->row[P_MODEL_TIME]);
+  float a[ENV_MAX_ACT];
+  sac_act(s->agent, s->obs, 1, 0, (rng_key){(uint32_t)c->seed, RNG_ACT}, 0, (uint32_t)s->env_steps, a);
+  env_step_and_store(s, a);
+  s->train_steps++;
+  if (s->real->size >= c->min_pool) {
+    double t0 = now_s();
+    sac_phase(s, s->row, &s->last);
+    s->sac_time += now_s() - t0;
+  }
+  if (s->run.tty && (s->t % 50 == 0)) {
+    double el = now_s() - s->t_start, per = el / (double)(s->train_steps ? s->train_steps : 1);
+    double eta = per * (double)((uint64_t)(n_epochs * c->epoch_length) - s->train_steps);
+    run_status(&s->run, 0, "epoch %ld  step %llu  eval %.1f  model mse %.4g  k %d  %.0f upd/s  ETA %.0f min",
+               s->epoch, (unsigned long long)s->train_steps, s->last_eval, s->row[P_MODEL_MSE], s->k,
+               s->sac_time > 0 ? s->row[P_UPDATES] / s->sac_time : 0.0, eta / 60);
+  }
+}
+
+/* End of the epoch: log the previous epoch (its evaluation ran meanwhile), start this epoch's
+ * evaluation, and keep this epoch's row pending. Returns 1 when stop_return was reached. */
+static int epoch_end(mbpo_state* s) {
+  const mbpo_config* c = s->c;
+  if (s->have_pending) {
+    eval_result er = log_pending(s, 0);
+    if (er.episodes > 0 && er.mean >= c->stop_return) {
+      mbpo_note("epoch %.0f reached the evaluation return %.1f >= stop_return %g; stopping",
+                s->pending[P_EPOCH], er.mean, c->stop_return);
+      return 1;
+    }
+  }
+  eval_start(s->ev, s->agent, (uint32_t)s->epoch);
+  double dt = now_s() - s->t_epoch, *row = s->row;
+  row[P_EPOCH] = (double)s->epoch;
+  row[P_ENV_STEPS] = (double)s->train_steps;
+  row[P_TOTAL_STEPS] = (double)s->env_steps;
+  row[P_TRAIN_RETURN] = s->ep_count ? s->ep_ret_sum / s->ep_count : NAN;
+  row[P_TRAIN_EPISODES] = s->ep_count;
+  row[P_REAL_POOL] = (double)s->real->size;
+  row[P_MODEL_POOL] = s->mpool ? (double)s->mpool->size : 0;
+  row[P_MODEL_POOL_CAP] = s->mpool ? (double)s->mpool->cap : 0;
+  row[P_Q1_LOSS] = s->last.q1_loss;
+  row[P_Q2_LOSS] = s->last.q2_loss;
+  row[P_PI_LOSS] = s->last.pi_loss;
+  row[P_ALPHA] = s->last.alpha;
+  row[P_ENTROPY] = s->last.entropy;
+  row[P_Q_MEAN] = s->last.q_mean;
+  row[P_UNSTABLE] = (double)s->unstable;
+  row[P_WALL] = now_s() - s->t_start;
+  row[P_EPOCH_TIME] = dt;
+  row[P_UPDATES_PER_S] = s->sac_time > 0 ? row[P_UPDATES] / s->sac_time : 0;
+  row[P_STEPS_PER_S] = dt > 0 ? (double)s->t / dt : 0;
+  memcpy(s->pending, row, sizeof s->pending);
+  s->have_pending = 1;
+  return 0;
+}
+
+/* Allocate every component and buffer of a run (before the loop; nothing is allocated inside). */
+static void setup(mbpo_state* s, const mbpo_config* c) {
+  memset(s, 0, sizeof *s);
   s->c = c;
   s->task = env_find(c->task);
   if (!s->task) mbpo_fatal("unknown task '%s'; tasks: %s", c->task, env_task_list());
   s->od = s->task->obs_dim;
   s->ad = s->task->act_dim;
-  if (run_open(&g_run, c, err, sizeof err) != 0) mbpo_fatal("%s", err);
-  mbpo_note("run folder %s (backend %s, task %s, seed %ld)", g_run.path, backend_name(BACKEND_CPU),
-            c->task, c->seed);
-
-  /* Set-up: every buffer is allocated here, before the loop. */
   uint32_t seed = (uint32_t)c->seed;
   s->envs = env_batch_create(s->task, 1, c->model_dir, (rng_key){seed, RNG_ENV_RESET});
   sac_params sp = sac_params_from_config(c);
@@ -252,119 +290,10 @@ int mbpo_train(const mbpo_config* c) {
   s->bnext = (float*)malloc(B * (size_t)s->od * sizeof(float));
   s->bdone = (float*)malloc(B * sizeof(float));
   if (!s->bidx || !s->bobs || !s->bact || !s->brew || !s->bnext || !s->bdone) mbpo_fatal("out of memory");
-  run_csv_header(g_run.progress, P_NCOL, g_pcols);
+  s->last_eval = NAN;
+}
 
-  double t_start = now_s();
-  env_reset(s->envs->envs[0], s->obs);
-
-  /* 1. Initial exploration: uniform actions in [-1, 1] until D_env holds init_steps rows. */
-  rng_key xk = {seed, RNG_EXPLORE};
-  while (s->real->size < c->init_steps) {
-    float a[ENV_MAX_ACT];
-    for (int i = 0; i < s->ad; i++)
-      a[i] = 2.0f * rng_uniform(xk, 0, (uint32_t)s->env_steps, (uint64_t)i) - 1.0f;
-    env_step_and_store(s, a);
-  }
-  uint64_t explore_steps = s->env_steps;
-  mbpo_note("explored %llu steps (%ld transitions in the real pool)",
-            (unsigned long long)explore_steps, s->real->size);
-
-  /* 2. Epochs. (The target critics were hard-copied at creation.) */
-  long n_epochs = mbpo_epochs(c);
-  rng_key ak = {seed, RNG_ACT};
-  double pending[P_NCOL];
-  int have_pending = 0;
-  double last_eval = NAN, updates_per_s = 0;
-  uint64_t train_steps = 0;
-  for (long epoch = 0; epoch < n_epochs; epoch++) {
-    double row[P_NCOL];
-    for (int i = 0; i < P_NCOL; i++) row[i] = 0;
-    double t_epoch = now_s(), model_time = 0, sac_time = 0;
-    s->ep_ret_sum = 0;
-    s->ep_count = 0;
-    sac_stats last;
-    memset(&last, 0, sizeof last);
-    long t = 0;
-    for (;; t++) {
-      if (t >= c->epoch_length && s->real->size >= c->min_pool) break;
-      if (t % c->model_train_freq == 0 && c->sac_real_ratio < 1.0) model_phase(s, (int)epoch, row, &model_time);
-      float a[ENV_MAX_ACT];
-      sac_act(s->agent, s->obs, 1, 0, ak, 0, (uint32_t)s->env_steps, a);
-      env_step_and_store(s, a);
-      train_steps++;
-      if (s->real->size >= c->min_pool) {
-        double t0 = now_s();
-        sac_phase(s, row, &last);
-        sac_time += now_s() - t0;
-      }
-      if (g_run.tty && (t % 50 == 0)) {
-        double el = now_s() - t_start, per = el / (double)(train_steps ? train_steps : 1);
-        double eta = per * (double)((uint64_t)(n_epochs * c->epoch_length) - train_steps);
-        run_status(&g_run, 0, "epoch %ld  step %llu  eval %.1f  model mse %.4g  k %d  %.0f upd/s  ETA %.0f min",
-                   epoch, (unsigned long long)train_steps, last_eval, row[P_MODEL_MSE], s->k,
-                   sac_time > 0 ? row[P_UPDATES] / sac_time : 0.0, eta / 60);
-      }
-    }
-    /* End of epoch: the previous epoch's evaluation finished meanwhile; log it, start this one's. */
-    if (have_pending) {
-      eval_result er = eval_wait(s->ev);
-      pending[P_EVAL_MEAN] = er.mean;
-      pending[P_EVAL_STD] = er.std;
-      pending[P_EVAL_MIN] = er.min;
-      pending[P_EVAL_MAX] = er.max;
-      pending[P_EVAL_FIRST] = er.first;
-      pending[P_EVAL_LEN] = er.mean_length;
-      run_csv_row(g_run.progress, P_NCOL, pending);
-      last_eval = er.mean;
-      run_status(&g_run, 1, "epoch %4.0f  env steps %7.0f  eval %8.1f ± %6.1f  train %8.1f  model mse %.4g  k %2.0f  %.0f upd/s  %.0f s",
-                 pending[P_EPOCH], pending[P_ENV_STEPS], er.mean, er.std, pending[P_TRAIN_RETURN],
-                 pending[P_MODEL_MSE], pending[P_ROLLOUT_K], pending[P_UPDATES_PER_S], pending[P_WALL]);
-      have_pending = 0;
-      if (er.episodes > 0 && er.mean >= c->stop_return) {
-        mbpo_note("epoch %.0f reached the evaluation return %.1f >= stop_return %g; stopping",
-                  pending[P_EPOCH], er.mean, c->stop_return);
-        break;
-      }
-    }
-    eval_start(s->ev, s->agent, (uint32_t)epoch);
-    double dt = now_s() - t_epoch;
-    updates_per_s = sac_time > 0 ? row[P_UPDATES] / sac_time : 0;
-    row[P_EPOCH] = (double)epoch;
-    row[P_ENV_STEPS] = (double)train_steps;
-    row[P_TOTAL_STEPS] = (double)s->env_steps;
-    row[P_TRAIN_RETURN] = s->ep_count ? s->ep_ret_sum / s->ep_count : NAN;
-    row[P_TRAIN_EPISODES] = s->ep_count;
-    row[P_REAL_POOL] = (double)s->real->size;
-    row[P_MODEL_POOL] = s->mpool ? (double)s->mpool->size : 0;
-    row[P_MODEL_POOL_CAP] = s->mpool ? (double)s->mpool->cap : 0;
-    row[P_Q1_LOSS] = last.q1_loss;
-    row[P_Q2_LOSS] = last.q2_loss;
-    row[P_PI_LOSS] = last.pi_loss;
-    row[P_ALPHA] = last.alpha;
-    row[P_ENTROPY] = last.entropy;
-    row[P_Q_MEAN] = last.q_mean;
-    row[P_UNSTABLE] = (double)s->unstable;
-    row[P_WALL] = now_s() - t_start;
-    row[P_EPOCH_TIME] = dt;
-    row[P_MODEL_TIME] = model_time;
-    row[P_UPDATES_PER_S] = updates_per_s;
-    row[P_STEPS_PER_S] = dt > 0 ? (double)t / dt : 0;
-    memcpy(pending, row, sizeof row);
-    have_pending = 1;
-  }
-  if (have_pending) {
-    eval_result er = eval_wait(s->ev);
-    pending[P_EVAL_MEAN] = er.mean;
-    pending[P_EVAL_STD] = er.std;
-    pending[P_EVAL_MIN] = er.min;
-    pending[P_EVAL_MAX] = er.max;
-    pending[P_EVAL_FIRST] = er.first;
-    pending[P_EVAL_LEN] = er.mean_length;
-    run_csv_row(g_run.progress, P_NCOL, pending);
-    run_status(&g_run, 1, "epoch %4.0f  env steps %7.0f  eval %8.1f ± %6.1f  (final)  %.0f s total",
-               pending[P_EPOCH], pending[P_ENV_STEPS], er.mean, er.std, now_s() - t_start);
-  }
-
+static void teardown(mbpo_state* s) {
   eval_free(s->ev);
   rollout_free(s->ro);
   pool_free(s->real);
@@ -379,6 +308,47 @@ int mbpo_train(const mbpo_config* c) {
   free(s->brew);
   free(s->bnext);
   free(s->bdone);
-  run_close(&g_run);
+  run_close(&s->run);
+}
+
+int mbpo_train(const mbpo_config* c) {
+  char err[4400];
+  (void)backend_resolve((int)c->device); /* the CUDA backend is not built yet: CPU */
+  threads_set((int)c->threads);
+  static mbpo_state S;
+  mbpo_state* s = &S;
+  setup(s, c);
+  if (run_open(&s->run, c, err, sizeof err) != 0) mbpo_fatal("%s", err);
+  mbpo_note("run folder %s (backend %s, task %s, seed %ld)", s->run.path, backend_name(BACKEND_CPU),
+            c->task, c->seed);
+  run_csv_header(s->run.progress, P_NCOL, g_pcols);
+  s->t_start = now_s();
+  env_reset(s->envs->envs[0], s->obs);
+
+  /* 1. Initial exploration: uniform actions in [-1, 1] until D_env holds init_steps rows. */
+  rng_key xk = {(uint32_t)c->seed, RNG_EXPLORE};
+  while (s->real->size < c->init_steps) {
+    float a[ENV_MAX_ACT];
+    for (int i = 0; i < s->ad; i++)
+      a[i] = 2.0f * rng_uniform(xk, 0, (uint32_t)s->env_steps, (uint64_t)i) - 1.0f;
+    env_step_and_store(s, a);
+  }
+  mbpo_note("explored %llu steps (%ld transitions in the real pool)",
+            (unsigned long long)s->env_steps, s->real->size);
+
+  /* 2. Epochs (the target critics were hard-copied at creation). An epoch ends when t >= E and
+   *    the real pool holds min_pool rows. */
+  long n_epochs = mbpo_epochs(c);
+  int stop = 0;
+  for (; s->epoch < n_epochs && !stop; s->epoch++) {
+    if (s->t == 0) epoch_begin(s);
+    for (; !(s->t >= c->epoch_length && s->real->size >= c->min_pool); s->t++) epoch_step(s, n_epochs);
+    stop = epoch_end(s);
+    s->t = 0;
+  }
+  if (s->have_pending) log_pending(s, 1);
+  mbpo_note("done: %llu env steps after exploration, %.0f s", (unsigned long long)s->train_steps,
+            now_s() - s->t_start);
+  teardown(s);
   return 0;
 }

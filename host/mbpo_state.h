@@ -1,0 +1,74 @@
+/* mbpo_state.h: everything one training run holds (internal to host/mbpo.c and
+ * host/checkpoint.c): the components, the pools, the loop's counters and the epoch's accumulators.
+ * A checkpoint is this struct's state; the random streams are pure functions of its counters. */
+#ifndef MBPO_STATE_H
+#define MBPO_STATE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "env.h"
+#include "evaluate.h"
+#include "model.h"
+#include "pool.h"
+#include "rollout.h"
+#include "run.h"
+#include "sac.h"
+
+/* ---- progress.csv columns ---- */
+enum {
+  P_EPOCH, P_ENV_STEPS, P_TOTAL_STEPS, P_EVAL_MEAN, P_EVAL_STD, P_EVAL_MIN, P_EVAL_MAX, P_EVAL_FIRST,
+  P_EVAL_LEN, P_TRAIN_RETURN, P_TRAIN_EPISODES, P_MODEL_LOSS, P_MODEL_MSE, P_MODEL_EPOCHS,
+  P_ROLLOUT_K, P_ROLLOUT_ROWS, P_REAL_POOL, P_MODEL_POOL, P_MODEL_POOL_CAP, P_Q1_LOSS, P_Q2_LOSS,
+  P_PI_LOSS, P_ALPHA, P_ENTROPY, P_Q_MEAN, P_UPDATES, P_UNSTABLE,
+  P_WALL, P_EPOCH_TIME, P_MODEL_TIME, P_UPDATES_PER_S, P_STEPS_PER_S, P_NCOL
+};
+/* The timing columns start at P_WALL (left out when runs are compared). */
+
+/* The running episode: transitions enter D_env only when their episode ends (softlearning's
+ * sampler adds whole paths). */
+typedef struct path_buf {
+  int n, cap;
+  float *obs, *act, *rew, *next_obs, *done;
+  double ret;
+} path_buf;
+
+/* Everything one run holds. */
+typedef struct mbpo_state {
+  const mbpo_config* c;
+  const env_task* task;
+  int od, ad;
+  run_folder run;
+  env_batch* envs;       /* P = 1 training env */
+  sac* agent;
+  dyn_model* model;
+  pool *real, *mpool;
+  rollout_ctx* ro;
+  evaluator* ev;
+  path_buf path;
+  float obs[ENV_MAX_OBS];
+  /* counters: every random draw is a function of these and the seed */
+  uint64_t env_steps;    /* all env steps, exploration included (the acting counter) */
+  uint64_t train_steps;  /* env steps after exploration */
+  uint64_t updates;      /* SAC updates so far (the noise and batch counter) */
+  uint32_t fits;         /* model fits so far */
+  int k;                 /* current rollout length */
+  long epoch;            /* current epoch */
+  long t;                /* next step of the current epoch */
+  long unstable;         /* env steps with a MuJoCo instability */
+  /* the current epoch's accumulators and the previous epoch's row, waiting for its evaluation */
+  double row[P_NCOL];
+  sac_stats last;
+  double ep_ret_sum;
+  int ep_count;
+  double sac_time;
+  double pending[P_NCOL];
+  int have_pending;
+  double last_eval;
+  double t_start, t_epoch; /* clock at the (virtual) start of the run and of the epoch */
+  /* SAC minibatch */
+  uint32_t* bidx;
+  float *bobs, *bact, *brew, *bnext, *bdone;
+} mbpo_state;
+
+#endif
