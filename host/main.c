@@ -9,6 +9,7 @@
 #include "config.h"
 #include "env.h"
 #include "log.h"
+#include "plot.h"
 
 /** One subcommand: its name, argument synopsis, description and entry point. The entry point gets
  *  the arguments from the command name on (argv[0] = the command name). */
@@ -133,6 +134,8 @@ static const command g_commands[] = {
      "env-version string of each compiled model (the embedded ones, or <DIR>/<task>.xml).\n"
      "Exits non-zero when a model does not load.\n\n",
      cmd_envs},
+    {"plot", "RUN... [-o FILE.png|.svg] [options]",
+     "plot learning curves (mean ± std per setting)", plot_help, cmd_plot},
     {"help", "[command]", "this text, or a command's usage", "Print the usage of mbpo or of one command.\n\n", cmd_help},
 };
 #define NCOMMANDS ((int)(sizeof g_commands / sizeof g_commands[0]))
