@@ -50,7 +50,6 @@ enum { OBS = 11, ACT = 3, ROWS = 100000, REAL = 50000, NK = 2 };
 #define TERM TERM_HALFCHEETAH /* the termination rule (termination.h) of both sides */
 static const int KS[NK] = {1, 5};
 
-int openblas_get_num_threads(void); /* OpenBLAS */
 
 
 
@@ -187,19 +186,11 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: bench_rollout [out.json] [repetitions >= 1]\n");
     return 2;
   }
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
-  const int blas_threads = openblas_get_num_threads();
-  char cpu[256], commit[64];
-  cpu_model(cpu, sizeof cpu);
-  git_commit(commit, sizeof commit);
-  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  const double load0 = loadavg1();
-  printf("machine: %s, %ld cores, load %.2f; OpenMP threads %d (OMP_WAIT_POLICY %s), OpenBLAS threads %d; "
-         "commit %s\n",
-         cpu, cores, load0, threads, getenv("OMP_WAIT_POLICY"), blas_threads, commit);
+  const bench_machine mach = bench_machine_read();
+  const int threads = mach.threads, blas_threads = mach.blas_threads;
+  const long cores = mach.cores;
+  const double load0 = mach.load0;
+  const char *cpu = mach.cpu, *commit = mach.commit;
 
   mbpo_config c;
   cfg_defaults(&c);

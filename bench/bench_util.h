@@ -9,6 +9,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+int openblas_get_num_threads(void); /* OpenBLAS */
 
 /** Seconds on the monotonic clock. */
 static inline double now_s(void) {
@@ -90,6 +96,34 @@ static inline double json_num(const char* s, const char* key) {
   snprintf(pat, sizeof pat, "\"%s\":", key);
   const char* p = strstr(s, pat);
   return p ? strtod(p + strlen(pat), NULL) : -1.0;
+}
+
+/** What a benchmark records about the machine it ran on. */
+typedef struct bench_machine {
+  char cpu[256], commit[64];
+  long cores;
+  double load0;      /* 1-minute load average at the start */
+  int threads;       /* OpenMP threads */
+  int blas_threads;  /* OpenBLAS threads */
+} bench_machine;
+
+/** Read the machine, commit, load and thread counts, and print them on one line. */
+static inline bench_machine bench_machine_read(void) {
+  bench_machine b;
+  b.threads = 1;
+#ifdef _OPENMP
+  b.threads = omp_get_max_threads();
+#endif
+  b.blas_threads = openblas_get_num_threads();
+  cpu_model(b.cpu, sizeof b.cpu);
+  git_commit(b.commit, sizeof b.commit);
+  b.cores = sysconf(_SC_NPROCESSORS_ONLN);
+  b.load0 = loadavg1();
+  const char* wp = getenv("OMP_WAIT_POLICY");
+  printf("machine: %s, %ld cores, load %.2f; OpenMP threads %d (OMP_WAIT_POLICY %s), OpenBLAS threads %d; "
+         "commit %s\n",
+         b.cpu, b.cores, b.load0, b.threads, wp ? wp : "unset", b.blas_threads, b.commit);
+  return b;
 }
 
 /** malloc that exits on failure. */
