@@ -13,8 +13,11 @@ static const int g_size[] = {4, 4, 1, 8, 8};
 int npy_type_size(int type) { return (type >= 0 && type <= NPY_I64) ? g_size[type] : 0; }
 
 int npy_header(char* buf, int type, int ndim, const long* shape) {
-  char dict[200], sh[160] = "";
+  /* NPY_MAX_DIMS dimensions of up to 20 digits + ", " fit: no truncation is possible */
+  char dict[NPY_HEADER_MAX - 64], sh[NPY_MAX_DIMS * 24 + 8] = "";
   int p = 0;
+  if (ndim < 0) ndim = 0;
+  if (ndim > NPY_MAX_DIMS) ndim = NPY_MAX_DIMS;
   for (int i = 0; i < ndim; i++)
     p += snprintf(sh + p, sizeof sh - (size_t)p, "%ld%s", shape[i], (ndim == 1 || i < ndim - 1) ? ", " : "");
   if (ndim == 1) sh[p - 1] = '\0'; /* "(n,)" */
@@ -33,7 +36,7 @@ int npy_header(char* buf, int type, int ndim, const long* shape) {
 }
 
 int npy_save(const char* path, const void* data, int type, int ndim, const long* shape) {
-  char hdr[320];
+  char hdr[NPY_HEADER_MAX];
   size_t count = 1;
   for (int i = 0; i < ndim; i++) count *= (size_t)shape[i];
   int h = npy_header(hdr, type, ndim, shape);

@@ -14,7 +14,10 @@ enum npy_type { NPY_F32 = 0, NPY_I32 = 1, NPY_U8 = 2, NPY_F64 = 3, NPY_I64 = 4 }
 /** Size in bytes of one element of type t. */
 int npy_type_size(int type);
 
-/** Build the .npy header (magic, version, dict, padding to 64 bytes) into buf (>= 256 bytes);
+/** Size of a buffer that holds any header npy_header builds. */
+#define NPY_HEADER_MAX 512
+
+/** Build the .npy header (magic, version, dict, padding to 64 bytes) into buf (NPY_HEADER_MAX bytes);
  *  returns its length. */
 int npy_header(char* buf, int type, int ndim, const long* shape);
 
