@@ -85,9 +85,16 @@ static void* worker(void* arg) {
   return NULL;
 }
 
+float* eval_snapshot(evaluator* ev) { return ev->pol->pi_w; }
+
 void eval_start(evaluator* ev, const sac* agent, uint32_t epoch) {
   eval_wait(ev);
   memcpy(ev->pol->pi_w, agent->pi_w, agent->pi.nparams * sizeof(float));
+  eval_start_snapshot(ev, epoch);
+}
+
+void eval_start_snapshot(evaluator* ev, uint32_t epoch) {
+  eval_wait(ev);
   ev->epoch = epoch;
   if (pthread_create(&ev->th, NULL, worker, ev) != 0) {
     mbpo_warn("cannot start the evaluation thread; evaluating in the training thread");

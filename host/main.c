@@ -87,6 +87,10 @@ static int not_built(const char* name, const char* issue, int argc, char** argv,
 /** `mbpo train <preset> [key=value ...]` (argv[0] = "train"): resolve and check the configuration,
  *  then run MBPO. Returns the process exit status. */
 int cmd_train(int argc, char** argv) {
+  if (argc >= 2 && strcmp(argv[1], "--resume") == 0) {
+    if (argc != 3) mbpo_fatal("usage: mbpo train --resume <run folder>");
+    return mbpo_resume(argv[2]);
+  }
   if (!cli_preset_arg(argc, argv, 1)) {
     print_command_usage(find_command("train"), stderr);
     mbpo_fatal("train needs a preset or .ini file as its first argument");
@@ -116,9 +120,11 @@ static int cmd_help(int argc, char** argv) {
 }
 
 static const command g_commands[] = {
-    {"train", "<preset> [key=value ...]", "train MBPO on a task",
+    {"train", "<preset> [key=value ...] | --resume <run folder>", "train MBPO on a task",
      "Train MBPO. Progress goes to the terminal; the run folder <run_dir>/<task>-<tag>-s<seed>\n"
      "gets config.ini, progress.csv, model_train.csv, checkpoints and plots.\n"
+     "Checkpoints (checkpoint.every epochs, and at the end) let `--resume <run folder>` continue a\n"
+     "run exactly; Ctrl-C finishes the current step, writes a checkpoint and exits (twice: at once).\n"
      "Example: mbpo train hopper sac.lr=1e-4 seed=3\n\n",
      cmd_train},
     {"eval", "<run folder|preset> [key=value ...]", "evaluate a trained policy",

@@ -13,11 +13,15 @@
 #include "mbpo.h"
 
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "backend.h"
+#include "checkpoint.h"
 #include "env.h"
 #include "evaluate.h"
 #include "log.h"
@@ -183,6 +187,14 @@ static eval_result log_pending(mbpo_state* s, int final) {
   p[P_EVAL_FIRST] = er.first;
   p[P_EVAL_LEN] = er.mean_length;
   run_csv_row(s->run.progress, P_NCOL, p);
+  if (s->tb && (tboard_scalars(s->tb, (long)p[P_ENV_STEPS], tboard_now(), P_NCOL - 2, g_pcols + 2,
+                               p + 2) != 0 ||
+                tboard_flush(s->tb) != 0)) {
+    mbpo_warn("TensorBoard events not written: %s", tboard_error(s->tb));
+    char e[256];
+    tboard_close(s->tb, e, sizeof e);
+    s->tb = NULL;
+  }
   s->last_eval = er.mean;
   s->have_pending = 0;
   run_status(&s->run, 1,
@@ -293,7 +305,19 @@ static void setup(mbpo_state* s, const mbpo_config* c) {
   s->last_eval = NAN;
 }
 
+/* TensorBoard scalars (the progress columns after epoch and env_steps, stepped by env steps). */
+static void open_tboard(mbpo_state* s) {
+  char err[512];
+  s->tb = tboard_open(s->run.path, err, sizeof err);
+  if (!s->tb) mbpo_warn("no TensorBoard events: %s", err);
+}
+
 static void teardown(mbpo_state* s) {
+  if (s->tb) {
+    char e[256];
+    if (tboard_close(s->tb, e, sizeof e) != 0) mbpo_warn("TensorBoard events: %s", e);
+    s->tb = NULL;
+  }
   eval_free(s->ev);
   rollout_free(s->ro);
   pool_free(s->real);
@@ -311,6 +335,100 @@ static void teardown(mbpo_state* s) {
   run_close(&s->run);
 }
 
+/* ---- checkpoints and interruption ---- */
+
+static volatile sig_atomic_t g_stop;
+
+/* First SIGINT/SIGTERM: finish the current step, checkpoint, exit 0. A second SIGINT: exit now. */
+static void on_signal(int sig) {
+  if (g_stop && sig == SIGINT) {
+    static const char msg[] = "\nmbpo: interrupted again: exiting without a checkpoint\n";
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) _exit(130);
+    _exit(130);
+  }
+  g_stop = 1;
+}
+
+/* Save a checkpoint named name in the run folder and point checkpoint.latest at it. */
+static int save_checkpoint(mbpo_state* s, const char* name) {
+  char path[4400], err[4600];
+  snprintf(path, sizeof path, "%s/%s", s->run.path, name);
+  if (ckpt_save(s, path, now_s() - s->t_start, err, sizeof err) != 0) {
+    mbpo_warn("checkpoint not written (the previous one is kept): %s", err);
+    return -1;
+  }
+  char latest[4400];
+  snprintf(latest, sizeof latest, "%s/%s", s->run.path, CKPT_LATEST);
+  char text[300];
+  int n = snprintf(text, sizeof text, "%s\n", name);
+  if (run_write_atomic(latest, text, (size_t)n) != 0) mbpo_warn("cannot write %s", latest);
+  return 0;
+}
+
+/* The epoch-end checkpoint of epoch e (0-based, just ended): every checkpoint.every epochs; the
+ * one checkpoint.keep saves back is removed. */
+static void epoch_checkpoint(mbpo_state* s, long e, int final) {
+  const mbpo_config* c = s->c;
+  if (!final && (c->checkpoint_every <= 0 || (e + 1) % c->checkpoint_every != 0)) return;
+  char name[64];
+  snprintf(name, sizeof name, "ckpt-e%06ld.npz", e);
+  if (save_checkpoint(s, name) != 0 || c->checkpoint_every <= 0) return;
+  long old = e - c->checkpoint_keep * c->checkpoint_every;
+  if (old >= 0) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/ckpt-e%06ld.npz", s->run.path, old);
+    unlink(path); /* may not exist (the final checkpoint is off the grid) */
+  }
+}
+
+/* Test hook: MBPO_TEST_INTERRUPT_STEP=N acts as a SIGINT after training step N. */
+static long g_interrupt_step = -1;
+
+/* Epochs from s->epoch (resumed or 0) to the end; returns the exit status. */
+static int run_epochs(mbpo_state* s) {
+  const mbpo_config* c = s->c;
+  long n_epochs = mbpo_epochs(c);
+  int stop = 0;
+  while (s->epoch < n_epochs && !stop) {
+    if (s->t == 0) epoch_begin(s);
+    for (; !(s->t >= c->epoch_length && s->real->size >= c->min_pool); s->t++) {
+      epoch_step(s, n_epochs);
+      if (g_interrupt_step >= 0 && (long)s->train_steps == g_interrupt_step) g_stop = 1;
+      if (g_stop) {
+        s->t++;
+        char name[64];
+        snprintf(name, sizeof name, "ckpt-e%06ld-t%06ld.npz", s->epoch, s->t);
+        eval_wait(s->ev);
+        int ok = save_checkpoint(s, name) == 0;
+        run_status(&s->run, 1, "mbpo: interrupted at epoch %ld step %ld; %s", s->epoch, s->t,
+                   ok ? "checkpoint written" : "NO checkpoint written");
+        if (ok) fprintf(stderr, "mbpo: resume with: mbpo train --resume %s\n", s->run.path);
+        return ok ? 0 : 1;
+      }
+    }
+    stop = epoch_end(s);
+    long ended = s->epoch;
+    s->t = 0;
+    s->epoch++;
+    epoch_checkpoint(s, ended, s->epoch >= n_epochs || stop);
+  }
+  if (s->have_pending) log_pending(s, 1);
+  mbpo_note("done: %llu env steps after exploration, %.0f s", (unsigned long long)s->train_steps,
+            now_s() - s->t_start);
+  return 0;
+}
+
+static void install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  const char* h = getenv("MBPO_TEST_INTERRUPT_STEP");
+  if (h) g_interrupt_step = atol(h);
+}
+
 int mbpo_train(const mbpo_config* c) {
   char err[4400];
   (void)backend_resolve((int)c->device); /* the CUDA backend is not built yet: CPU */
@@ -322,6 +440,7 @@ int mbpo_train(const mbpo_config* c) {
   mbpo_note("run folder %s (backend %s, task %s, seed %ld)", s->run.path, backend_name(BACKEND_CPU),
             c->task, c->seed);
   run_csv_header(s->run.progress, P_NCOL, g_pcols);
+  open_tboard(s);
   s->t_start = now_s();
   env_reset(s->envs->envs[0], s->obs);
 
@@ -338,17 +457,44 @@ int mbpo_train(const mbpo_config* c) {
 
   /* 2. Epochs (the target critics were hard-copied at creation). An epoch ends when t >= E and
    *    the real pool holds min_pool rows. */
-  long n_epochs = mbpo_epochs(c);
-  int stop = 0;
-  for (; s->epoch < n_epochs && !stop; s->epoch++) {
-    if (s->t == 0) epoch_begin(s);
-    for (; !(s->t >= c->epoch_length && s->real->size >= c->min_pool); s->t++) epoch_step(s, n_epochs);
-    stop = epoch_end(s);
-    s->t = 0;
-  }
-  if (s->have_pending) log_pending(s, 1);
-  mbpo_note("done: %llu env steps after exploration, %.0f s", (unsigned long long)s->train_steps,
-            now_s() - s->t_start);
+  install_signals();
+  int rc = run_epochs(s);
   teardown(s);
-  return 0;
+  return rc;
+}
+
+int mbpo_resume(const char* run_path) {
+  char err[4600], path[4400];
+  static mbpo_config cfg;
+  cfg_defaults(&cfg);
+  snprintf(path, sizeof path, "%s/config.ini", run_path);
+  if (cfg_load_ini(&cfg, path, err, sizeof err) != 0 || cfg_validate(&cfg, err, sizeof err) != 0)
+    mbpo_fatal("cannot resume %s: %s", run_path, err);
+  snprintf(path, sizeof path, "%s/%s", run_path, CKPT_LATEST);
+  FILE* f = fopen(path, "r");
+  char name[300] = "";
+  if (!f || !fgets(name, sizeof name, f)) mbpo_fatal("cannot resume %s: no checkpoint (%s)", run_path, path);
+  fclose(f);
+  name[strcspn(name, "\r\n")] = '\0';
+  (void)backend_resolve((int)cfg.device);
+  threads_set((int)cfg.threads);
+  static mbpo_state S;
+  mbpo_state* s = &S;
+  setup(s, &cfg);
+  double elapsed = 0;
+  snprintf(path, sizeof path, "%s/%s", run_path, name);
+  if (ckpt_load(s, path, &elapsed, err, sizeof err) != 0) mbpo_fatal("cannot resume: %s", err);
+  long rows = s->epoch - s->have_pending;
+  if (run_reopen(&s->run, run_path, rows, (long)s->fits, err, sizeof err) != 0)
+    mbpo_fatal("cannot resume: %s", err);
+  open_tboard(s);
+  s->t_start = now_s() - elapsed;
+  s->t_epoch = now_s();
+  if (s->have_pending) eval_start_snapshot(s->ev, (uint32_t)s->pending[P_EPOCH]);
+  mbpo_note("resuming %s from %s (epoch %ld, step %ld, %llu env steps)", run_path, name, s->epoch,
+            s->t, (unsigned long long)s->env_steps);
+  install_signals();
+  int rc = run_epochs(s);
+  teardown(s);
+  return rc;
 }

@@ -14,6 +14,7 @@
 #include "rollout.h"
 #include "run.h"
 #include "sac.h"
+#include "tboard.h"
 
 /* ---- progress.csv columns ---- */
 enum {
@@ -39,6 +40,7 @@ typedef struct mbpo_state {
   const env_task* task;
   int od, ad;
   run_folder run;
+  tboard* tb;            /* TensorBoard event file beside progress.csv (NULL if it failed) */
   env_batch* envs;       /* P = 1 training env */
   sac* agent;
   dyn_model* model;
@@ -70,5 +72,13 @@ typedef struct mbpo_state {
   uint32_t* bidx;
   float *bobs, *bact, *brew, *bnext, *bdone;
 } mbpo_state;
+
+/** Write the run's whole state to path atomically (checkpoint.h); elapsed = wall seconds so far.
+ *  Returns 0, or -1 with err (the previous file at path is left intact). */
+int ckpt_save(mbpo_state* s, const char* path, double elapsed, char* err, int errlen);
+
+/** Restore a run's state from path into s, which setup() built from the same config. Returns 0, or
+ *  -1 with err (truncated, corrupt, another format version, task or shape). */
+int ckpt_load(mbpo_state* s, const char* path, double* elapsed, char* err, int errlen);
 
 #endif

@@ -103,6 +103,53 @@ int run_open(run_folder* r, const mbpo_config* c, char* err, int errlen) {
   return 0;
 }
 
+/* Keep the header and the first rows lines of a CSV file, then open it for appending. */
+static FILE* truncate_csv(const char* path, long rows, char* err, int errlen) {
+  FILE* f = fopen(path, "r");
+  if (!f) {
+    mbpo_fmt(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  long keep = 0, lines = 0;
+  int ch, fresh = 1;
+  while (lines < rows + 1 && (ch = fgetc(f)) != EOF) {
+    keep++;
+    if (ch == '\n') lines++;
+    fresh = 0;
+  }
+  fclose(f);
+  if (!fresh && lines < rows + 1 && rows > 0) {
+    mbpo_fmt(err, errlen, "%s has fewer rows (%ld) than the checkpoint expects (%ld)", path,
+             lines ? lines - 1 : 0, rows);
+    return NULL;
+  }
+  if (truncate(path, keep) != 0) {
+    mbpo_fmt(err, errlen, "cannot truncate %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  f = fopen(path, "a");
+  if (!f) mbpo_fmt(err, errlen, "cannot append to %s: %s", path, strerror(errno));
+  return f;
+}
+
+int run_reopen(run_folder* r, const char* path, long progress_rows, long fit_rows, char* err,
+               int errlen) {
+  memset(r, 0, sizeof *r);
+  snprintf(r->path, sizeof r->path, "%s", path);
+  char f[4200];
+  snprintf(f, sizeof f, "%s/progress.csv", path);
+  r->progress = truncate_csv(f, progress_rows, err, errlen);
+  if (!r->progress) return -1;
+  snprintf(f, sizeof f, "%s/model_train.csv", path);
+  r->model_train = truncate_csv(f, fit_rows, err, errlen);
+  if (!r->model_train) {
+    run_close(r);
+    return -1;
+  }
+  r->tty = isatty(STDOUT_FILENO);
+  return 0;
+}
+
 void run_close(run_folder* r) {
   if (r->progress) fclose(r->progress);
   if (r->model_train) fclose(r->model_train);

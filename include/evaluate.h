@@ -30,6 +30,12 @@ void eval_free(evaluator* ev);
 /** Snapshot the agent's policy and start evaluating it for epoch in the worker thread. */
 void eval_start(evaluator* ev, const sac* agent, uint32_t epoch);
 
+/** The policy snapshot of the last eval_start (the agent's policy layout; for checkpoints). */
+float* eval_snapshot(evaluator* ev);
+
+/** Start evaluating the snapshot as it is now (restored from a checkpoint) for epoch. */
+void eval_start_snapshot(evaluator* ev, uint32_t epoch);
+
 /** Wait for the running evaluation and return its result (zeros when none ran). */
 eval_result eval_wait(evaluator* ev);
 

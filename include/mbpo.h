@@ -20,4 +20,8 @@ long mbpo_epochs(const mbpo_config* c);
  *  (0 on success); errors that stop the run are reported with the phase named. */
 int mbpo_train(const mbpo_config* c);
 
+/** Continue the run in the folder run_path from its newest checkpoint (checkpoint.latest) with the
+ *  folder's config.ini. Returns the process exit status; bad or missing checkpoints are fatal. */
+int mbpo_resume(const char* run_path);
+
 #endif

@@ -22,6 +22,12 @@ void run_path(const mbpo_config* c, char* out, int n);
  *  resolved config.ini atomically. Returns 0, or -1 with err. */
 int run_open(run_folder* r, const mbpo_config* c, char* err, int errlen);
 
+/** Reopen an existing run folder (path) to continue it: progress.csv keeps its header and the first
+ *  progress_rows rows, model_train.csv its header and first fit_rows rows (rows written after the
+ *  checkpoint are dropped); both are then appended to. Returns 0, or -1 with err. */
+int run_reopen(run_folder* r, const char* path, long progress_rows, long fit_rows, char* err,
+               int errlen);
+
 /** Close the files. */
 void run_close(run_folder* r);
 

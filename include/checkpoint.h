@@ -1,0 +1,20 @@
+/* checkpoint.h: the checkpoint format (.npz, format version CKPT_VERSION).
+ *
+ * One archive holds everything a run needs to continue exactly where it stopped: the resolved
+ * config.ini text, every parameter and optimiser state (sac/..., model/...), the normaliser and
+ * the elites, both replay pools (physical layout, so that uniform index draws pick the same rows),
+ * the running episode, the live environment's MuJoCo state (qpos, qvel, qacc_warmstart, time and
+ * the lagged xpos/xipos that rewards read), the loop counters (from which every random stream
+ * continues), the current epoch's accumulators and the row waiting for its evaluation together
+ * with the policy snapshot being evaluated. Names and shapes are listed by `python -c "import
+ * numpy; print(dict(numpy.load('ckpt.npz')))"`. */
+#ifndef MBPO_CHECKPOINT_H
+#define MBPO_CHECKPOINT_H
+
+/** Format version written into every checkpoint ("format_version"). */
+#define CKPT_VERSION 1
+
+/** Name of the file in the run folder that names the newest checkpoint. */
+#define CKPT_LATEST "checkpoint.latest"
+
+#endif
