@@ -8,6 +8,7 @@
 #include "threads.h"
 #include "config.h"
 #include "env.h"
+#include "evaluate_cmd.h"
 #include "log.h"
 #include "plot.h"
 
@@ -100,7 +101,9 @@ int cmd_train(int argc, char** argv) {
   return mbpo_train(&cfg);
 }
 
-static int cmd_eval(int argc, char** argv) { return not_built("eval", "", argc, argv, 1); }
+static int cmd_eval(int argc, char** argv) { return evalcmd_eval(argc, argv); }
+
+static int cmd_export(int argc, char** argv) { return evalcmd_export(argc, argv); }
 
 static int cmd_bench(int argc, char** argv) { return not_built("bench", "", argc, argv, 0); }
 
@@ -127,8 +130,10 @@ static const command g_commands[] = {
      "run exactly; Ctrl-C finishes the current step, writes a checkpoint and exits (twice: at once).\n"
      "Example: mbpo train hopper sac.lr=1e-4 seed=3\n\n",
      cmd_train},
-    {"eval", "<run folder|preset> [key=value ...]", "evaluate a trained policy",
-     "Evaluate a trained policy with deterministic episodes.\n\n", cmd_eval},
+    {"eval", "<run folder> [options] [--video FILE]",
+     "evaluate a run's policy (deterministic episodes)", evalcmd_eval_help, cmd_eval},
+    {"export", "<run folder> [-o FILE] [options]", "export the actor's weights as .npz",
+     evalcmd_export_help, cmd_export},
     {"bench", "[preset] [key=value ...]", "benchmark the engine",
      "Benchmark the engine's components and the end-to-end loop.\n\n", cmd_bench},
     {"config", "[preset] [key=value ...] [--ini]", "show the resolved configuration",
