@@ -1,0 +1,164 @@
+/* test_eval.c: `mbpo eval` through the real binary after a tiny training run.
+ *
+ * Exactness: training evaluates epoch e's actor snapshot at epoch e's end with reset noise
+ * (seed, RNG_EVAL_RESET), env index e; the epoch-end checkpoint ckpt-e<e>.npz is written right after
+ * that snapshot is taken, with no update in between, so its "sac/policy" is the snapshot. `mbpo eval`
+ * on it (default epoch index e, the run's seed and eval.episodes) runs the same evaluator code, so
+ * its mean, std, min, max, first return and mean length, printed with %.9g as progress.csv does,
+ * equal that epoch's row character for character (checked for the final and an earlier epoch).
+ * Bad input: not a run folder, a run folder without a checkpoint, truncated and garbage
+ * checkpoints, a checkpoint of another task and of another actor shape, --video: non-zero exit
+ * with a message. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "test.h"
+
+#define ARGS                                                                                      \
+  "inverted_pendulum steps=300 epoch_length=100 init_steps=100 min_pool=250 model.train_freq=50 " \
+  "rollout.batch=500 model.hidden=32 sac.hidden=32 sac.updates=2 model.max_epochs=5 "             \
+  "eval.episodes=2 max_path_length=100 checkpoint.every=1 rollout.min_epoch=0 "                   \
+  "rollout.max_epoch=2 rollout.max_length=3"
+
+static char g_dir[] = "/tmp/mbpo-eval-XXXXXX";
+static char g_run[600];
+static char g_out[65536];
+
+/* Run a shell command, its stdout and stderr into g_out; returns the exit status. */
+static int run_cmd(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run_cmd(const char* fmt, ...) {
+  char cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+  FILE* p = popen(cmd, "r");
+  g_out[0] = '\0';
+  if (!p) return 128;
+  size_t n = fread(g_out, 1, sizeof g_out - 1, p);
+  g_out[n] = '\0';
+  int rc = pclose(p);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+/* Columns 3..8 (eval mean, std, min, max, first, length) of the progress.csv row of epoch e. */
+static int progress_eval(int epoch, char* buf, size_t n) {
+  char path[700], line[8192];
+  snprintf(path, sizeof path, "%s/progress.csv", g_run);
+  FILE* f = fopen(path, "r");
+  if (!f) return -1;
+  int found = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (atoi(line) != epoch || line[0] < '0' || line[0] > '9') continue;
+    char* fld[40];
+    int k = 0;
+    for (char* s = strtok(line, ",\n"); s && k < 40; s = strtok(NULL, ",\n")) fld[k++] = s;
+    if (k < 9) break;
+    snprintf(buf, n, "%s,%s,%s,%s,%s,%s", fld[3], fld[4], fld[5], fld[6], fld[7], fld[8]);
+    found = 0;
+  }
+  fclose(f);
+  return found;
+}
+
+/* The same six numbers from `mbpo eval`'s key=value line, formatted as progress.csv does. */
+static int eval_line(char* buf, size_t n) {
+  const char* s = strstr(g_out, "eval_return_mean=");
+  double v[6];
+  if (!s || sscanf(s,
+                   "eval_return_mean=%lf eval_return_std=%lf eval_return_min=%lf eval_return_max=%lf "
+                   "eval_return_first=%lf eval_length_mean=%lf",
+                   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+    return -1;
+  buf[0] = '\0';
+  for (int i = 0; i < 6; i++) {
+    char t[64];
+    if (v[i] == (double)(long long)v[i]) snprintf(t, sizeof t, "%s%.0f", i ? "," : "", v[i]);
+    else snprintf(t, sizeof t, "%s%.9g", i ? "," : "", v[i]);
+    strncat(buf, t, n - strlen(buf) - 1);
+  }
+  return 0;
+}
+
+static void test_eval_reproduces_progress(void) {
+  const char* bin = getenv("MBPO_BIN");
+  if (!bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  if (!mkdtemp(g_dir)) SKIP("cannot create a temporary folder");
+  snprintf(g_run, sizeof g_run, "%s/inverted_pendulum-e-s0", g_dir);
+  int rc = run_cmd("%s train " ARGS " run_dir=%s tag=e", bin, g_dir);
+  CHECK(rc == 0, "training failed (%d): %s", rc, g_out);
+  if (rc) return;
+  rc = run_cmd("%s eval %s", bin, g_run);
+  CHECK(rc == 0, "mbpo eval exited %d: %s", rc, g_out);
+  CHECK(strstr(g_out, "mean") != NULL, "no mean printed: %s", g_out);
+  char want[512], got[512];
+  CHECK(progress_eval(2, want, sizeof want) == 0, "no epoch-2 row in progress.csv");
+  CHECK(eval_line(got, sizeof got) == 0, "no key=value line: %s", g_out);
+  CHECK(strcmp(want, got) == 0, "final epoch: progress.csv %s, mbpo eval %s", want, got);
+  /* an earlier epoch-end checkpoint, explicitly */
+  rc = run_cmd("%s eval %s checkpoint=%s/ckpt-e000001.npz", bin, g_run, g_run);
+  CHECK(rc == 0, "mbpo eval checkpoint= exited %d: %s", rc, g_out);
+  CHECK(progress_eval(1, want, sizeof want) == 0, "no epoch-1 row in progress.csv");
+  CHECK(eval_line(got, sizeof got) == 0, "no key=value line: %s", g_out);
+  CHECK(strcmp(want, got) == 0, "epoch 1: progress.csv %s, mbpo eval %s", want, got);
+  /* other settings run and report their episode count */
+  rc = run_cmd("%s eval %s episodes=3 seed=9", bin, g_run);
+  CHECK(rc == 0 && strstr(g_out, "seed 9") && strstr(g_out, "3 deterministic episodes"),
+        "episodes=3 seed=9: exit %d: %s", rc, g_out);
+}
+
+static void test_eval_bad_input(void) {
+  const char* bin = getenv("MBPO_BIN");
+  if (!bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  struct stat st;
+  char path[800];
+  snprintf(path, sizeof path, "%s/config.ini", g_run);
+  if (stat(path, &st) != 0) SKIP("no run from the previous case");
+  /* not a run folder; a missing folder */
+  int rc = run_cmd("%s eval %s", bin, g_dir);
+  CHECK(rc != 0 && strstr(g_out, "not a run folder"), "not a run folder: exit %d: %s", rc, g_out);
+  rc = run_cmd("%s eval %s/none", bin, g_dir);
+  CHECK(rc != 0 && strstr(g_out, "error"), "missing folder: exit %d: %s", rc, g_out);
+  /* a run folder without checkpoints */
+  rc = run_cmd("mkdir -p %s/nock && cp %s/config.ini %s/nock/", g_dir, g_run, g_dir);
+  rc = run_cmd("%s eval %s/nock", bin, g_dir);
+  CHECK(rc != 0 && strstr(g_out, "no checkpoint"), "no checkpoint: exit %d: %s", rc, g_out);
+  /* truncated and garbage checkpoints */
+  run_cmd("head -c 3000 %s/ckpt-e000000.npz > %s/trunc.npz", g_run, g_dir);
+  rc = run_cmd("%s eval %s checkpoint=%s/trunc.npz", bin, g_run, g_dir);
+  CHECK(rc != 0 && strstr(g_out, "error"), "truncated checkpoint: exit %d: %s", rc, g_out);
+  run_cmd("head -c 5000 /dev/urandom > %s/garbage.npz", g_dir);
+  rc = run_cmd("%s eval %s checkpoint=%s/garbage.npz", bin, g_run, g_dir);
+  CHECK(rc != 0 && strstr(g_out, "error"), "garbage checkpoint: exit %d: %s", rc, g_out);
+  /* the newest checkpoint itself corrupt (a copy of the run) */
+  run_cmd("cp -r %s %s/copy && truncate -s 2000 %s/copy/ckpt-e000002.npz", g_run, g_dir, g_dir);
+  rc = run_cmd("%s eval %s/copy", bin, g_dir);
+  CHECK(rc != 0 && strstr(g_out, "error"), "corrupt newest checkpoint: exit %d: %s", rc, g_out);
+  /* a checkpoint of another task, of another actor shape */
+  run_cmd("mkdir -p %s/hop && %s config %s task=hopper --ini > %s/hop/config.ini", g_dir, bin, g_run,
+          g_dir);
+  rc = run_cmd("%s eval %s/hop checkpoint=%s/ckpt-e000002.npz", bin, g_dir, g_run);
+  CHECK(rc != 0 && strstr(g_out, "task"), "other task: exit %d: %s", rc, g_out);
+  run_cmd("mkdir -p %s/wide && %s config %s sac.hidden=64 --ini > %s/wide/config.ini", g_dir, bin,
+          g_run, g_dir);
+  rc = run_cmd("%s eval %s/wide checkpoint=%s/ckpt-e000002.npz", bin, g_dir, g_run);
+  CHECK(rc != 0 && strstr(g_out, "shape"), "other shape: exit %d: %s", rc, g_out);
+  /* --video is not built: says what it needs */
+  rc = run_cmd("%s eval %s --video %s/out.mp4", bin, g_run, g_dir);
+  CHECK(rc != 0 && strstr(g_out, "not built") && strstr(g_out, "ffmpeg"), "--video: exit %d: %s", rc,
+        g_out);
+  snprintf(path, sizeof path, "%s/out.mp4", g_dir);
+  CHECK(stat(path, &st) != 0, "--video wrote a file");
+  if (!tst_case_failed) run_cmd("rm -rf %s", g_dir);
+}
+
+int main(void) {
+  RUN(test_eval_reproduces_progress);
+  RUN(test_eval_bad_input);
+  return test_done();
+}
