@@ -302,7 +302,8 @@ static int check_text(const cfg_desc* d, const char* value, char* err, int errle
       mbpo_fmt(err, errlen, "setting '%s' contains a control character", d->key);
       return -1;
     }
-    if (ch == ';' && i > 0 && isspace((unsigned char)value[i - 1])) {
+    /* cfg_write_ini writes "key = value": a ';' first in the value follows that space too */
+    if (ch == ';' && (i == 0 || isspace((unsigned char)value[i - 1]))) {
       mbpo_fmt(err, errlen, "setting '%s' = '%s': ' ;' would start an INI comment", d->key, value);
       return -1;
     }
@@ -560,10 +561,15 @@ static int load_ini_src(mbpo_config* c, ini_src* src, const char* name, char* er
   st->c = tmp;
   st->src = src;
   st->name = name;
-  int saved_multiline = ini_allow_multiline;
+  int saved_multiline = ini_allow_multiline, saved_max_line = ini_max_line;
   ini_allow_multiline = 0; /* an indented line is a setting, not a continuation */
+  /* room for the longest line cfg_write_ini writes ("model_dir = " and CFG_STR_MAX - 1 characters);
+   * inih's default of 200 made long text settings unreadable from a resolved config.ini */
+  if (ini_max_line < CFG_STR_MAX + 64) ini_max_line = CFG_STR_MAX + 64;
+  int max_line = ini_max_line;
   int r = ini_parse_stream(ini_reader_fn, src, ini_handler_fn, st);
   ini_allow_multiline = saved_multiline;
+  ini_max_line = saved_max_line;
   int first = 0; /* the first error of any kind */
   if (src->long_line) first = src->long_line;
   if (r > 0 && (!first || r < first)) first = r;
@@ -573,7 +579,7 @@ static int load_ini_src(mbpo_config* c, ini_src* src, const char* name, char* er
     rc = -1;
     if (first == src->long_line)
       mbpo_fmt(err, errlen, "%s:%d: line is too long (at most %d characters)", name, first,
-               ini_max_line - 3);
+               max_line - 3);
     else if (first == st->err_line)
       mbpo_fmt(err, errlen, "%s", st->err);
     else
