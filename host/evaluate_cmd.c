@@ -211,6 +211,23 @@ static int parse_long(const char* s, long lo, long hi, long* v) {
   return 0;
 }
 
+/* An argument that is neither an option of the command nor its run folder: name what is wrong (an
+ * unknown key gets config.h's "did you mean"; a valid setting is the run's, from its config.ini). */
+MBPO_NORETURN static void bad_argument(const char* cmd, const char* a, const char* usage) {
+  const char* eq = strchr(a, '=');
+  if (eq && eq != a) {
+    char key[256], err[1200];
+    mbpo_config scratch;
+    cfg_defaults(&scratch);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - a < 255 ? eq - a : 255), a);
+    if (cfg_set(&scratch, key, eq + 1, err, sizeof err) != 0)
+      mbpo_fatal("%s: argument '%s': %s (usage: %s)", cmd, a, err, usage);
+    mbpo_fatal("%s: argument '%s': the run's settings come from its config.ini (usage: %s)", cmd, a,
+               usage);
+  }
+  mbpo_fatal("%s: unexpected argument '%s' (usage: %s)", cmd, a, usage);
+}
+
 /* ---- mbpo eval ---- */
 
 int evalcmd_eval(int argc, char** argv) {
@@ -234,8 +251,8 @@ int evalcmd_eval(int argc, char** argv) {
     } else if (!run && a[0] != '-' && !strchr(a, '=')) {
       run = a;
     } else {
-      mbpo_fatal("eval: unexpected argument '%s' (usage: mbpo eval <run folder> [episodes=N] "
-                 "[checkpoint=FILE] [seed=S] [epoch=E] [--video FILE])", a);
+      bad_argument("eval", a, "mbpo eval <run folder> [episodes=N] [checkpoint=FILE] [seed=S] "
+                   "[epoch=E] [--video FILE]");
     }
   }
   if (!run) mbpo_fatal("usage: mbpo eval <run folder> [episodes=N] [checkpoint=FILE] [seed=S] [epoch=E]");
@@ -291,8 +308,7 @@ int evalcmd_export(int argc, char** argv) {
     } else if (!run && a[0] != '-' && !strchr(a, '=')) {
       run = a;
     } else {
-      mbpo_fatal("export: unexpected argument '%s' (usage: mbpo export <run folder> [-o FILE] "
-                 "[checkpoint=FILE])", a);
+      bad_argument("export", a, "mbpo export <run folder> [-o FILE] [checkpoint=FILE]");
     }
   }
   if (!run) mbpo_fatal("usage: mbpo export <run folder> [-o FILE] [checkpoint=FILE]");
