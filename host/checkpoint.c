@@ -73,8 +73,8 @@ int ckpt_save(mbpo_state* s, const char* path, double elapsed, char* err, int er
                   s->last.alpha_loss, s->last.entropy, s->last.q_mean};
   sh[0] = 7;
   npz_add_f64(w, "loop/last_sac_stats", sst, 1, sh);
-  double misc[] = {s->ep_ret_sum, s->sac_time, s->last_eval, elapsed, s->path.ret};
-  sh[0] = 5;
+  double misc[] = {s->ep_ret_sum, s->sac_time, s->last_eval, elapsed, s->path.ret, s->best_eval};
+  sh[0] = 6;
   npz_add_f64(w, "loop/misc", misc, 1, sh);
   sh[0] = s->od;
   npz_add_f32(w, "loop/obs", s->obs, 1, sh);
@@ -250,9 +250,9 @@ int ckpt_load(mbpo_state* s, const char* path, double* elapsed, char* err, int e
   get(&r, "loop/counters", NPY_I64, ctr, 14);
   get(&r, "loop/row", NPY_F64, s->row, P_NCOL);
   get(&r, "loop/pending", NPY_F64, s->pending, P_NCOL);
-  double sst[7], misc[5];
+  double sst[7], misc[6];
   get(&r, "loop/last_sac_stats", NPY_F64, sst, 7);
-  get(&r, "loop/misc", NPY_F64, misc, 5);
+  get(&r, "loop/misc", NPY_F64, misc, 6);
   get(&r, "loop/obs", NPY_F32, s->obs, (size_t)s->od);
   env* e = s->envs->envs[0];
   const mjModel* m = e->m;
@@ -343,6 +343,7 @@ int ckpt_load(mbpo_state* s, const char* path, double* elapsed, char* err, int e
   s->last_eval = misc[2];
   *elapsed = misc[3];
   s->path.ret = misc[4];
+  s->best_eval = misc[5];
   e->episode = (uint32_t)ectr[0];
   e->t = (int)ectr[1];
   e->unstable = (long)ectr[2];

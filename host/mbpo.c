@@ -12,6 +12,7 @@
  */
 #include "mbpo.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -176,6 +177,23 @@ static void sac_phase(mbpo_state* s, double* row, sac_stats* last) {
   row[P_UPDATES] += (double)c->sac_updates;
 }
 
+/* When the pending epoch's evaluation is the best so far and its epoch-end checkpoint exists,
+ * ckpt-best.npz becomes a hard link to it (replaced atomically). */
+static void keep_best(mbpo_state* s, eval_result er) {
+  if (er.episodes < 1 || !(er.mean > s->best_eval)) return;
+  s->best_eval = er.mean;
+  char src[4400], tmp[4400], dst[4400];
+  snprintf(src, sizeof src, "%s/ckpt-e%06ld.npz", s->run.path, (long)s->pending[P_EPOCH]);
+  snprintf(tmp, sizeof tmp, "%s/ckpt-best.npz.tmp", s->run.path);
+  snprintf(dst, sizeof dst, "%s/ckpt-best.npz", s->run.path);
+  if (access(src, F_OK) != 0) return; /* no checkpoint at that epoch (checkpoint.every) */
+  unlink(tmp);
+  if (link(src, tmp) != 0 || rename(tmp, dst) != 0) {
+    mbpo_warn("cannot update %s: %s", dst, strerror(errno));
+    unlink(tmp);
+  }
+}
+
 /* Wait for the pending epoch's evaluation, complete its row and log it. Returns its result. */
 static eval_result log_pending(mbpo_state* s, int final) {
   eval_result er = eval_wait(s->ev);
@@ -197,6 +215,7 @@ static eval_result log_pending(mbpo_state* s, int final) {
   }
   s->last_eval = er.mean;
   s->have_pending = 0;
+  keep_best(s, er);
   run_status(&s->run, 1,
              "epoch %4.0f  env steps %7.0f  eval %8.1f ± %6.1f  train %8.1f  model mse %.4g  k %2.0f  "
              "%.0f upd/s  %.0f s%s",
@@ -303,6 +322,7 @@ static void setup(mbpo_state* s, const mbpo_config* c) {
   s->bdone = (float*)malloc(B * sizeof(float));
   if (!s->bidx || !s->bobs || !s->bact || !s->brew || !s->bnext || !s->bdone) mbpo_fatal("out of memory");
   s->last_eval = NAN;
+  s->best_eval = -INFINITY;
 }
 
 /* TensorBoard scalars (the progress columns after epoch and env_steps, stepped by env steps). */

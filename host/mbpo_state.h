@@ -67,6 +67,7 @@ typedef struct mbpo_state {
   double pending[P_NCOL];
   int have_pending;
   double last_eval;
+  double best_eval;      /* best mean evaluation return so far (ckpt-best.npz) */
   double t_start, t_epoch; /* clock at the (virtual) start of the run and of the epoch */
   /* SAC minibatch */
   uint32_t* bidx;

@@ -75,6 +75,11 @@ static void test_exact_resume(void) {
   CHECK(sh("MBPO_TEST_INTERRUPT_STEP=230 %s train --resume %s > /dev/null 2>&1", bin, run) == 0,
         "first resume did not exit 0");
   CHECK(sh("%s train --resume %s > /dev/null 2>&1", bin, run) == 0, "second resume failed");
+  /* the best evaluation's epoch-end checkpoint is kept as ckpt-best.npz (a hard link to it) */
+  char best[600];
+  struct stat bs;
+  snprintf(best, sizeof best, "%s/inverted_pendulum-full-s0/ckpt-best.npz", g_dir);
+  CHECK(stat(best, &bs) == 0 && bs.st_nlink == 2, "no ckpt-best.npz linked to an epoch checkpoint");
   same_file("progress.csv", 27);   /* the columns before wall_time_s */
   same_file("model_train.csv", 18); /* all but seconds */
 }
