@@ -15,36 +15,16 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 import zlib
 
-passed = failed = skipped = 0
-
-
-def done():
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    sys.exit(1 if failed else 0)
-
+from testlib import check, done, skip_all
 
 try:
     import numpy as np
 except Exception as e:  # noqa: BLE001
-    print(f"SKIP test_npz: numpy not importable ({e.__class__.__name__}: {e})")
-    skipped = 1
-    done()
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        if os.environ.get("TEST_VERBOSE"):
-            print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name}: {detail}")
+    skip_all("test_npz", f"numpy not importable ({e.__class__.__name__}: {e})")
 
 
 def expected_arrays():

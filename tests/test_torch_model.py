@@ -27,43 +27,16 @@ Prints "N passed, N failed, N skipped"; exits non-zero on failure; skips if torc
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
-passed = failed = skipped = 0
-
-
-def done():
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    sys.exit(1 if failed else 0)
-
+from testlib import check, done, rel, skip_all
 
 try:
     import numpy as np
     import torch
     import torch.nn.functional as F
 except Exception as e:  # noqa: BLE001
-    print(f"SKIP test_torch_model: torch/numpy not importable ({e.__class__.__name__}: {e})")
-    skipped = 1
-    done()
-
-
-def check(name, ok, detail):
-    global passed, failed
-    if ok:
-        passed += 1
-        if os.environ.get("TEST_VERBOSE"):
-            print(f"ok   {name}: {detail}")
-    else:
-        failed += 1
-        print(f"FAIL {name}: {detail}")
-
-
-def rel(a, b):
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    nb = np.linalg.norm(b)
-    return np.linalg.norm(a - b) / (nb if nb > 0 else 1.0)
+    skip_all("test_torch_model", f"torch/numpy not importable ({e.__class__.__name__}: {e})")
 
 
 def split(flat, E, dims, D):
