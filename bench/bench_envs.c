@@ -261,21 +261,8 @@ int main(int argc, char** argv) {
   }
   double load1 = loadavg1();
 
-  make_parent_dirs(out);
-  FILE* f = fopen(out, "w");
-  if (!f) {
-    fprintf(stderr, "bench_envs: cannot write %s: %s\n", out, strerror(errno));
-    return 1;
-  }
-  time_t now = time(NULL);
-  char date[32];
-  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-  fprintf(f, "{\n  \"benchmark\": \"envs\",\n  \"date\": \"%s\",\n  \"commit\": ", date);
-  json_str(f, commit);
-  fprintf(f, ",\n  \"machine\": {\"cpu\": ");
-  json_str(f, cpu);
-  fprintf(f, ", \"cores\": %ld, \"loadavg_1min_start\": %.2f, \"loadavg_1min_end\": %.2f},\n", cores,
-          load0, load1);
+  FILE* f = bench_json_open(out, "envs", cpu, commit, cores, load0, load1);
+  if (!f) return 1;
   fprintf(f, "  \"mujoco_version\": \"%s\",\n  \"env_version\": \"%s\",\n", mjver, ENV_VERSION);
   fprintf(f, "  \"method\": \"one thread; uniform random actions; reset on termination or "
              "truncation; bare loop = same controls, frame_skip mj_step per step, same resets; "

@@ -174,20 +174,8 @@ int main(int argc, char** argv) {
     printf("peer PyTorch: skipped (%s)\n", pr.note);
   const double load1 = loadavg1();
 
-  make_parent_dirs(out);
-  FILE* f = fopen(out, "w");
-  if (!f) {
-    fprintf(stderr, "bench_model: cannot write %s: %s\n", out, strerror(errno));
-    return 1;
-  }
-  char date[32];
-  time_t now = time(NULL);
-  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-  fprintf(f, "{\n  \"benchmark\": \"model\",\n  \"date\": \"%s\",\n  \"commit\": ", date);
-  json_str(f, commit);
-  fprintf(f, ",\n  \"machine\": {\"cpu\": ");
-  json_str(f, cpu);
-  fprintf(f, ", \"cores\": %ld, \"loadavg_1min_start\": %.2f, \"loadavg_1min_end\": %.2f},\n", cores, load0, load1);
+  FILE* f = bench_json_open(out, "model", cpu, commit, cores, load0, load1);
+  if (!f) return 1;
   fprintf(f, "  \"backend\": \"cpu\",\n  \"threads\": {\"openmp\": %d, \"openblas\": %d, \"omp_wait_policy\": ",
           threads, blas_threads);
   json_str(f, getenv("OMP_WAIT_POLICY"));

@@ -303,20 +303,9 @@ int main(int argc, char** argv) {
   printf("load average (1 min) %.2f at the start, %.2f at the end: timings on a shared machine are noisy\n", load0,
          load1);
 
-  make_parent_dirs(out);
-  FILE* f = fopen(out, "w");
-  if (!f) {
-    fprintf(stderr, "bench_rollout: cannot write %s: %s\n", out, strerror(errno));
-    return 1;
-  }
-  char date[32];
-  time_t now = time(NULL);
-  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-  fprintf(f, "{\n  \"bench\": \"rollout\",\n  \"backend\": \"cpu\",\n  \"date\": \"%s\",\n  \"commit\": ", date);
-  json_str(f, commit);
-  fprintf(f, ",\n  \"machine\": {\"cpu\": ");
-  json_str(f, cpu);
-  fprintf(f, ", \"cores\": %ld, \"loadavg1_start\": %.2f, \"loadavg1_end\": %.2f},\n", cores, load0, load1);
+  FILE* f = bench_json_open(out, "rollout", cpu, commit, cores, load0, load1);
+  if (!f) return 1;
+  fprintf(f, "  \"backend\": \"cpu\",\n");
   fprintf(f, "  \"threads\": {\"openmp\": %d, \"openblas\": %d, \"omp_wait_policy\": ", threads, blas_threads);
   json_str(f, getenv("OMP_WAIT_POLICY"));
   fprintf(f, ", \"torch\": %d},\n", threads);

@@ -126,6 +126,31 @@ static inline bench_machine bench_machine_read(void) {
   return b;
 }
 
+/** Create the JSON file out (and its folders) and write its common head: {"benchmark", "date",
+ *  "commit", "machine": {cpu, cores, load at start and end}, ... The caller writes the rest and
+ *  the closing brace. Returns NULL after printing why when the file cannot be created. */
+static inline FILE* bench_json_open(const char* out, const char* name, const char* cpu,
+                                    const char* commit, long cores, double load0, double load1) {
+  make_parent_dirs(out);
+  FILE* f = fopen(out, "w");
+  if (!f) {
+    fprintf(stderr, "bench_%s: cannot write %s: %s\n", name, out, strerror(errno));
+    return NULL;
+  }
+  char date[32];
+  time_t now = time(NULL);
+  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+  fprintf(f, "{\n  \"benchmark\": ");
+  json_str(f, name);
+  fprintf(f, ",\n  \"date\": \"%s\",\n  \"commit\": ", date);
+  json_str(f, commit);
+  fprintf(f, ",\n  \"machine\": {\"cpu\": ");
+  json_str(f, cpu);
+  fprintf(f, ", \"cores\": %ld, \"loadavg_1min_start\": %.2f, \"loadavg_1min_end\": %.2f},\n", cores,
+          load0, load1);
+  return f;
+}
+
 /** malloc that exits on failure. */
 static inline void* xmalloc(size_t n) {
   void* p = malloc(n ? n : 1);
