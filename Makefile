@@ -32,7 +32,7 @@ HAVE_ZLIB   := $(call have_hdr,zlib.h)
 HAVE_OMP    := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -Ienvs -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -Ienvs -Ikernels -MMD -MP
 LDLIBS  := -lmujoco -lopenblas -linih -lz -lm -lpthread
 ifeq ($(HAVE_OMP),yes)
 CFLAGS  += -fopenmp
@@ -46,7 +46,7 @@ endif
 ifneq ($(NVCC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCCFLAGS ?= -O3 -g -lineinfo
-NVCCFLAGS += -std=c++17 -Iinclude -Ienvs -DMBPO_CUDA=1 -MMD -MP \
+NVCCFLAGS += -std=c++17 -Iinclude -Ienvs -Ikernels -DMBPO_CUDA=1 -MMD -MP \
              -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
              -Xcompiler -Wall,-Wextra
 CFLAGS  += -DMBPO_CUDA=1
@@ -55,7 +55,7 @@ CU_SRC  := $(wildcard kernels/*.cu)
 endif
 
 # ---- sources -------------------------------------------------------------------------------
-LIB_SRC  := $(filter-out host/main.c,$(wildcard host/*.c host/cpu/*.c envs/*.c))
+LIB_SRC  := $(filter-out host/main.c,$(wildcard host/*.c host/cpu/*.c host/dev/*.c envs/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/envs/assets.o $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)

@@ -16,6 +16,10 @@
 
 #include "hd.h"
 
+#ifdef __CUDACC__
+#include <curand_philox4x32_x.h>
+#endif
+
 /** Streams: the second key word. One per consumer so that draws never overlap. */
 enum rng_stream {
   RNG_ENV_RESET = 1,    /* training env reset noise: c0 = env index, c1 = episode */
@@ -52,6 +56,12 @@ MBPO_HD static uint32_t rng_mulhilo_(uint32_t a, uint32_t b, uint32_t* hi) {
 /** Philox4x32-10 (Salmon et al. 2011, Random123): 10 rounds on counter c with key (k0, k1). */
 MBPO_HD static rng_u4 rng_philox(uint32_t k0, uint32_t k1, uint32_t c0, uint32_t c1, uint32_t c2,
                                  uint32_t c3) {
+#if defined(__CUDA_ARCH__)
+  /* on the device: cuRAND's Philox4x32-10 (the same function; tests/test_dx.c holds them equal) */
+  uint4 o = curand_Philox4x32_10(make_uint4(c0, c1, c2, c3), make_uint2(k0, k1));
+  rng_u4 out = {{o.x, o.y, o.z, o.w}};
+  return out;
+#else
   for (int r = 0; r < 10; r++) {
     uint32_t hi0, hi1;
     uint32_t lo0 = rng_mulhilo_(0xD2511F53u, c0, &hi0);
@@ -66,6 +76,7 @@ MBPO_HD static rng_u4 rng_philox(uint32_t k0, uint32_t k1, uint32_t c0, uint32_t
   }
   rng_u4 out = {{c0, c1, c2, c3}};
   return out;
+#endif
 }
 
 /** The block of four words holding index n of the virtual stream (key, c0, c1). */

@@ -1,0 +1,177 @@
+/* dxn.c: ensemble MLPs, Adam and Polyak on a dx context (dxn.h), over the element ops of
+ * kernels/nn_k.h and dx_gemm. The order of operations follows host/cpu/nn.c. */
+#include "dxn.h"
+
+#include <stdlib.h>
+
+#include "log.h"
+#include "nn_k.h"
+
+DX_OP(nnk_bias_act, nnk_bias_act_args)
+DX_OP(nnk_act_back, nnk_act_back_args)
+DX_OP(nnk_colsum, nnk_colsum_args)
+DX_OP(nnk_sum_members, nnk_sum_members_args)
+DX_OP(nnk_adam_tick, nnk_adam_tick_args)
+DX_OP(nnk_adam, nnk_adam_args)
+DX_OP(nnk_polyak, nnk_polyak_args)
+DX_OP(nnk_concat, nnk_concat_args)
+DX_OP(nnk_fill, nnk_fill_args)
+DX_OP(nnk_ctr_add, nnk_ctr_add_args)
+
+static int max_hidden(const nn_mlp* net) {
+  int m = 1;
+  for (int l = 1; l < net->nlayers; l++)
+    if (net->dims[l] > m) m = net->dims[l];
+  return m;
+}
+
+dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) {
+  if (Bmax < 1) mbpo_fatal("dxn_cache_alloc: Bmax %d", Bmax);
+  dxn_cache* k = calloc(1, sizeof *k);
+  if (!k) mbpo_fatal("out of memory");
+  k->Bmax = Bmax;
+  size_t EB = (size_t)net->E * (size_t)Bmax;
+  for (int l = 1; l < net->nlayers; l++) {
+    k->a[l] = dx_allocf(c, EB * (size_t)net->dims[l]);
+    k->z[l - 1] = dx_allocf(c, EB * (size_t)net->dims[l]);
+  }
+  k->buf[0] = dx_allocf(c, EB * (size_t)max_hidden(net));
+  k->buf[1] = dx_allocf(c, EB * (size_t)max_hidden(net));
+  k->dxe = dx_allocf(c, EB * (size_t)net->dims[0]);
+  return k;
+}
+
+void dxn_cache_free(dx_ctx* c, dxn_cache* k) {
+  if (!k) return;
+  for (int l = 0; l <= NN_MAX_LAYERS; l++) dx_free(c, k->a[l]);
+  for (int l = 0; l < NN_MAX_LAYERS; l++) dx_free(c, k->z[l]);
+  dx_free(c, k->buf[0]);
+  dx_free(c, k->buf[1]);
+  dx_free(c, k->dxe);
+  free(k);
+}
+
+void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x,
+                 int shared_input, dxn_cache* k, float* y) {
+  if (B > k->Bmax) mbpo_fatal("dxn_forward: %d rows exceed the cache's %d", B, k->Bmax);
+  const int L = net->nlayers, E = net->E;
+  k->B = B;
+  k->shared_input = shared_input;
+  k->x = x;
+  for (int l = 0; l < L; l++) {
+    const int din = net->dims[l], dout = net->dims[l + 1];
+    const float* in = l == 0 ? x : k->a[l];
+    long s_in = l == 0 && shared_input ? 0 : (long)B * din;
+    float* out = l == L - 1 ? y : k->z[l];
+    dx_gemm(c, 0, 0, B, dout, din, 1.0f, in, din, s_in, P + net->w_off[l], dout, (long)din * dout, 0.0f,
+            out, dout, (long)B * dout, E);
+    nnk_bias_act_args a = {out, l == L - 1 ? NULL : k->a[l + 1], P + net->b_off[l], B, dout,
+                           l == L - 1 ? NNK_LINEAR : net->act};
+    DX_RUN(c, nnk_bias_act, a, (long)E * B * dout);
+  }
+}
+
+void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
+                  float* grads, float* dx) {
+  const int L = net->nlayers, E = net->E, B = k->B;
+  if (!k->x) mbpo_fatal("dxn_backward without a forward");
+  const float* dz = dy;
+  for (int l = L - 1; l >= 0; l--) {
+    const int din = net->dims[l], dout = net->dims[l + 1];
+    if (grads) {
+      const float* in = l > 0 ? k->a[l] : k->x;
+      long s_in = l == 0 && k->shared_input ? 0 : (long)B * din;
+      dx_gemm(c, 1, 0, din, dout, B, 1.0f, in, din, s_in, dz, dout, (long)B * dout, 1.0f,
+              grads + net->w_off[l], dout, (long)din * dout, E);
+      nnk_colsum_args cs = {dz, grads + net->b_off[l], B, dout, 1, 1.0f};
+      DX_RUN(c, nnk_colsum, cs, (long)E * dout);
+    }
+    if (l == 0 && !dx) break;
+    float* out = l > 0 ? k->buf[l & 1] : (k->shared_input && E > 1 ? k->dxe : dx);
+    dx_gemm(c, 0, 1, B, din, dout, 1.0f, dz, dout, (long)B * dout, P + net->w_off[l], dout,
+            (long)din * dout, 0.0f, out, din, (long)B * din, E);
+    if (l > 0) {
+      nnk_act_back_args ab = {out, k->z[l - 1], net->act};
+      DX_RUN(c, nnk_act_back, ab, (long)E * B * din);
+    } else if (k->shared_input && E > 1) {
+      nnk_sum_members_args sm = {k->dxe, dx, E, (long)B * din};
+      DX_RUN(c, nnk_sum_members, sm, (long)B * din);
+    }
+    dz = out;
+  }
+}
+
+dxn_adam* dxn_adam_alloc(dx_ctx* c, size_t n, float lr) {
+  dxn_adam* a = calloc(1, sizeof *a);
+  if (!a) mbpo_fatal("out of memory");
+  a->n = n;
+  a->lr = lr;
+  a->b1 = 0.9f;
+  a->b2 = 0.999f;
+  a->eps = 1e-8f;
+  a->m = dx_allocf(c, n);
+  a->v = dx_allocf(c, n);
+  a->t = (int64_t*)dx_alloc(c, sizeof(int64_t));
+  a->lr_t = dx_allocf(c, 1);
+  return a;
+}
+
+void dxn_adam_free(dx_ctx* c, dxn_adam* a) {
+  if (!a) return;
+  dx_free(c, a->m);
+  dx_free(c, a->v);
+  dx_free(c, a->t);
+  dx_free(c, a->lr_t);
+  free(a);
+}
+
+void dxn_adam_step(dx_ctx* c, dxn_adam* a, float* params, const float* g) {
+  nnk_adam_tick_args t = {a->t, a->lr_t, a->lr, a->b1, a->b2};
+  DX_RUN(c, nnk_adam_tick, t, 1);
+  nnk_adam_args u = {params, g, a->m, a->v, a->lr_t, a->b1, a->b2, a->eps};
+  DX_RUN(c, nnk_adam, u, (long)a->n);
+}
+
+void dxn_adam_upload(dx_ctx* c, dxn_adam* a, const nn_adam* h) {
+  if (h->n != a->n) mbpo_fatal("dxn_adam_upload: %zu vs %zu parameters", h->n, a->n);
+  int64_t t = h->t;
+  dx_upload(c, a->m, h->m, a->n * sizeof(float));
+  dx_upload(c, a->v, h->v, a->n * sizeof(float));
+  dx_upload(c, a->t, &t, sizeof t);
+  dx_sync(c);
+}
+
+void dxn_adam_download(dx_ctx* c, const dxn_adam* a, nn_adam* h) {
+  if (h->n != a->n) mbpo_fatal("dxn_adam_download: %zu vs %zu parameters", h->n, a->n);
+  int64_t t = 0;
+  dx_download(c, h->m, a->m, a->n * sizeof(float));
+  dx_download(c, h->v, a->v, a->n * sizeof(float));
+  dx_download(c, &t, a->t, sizeof t);
+  dx_sync(c);
+  h->t = (long)t;
+}
+
+void dxn_polyak(dx_ctx* c, float* target, const float* src, size_t n, float tau) {
+  nnk_polyak_args p = {target, src, tau};
+  DX_RUN(c, nnk_polyak, p, (long)n);
+}
+
+void dxn_colsum(dx_ctx* c, const float* x, int E, int R, int D, float scale, int accumulate, float* out) {
+  nnk_colsum_args a = {x, out, R, D, accumulate, scale};
+  DX_RUN(c, nnk_colsum, a, (long)E * D);
+}
+
+void dxn_concat(dx_ctx* c, const float* a, int da, const float* b, int db, int R, float* out) {
+  nnk_concat_args p = {a, b, out, da, db};
+  DX_RUN(c, nnk_concat, p, (long)R * (da + db));
+}
+
+void dxn_fill(dx_ctx* c, float* x, float v, size_t n) {
+  nnk_fill_args p = {x, v};
+  DX_RUN(c, nnk_fill, p, (long)n);
+}
+
+void dxn_ctr_add(dx_ctx* c, uint64_t* ctr, uint64_t v) {
+  nnk_ctr_add_args p = {ctr, v};
+  DX_RUN(c, nnk_ctr_add, p, 1);
+}

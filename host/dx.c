@@ -1,0 +1,388 @@
+/* dx.c: device execution contexts (dx.h): the host emulation, and the dispatch to the CUDA
+ * implementation in kernels/dx.cu (dx_cuda.h).
+ *
+ * The host emulation runs each op when it is enqueued, or, while capturing, appends it to the
+ * graph with its arguments copied; a launch replays the list in order. */
+#include "dx.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dx_cuda.h"
+#include "log.h"
+
+/* One recorded host op: fn(blob). */
+typedef struct host_rec {
+  void (*fn)(const void* blob);
+  void* blob;
+} host_rec;
+
+struct dx_graph {
+  int kind;
+  void* cuda;            /* cudaGraphExec_t */
+  host_rec* recs;
+  int n, cap;
+};
+
+struct dx_ctx {
+  int kind;
+  int capturing;
+  void* cuda;            /* dxc state (stream, cuBLAS, CUB workspaces) */
+  dx_graph* rec;         /* host graph being recorded */
+  long sort_cap, select_cap;
+  uint64_t* sort_tmp;    /* host sort workspace */
+};
+
+dx_ctx* dx_create(int kind) {
+  dx_ctx* c = calloc(1, sizeof *c);
+  if (!c) mbpo_fatal("out of memory");
+  c->kind = kind;
+  if (kind == DX_CUDA) {
+#ifdef MBPO_CUDA
+    char err[512];
+    c->cuda = dxc_create(err, sizeof err);
+    if (!c->cuda) mbpo_fatal("CUDA backend: %s", err);
+#else
+    mbpo_fatal("CUDA backend: this binary was built without CUDA (nvcc was not found or CUDA=0)");
+#endif
+  } else if (kind != DX_HOST) {
+    mbpo_fatal("dx_create: unknown kind %d", kind);
+  }
+  return c;
+}
+
+void dx_destroy(dx_ctx* c) {
+  if (!c) return;
+#ifdef MBPO_CUDA
+  if (c->cuda) dxc_destroy(c->cuda);
+#endif
+  free(c->sort_tmp);
+  free(c);
+}
+
+int dx_kind(const dx_ctx* c) { return c->kind; }
+int dx_capturing(const dx_ctx* c) { return c->capturing; }
+
+/* ---- host recording ---- */
+
+static void host_submit(dx_ctx* c, void (*fn)(const void*), const void* blob, size_t size) {
+  if (!c->capturing) {
+    fn(blob);
+    return;
+  }
+  dx_graph* g = c->rec;
+  if (g->n == g->cap) {
+    g->cap = g->cap ? 2 * g->cap : 64;
+    g->recs = realloc(g->recs, (size_t)g->cap * sizeof *g->recs);
+    if (!g->recs) mbpo_fatal("out of memory");
+  }
+  void* b = malloc(size);
+  if (!b) mbpo_fatal("out of memory");
+  memcpy(b, blob, size);
+  g->recs[g->n++] = (host_rec){fn, b};
+}
+
+#define IS_CUDA(c) ((c)->kind == DX_CUDA)
+#ifndef MBPO_CUDA
+/* Without CUDA a context is always DX_HOST; these keep the dispatch below uniform. */
+#define CUDA_ONLY(stmt) do { mbpo_fatal("dx: CUDA call in a build without CUDA"); } while (0)
+#else
+#define CUDA_ONLY(stmt) do { stmt; } while (0)
+#endif
+
+/* ---- memory ---- */
+
+void* dx_alloc(dx_ctx* c, size_t bytes) {
+  if (c->capturing) mbpo_fatal("dx_alloc inside a capture");
+  if (IS_CUDA(c)) {
+    void* p = NULL;
+    CUDA_ONLY(p = dxc_alloc(c->cuda, bytes));
+    return p;
+  }
+  size_t b = (bytes + 63) & ~(size_t)63;
+  if (b == 0) b = 64;
+  void* p = aligned_alloc(64, b);
+  if (!p) mbpo_fatal("out of memory (%zu bytes)", bytes);
+  memset(p, 0, b);
+  return p;
+}
+
+float* dx_allocf(dx_ctx* c, size_t n) { return (float*)dx_alloc(c, n * sizeof(float)); }
+
+void dx_free(dx_ctx* c, void* p) {
+  if (!p) return;
+  if (IS_CUDA(c)) CUDA_ONLY(dxc_free(c->cuda, p));
+  else free(p);
+}
+
+void* dx_alloc_pinned(dx_ctx* c, size_t bytes) {
+  if (IS_CUDA(c)) {
+    void* p = NULL;
+    CUDA_ONLY(p = dxc_alloc_pinned(c->cuda, bytes));
+    return p;
+  }
+  void* p = calloc(1, bytes ? bytes : 1);
+  if (!p) mbpo_fatal("out of memory (%zu bytes)", bytes);
+  return p;
+}
+
+void dx_free_pinned(dx_ctx* c, void* p) {
+  if (!p) return;
+  if (IS_CUDA(c)) CUDA_ONLY(dxc_free_pinned(c->cuda, p));
+  else free(p);
+}
+
+typedef struct copy_blob {
+  void* dst;
+  const void* src;
+  size_t bytes;
+} copy_blob;
+
+static void copy_fn(const void* b) {
+  const copy_blob* x = b;
+  if (x->bytes) memmove(x->dst, x->src, x->bytes);
+}
+
+static void zero_fn(const void* b) {
+  const copy_blob* x = b;
+  memset(x->dst, 0, x->bytes);
+}
+
+static void copy_any(dx_ctx* c, void* dst, const void* src, size_t bytes, int dir) {
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_copy(c->cuda, dst, src, bytes, dir));
+    return;
+  }
+  copy_blob b = {dst, src, bytes};
+  host_submit(c, copy_fn, &b, sizeof b);
+}
+
+void dx_upload(dx_ctx* c, void* dst, const void* src, size_t bytes) { copy_any(c, dst, src, bytes, DXC_H2D); }
+void dx_download(dx_ctx* c, void* dst, const void* src, size_t bytes) { copy_any(c, dst, src, bytes, DXC_D2H); }
+void dx_copy(dx_ctx* c, void* dst, const void* src, size_t bytes) { copy_any(c, dst, src, bytes, DXC_D2D); }
+
+void dx_zero(dx_ctx* c, void* dst, size_t bytes) {
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_zero(c->cuda, dst, bytes));
+    return;
+  }
+  copy_blob b = {dst, NULL, bytes};
+  host_submit(c, zero_fn, &b, sizeof b);
+}
+
+void dx_sync(dx_ctx* c) {
+  if (c->capturing) mbpo_fatal("dx_sync inside a capture");
+  if (IS_CUDA(c)) CUDA_ONLY(dxc_sync(c->cuda));
+}
+
+/* ---- capture ---- */
+
+void dx_capture_begin(dx_ctx* c) {
+  if (c->capturing) mbpo_fatal("dx_capture_begin: already capturing");
+  c->capturing = 1;
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_capture_begin(c->cuda));
+    return;
+  }
+  c->rec = calloc(1, sizeof *c->rec);
+  if (!c->rec) mbpo_fatal("out of memory");
+  c->rec->kind = DX_HOST;
+}
+
+dx_graph* dx_capture_end(dx_ctx* c) {
+  if (!c->capturing) mbpo_fatal("dx_capture_end without dx_capture_begin");
+  c->capturing = 0;
+  if (IS_CUDA(c)) {
+    dx_graph* g = calloc(1, sizeof *g);
+    if (!g) mbpo_fatal("out of memory");
+    g->kind = DX_CUDA;
+    CUDA_ONLY(g->cuda = dxc_capture_end(c->cuda));
+    return g;
+  }
+  dx_graph* g = c->rec;
+  c->rec = NULL;
+  return g;
+}
+
+void dx_graph_launch(dx_ctx* c, dx_graph* g) {
+  if (c->capturing) mbpo_fatal("dx_graph_launch inside a capture");
+  if (g->kind == DX_CUDA) {
+    CUDA_ONLY(dxc_graph_launch(c->cuda, g->cuda));
+    return;
+  }
+  for (int i = 0; i < g->n; i++) g->recs[i].fn(g->recs[i].blob);
+}
+
+void dx_graph_free(dx_ctx* c, dx_graph* g) {
+  (void)c;
+  if (!g) return;
+  if (g->kind == DX_CUDA) CUDA_ONLY(dxc_graph_free(g->cuda));
+  for (int i = 0; i < g->n; i++) free(g->recs[i].blob);
+  free(g->recs);
+  free(g);
+}
+
+/* ---- element ops ---- */
+
+typedef struct op_blob {
+  const dx_op* op;
+  long n;
+  size_t size;
+  _Alignas(16) unsigned char args[DX_MAX_ARGS];
+} op_blob;
+
+static void op_fn(const void* b) {
+  const op_blob* x = b;
+  x->op->host(x->args, x->n);
+}
+
+void dx_run(dx_ctx* c, const dx_op* op, const void* args, size_t args_size, long n) {
+  if (args_size > DX_MAX_ARGS) mbpo_fatal("dx op %s: %zu argument bytes (at most %d)", op->name, args_size, DX_MAX_ARGS);
+  if (n <= 0) return;
+  if (IS_CUDA(c)) {
+    if (!op->cuda) mbpo_fatal("dx op %s has no CUDA kernel", op->name);
+    CUDA_ONLY(dxc_run(c->cuda, op->cuda, args, n, op->name));
+    return;
+  }
+  op_blob b;
+  b.op = op;
+  b.n = n;
+  b.size = args_size;
+  memcpy(b.args, args, args_size);
+  host_submit(c, op_fn, &b, offsetof(op_blob, args) + args_size);
+}
+
+/* ---- GEMM ---- */
+
+typedef struct gemm_blob {
+  int ta, tb, M, N, K, lda, ldb, ldc, batch;
+  float alpha, beta;
+  const float *A, *B;
+  float* C;
+  long sA, sB, sC;
+} gemm_blob;
+
+static void gemm_fn(const void* p) {
+  const gemm_blob* g = p;
+  for (int b = 0; b < g->batch; b++)
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
+                g->M, g->N, g->K, g->alpha, g->A + (size_t)b * g->sA, g->lda, g->B + (size_t)b * g->sB,
+                g->ldb, g->beta, g->C + (size_t)b * g->sC, g->ldc);
+}
+
+void dx_gemm(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
+             long strideA, const float* B, int ldb, long strideB, float beta, float* C, int ldc,
+             long strideC, int batch) {
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_gemm(c->cuda, ta, tb, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                       strideC, batch));
+    return;
+  }
+  gemm_blob g = {ta, tb, M, N, K, lda, ldb, ldc, batch, alpha, beta, A, B, C, strideA, strideB, strideC};
+  host_submit(c, gemm_fn, &g, sizeof g);
+}
+
+/* ---- sort and select ---- */
+
+void dx_reserve_sort(dx_ctx* c, long n) {
+  if (c->capturing) mbpo_fatal("dx_reserve_sort inside a capture");
+  if (n <= c->sort_cap) return;
+  c->sort_cap = n;
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_reserve_sort(c->cuda, n));
+    return;
+  }
+  free(c->sort_tmp);
+  c->sort_tmp = malloc(2 * (size_t)n * sizeof(uint64_t));
+  if (!c->sort_tmp) mbpo_fatal("out of memory");
+}
+
+void dx_reserve_select(dx_ctx* c, long n) {
+  if (c->capturing) mbpo_fatal("dx_reserve_select inside a capture");
+  if (n <= c->select_cap) return;
+  c->select_cap = n;
+  if (IS_CUDA(c)) CUDA_ONLY(dxc_reserve_select(c->cuda, n));
+}
+
+typedef struct sort_blob {
+  const uint64_t* ki;
+  uint64_t* ko;
+  const int* vi;
+  int* vo;
+  long n;
+  uint64_t* tmp;
+} sort_blob;
+
+/* Stable LSD radix sort of (key, position) by key, 8 bits per pass: what CUB does on the GPU. */
+static void sort_fn(const void* p) {
+  const sort_blob* s = p;
+  long n = s->n;
+  uint64_t *k = s->tmp, *k2 = s->tmp + n;
+  int* pos = malloc(2 * (size_t)n * sizeof(int));
+  if (!pos) mbpo_fatal("out of memory");
+  int* pos2 = pos + n;
+  for (long i = 0; i < n; i++) {
+    k[i] = s->ki[i];
+    pos[i] = (int)i;
+  }
+  for (int shift = 0; shift < 64; shift += 8) {
+    long cnt[257] = {0};
+    for (long i = 0; i < n; i++) cnt[((k[i] >> shift) & 255) + 1]++;
+    for (int d = 0; d < 256; d++) cnt[d + 1] += cnt[d];
+    for (long i = 0; i < n; i++) {
+      long j = cnt[(k[i] >> shift) & 255]++;
+      k2[j] = k[i];
+      pos2[j] = pos[i];
+    }
+    uint64_t* tk = k; k = k2; k2 = tk;
+    int* tp = pos; pos = pos2; pos2 = tp;
+  }
+  /* 8 passes: k and pos are back in their first buffers */
+  int* vals = malloc((size_t)n * sizeof(int));
+  if (!vals) mbpo_fatal("out of memory");
+  for (long i = 0; i < n; i++) vals[i] = s->vi[pos[i]];
+  memcpy(s->ko, k, (size_t)n * sizeof(uint64_t));
+  memcpy(s->vo, vals, (size_t)n * sizeof(int));
+  free(vals);
+  free(pos < pos2 ? pos : pos2);
+}
+
+void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const int* vals_in,
+                   int* vals_out, long n) {
+  if (n <= 0) return;
+  if (n > c->sort_cap) mbpo_fatal("dx_sort_pairs: %ld items, %ld reserved", n, c->sort_cap);
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_sort_pairs(c->cuda, keys_in, keys_out, vals_in, vals_out, n));
+    return;
+  }
+  sort_blob b = {keys_in, keys_out, vals_in, vals_out, n, c->sort_tmp};
+  host_submit(c, sort_fn, &b, sizeof b);
+}
+
+typedef struct select_blob {
+  const int* in;
+  const uint8_t* flag;
+  int* out;
+  int* count;
+  long n;
+} select_blob;
+
+static void select_fn(const void* p) {
+  const select_blob* s = p;
+  int m = 0;
+  for (long i = 0; i < s->n; i++)
+    if (s->flag[i]) s->out[m++] = s->in[i];
+  *s->count = m;
+}
+
+void dx_select_flagged(dx_ctx* c, const int* in, const uint8_t* flag, int* out, int* count, long n) {
+  if (n > c->select_cap) mbpo_fatal("dx_select_flagged: %ld items, %ld reserved", n, c->select_cap);
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_select_flagged(c->cuda, in, flag, out, count, n));
+    return;
+  }
+  select_blob b = {in, flag, out, count, n};
+  host_submit(c, select_fn, &b, sizeof b);
+}

@@ -1,0 +1,139 @@
+/* dx.h: device execution, the substrate of the CUDA backend, with a host emulation.
+ *
+ * The CUDA backend's phases (SAC updates, model fitting, rollouts) are written once, as host C code
+ * that enqueues operations on a dx context: memory copies, strided-batched GEMMs, sorts, stream
+ * compaction, and "element ops" (a kernel body written once as an inline MBPO_HD function of an
+ * index, kernels/dx_op.h). A context runs them either
+ *   DX_CUDA: on the GPU, in order on one stream (cuBLAS, CUB, one __global__ per element op), or
+ *   DX_HOST: on the CPU, one op after another (OpenBLAS, plain loops over the same element bodies).
+ * The host emulation is how the device programs are tested on a machine without a GPU: the same
+ * orchestration code runs on both, and the tests hold both against the CPU reference (host/cpu/).
+ *
+ * Capture. Between dx_capture_begin and dx_capture_end every op is recorded, not run, into a graph
+ * (a CUDA graph; on the host a list of the ops with their arguments copied) that dx_graph_launch
+ * replays. Arguments are fixed at capture, exactly as in a CUDA graph: anything that changes from
+ * one replay to the next (counters, pool sizes) must be read by the kernels from device memory.
+ * The host emulation has the same semantics, so a program that is wrong under replay is wrong in
+ * the host tests too.
+ *
+ * Memory. dx_alloc returns device memory (DX_HOST: ordinary aligned memory); the host never
+ * dereferences device pointers except through dx_download. dx_alloc_pinned returns host memory
+ * usable by asynchronous copies. Nothing here allocates after set-up except where stated. */
+#ifndef MBPO_DX_H
+#define MBPO_DX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** Context kinds. */
+enum dx_kind { DX_HOST = 0, DX_CUDA = 1 };
+
+/** A device execution context: one stream, one cuBLAS handle, workspaces. */
+typedef struct dx_ctx dx_ctx;
+
+/** A captured sequence of ops (a CUDA graph, or the host's op list). */
+typedef struct dx_graph dx_graph;
+
+/** Create a context of kind DX_HOST or DX_CUDA (device 0). DX_CUDA in a build without CUDA, or
+ *  without a usable GPU, is fatal with the reason. */
+dx_ctx* dx_create(int kind);
+
+/** Destroy a context (waits for its work; NULL is allowed). */
+void dx_destroy(dx_ctx* c);
+
+/** The context's kind. */
+int dx_kind(const dx_ctx* c);
+
+/** Device memory of n bytes, zeroed (fatal when short). */
+void* dx_alloc(dx_ctx* c, size_t bytes);
+
+/** n floats of device memory, zeroed. */
+float* dx_allocf(dx_ctx* c, size_t n);
+
+/** Free device memory from dx_alloc (NULL is allowed). */
+void dx_free(dx_ctx* c, void* p);
+
+/** Page-locked host memory of n bytes, zeroed, for asynchronous copies (DX_HOST: plain memory). */
+void* dx_alloc_pinned(dx_ctx* c, size_t bytes);
+
+/** Free memory from dx_alloc_pinned. */
+void dx_free_pinned(dx_ctx* c, void* p);
+
+/** Copy host -> device, in stream order (asynchronous for pinned src; src must stay unchanged until
+ *  the copy has run: dx_sync, or stream order for pinned buffers reused only after a sync). */
+void dx_upload(dx_ctx* c, void* dst, const void* src, size_t bytes);
+
+/** Copy device -> host, in stream order; the data is there after dx_sync (dst pinned) or at once
+ *  (dst pageable: the call waits). */
+void dx_download(dx_ctx* c, void* dst, const void* src, size_t bytes);
+
+/** Copy device -> device, in stream order. */
+void dx_copy(dx_ctx* c, void* dst, const void* src, size_t bytes);
+
+/** Set bytes of device memory to 0, in stream order. */
+void dx_zero(dx_ctx* c, void* dst, size_t bytes);
+
+/** Wait until everything enqueued has run; fatal with the CUDA error if a kernel failed. */
+void dx_sync(dx_ctx* c);
+
+/** Start recording ops into a graph (not nested). */
+void dx_capture_begin(dx_ctx* c);
+
+/** Stop recording; returns the graph, ready to launch. */
+dx_graph* dx_capture_end(dx_ctx* c);
+
+/** Replay a graph in stream order. */
+void dx_graph_launch(dx_ctx* c, dx_graph* g);
+
+/** Free a graph (NULL is allowed). */
+void dx_graph_free(dx_ctx* c, dx_graph* g);
+
+/** 1 while capturing. */
+int dx_capturing(const dx_ctx* c);
+
+/* ---- element ops (kernels/dx_op.h defines them) ---- */
+
+/** Host runner of an element op: calls the body for i = 0..n-1 with the argument block. */
+typedef void (*dx_host_fn)(const void* args, long n);
+/** CUDA launcher of an element op: launches the kernel on stream for n indices. */
+typedef void (*dx_cuda_fn)(void* stream, const void* args, long n);
+
+/** An element op: its name (for errors), the host runner and the CUDA launcher (NULL in a build
+ *  without CUDA). */
+typedef struct dx_op {
+  const char* name;
+  dx_host_fn host;
+  dx_cuda_fn cuda;
+} dx_op;
+
+/** Largest argument block of an element op (bytes). */
+#define DX_MAX_ARGS 1024
+
+/** Run (or record) op for indices 0..n-1 with the argument block args (copied; args_size <=
+ *  DX_MAX_ARGS). n = 0 does nothing. */
+void dx_run(dx_ctx* c, const dx_op* op, const void* args, size_t args_size, long n);
+
+/* ---- library ops ---- */
+
+/** Row-major strided-batched GEMM: for b in [0, batch): C_b = alpha op(A_b) op(B_b) + beta C_b with
+ *  op(A_b) M x K, op(B_b) K x N, X_b = X + b * strideX (a stride of 0 shares one matrix), lda etc.
+ *  the row strides of the stored matrices. ta / tb: 1 = transposed. float32 (TF32 off). */
+void dx_gemm(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
+             long strideA, const float* B, int ldb, long strideB, float beta, float* C, int ldc,
+             long strideC, int batch);
+
+/** Sort n (key, value) pairs by key, stable (equal keys keep their order): keys_in/vals_in ->
+ *  keys_out/vals_out (device arrays of n). Keys are 64-bit. n <= the size given to dx_reserve_sort. */
+void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const int* vals_in,
+                   int* vals_out, long n);
+
+/** Stable compaction: out[j] = in[i] for the rows i with flag[i] != 0, in order; *count (device)
+ *  gets their number. n <= the size given to dx_reserve_select. */
+void dx_select_flagged(dx_ctx* c, const int* in, const uint8_t* flag, int* out, int* count, long n);
+
+/** Reserve the workspaces of dx_sort_pairs / dx_select_flagged for up to n items (at set-up; may
+ *  allocate, never inside a capture). */
+void dx_reserve_sort(dx_ctx* c, long n);
+void dx_reserve_select(dx_ctx* c, long n);
+
+#endif
