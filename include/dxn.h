@@ -80,6 +80,10 @@ void dxn_concat(dx_ctx* c, const float* a, int da, const float* b, int db, int R
 /** *ctr += v on the device (one thread): the counters a captured graph advances on each replay. */
 void dxn_ctr_add(dx_ctx* c, uint64_t* ctr, uint64_t v);
 
+/** Random draws on the device: u[i] = rng_u32 and z[i] = rng_normal of the stream (key, c0, c1) at
+ *  index first + i (either may be NULL): the device generator's check against the host's. */
+void dxn_rng(dx_ctx* c, rng_key key, uint32_t c0, uint32_t c1, uint64_t first, long n, uint32_t* u, float* z);
+
 /** x[i] = v for n floats. */
 void dxn_fill(dx_ctx* c, float* x, float v, size_t n);
 

@@ -8,6 +8,7 @@
 
 #include "dx_op.h"
 #include "hd.h"
+#include "rng.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -151,8 +152,22 @@ MBPO_HD static void nnk_ctr_add_body(long i, const nnk_ctr_add_args* p) {
   *p->ctr += p->v;
 }
 
+/* out[i] = rng_u32 / rng_normal of the stream (key, c0, c1) at index first + i (device = cuRAND's
+ * Philox; the test holds both kinds equal) */
+typedef struct nnk_rng_args {
+  rng_key key;
+  uint32_t c0, c1;
+  uint64_t first;
+  uint32_t* u;
+  float* z;
+} nnk_rng_args;
+MBPO_HD static void nnk_rng_body(long i, const nnk_rng_args* p) {
+  if (p->u) p->u[i] = rng_u32(p->key, p->c0, p->c1, p->first + (uint64_t)i);
+  if (p->z) p->z[i] = rng_normal(p->key, p->c0, p->c1, p->first + (uint64_t)i);
+}
+
 extern const dx_op dxop_nnk_bias_act, dxop_nnk_act_back, dxop_nnk_colsum, dxop_nnk_sum_members,
-    dxop_nnk_adam_tick, dxop_nnk_adam, dxop_nnk_polyak, dxop_nnk_concat, dxop_nnk_fill, dxop_nnk_ctr_add;
+    dxop_nnk_adam_tick, dxop_nnk_adam, dxop_nnk_polyak, dxop_nnk_concat, dxop_nnk_fill, dxop_nnk_ctr_add, dxop_nnk_rng;
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@ DX_OP(nnk_polyak, nnk_polyak_args)
 DX_OP(nnk_concat, nnk_concat_args)
 DX_OP(nnk_fill, nnk_fill_args)
 DX_OP(nnk_ctr_add, nnk_ctr_add_args)
+DX_OP(nnk_rng, nnk_rng_args)
 
 static int max_hidden(const nn_mlp* net) {
   int m = 1;
@@ -174,4 +175,9 @@ void dxn_fill(dx_ctx* c, float* x, float v, size_t n) {
 void dxn_ctr_add(dx_ctx* c, uint64_t* ctr, uint64_t v) {
   nnk_ctr_add_args p = {ctr, v};
   DX_RUN(c, nnk_ctr_add, p, 1);
+}
+
+void dxn_rng(dx_ctx* c, rng_key key, uint32_t c0, uint32_t c1, uint64_t first, long n, uint32_t* u, float* z) {
+  nnk_rng_args p = {key, c0, c1, first, u, z};
+  DX_RUN(c, nnk_rng, p, n);
 }

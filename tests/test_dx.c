@@ -1,0 +1,412 @@
+/* test_dx.c: the device execution layer (dx.h) and the device MLP (dxn.h), on every available
+ * kind: the host emulation always, the GPU when one is usable (else each GPU case is a visible
+ * skip). Every op is held against the CPU reference (nn.h, rng.h, plain loops):
+ *   GEMM (all four transpose cases, shared and strided batches)   1e-5 of max |C| (host), 1e-4 (GPU)
+ *   MLP forward / backward vs nn_forward / nn_backward (ReLU, swish, shared and per-member input)
+ *                                                                  1e-5 host, 1e-4 GPU
+ *   Adam (3 steps, and one step captured and replayed 3 times), Polyak   1e-6 host, 1e-5 GPU
+ *   Philox words on the device (cuRAND) vs the host                exact; normals 1e-5 absolute
+ *   stable sort and compaction                                     exact */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "dx.h"
+#include "dxn.h"
+#include "nn.h"
+#include "rng.h"
+#include "test.h"
+
+static const rng_key K = {99, RNG_TEST};
+
+static void fill(float* p, size_t n, uint32_t c0, float scale) {
+  for (size_t i = 0; i < n; i++) p[i] = scale * rng_normal(K, c0, 3, i);
+}
+
+/* max |a - b| / max(max |b|, 1e-30) */
+static double rel_err(const float* a, const float* b, size_t n) {
+  double m = 0, d = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (fabs(b[i]) > m) m = fabs(b[i]);
+    if (fabs((double)a[i] - b[i]) > d) d = fabs((double)a[i] - b[i]);
+  }
+  return d / (m > 1e-30 ? m : 1e-30);
+}
+
+static int g_kind;        /* the kind the current case runs on */
+static dx_ctx* g_ctx[2];  /* one context per kind, made on first use */
+static char g_why[256];
+
+/* The context of the current kind, or NULL after SKIP-worthy unavailability. */
+static dx_ctx* ctx(void) {
+  if (!g_ctx[g_kind]) g_ctx[g_kind] = dx_create(g_kind);
+  return g_ctx[g_kind];
+}
+
+static double tol(double host, double gpu) { return g_kind == DX_CUDA ? gpu : host; }
+
+/* upload n floats to new device memory */
+static float* up(const float* h, size_t n) {
+  float* d = dx_allocf(ctx(), n);
+  dx_upload(ctx(), d, h, n * sizeof(float));
+  return d;
+}
+
+static float* down(const float* d, size_t n) {
+  float* h = malloc(n * sizeof(float) + 1);
+  dx_download(ctx(), h, d, n * sizeof(float));
+  dx_sync(ctx());
+  return h;
+}
+
+#define NEED_KIND()                                                     \
+  do {                                                                  \
+    if (g_kind == DX_CUDA && !backend_cuda_probe(g_why, sizeof g_why))  \
+      SKIP("no usable GPU: %s", g_why);                                 \
+  } while (0)
+
+/* ---- GEMM ---- */
+
+static void ref_gemm(int ta, int tb, int M, int N, int K_, float alpha, const float* A, int lda,
+                     const float* B, int ldb, float beta, float* C, int ldc) {
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double s = 0;
+      for (int k = 0; k < K_; k++) {
+        float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+        float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+        s += (double)a * b;
+      }
+      C[(size_t)i * ldc + j] = (float)(alpha * s + beta * C[(size_t)i * ldc + j]);
+    }
+}
+
+static void test_gemm(void) {
+  NEED_KIND();
+  const int M = 37, N = 29, K_ = 53, batch = 3;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (int shareA = 0; shareA < 2; shareA++) {
+        int lda = ta ? M : K_, ldb = tb ? K_ : N;
+        size_t nA = (size_t)M * K_, nB = (size_t)K_ * N, nC = (size_t)M * N;
+        float *A = malloc(nA * batch * 4), *B = malloc(nB * batch * 4), *C = malloc(nC * batch * 4);
+        fill(A, nA * batch, 1, 1);
+        fill(B, nB * batch, 2, 1);
+        fill(C, nC * batch, 3, 1);
+        float *dA = up(A, nA * batch), *dB = up(B, nB * batch), *dC = up(C, nC * batch);
+        dx_gemm(ctx(), ta, tb, M, N, K_, 0.5f, dA, lda, shareA ? 0 : (long)nA, dB, ldb, (long)nB, 0.25f,
+                dC, N, (long)nC, batch);
+        float* got = down(dC, nC * batch);
+        for (int b = 0; b < batch; b++)
+          ref_gemm(ta, tb, M, N, K_, 0.5f, A + (shareA ? 0 : b * nA), lda, B + b * nB, ldb, 0.25f,
+                   C + b * nC, N);
+        double e = rel_err(got, C, nC * batch);
+        CHECK(e < tol(1e-5, 1e-4), "ta %d tb %d shareA %d: rel err %.3g", ta, tb, shareA, e);
+        dx_free(ctx(), dA);
+        dx_free(ctx(), dB);
+        dx_free(ctx(), dC);
+        free(A);
+        free(B);
+        free(C);
+        free(got);
+      }
+}
+
+/* ---- MLP ---- */
+
+static void mlp_case(int E, int act, int shared, int B) {
+  int dims[4] = {9, 33, 17, 5};
+  nn_mlp net = nn_mlp_make(E, 3, dims, act);
+  float* P = nn_alloc(net.nparams);
+  fill(P, net.nparams, 10, 0.3f);
+  size_t nx = (size_t)(shared ? 1 : E) * B * dims[0], ny = (size_t)E * B * dims[3];
+  float *x = nn_alloc(nx), *dy = nn_alloc(ny), *y = nn_alloc(ny);
+  fill(x, nx, 11, 1);
+  fill(dy, ny, 12, 1);
+  float *g = nn_alloc(net.nparams), *dxr = nn_alloc(nx);
+  fill(g, net.nparams, 13, 0.1f); /* gradients accumulate into what is there */
+  float* g0 = nn_alloc(net.nparams);
+  memcpy(g0, g, net.nparams * 4);
+  nn_cache* hc = nn_cache_alloc(&net, B);
+  nn_forward(&net, P, B, x, shared, hc, y);
+  nn_backward(&net, P, hc, dy, g, dxr);
+
+  dx_ctx* c = ctx();
+  float *dP = up(P, net.nparams), *dX = up(x, nx), *dDY = up(dy, ny), *dG = up(g0, net.nparams);
+  float *dY = dx_allocf(c, ny), *dDX = dx_allocf(c, nx);
+  dxn_cache* dc = dxn_cache_alloc(c, &net, B + 3);
+  dxn_forward(c, &net, dP, B, dX, shared, dc, dY);
+  dxn_backward(c, &net, dP, dc, dDY, dG, dDX);
+  float *gy = down(dY, ny), *gg = down(dG, net.nparams), *gdx = down(dDX, nx);
+  double ey = rel_err(gy, y, ny), eg = rel_err(gg, g, net.nparams), ex = rel_err(gdx, dxr, nx);
+  CHECK(ey < tol(1e-5, 1e-4), "E %d act %d shared %d: forward rel err %.3g", E, act, shared, ey);
+  CHECK(eg < tol(1e-5, 1e-4), "E %d act %d shared %d: param grad rel err %.3g", E, act, shared, eg);
+  CHECK(ex < tol(1e-5, 1e-4), "E %d act %d shared %d: input grad rel err %.3g", E, act, shared, ex);
+  dxn_cache_free(c, dc);
+  dx_free(c, dP);
+  dx_free(c, dX);
+  dx_free(c, dDY);
+  dx_free(c, dG);
+  dx_free(c, dY);
+  dx_free(c, dDX);
+  nn_cache_free(hc);
+  free(P);
+  free(x);
+  free(dy);
+  free(y);
+  free(g);
+  free(g0);
+  free(dxr);
+  free(gy);
+  free(gg);
+  free(gdx);
+}
+
+static void test_mlp(void) {
+  NEED_KIND();
+  for (int E = 1; E <= 3; E += 2)
+    for (int act = 0; act < 2; act++)
+      for (int shared = 0; shared < 2; shared++) mlp_case(E, act, shared, 41);
+}
+
+/* ---- Adam, Polyak, capture ---- */
+
+static void test_adam_capture(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  const size_t n = 1000;
+  float *p = nn_alloc(n), *g = nn_alloc(n);
+  fill(p, n, 20, 1);
+  fill(g, n, 21, 1);
+  float *dp = up(p, n), *dg = up(g, n), *dp2 = up(p, n);
+  nn_adam* ha = nn_adam_alloc(n, 1e-2f);
+  dxn_adam* da = dxn_adam_alloc(c, n, 1e-2f);
+  dxn_adam* da2 = dxn_adam_alloc(c, n, 1e-2f);
+  for (int i = 0; i < 3; i++) {
+    nn_adam_step(ha, p, g);
+    dxn_adam_step(c, da, dp, dg);
+  }
+  /* one step captured, replayed three times: t and lr_t must advance on the device */
+  dx_capture_begin(c);
+  dxn_adam_step(c, da2, dp2, dg);
+  dx_graph* gr = dx_capture_end(c);
+  for (int i = 0; i < 3; i++) dx_graph_launch(c, gr);
+  float *got = down(dp, n), *got2 = down(dp2, n);
+  CHECK(rel_err(got, p, n) < tol(1e-6, 1e-5), "adam rel err %.3g", rel_err(got, p, n));
+  CHECK(rel_err(got2, p, n) < tol(1e-6, 1e-5), "captured adam rel err %.3g", rel_err(got2, p, n));
+  nn_adam back = *ha;
+  back.m = nn_alloc(n);
+  back.v = nn_alloc(n);
+  dxn_adam_download(c, da2, &back);
+  CHECK(back.t == 3, "device step count %ld after 3 replays", back.t);
+  CHECK(rel_err(back.m, ha->m, n) < tol(1e-6, 1e-5), "m rel err %.3g", rel_err(back.m, ha->m, n));
+  /* Polyak */
+  float* t = nn_alloc(n);
+  fill(t, n, 22, 1);
+  float* dt = up(t, n);
+  nn_polyak(t, p, n, 5e-3f);
+  dxn_polyak(c, dt, dp, n, 5e-3f);
+  float* gt = down(dt, n);
+  CHECK(rel_err(gt, t, n) < tol(1e-6, 1e-5), "polyak rel err %.3g", rel_err(gt, t, n));
+  dx_graph_free(c, gr);
+  dxn_adam_free(c, da);
+  dxn_adam_free(c, da2);
+  nn_adam_free(ha);
+  free(back.m);
+  free(back.v);
+  dx_free(c, dp);
+  dx_free(c, dg);
+  dx_free(c, dp2);
+  dx_free(c, dt);
+  free(p);
+  free(g);
+  free(t);
+  free(got);
+  free(got2);
+  free(gt);
+}
+
+/* A captured counter increment replays with the counter read from memory. */
+static void test_ctr_capture(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  uint64_t* d = dx_alloc(c, 8);
+  uint64_t h = 41;
+  dx_upload(c, d, &h, 8);
+  dx_sync(c);
+  dx_capture_begin(c);
+  dxn_ctr_add(c, d, 2);
+  dx_graph* g = dx_capture_end(c);
+  for (int i = 0; i < 5; i++) dx_graph_launch(c, g);
+  dx_download(c, &h, d, 8);
+  dx_sync(c);
+  CHECK(h == 51, "counter %llu, expected 51", (unsigned long long)h);
+  dx_graph_free(c, g);
+  dx_free(c, d);
+}
+
+/* ---- small ops ---- */
+
+static void test_small_ops(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  const int E = 3, R = 70, D = 6;
+  size_t n = (size_t)E * R * D;
+  float* x = nn_alloc(n);
+  fill(x, n, 30, 1);
+  float* dxv = up(x, n);
+  float* dout = dx_allocf(c, (size_t)E * D);
+  dxn_fill(c, dout, 1.0f, (size_t)E * D);
+  dxn_colsum(c, dxv, E, R, D, 0.5f, 1, dout);
+  float* got = down(dout, (size_t)E * D);
+  float ref[18];
+  for (int e = 0; e < E; e++)
+    for (int j = 0; j < D; j++) {
+      float s = 0;
+      for (int r = 0; r < R; r++) s += x[((size_t)e * R + r) * D + j];
+      ref[e * D + j] = 1.0f + 0.5f * s;
+    }
+  CHECK(rel_err(got, ref, (size_t)E * D) < 1e-6, "colsum rel err %.3g", rel_err(got, ref, (size_t)E * D));
+  /* concat [R][2] and [R][3] -> [R][5] */
+  float* cat = dx_allocf(c, (size_t)R * 5);
+  dxn_concat(c, dxv, 2, dxv + 2 * R, 3, R, cat);
+  float* gc = down(cat, (size_t)R * 5);
+  int ok = 1;
+  for (int r = 0; r < R; r++)
+    for (int k = 0; k < 5; k++)
+      if (gc[r * 5 + k] != (k < 2 ? x[r * 2 + k] : x[2 * R + r * 3 + k - 2])) ok = 0;
+  CHECK(ok, "concat differs");
+  dx_free(c, dxv);
+  dx_free(c, dout);
+  dx_free(c, cat);
+  free(x);
+  free(got);
+  free(gc);
+}
+
+static void test_rng(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  const long n = 4099;
+  const uint64_t first = (1ull << 33) + 5; /* crosses into a high block counter word */
+  uint32_t* du = dx_alloc(c, n * 4);
+  float* dz = dx_allocf(c, n);
+  dxn_rng(c, (rng_key){7, RNG_SAC_NOISE}, 0xdeadbeefu, 3, first, n, du, dz);
+  uint32_t* u = malloc(n * 4);
+  dx_download(c, u, du, n * 4);
+  float* z = down(dz, n);
+  long bad = 0;
+  double zerr = 0;
+  for (long i = 0; i < n; i++) {
+    if (u[i] != rng_u32((rng_key){7, RNG_SAC_NOISE}, 0xdeadbeefu, 3, first + i)) bad++;
+    double e = fabs(z[i] - rng_normal((rng_key){7, RNG_SAC_NOISE}, 0xdeadbeefu, 3, first + i));
+    if (e > zerr) zerr = e;
+  }
+  CHECK(bad == 0, "%ld of %ld Philox words differ", bad, n);
+  CHECK(zerr < 1e-5, "normal draws differ by %.3g", zerr);
+  dx_free(c, du);
+  dx_free(c, dz);
+  free(u);
+  free(z);
+}
+
+static int cmp_key_pos(const void* a, const void* b) {
+  const uint64_t* x = a;
+  const uint64_t* y = b;
+  if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+  return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+static void test_sort_select(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  const long n = 5003;
+  uint64_t* k = malloc(n * 8);
+  int* v = malloc(n * 4);
+  uint64_t* kp = malloc(2 * n * 8);
+  for (long i = 0; i < n; i++) {
+    uint32_t w = rng_u32(K, 40, 0, (uint64_t)i);
+    k[i] = i % 7 == 0 ? 12345 : ((uint64_t)w << 32) | (w & 0xff); /* many equal keys */
+    v[i] = (int)(i * 3 + 1);
+    kp[2 * i] = k[i];
+    kp[2 * i + 1] = (uint64_t)i;
+  }
+  qsort(kp, (size_t)n, 16, cmp_key_pos);
+  dx_reserve_sort(c, n);
+  dx_reserve_select(c, n);
+  uint64_t *dk = dx_alloc(c, n * 8), *dko = dx_alloc(c, n * 8);
+  int *dv = dx_alloc(c, n * 4), *dvo = dx_alloc(c, n * 4);
+  dx_upload(c, dk, k, n * 8);
+  dx_upload(c, dv, v, n * 4);
+  dx_sort_pairs(c, dk, dko, dv, dvo, n);
+  uint64_t* ko = malloc(n * 8);
+  int* vo = malloc(n * 4);
+  dx_download(c, ko, dko, n * 8);
+  dx_download(c, vo, dvo, n * 4);
+  dx_sync(c);
+  long bad = 0;
+  for (long i = 0; i < n; i++)
+    if (ko[i] != kp[2 * i] || vo[i] != v[kp[2 * i + 1]]) bad++;
+  CHECK(bad == 0, "%ld of %ld sorted pairs differ (stability)", bad, n);
+  /* compaction */
+  uint8_t* f = malloc(n);
+  for (long i = 0; i < n; i++) f[i] = (uint8_t)(rng_u32(K, 41, 0, (uint64_t)i) & 1);
+  uint8_t* df = dx_alloc(c, n);
+  int *dout = dx_alloc(c, n * 4), *dcount = dx_alloc(c, 4);
+  dx_upload(c, df, f, n);
+  dx_select_flagged(c, dv, df, dout, dcount, n);
+  int count = -1;
+  dx_download(c, vo, dout, n * 4);
+  dx_download(c, &count, dcount, 4);
+  dx_sync(c);
+  int m = 0;
+  bad = 0;
+  for (long i = 0; i < n; i++)
+    if (f[i]) {
+      if (m < count && vo[m] != v[i]) bad++;
+      m++;
+    }
+  CHECK(count == m && bad == 0, "compaction: count %d (expected %d), %ld differ", count, m, bad);
+  dx_free(c, dk);
+  dx_free(c, dko);
+  dx_free(c, dv);
+  dx_free(c, dvo);
+  dx_free(c, df);
+  dx_free(c, dout);
+  dx_free(c, dcount);
+  free(k);
+  free(v);
+  free(kp);
+  free(ko);
+  free(vo);
+  free(f);
+}
+
+#define RUN_KINDS(fn)          \
+  do {                         \
+    g_kind = DX_HOST;          \
+    RUN(fn);                   \
+    g_kind = DX_CUDA;          \
+    RUN(fn##_gpu_);            \
+  } while (0)
+
+#define GPU_TWIN(fn) static void fn##_gpu_(void) { fn(); }
+GPU_TWIN(test_gemm)
+GPU_TWIN(test_mlp)
+GPU_TWIN(test_adam_capture)
+GPU_TWIN(test_ctr_capture)
+GPU_TWIN(test_small_ops)
+GPU_TWIN(test_rng)
+GPU_TWIN(test_sort_select)
+
+int main(void) {
+  RUN_KINDS(test_gemm);
+  RUN_KINDS(test_mlp);
+  RUN_KINDS(test_adam_capture);
+  RUN_KINDS(test_ctr_capture);
+  RUN_KINDS(test_small_ops);
+  RUN_KINDS(test_rng);
+  RUN_KINDS(test_sort_select);
+  for (int k = 0; k < 2; k++) dx_destroy(g_ctx[k]);
+  return test_done();
+}
