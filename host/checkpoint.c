@@ -126,6 +126,14 @@ int ckpt_save(mbpo_state* s, const char* path, double elapsed, char* err, int er
   npz_add_ref(w, "eval/policy_snapshot", eval_snapshot(s->ev), NPY_F32, 1, sh);
   add_pool(w, "real", s->real);
   add_pool(w, "model_pool", s->mpool);
+  /* the TensorBoard event file (name in the run folder) and its length with every event logged so
+   * far: a resumed run cuts it back to that and appends, as progress.csv (optional on reading) */
+  const char* tbp = s->tb ? tboard_path(s->tb) : "";
+  const char* base = strrchr(tbp, '/');
+  base = base ? base + 1 : tbp;
+  sh[0] = (long)strlen(base);
+  npz_add_u8(w, "tboard/file", (const unsigned char*)base, 1, sh);
+  npz_add_scalar(w, "tboard/bytes", s->tb ? (double)(tboard_bytes_written(s->tb) + tboard_bytes_pending(s->tb)) : 0);
   return npz_finish(w, path, err, errlen);
 }
 
@@ -312,6 +320,28 @@ int ckpt_load(mbpo_state* s, const char* path, double* elapsed, char* err, int e
   get(&r, "eval/policy_snapshot", NPY_F32, eval_snapshot(s->ev), s->agent->pi.nparams);
   get_pool(&r, "real", &s->real, s->od, s->ad);
   get_pool(&r, "model_pool", &s->mpool, s->od, s->ad);
+  s->tb_file[0] = '\0';
+  s->tb_bytes = 0;
+  if (!r.failed && npz_find(r.a, "tboard/file") >= 0) { /* absent in early checkpoints */
+    npy_array t = {0};
+    char e[512];
+    if (npz_get(r.a, "tboard/file", &t, e, sizeof e) != 0 || t.type != NPY_U8 || t.count >= sizeof s->tb_file ||
+        memchr(t.data, '/', t.count) || memchr(t.data, '\0', t.count)) {
+      npy_free(&t);
+      mbpo_fmt(err, errlen, "%s: unreadable 'tboard/file' entry", path);
+      r.failed = 1;
+    } else {
+      memcpy(s->tb_file, t.data, t.count);
+      s->tb_file[t.count] = '\0';
+      npy_free(&t);
+      double b = get_scalar(&r, "tboard/bytes");
+      if (!r.failed && !(b >= 0 && b < 9e15)) {
+        mbpo_fmt(err, errlen, "%s: bad 'tboard/bytes' %g", path, b);
+        r.failed = 1;
+      }
+      s->tb_bytes = r.failed ? 0 : (uint64_t)b;
+    }
+  }
   npz_close(r.a);
   if (r.failed) {
     free(qpos);

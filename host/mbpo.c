@@ -204,14 +204,16 @@ static eval_result log_pending(mbpo_state* s, int final) {
   p[P_EVAL_MAX] = er.max;
   p[P_EVAL_FIRST] = er.first;
   p[P_EVAL_LEN] = er.mean_length;
-  run_csv_row(s->run.progress, P_NCOL, p);
-  if (s->tb && (tboard_scalars(s->tb, (long)p[P_ENV_STEPS], tboard_now(), P_NCOL - 2, g_pcols + 2,
-                               p + 2) != 0 ||
-                tboard_flush(s->tb) != 0)) {
-    mbpo_warn("TensorBoard events not written: %s", tboard_error(s->tb));
-    char e[256];
-    tboard_close(s->tb, e, sizeof e);
-    s->tb = NULL;
+  /* A failed write (disk full, say) is warned once per streak; the run goes on. The event writer
+   * keeps failed records and writes them at its next successful flush. */
+  int csv_ok = run_csv_row(s->run.progress, P_NCOL, p) == 0;
+  if (!csv_ok && !s->csv_failing) mbpo_warn("progress.csv: row of epoch %.0f not written: %s", p[P_EPOCH], strerror(errno));
+  s->csv_failing = !csv_ok;
+  if (s->tb) {
+    int ok = tboard_scalars(s->tb, (long)p[P_ENV_STEPS], tboard_now(), P_NCOL - 2, g_pcols + 2, p + 2) == 0;
+    ok = tboard_flush(s->tb) == 0 && ok;
+    if (!ok && !s->tb_failing) mbpo_warn("TensorBoard events not written: %s", tboard_error(s->tb));
+    s->tb_failing = !ok;
   }
   s->last_eval = er.mean;
   s->have_pending = 0;
@@ -325,9 +327,18 @@ static void setup(mbpo_state* s, const mbpo_config* c) {
   s->best_eval = -INFINITY;
 }
 
-/* TensorBoard scalars (the progress columns after epoch and env_steps, stepped by env steps). */
+/* TensorBoard scalars (the progress columns after epoch and env_steps, stepped by env steps). A
+ * resumed run continues the checkpoint's event file, cut back to its length at the checkpoint (as
+ * progress.csv is), so that no step appears twice; without one it starts a new file. */
 static void open_tboard(mbpo_state* s) {
-  char err[512];
+  char err[4600];
+  if (s->tb_file[0]) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", s->run.path, s->tb_file);
+    s->tb = tboard_open_append(path, s->tb_bytes, err, sizeof err);
+    if (s->tb) return;
+    mbpo_warn("%s; TensorBoard events continue in a new file", err);
+  }
   s->tb = tboard_open(s->run.path, err, sizeof err);
   if (!s->tb) mbpo_warn("no TensorBoard events: %s", err);
 }
@@ -374,9 +385,13 @@ static int save_checkpoint(mbpo_state* s, const char* name) {
   char path[4400], err[4600];
   snprintf(path, sizeof path, "%s/%s", s->run.path, name);
   if (ckpt_save(s, path, now_s() - s->t_start, err, sizeof err) != 0) {
-    mbpo_warn("checkpoint not written (the previous one is kept): %s", err);
+    if (s->last_ckpt[0]) mbpo_warn("checkpoint not written (%s is kept): %s", s->last_ckpt, err);
+    else mbpo_warn("checkpoint not written: %s", err);
+    s->ckpt_failed = 1;
     return -1;
   }
+  s->ckpt_failed = 0;
+  snprintf(s->last_ckpt, sizeof s->last_ckpt, "%s", name);
   char latest[4400];
   snprintf(latest, sizeof latest, "%s/%s", s->run.path, CKPT_LATEST);
   char text[300];
@@ -435,6 +450,14 @@ static int run_epochs(mbpo_state* s) {
   if (s->have_pending) log_pending(s, 1);
   mbpo_note("done: %llu env steps after exploration, %.0f s", (unsigned long long)s->train_steps,
             now_s() - s->t_start);
+  if (s->ckpt_failed) { /* the run's end state is not saved: say so in the exit status */
+    if (s->last_ckpt[0])
+      mbpo_warn("the final checkpoint could not be written; the newest is %s/%s (resume with: mbpo "
+                "train --resume %s)", s->run.path, s->last_ckpt, s->run.path);
+    else
+      mbpo_warn("the final checkpoint could not be written; this run has no checkpoint");
+    return 1;
+  }
   return 0;
 }
 
@@ -504,6 +527,7 @@ int mbpo_resume(const char* run_path) {
   double elapsed = 0;
   snprintf(path, sizeof path, "%s/%s", run_path, name);
   if (ckpt_load(s, path, &elapsed, err, sizeof err) != 0) mbpo_fatal("cannot resume: %s", err);
+  snprintf(s->last_ckpt, sizeof s->last_ckpt, "%s", name);
   long rows = s->epoch - s->have_pending;
   if (run_reopen(&s->run, run_path, rows, (long)s->fits, err, sizeof err) != 0)
     mbpo_fatal("cannot resume: %s", err);

@@ -41,6 +41,12 @@ typedef struct mbpo_state {
   int od, ad;
   run_folder run;
   tboard* tb;            /* TensorBoard event file beside progress.csv (NULL if it failed) */
+  int tb_failing;        /* the last write of events failed (warned once; records kept pending) */
+  char tb_file[256];     /* resume: the checkpoint's event file name ("" = none) ... */
+  uint64_t tb_bytes;     /* ... and its length at the checkpoint */
+  char last_ckpt[64];    /* name of the newest checkpoint written ("" = none yet) */
+  int ckpt_failed;       /* the last checkpoint could not be written */
+  int csv_failing;       /* the last progress.csv row could not be written (warned once) */
   env_batch* envs;       /* P = 1 training env */
   sac* agent;
   dyn_model* model;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -162,7 +163,8 @@ void run_csv_header(FILE* f, int ncol, const char* const* names) {
   fflush(f);
 }
 
-void run_csv_row(FILE* f, int ncol, const double* v) {
+int run_csv_row(FILE* f, int ncol, const double* v) {
+  long start = ftell(f);
   for (int i = 0; i < ncol; i++) {
     if (i) fputc(',', f);
     double x = v[i];
@@ -171,7 +173,15 @@ void run_csv_row(FILE* f, int ncol, const double* v) {
     else fprintf(f, "%.9g", x);
   }
   fputc('\n', f);
-  fflush(f);
+  if (fflush(f) == 0 && !ferror(f)) return 0;
+  int e = errno ? errno : EIO;
+  /* drop what stdio still holds of the row and cut the file back to the row's start */
+  __fpurge(f);
+  clearerr(f);
+  if (start >= 0 && ftruncate(fileno(f), start) == 0) (void)fseek(f, start, SEEK_SET);
+  clearerr(f);
+  errno = e;
+  return -1;
 }
 
 void run_status(const run_folder* r, int final, const char* fmt, ...) {

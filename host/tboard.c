@@ -365,6 +365,45 @@ tboard* tboard_open(const char* dir, char* err, int errlen) {
   return tb;
 }
 
+tboard* tboard_open_append(const char* path, uint64_t length, char* err, int errlen) {
+  if (!path || !path[0]) {
+    fmt(err, errlen, "no event file given");
+    return NULL;
+  }
+  tboard* tb = (tboard*)calloc(1, sizeof *tb);
+  if (!tb) {
+    fmt(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (snprintf(tb->path, sizeof tb->path, "%s", path) >= (int)sizeof tb->path) {
+    fmt(err, errlen, "event file path %.64s... is too long", path);
+    free(tb);
+    return NULL;
+  }
+  tb->fd = open(path, O_RDWR | O_CLOEXEC);
+  struct stat st;
+  uint8_t head[12];
+  const char* why = NULL;
+  if (tb->fd < 0 || fstat(tb->fd, &st) != 0) why = strerror(errno);
+  else if (!S_ISREG(st.st_mode)) why = "not a regular file";
+  else if ((uint64_t)st.st_size < length)
+    why = "shorter than the checkpoint's record of it (events were lost)";
+  else if (length < sizeof head) why = "the checkpoint records no event in it";
+  else if (pread(tb->fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+           tboard_mask_crc(tboard_crc32c(0, head, 8)) != ((uint32_t)head[8] | (uint32_t)head[9] << 8 |
+                                                          (uint32_t)head[10] << 16 | (uint32_t)head[11] << 24))
+    why = "not a TFRecord file";
+  else if (ftruncate(tb->fd, (off_t)length) != 0) why = strerror(errno);
+  if (why) {
+    fmt(err, errlen, "cannot continue %s: %s", path, why);
+    if (tb->fd >= 0) close(tb->fd);
+    free(tb);
+    return NULL;
+  }
+  tb->off = length;
+  return tb;
+}
+
 int tboard_close(tboard* tb, char* err, int errlen) {
   if (!tb) return 0;
   int rc = tboard_flush(tb);
@@ -383,3 +422,5 @@ const char* tboard_error(const tboard* tb) { return tb ? tb->err : "no event-fil
 const char* tboard_path(const tboard* tb) { return tb ? tb->path : ""; }
 
 uint64_t tboard_bytes_written(const tboard* tb) { return tb ? tb->off : 0; }
+
+uint64_t tboard_bytes_pending(const tboard* tb) { return tb ? (uint64_t)tb->len : 0; }

@@ -34,8 +34,10 @@ void run_close(run_folder* r);
 /** Write the CSV header (ncol names) of a file. */
 void run_csv_header(FILE* f, int ncol, const char* const* names);
 
-/** Write one CSV row of ncol numbers (integers print without a fraction) and flush. */
-void run_csv_row(FILE* f, int ncol, const double* v);
+/** Write one CSV row of ncol numbers (integers print without a fraction) and flush. Returns 0, or
+ *  -1 (errno set) when the row could not be written completely: the file is then cut back to where
+ *  the row began, so that it never holds a partial row. */
+int run_csv_row(FILE* f, int ncol, const double* v);
 
 /** Write a file atomically: to path.tmp, fsync, rename. Returns 0 or -1 (errno set). */
 int run_write_atomic(const char* path, const void* data, size_t n);

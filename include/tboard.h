@@ -42,6 +42,13 @@ typedef struct tboard tboard;
  *  (file_version "brain.Event:2"). Returns the writer, or NULL with a reason in err. */
 tboard* tboard_open(const char* dir, char* err, int errlen);
 
+/** Reopen the existing event file at path to continue it (a resumed run): the file is cut to its
+ *  first `length` bytes (the complete records of the run's checkpoint; whatever was written after
+ *  the checkpoint goes) and new records are appended there. A file shorter than length, or one
+ *  whose first record is not a TFRecord, is refused (NULL with the reason in err; the file is left
+ *  as it was). */
+tboard* tboard_open_append(const char* path, uint64_t length, char* err, int errlen);
+
 /** Append one Event of step `step` holding n scalars (tags[i], values[i]); each value is stored as a
  *  float (simple_value; rounded, values beyond the float range become +-inf). wall_time is seconds
  *  since the Unix epoch (tboard_now()). Tags must be non-empty. The record is buffered (flushed by
@@ -70,6 +77,10 @@ const char* tboard_path(const tboard* tb);
 
 /** Bytes written to the file so far (complete records only). */
 uint64_t tboard_bytes_written(const tboard* tb);
+
+/** Bytes of records waiting for the next flush (after failed flushes). The file's length once
+ *  they are written is tboard_bytes_written() + tboard_bytes_pending(). */
+uint64_t tboard_bytes_pending(const tboard* tb);
 
 /** The current time in seconds since the Unix epoch (microsecond resolution): the usual wall_time. */
 double tboard_now(void);

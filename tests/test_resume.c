@@ -2,12 +2,16 @@
  * A run interrupted mid-epoch (MBPO_TEST_INTERRUPT_STEP acts as a SIGINT after that training step:
  * finish the step, write a checkpoint, exit 0) and resumed with `mbpo train --resume` writes the
  * same progress.csv and model_train.csv as an uninterrupted run, apart from the time columns.
+ * The TensorBoard event file is continued the same way: one file, no step written twice, the same
+ * scalars as the uninterrupted run's (tboard_open_append cuts it back to the checkpoint's length).
  * A truncated or corrupt checkpoint is refused with a message and changes nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
+#include "events_text.h"
 #include "test.h"
 
 #define ARGS                                                                                      \
@@ -62,6 +66,24 @@ static void same_file(const char* name, int ncol) {
   free(y);
 }
 
+/* The resumed run's event data equals the uninterrupted run's (one file, no step twice, the same
+ * values apart from the timing scalars), one event per progress.csv row plus the file header. */
+static void same_events(void) {
+  char a[512], b[512], pa[600];
+  snprintf(a, sizeof a, "%s/inverted_pendulum-full-s0", g_dir);
+  snprintf(b, sizeof b, "%s/inverted_pendulum-int-s0", g_dir);
+  int fa, fb, ea, eb;
+  char *x = read_events(a, &fa, &ea), *y = read_events(b, &fb, &eb);
+  CHECK(x && y, "cannot read or decode the event files");
+  CHECK(fa == 1 && fb == 1, "event files: %d uninterrupted, %d resumed (want 1 each)", fa, fb);
+  snprintf(pa, sizeof pa, "%s/progress.csv", b);
+  int rows = count_lines(pa) - 1;
+  CHECK(eb == rows + 1, "resumed run: %d events for %d progress.csv rows (want rows + 1)", eb, rows);
+  if (x && y) CHECK(strcmp(x, y) == 0, "event data differs after resume:\n--- uninterrupted\n%s--- resumed\n%s", x, y);
+  free(x);
+  free(y);
+}
+
 static void test_exact_resume(void) {
   const char* bin = getenv("MBPO_BIN");
   if (!bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
@@ -82,6 +104,7 @@ static void test_exact_resume(void) {
   CHECK(stat(best, &bs) == 0 && bs.st_nlink == 2, "no ckpt-best.npz linked to an epoch checkpoint");
   same_file("progress.csv", 27);   /* the columns before wall_time_s */
   same_file("model_train.csv", 18); /* all but seconds */
+  same_events();
 }
 
 static void test_corrupt_checkpoint(void) {

@@ -637,6 +637,56 @@ static void test_write_failure(void) {
   free(all);
 }
 
+/* tboard_open_append: a resumed run cuts the file back to a checkpoint's length and appends. */
+static void test_open_append(void) {
+  char dir[300], err[512] = "", path[4096];
+  snprintf(dir, sizeof dir, "%s/append", g_tmp);
+  tboard* tb = tboard_open(dir, err, sizeof err);
+  CHECK(tb != NULL, "open: %s", err);
+  if (!tb) return;
+  snprintf(path, sizeof path, "%s", tboard_path(tb));
+  CHECK(tboard_scalar(tb, "x", 1, 1.0, 1.0f) == 0 && tboard_flush(tb) == 0, "write");
+  uint64_t at = tboard_bytes_written(tb) + tboard_bytes_pending(tb); /* "the checkpoint" */
+  CHECK(tboard_scalar(tb, "x", 2, 2.0, 2.0f) == 0 && tboard_scalar(tb, "x", 3, 3.0, 3.0f) == 0, "write");
+  CHECK(tboard_bytes_pending(tb) > 0, "records are buffered until a flush");
+  CHECK(tboard_close(tb, err, sizeof err) == 0, "close: %s", err);
+  /* continue from "the checkpoint": steps 2 and 3 go, 2' and 3' follow step 1 */
+  tb = tboard_open_append(path, at, err, sizeof err);
+  CHECK(tb != NULL, "open_append: %s", err);
+  if (!tb) return;
+  CHECK(strcmp(tboard_path(tb), path) == 0 && tboard_bytes_written(tb) == at, "path or length");
+  CHECK(tboard_scalar(tb, "x", 2, 4.0, 20.0f) == 0 && tboard_scalar(tb, "x", 3, 5.0, 30.0f) == 0, "write");
+  CHECK(tboard_close(tb, err, sizeof err) == 0, "close: %s", err);
+  rd_event ev[8];
+  long n = read_file(path, ev, 8);
+  CHECK(n == 4, "%ld events, want 4", n);
+  if (n == 4)
+    CHECK(ev[1].step == 1 && ev[1].value[0] == 1.0f && ev[2].step == 2 && ev[2].value[0] == 20.0f &&
+              ev[3].step == 3 && ev[3].value[0] == 30.0f,
+          "events after the append");
+  /* refused, and the file left as it is: longer than the file, not a TFRecord file, missing */
+  struct stat st0, st1;
+  CHECK(stat(path, &st0) == 0, "stat");
+  err[0] = '\0';
+  CHECK(tboard_open_append(path, (uint64_t)st0.st_size + 1, err, sizeof err) == NULL && strstr(err, "shorter"),
+        "a length past the end: %s", err);
+  CHECK(tboard_open_append(path, 4, err, sizeof err) == NULL, "a length shorter than one record");
+  CHECK(stat(path, &st1) == 0 && st1.st_size == st0.st_size, "a refused append changed the file");
+  char junk[400];
+  snprintf(junk, sizeof junk, "%s/junk", g_tmp);
+  FILE* f = fopen(junk, "w");
+  if (f) {
+    fputs("this is not a TFRecord file at all", f);
+    fclose(f);
+  }
+  err[0] = '\0';
+  CHECK(tboard_open_append(junk, 20, err, sizeof err) == NULL && strstr(err, "TFRecord"), "junk: %s", err);
+  CHECK(stat(junk, &st1) == 0 && st1.st_size == 34, "a refused append cut the file");
+  snprintf(junk, sizeof junk, "%s/missing", g_tmp);
+  err[0] = '\0';
+  CHECK(tboard_open_append(junk, 40, err, sizeof err) == NULL && err[0], "missing file");
+}
+
 int main(void) {
   snprintf(g_tmp, sizeof g_tmp, "/tmp/test_tboard.XXXXXX");
   if (!mkdtemp(g_tmp)) {
@@ -653,6 +703,7 @@ int main(void) {
   RUN(test_two_writers_one_folder);
   RUN(test_errors);
   RUN(test_write_failure);
+  RUN(test_open_append);
   rm_rf(g_tmp);
   for (int i = 0; i < g_nimages; i++) free(g_images[i]);
   return test_done();
