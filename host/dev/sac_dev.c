@@ -1,0 +1,229 @@
+/* sac_dev.c: the SAC agent on a dx context (sac_dev.h), the device twin of host/cpu/sac.c.
+ *
+ * One update, B rows, O = obs, A = act, D = O + A (the steps of sac.c):
+ *   1. policy at s' (pin_c) -> sack_sample: x_na = [s', a'], log pi'          (noise idx0 = 0)
+ *   2. target critics at x_na (qt_c) -> sack_target: y
+ *   3. critics at [s, a] (q_c) -> sack_critic_grad: dq -> backward into q_g
+ *   4. policy at s (pi_c) -> sack_sample: x_sp = [s, a~], log pi, eps         (idx0 = B A)
+ *   5. critics at x_sp (qp_c, its own forward cache) -> sack_pi_q_grad -> backward with
+ *      grads = NULL into the input gradient dxp
+ *   6. sack_pi_back: dxp's action columns through tanh and the clip -> dpi -> backward into pi_g
+ *   7. sack_alpha_stats: log_alpha_g and the statistics (before any parameter moves)
+ * then the three Adam steps (critics, policy, log alpha) and Polyak averaging of the targets:
+ * every gradient is taken at the pre-update parameters, as the host agent does. */
+#include "sac_dev.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sac_k.h"
+
+DX_OP(sack_sample, sack_sample_args)
+DX_OP(sack_target, sack_target_args)
+DX_OP(sack_critic_grad, sack_critic_grad_args)
+DX_OP(sack_pi_q_grad, sack_pi_q_grad_args)
+DX_OP(sack_pi_back, sack_pi_back_args)
+DX_OP(sack_alpha_stats, sack_alpha_stats_args)
+DX_OP(sack_act, sack_act_args)
+
+struct sacd_work {
+  int Bmax;
+  dxn_cache *pi_c, *pin_c, *q_c, *qp_c, *qt_c, *act_c;
+  float *x_sa, *x_na, *x_sp; /* critic inputs [B][D]: [s, a], [s', a'], [s, a~] */
+  float *pi_out, *pin_out;   /* policy outputs [B][2A] at s and s' */
+  float* eps;                /* noise [B][A] of a~ */
+  float *logp, *logp_n;      /* [B] */
+  float* y;                  /* [B] */
+  float *qv, *qn, *qp;       /* critic outputs [2][B]: Q(s,a), Qt(s',a'), Q(s,a~) */
+  float *dq, *dqp;           /* [2][B] */
+  float* dxp;                /* [B][D] input gradient of the critics at [s, a~] */
+  float* dpi;                /* [B][2A] */
+  float* act_out;            /* [act_rows][2A] */
+};
+
+static void check_shapes(const sac_dev* d, const sac* h, const char* what) {
+  if (h->obs_dim != d->obs_dim || h->act_dim != d->act_dim || h->pi.nparams != d->pi.nparams ||
+      h->q.nparams != d->q.nparams)
+    mbpo_fatal("%s: host agent (obs %d, act %d, %zu + %zu parameters) differs from the device agent "
+               "(obs %d, act %d, %zu + %zu)", what, h->obs_dim, h->act_dim, h->pi.nparams, h->q.nparams,
+               d->obs_dim, d->act_dim, d->pi.nparams, d->q.nparams);
+}
+
+static dxn_adam* adam_like(dx_ctx* c, const nn_adam* h) {
+  dxn_adam* a = dxn_adam_alloc(c, h->n, h->lr);
+  a->b1 = h->b1, a->b2 = h->b2, a->eps = h->eps;
+  return a;
+}
+
+sac_dev* sacd_create(dx_ctx* c, const sac* host, int act_rows) {
+  if (act_rows < 1) mbpo_fatal("sacd_create: act_rows %d", act_rows);
+  sac_dev* d = calloc(1, sizeof *d);
+  struct sacd_work* w = calloc(1, sizeof *w);
+  if (!d || !w) mbpo_fatal("out of memory");
+  d->c = c;
+  d->obs_dim = host->obs_dim;
+  d->act_dim = host->act_dim;
+  d->p = host->p;
+  d->noise_key = host->noise_key;
+  d->pi = host->pi;
+  d->q = host->q;
+  d->act_rows = act_rows;
+  d->w = w;
+
+  d->pi_w = dx_allocf(c, d->pi.nparams);
+  d->q_w = dx_allocf(c, d->q.nparams);
+  d->qt_w = dx_allocf(c, d->q.nparams);
+  d->log_alpha = dx_allocf(c, 1);
+  d->pi_g = dx_allocf(c, d->pi.nparams);
+  d->q_g = dx_allocf(c, d->q.nparams);
+  d->log_alpha_g = dx_allocf(c, 1);
+  d->pi_adam = adam_like(c, host->pi_adam);
+  d->q_adam = adam_like(c, host->q_adam);
+  d->alpha_adam = adam_like(c, host->alpha_adam);
+
+  const int A = d->act_dim, D = d->obs_dim + A, Bm = d->p.batch;
+  const size_t B = (size_t)Bm;
+  w->Bmax = Bm;
+  w->pi_c = dxn_cache_alloc(c, &d->pi, Bm);
+  w->pin_c = dxn_cache_alloc(c, &d->pi, Bm);
+  w->q_c = dxn_cache_alloc(c, &d->q, Bm);
+  w->qp_c = dxn_cache_alloc(c, &d->q, Bm);
+  w->qt_c = dxn_cache_alloc(c, &d->q, Bm);
+  w->act_c = dxn_cache_alloc(c, &d->pi, act_rows);
+  w->x_sa = dx_allocf(c, B * D);
+  w->x_na = dx_allocf(c, B * D);
+  w->x_sp = dx_allocf(c, B * D);
+  w->pi_out = dx_allocf(c, B * 2 * A);
+  w->pin_out = dx_allocf(c, B * 2 * A);
+  w->eps = dx_allocf(c, B * A);
+  w->logp = dx_allocf(c, B);
+  w->logp_n = dx_allocf(c, B);
+  w->y = dx_allocf(c, B);
+  w->qv = dx_allocf(c, 2 * B);
+  w->qn = dx_allocf(c, 2 * B);
+  w->qp = dx_allocf(c, 2 * B);
+  w->dq = dx_allocf(c, 2 * B);
+  w->dqp = dx_allocf(c, 2 * B);
+  w->dxp = dx_allocf(c, B * D);
+  w->dpi = dx_allocf(c, B * 2 * A);
+  w->act_out = dx_allocf(c, (size_t)act_rows * 2 * A);
+  sacd_upload(d, host);
+  return d;
+}
+
+void sacd_free(sac_dev* d) {
+  if (!d) return;
+  dx_ctx* c = d->c;
+  struct sacd_work* w = d->w;
+  dxn_cache* caches[] = {w->pi_c, w->pin_c, w->q_c, w->qp_c, w->qt_c, w->act_c};
+  for (size_t i = 0; i < sizeof caches / sizeof caches[0]; i++) dxn_cache_free(c, caches[i]);
+  float* bufs[] = {w->x_sa, w->x_na, w->x_sp, w->pi_out, w->pin_out, w->eps, w->logp, w->logp_n,
+                   w->y, w->qv, w->qn, w->qp, w->dq, w->dqp, w->dxp, w->dpi, w->act_out,
+                   d->pi_w, d->q_w, d->qt_w, d->log_alpha, d->pi_g, d->q_g, d->log_alpha_g};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
+  dxn_adam_free(c, d->pi_adam);
+  dxn_adam_free(c, d->q_adam);
+  dxn_adam_free(c, d->alpha_adam);
+  free(w);
+  free(d);
+}
+
+void sacd_upload(sac_dev* d, const sac* host) {
+  check_shapes(d, host, "sacd_upload");
+  dx_ctx* c = d->c;
+  dx_upload(c, d->pi_w, host->pi_w, d->pi.nparams * sizeof(float));
+  dx_upload(c, d->q_w, host->q_w, d->q.nparams * sizeof(float));
+  dx_upload(c, d->qt_w, host->qt_w, d->q.nparams * sizeof(float));
+  dx_upload(c, d->log_alpha, host->log_alpha, sizeof(float));
+  dxn_adam_upload(c, d->pi_adam, host->pi_adam); /* each syncs */
+  dxn_adam_upload(c, d->q_adam, host->q_adam);
+  dxn_adam_upload(c, d->alpha_adam, host->alpha_adam);
+}
+
+void sacd_download(const sac_dev* d, sac* host) {
+  check_shapes(d, host, "sacd_download");
+  dx_ctx* c = d->c;
+  dx_download(c, host->pi_w, d->pi_w, d->pi.nparams * sizeof(float));
+  dx_download(c, host->q_w, d->q_w, d->q.nparams * sizeof(float));
+  dx_download(c, host->qt_w, d->qt_w, d->q.nparams * sizeof(float));
+  dx_download(c, host->log_alpha, d->log_alpha, sizeof(float));
+  dxn_adam_download(c, d->pi_adam, host->pi_adam); /* each syncs */
+  dxn_adam_download(c, d->q_adam, host->q_adam);
+  dxn_adam_download(c, d->alpha_adam, host->alpha_adam);
+}
+
+void sacd_update(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
+                 const float* done, int B, const uint64_t* update_index, float* stats) {
+  struct sacd_work* w = d->w;
+  dx_ctx* c = d->c;
+  const int O = d->obs_dim, A = d->act_dim;
+  const sac_params* p = &d->p;
+  if (B < 1 || B > w->Bmax) mbpo_fatal("sacd_update: batch of %d rows (1..%d)", B, w->Bmax);
+  const float invB = 1.0f / (float)B;
+
+  /* 1-2: the Bellman target from the target critics and a fresh a' ~ pi(.|s') */
+  dxn_forward(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
+  sack_sample_args sn = {w->pin_out, next_obs, w->x_na, w->logp_n, NULL, update_index, 0,
+                         d->noise_key, O, A};
+  DX_RUN(c, sack_sample, sn, B);
+  dxn_forward(c, &d->q, d->qt_w, B, w->x_na, 1, w->qt_c, w->qn);
+  sack_target_args ta = {w->qn, w->logp_n, rew, done, d->log_alpha, w->y, B, p->reward_scale, p->gamma};
+  DX_RUN(c, sack_target, ta, B);
+
+  /* 3: critic loss gradients at [s, a] */
+  dxn_concat(c, obs, O, act, A, B, w->x_sa);
+  dxn_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
+  sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB};
+  DX_RUN(c, sack_critic_grad, cg, 2L * B);
+  dx_zero(c, d->q_g, d->q.nparams * sizeof(float));
+  dxn_backward(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
+
+  /* 4: a~ = tanh(mu + sigma eps) at s */
+  dxn_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
+  sack_sample_args sc = {w->pi_out, obs, w->x_sp, w->logp, w->eps, update_index,
+                         (uint64_t)B * (uint64_t)A, d->noise_key, O, A};
+  DX_RUN(c, sack_sample, sc, B);
+
+  /* 5: dL/da~ through min_j Q_j(s, a~) (input gradient only, critics' own cache) */
+  dxn_forward(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
+  sack_pi_q_grad_args pq = {w->qp, w->dqp, B, invB};
+  DX_RUN(c, sack_pi_q_grad, pq, B);
+  dxn_backward(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL, w->dxp);
+
+  /* 6: into the policy */
+  sack_pi_back_args pb = {w->x_sp, w->dxp, w->pi_out, w->eps, d->log_alpha, w->dpi, O, A, invB};
+  DX_RUN(c, sack_pi_back, pb, (long)B * A);
+  dx_zero(c, d->pi_g, d->pi.nparams * sizeof(float));
+  dxn_backward(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
+
+  /* 7: temperature gradient and statistics, with the pre-update log alpha */
+  sack_alpha_stats_args as = {w->qv, w->y, w->qp, w->logp, d->log_alpha, d->log_alpha_g, stats, B,
+                              p->target_entropy};
+  DX_RUN(c, sack_alpha_stats, as, stats ? 1 + SACD_NSTATS : 1);
+
+  /* apply: the order of sac_apply_grads */
+  dxn_adam_step(c, d->q_adam, d->q_w, d->q_g);
+  dxn_adam_step(c, d->pi_adam, d->pi_w, d->pi_g);
+  dxn_adam_step(c, d->alpha_adam, d->log_alpha, d->log_alpha_g);
+  dxn_polyak(c, d->qt_w, d->q_w, d->q.nparams, p->tau);
+}
+
+void sacd_stats_to_host(const float* s, sac_stats* st) {
+  st->q1_loss = s[0];
+  st->q2_loss = s[1];
+  st->pi_loss = s[2];
+  st->alpha = s[3];
+  st->alpha_loss = s[4];
+  st->entropy = s[5];
+  st->q_mean = s[6];
+}
+
+void sacd_act(sac_dev* d, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
+              const uint64_t* c1_ctr, float* act) {
+  struct sacd_work* w = d->w;
+  if (B < 1 || B > d->act_rows) mbpo_fatal("sacd_act: %d rows (1..%d)", B, d->act_rows);
+  dxn_forward(d->c, &d->pi, d->pi_w, B, obs, 1, w->act_c, w->act_out);
+  sack_act_args a = {w->act_out, act, c1_ctr, key, c0, d->act_dim, deterministic};
+  DX_RUN(d->c, sack_act, a, (long)B * d->act_dim);
+}

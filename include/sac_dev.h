@@ -1,0 +1,81 @@
+/* sac_dev.h: the SAC agent on a dx context (dx.h), the CUDA backend's twin of sac.h.
+ *
+ * The agent's whole state (parameters, targets, log alpha, the three Adams with their step counts)
+ * lives in device memory with exactly sac.h's layouts, so that it moves to and from a host agent
+ * (checkpoints, the evaluation's policy snapshot) as plain copies. One update is the same
+ * computation as sac_update, expression by expression (host/cpu/sac.c): the networks run through
+ * dxn (strided-batched GEMMs), everything elementwise or row-wise through the fused element ops of
+ * kernels/sac_k.h. On a DX_HOST context it reproduces the CPU agent to rounding; that is how it is
+ * tested without a GPU (tests/test_sac_dev.c).
+ *
+ * Capture. sacd_update and sacd_act only enqueue work: no host read, no allocation, no sync. The
+ * numbers that change between replays of a captured graph (the update number that keys the noise,
+ * the env step that keys the acting noise, the Adam step counts) are read by the kernels from
+ * device memory, so the training loop captures G updates (with batch sampling and dxn_ctr_add of
+ * the update counter) plus the next action into one graph per env step and replays it. */
+#ifndef MBPO_SAC_DEV_H
+#define MBPO_SAC_DEV_H
+
+#include <stdint.h>
+
+#include "dx.h"
+#include "dxn.h"
+#include "sac.h"
+
+struct sacd_work;
+
+/** A SAC agent on a device. Public fields are device buffers (sac.h layouts); the host never
+ *  dereferences them. */
+typedef struct sac_dev {
+  dx_ctx* c;
+  int obs_dim, act_dim;
+  sac_params p;
+  rng_key noise_key;         /* (seed, RNG_SAC_NOISE), as the host agent's */
+  nn_mlp pi, q;              /* shapes, as the host agent's */
+  float *pi_w, *q_w, *qt_w, *log_alpha; /* device, sac.h layouts */
+  float *pi_g, *q_g, *log_alpha_g;      /* device gradients of the last update */
+  dxn_adam *pi_adam, *q_adam, *alpha_adam;
+  int act_rows;              /* largest B of sacd_act */
+  struct sacd_work* w;       /* private workspaces, all allocated in sacd_create */
+} sac_dev;
+
+/** Create a device agent on c with the host agent's shapes and settings and upload its whole state
+ *  (sacd_upload). act_rows is the largest B that sacd_act will be given. Allocates everything the
+ *  agent will ever use. */
+sac_dev* sacd_create(dx_ctx* c, const sac* host, int act_rows);
+
+/** Free a device agent (NULL is allowed). */
+void sacd_free(sac_dev* d);
+
+/** Copy the host agent's state to the device: pi_w, q_w, qt_w, log_alpha and the three Adams' m, v
+ *  and step counts t. Shapes must match (fatal otherwise). Returns after the copies have run. */
+void sacd_upload(sac_dev* d, const sac* host);
+
+/** Copy the same state back into a host agent of the same shapes (synced: the host agent holds it
+ *  on return). For checkpoints and the evaluation's policy snapshot. */
+void sacd_download(const sac_dev* d, sac* host);
+
+/** Number of floats of a device statistics array (sac_stats order: q1_loss, q2_loss, pi_loss,
+ *  alpha, alpha_loss, entropy, q_mean). */
+#define SACD_NSTATS 7
+
+/** One full update, as sac_update: the three losses' gradients at the pre-update parameters, then
+ *  the Adam steps of the critics, the policy and log alpha, then Polyak averaging of the targets.
+ *  obs, next_obs [B][obs], act [B][act], rew, done [B] are device buffers, B <= p.batch.
+ *  The noise is that of update number *update_index (sac.h's convention: c0 = low 32 bits, c1 =
+ *  high 32 bits), read on the device; the counter is not advanced. stats (device, SACD_NSTATS
+ *  floats; may be NULL) gets the update's statistics. Capturable. */
+void sacd_update(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
+                 const float* done, int B, const uint64_t* update_index, float* stats);
+
+/** Convert a statistics array downloaded from sacd_update into sac_stats. */
+void sacd_stats_to_host(const float* stats_host, sac_stats* st);
+
+/** Actions in [-1, 1] for B <= act_rows rows of device obs [B][obs] into device act [B][act]:
+ *  sac_act's computation and draws, with c1 = (uint32_t)*c1_ctr read on the device (the acting
+ *  counter is the env step; c1_ctr may be NULL when deterministic). deterministic: tanh(mu).
+ *  Capturable. */
+void sacd_act(sac_dev* d, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
+              const uint64_t* c1_ctr, float* act);
+
+#endif

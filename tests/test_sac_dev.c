@@ -1,0 +1,370 @@
+/* test_sac_dev.c: the device SAC agent (sac_dev.h) against the CPU agent (sac.h), on the host
+ * emulation always and on the GPU when one is usable (else each GPU case is a visible skip).
+ * Hopper dimensions (obs 11, act 3), hidden 256, batch 256; the agent is moved off its initial
+ * state first (log alpha -0.3, perturbed targets, nonzero critic biases, log sigma outputs
+ * straddling both clip bounds, two host updates so that the Adam moments and counts are nonzero).
+ * Errors are max |got - ref| / max |ref| per buffer. Tolerances (host emulation / GPU):
+ *   one update: gradients 1e-6 / 1e-3; parameters, targets, log alpha, Adam moments 1e-6 / 5e-3
+ *     (Adam normalises the gradient, so an element whose gradient is at rounding level can move
+ *     by up to 2 lr on either side); statistics 1e-6 / 1e-3 relative (they are stored as float)
+ *   one update with exactly tied critics (min's gradient split equally): as above
+ *   G = 5 updates captured once with dxn_ctr_add of the update counter (crossing 2^32, so both
+ *     counter words are read on the device) and replayed 3 times vs 15 sac_update calls:
+ *     state 1e-5 / 1e-2, the last replay's statistics 1e-5 / 1e-2
+ * The host emulation performs the CPU agent's operations in its order, and measures exactly equal
+ * (0 error) on every state buffer on this machine; only the statistics differ (float storage). 
+ *   acting (stochastic, deterministic, and captured with the env-step counter advanced on the
+ *     device) vs sac_act: 1e-6 / 1e-4
+ *   upload / download round trip: exact. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "dx.h"
+#include "dxn.h"
+#include "sac.h"
+#include "sac_dev.h"
+#include "test.h"
+
+enum { O = 11, A = 3, H = 256, NB = 256, G = 5, REPLAYS = 3, NR = 300 };
+static const rng_key K = {2024, RNG_TEST};
+
+static int g_kind;
+static dx_ctx* g_ctx[2];
+static char g_why[256];
+
+static dx_ctx* ctx(void) {
+  if (!g_ctx[g_kind]) g_ctx[g_kind] = dx_create(g_kind);
+  return g_ctx[g_kind];
+}
+
+static double tol(double host, double gpu) { return g_kind == DX_CUDA ? gpu : host; }
+
+#define NEED_KIND()                                                     \
+  do {                                                                  \
+    if (g_kind == DX_CUDA && !backend_cuda_probe(g_why, sizeof g_why))  \
+      SKIP("no usable GPU: %s", g_why);                                 \
+  } while (0)
+
+/* max |a - b| / max(max |b|, 1e-30) */
+static double rel_err(const float* a, const float* b, size_t n) {
+  double m = 0, d = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (fabs(b[i]) > m) m = fabs(b[i]);
+    if (fabs((double)a[i] - b[i]) > d) d = fabs((double)a[i] - b[i]);
+  }
+  return d / (m > 1e-30 ? m : 1e-30);
+}
+
+static void* up(const void* h, size_t bytes) {
+  void* d = dx_alloc(ctx(), bytes);
+  dx_upload(ctx(), d, h, bytes);
+  dx_sync(ctx());
+  return d;
+}
+
+static void down(void* h, const void* d, size_t bytes) {
+  dx_download(ctx(), h, d, bytes);
+  dx_sync(ctx());
+}
+
+/* ---- batches and agents ------------------------------------------------------------------ */
+
+typedef struct batch {
+  float obs[NB * O], act[NB * A], rew[NB], next[NB * O], done[NB];
+} batch;
+
+typedef struct dbatch { /* the same on the device */
+  float *obs, *act, *rew, *next, *done;
+} dbatch;
+
+static void make_batch(batch* b, uint32_t c0) {
+  for (int i = 0; i < NB * O; i++) b->obs[i] = rng_normal(K, c0, 0, (uint64_t)i);
+  for (int i = 0; i < NB * O; i++) b->next[i] = rng_normal(K, c0, 1, (uint64_t)i);
+  for (int i = 0; i < NB * A; i++) b->act[i] = 2.0f * rng_uniform(K, c0, 2, (uint64_t)i) - 1.0f;
+  for (int i = 0; i < NB; i++) b->rew[i] = rng_normal(K, c0, 3, (uint64_t)i);
+  for (int i = 0; i < NB; i++) b->done[i] = (i % 5 == 2) ? 1.0f : 0.0f;
+}
+
+static dbatch upload_batch(const batch* b) {
+  dbatch d = {up(b->obs, sizeof b->obs), up(b->act, sizeof b->act), up(b->rew, sizeof b->rew),
+              up(b->next, sizeof b->next), up(b->done, sizeof b->done)};
+  return d;
+}
+
+static void free_dbatch(dbatch* d) {
+  dx_free(ctx(), d->obs), dx_free(ctx(), d->act), dx_free(ctx(), d->rew);
+  dx_free(ctx(), d->next), dx_free(ctx(), d->done);
+}
+
+static sac_params params(void) {
+  sac_params p = sac_params_default(A);
+  p.hidden = H;
+  p.batch = NB;
+  p.target_entropy = -2.5f;
+  p.reward_scale = 1.3f;
+  p.act_chunk = 128; /* the host acts in chunks; the device in one pass */
+  return p;
+}
+
+/* An agent away from its initial state. tie: critic member 1 (and its target) equal to member 0,
+ * so that min_j Q ties exactly on every row. */
+static sac* make_agent(uint32_t seed, int tie) {
+  sac_params p = params();
+  sac* s = sac_create(O, A, &p, (rng_key){seed, 0});
+  s->log_alpha[0] = -0.3f;
+  for (size_t i = 0; i < s->q.nparams; i++) s->qt_w[i] += 0.02f * rng_normal(K, 50, 0, i);
+  for (int l = 0; l < s->q.nlayers; l++)
+    for (int j = 0; j < 2 * s->q.dims[l + 1]; j++)
+      s->q_w[s->q.b_off[l] + j] = 0.1f * rng_normal(K, 51, (uint32_t)l, (uint64_t)j);
+  float* bias = s->pi_w + s->pi.b_off[s->pi.nlayers - 1];
+  bias[A + 0] = SAC_LOG_STD_MAX; /* log sigma 0 around the upper clip, 1 around the lower */
+  bias[A + 1] = SAC_LOG_STD_MIN;
+  bias[0] = 0.2f, bias[1] = -0.1f;
+  batch b;
+  make_batch(&b, 900);
+  for (uint64_t k = 0; k < 2; k++) sac_update(s, b.obs, b.act, b.rew, b.next, b.done, NB, 500 + k, NULL);
+  if (tie) {
+    for (int l = 0; l < s->q.nlayers; l++) {
+      size_t nw = (size_t)s->q.dims[l] * s->q.dims[l + 1], nb = (size_t)s->q.dims[l + 1];
+      memcpy(s->q_w + s->q.w_off[l] + nw, s->q_w + s->q.w_off[l], nw * sizeof(float));
+      memcpy(s->q_w + s->q.b_off[l] + nb, s->q_w + s->q.b_off[l], nb * sizeof(float));
+      memcpy(s->qt_w + s->q.w_off[l] + nw, s->qt_w + s->q.w_off[l], nw * sizeof(float));
+      memcpy(s->qt_w + s->q.b_off[l] + nb, s->qt_w + s->q.b_off[l], nb * sizeof(float));
+    }
+  }
+  return s;
+}
+
+static sac* blank_agent(void) {
+  sac_params p = params();
+  return sac_create(O, A, &p, (rng_key){7, 0});
+}
+
+/* Every tensor of sac_tensors and the Adam counts; prints the errors when TEST_VERBOSE is set. */
+static void compare_agents(sac* got, sac* ref, double t, const char* what) {
+  sac_tensor tg[SAC_NTENSORS], tr[SAC_NTENSORS];
+  sac_tensors(got, tg);
+  sac_tensors(ref, tr);
+  for (int i = 0; i < SAC_NTENSORS; i++) {
+    double e = rel_err(tg[i].data, tr[i].data, tr[i].n);
+    if (getenv("TEST_VERBOSE")) fprintf(stderr, "    %s %-14s rel err %.3g\n", what, tr[i].name, e);
+    CHECK(e <= t, "%s: %s rel err %.3g > %.3g", what, tr[i].name, e, t);
+  }
+  CHECK(got->pi_adam->t == ref->pi_adam->t && got->q_adam->t == ref->q_adam->t &&
+            got->alpha_adam->t == ref->alpha_adam->t,
+        "%s: Adam counts %ld %ld %ld vs %ld %ld %ld", what, got->pi_adam->t, got->q_adam->t,
+        got->alpha_adam->t, ref->pi_adam->t, ref->q_adam->t, ref->alpha_adam->t);
+}
+
+static void compare_stats(const float* dev, const sac_stats* ref, double t, const char* what) {
+  sac_stats got;
+  sacd_stats_to_host(dev, &got);
+  const double g[SACD_NSTATS] = {got.q1_loss, got.q2_loss, got.pi_loss, got.alpha, got.alpha_loss,
+                                 got.entropy, got.q_mean};
+  const double r[SACD_NSTATS] = {ref->q1_loss, ref->q2_loss, ref->pi_loss, ref->alpha, ref->alpha_loss,
+                                 ref->entropy, ref->q_mean};
+  for (int k = 0; k < SACD_NSTATS; k++) {
+    double e = fabs(g[k] - r[k]) / (fabs(r[k]) > 1e-30 ? fabs(r[k]) : 1e-30);
+    if (getenv("TEST_VERBOSE")) fprintf(stderr, "    %s stat %d: %.9g vs %.9g (rel %.3g)\n", what, k, g[k], r[k], e);
+    CHECK(e <= t, "%s: statistic %d = %.9g, reference %.9g (rel %.3g > %.3g)", what, k, g[k], r[k], e, t);
+  }
+}
+
+/* ---- one update -------------------------------------------------------------------------- */
+
+static void one_update(int tie) {
+  NEED_KIND();
+  sac* ref = make_agent(31, tie);
+  sac_dev* d = sacd_create(ctx(), ref, 64);
+  batch b;
+  make_batch(&b, 1);
+  dbatch db = upload_batch(&b);
+  const uint64_t k = (3ull << 32) + 12345u; /* both counter words nonzero */
+  uint64_t* ctr = up(&k, sizeof k);
+  float* dstats = dx_allocf(ctx(), SACD_NSTATS);
+
+  sacd_update(d, db.obs, db.act, db.rew, db.next, db.done, NB, ctr, dstats);
+  sac_stats st;
+  sac_update(ref, b.obs, b.act, b.rew, b.next, b.done, NB, k, &st);
+
+  /* gradients first (taken before the Adam steps) */
+  float* g = malloc(ref->q.nparams * sizeof(float));
+  down(g, d->q_g, ref->q.nparams * sizeof(float));
+  double e = rel_err(g, ref->q_g, ref->q.nparams);
+  CHECK(e <= tol(1e-6, 1e-3), "critic gradient rel err %.3g", e);
+  if (getenv("TEST_VERBOSE")) fprintf(stderr, "    q_g rel err %.3g\n", e);
+  down(g, d->pi_g, ref->pi.nparams * sizeof(float));
+  e = rel_err(g, ref->pi_g, ref->pi.nparams);
+  CHECK(e <= tol(1e-6, 1e-3), "policy gradient rel err %.3g", e);
+  if (getenv("TEST_VERBOSE")) fprintf(stderr, "    pi_g rel err %.3g\n", e);
+  down(g, d->log_alpha_g, sizeof(float));
+  CHECK_CLOSE(g[0], ref->log_alpha_g[0], tol(1e-6, 1e-4));
+  free(g);
+
+  sac* got = blank_agent();
+  sacd_download(d, got);
+  compare_agents(got, ref, tol(1e-6, 5e-3), tie ? "tied update" : "update");
+  float hs[SACD_NSTATS];
+  down(hs, dstats, sizeof hs);
+  compare_stats(hs, &st, tol(1e-6, 1e-3), tie ? "tied update" : "update");
+  uint64_t k2 = 0;
+  down(&k2, ctr, sizeof k2);
+  CHECK(k2 == k, "sacd_update changed the counter: %llu", (unsigned long long)k2);
+
+  dx_free(ctx(), ctr);
+  dx_free(ctx(), dstats);
+  free_dbatch(&db);
+  sacd_free(d);
+  sac_free(got);
+  sac_free(ref);
+}
+
+static void test_update(void) { one_update(0); }
+static void test_update_tied(void) { one_update(1); }
+
+/* ---- G updates in a graph, replayed ------------------------------------------------------ */
+
+static void test_graph(void) {
+  NEED_KIND();
+  sac* ref = make_agent(32, 0);
+  sac_dev* d = sacd_create(ctx(), ref, 64);
+  static batch b[G];
+  dbatch db[G];
+  for (int g = 0; g < G; g++) {
+    make_batch(&b[g], 10 + (uint32_t)g);
+    db[g] = upload_batch(&b[g]);
+  }
+  const uint64_t k0 = (1ull << 32) - 7; /* the counter's high word changes during the replays */
+  uint64_t* ctr = up(&k0, sizeof k0);
+  float* dstats = dx_allocf(ctx(), (size_t)G * SACD_NSTATS);
+
+  dx_capture_begin(ctx());
+  for (int g = 0; g < G; g++) {
+    sacd_update(d, db[g].obs, db[g].act, db[g].rew, db[g].next, db[g].done, NB, ctr,
+                dstats + (size_t)g * SACD_NSTATS);
+    dxn_ctr_add(ctx(), ctr, 1);
+  }
+  dx_graph* graph = dx_capture_end(ctx());
+  sac_stats st[G];
+  for (int r = 0; r < REPLAYS; r++) {
+    dx_graph_launch(ctx(), graph);
+    for (int g = 0; g < G; g++)
+      sac_update(ref, b[g].obs, b[g].act, b[g].rew, b[g].next, b[g].done, NB,
+                 k0 + (uint64_t)(r * G + g), &st[g]);
+  }
+  dx_sync(ctx());
+
+  sac* got = blank_agent();
+  sacd_download(d, got);
+  compare_agents(got, ref, tol(1e-5, 1e-2), "graph");
+  float hs[G * SACD_NSTATS];
+  down(hs, dstats, sizeof hs);
+  for (int g = 0; g < G; g++) compare_stats(hs + g * SACD_NSTATS, &st[g], tol(1e-5, 1e-2), "graph");
+  uint64_t k = 0;
+  down(&k, ctr, sizeof k);
+  CHECK(k == k0 + G * REPLAYS, "counter %llu, expected %llu", (unsigned long long)k,
+        (unsigned long long)(k0 + G * REPLAYS));
+  CHECK(ref->pi_adam->t == 2 + G * REPLAYS, "host Adam count %ld", ref->pi_adam->t);
+
+  dx_graph_free(ctx(), graph);
+  dx_free(ctx(), ctr);
+  dx_free(ctx(), dstats);
+  for (int g = 0; g < G; g++) free_dbatch(&db[g]);
+  sacd_free(d);
+  sac_free(got);
+  sac_free(ref);
+}
+
+/* ---- acting ------------------------------------------------------------------------------ */
+
+static void test_act(void) {
+  NEED_KIND();
+  sac* ref = make_agent(33, 0);
+  sac_dev* d = sacd_create(ctx(), ref, NR);
+  float* obs = malloc((size_t)NR * O * sizeof(float));
+  for (int i = 0; i < NR * O; i++) obs[i] = rng_normal(K, 60, 0, (uint64_t)i);
+  float* dobs = up(obs, (size_t)NR * O * sizeof(float));
+  float* dact = dx_allocf(ctx(), (size_t)NR * A);
+  float *got = malloc((size_t)NR * A * sizeof(float)), *want = malloc((size_t)NR * A * sizeof(float));
+  const rng_key ak = {2024, RNG_ACT};
+  const uint64_t c1 = 77;
+  uint64_t* dc1 = up(&c1, sizeof c1);
+  const int rows[2] = {NR, 100};
+  for (int det = 0; det < 2; det++)
+    for (int ri = 0; ri < 2; ri++) {
+      const int B = rows[ri];
+      sacd_act(d, dobs, B, det, ak, 3, det ? NULL : dc1, dact);
+      down(got, dact, (size_t)B * A * sizeof(float));
+      sac_act(ref, obs, B, det, ak, 3, (uint32_t)c1, want);
+      double e = rel_err(got, want, (size_t)B * A);
+      CHECK(e <= tol(1e-6, 1e-4), "act (deterministic %d, %d rows): rel err %.3g", det, B, e);
+    }
+  /* captured, with the env-step counter advanced on the device between replays */
+  dx_capture_begin(ctx());
+  sacd_act(d, dobs, NR, 0, ak, 3, dc1, dact);
+  dxn_ctr_add(ctx(), dc1, 1);
+  dx_graph* graph = dx_capture_end(ctx());
+  for (int r = 0; r < 3; r++) {
+    dx_graph_launch(ctx(), graph);
+    down(got, dact, (size_t)NR * A * sizeof(float));
+    sac_act(ref, obs, NR, 0, ak, 3, (uint32_t)(c1 + (uint64_t)r), want);
+    double e = rel_err(got, want, (size_t)NR * A);
+    CHECK(e <= tol(1e-6, 1e-4), "captured act, replay %d: rel err %.3g", r, e);
+  }
+  dx_graph_free(ctx(), graph);
+  dx_free(ctx(), dc1);
+  dx_free(ctx(), dobs);
+  dx_free(ctx(), dact);
+  free(obs), free(got), free(want);
+  sacd_free(d);
+  sac_free(ref);
+}
+
+/* ---- upload / download ------------------------------------------------------------------- */
+
+static void check_exact(sac* got, sac* ref, const char* what) {
+  sac_tensor tg[SAC_NTENSORS], tr[SAC_NTENSORS];
+  sac_tensors(got, tg);
+  sac_tensors(ref, tr);
+  for (int i = 0; i < SAC_NTENSORS; i++)
+    CHECK(tg[i].n == tr[i].n && memcmp(tg[i].data, tr[i].data, tr[i].n * sizeof(float)) == 0,
+          "%s: %s differs", what, tr[i].name);
+  CHECK(got->pi_adam->t == ref->pi_adam->t && got->q_adam->t == ref->q_adam->t &&
+            got->alpha_adam->t == ref->alpha_adam->t,
+        "%s: Adam counts differ", what);
+}
+
+static void test_roundtrip(void) {
+  NEED_KIND();
+  sac* a = make_agent(34, 0);
+  sac* b = make_agent(35, 0);
+  batch x;
+  make_batch(&x, 70);
+  sac_update(b, x.obs, x.act, x.rew, x.next, x.done, NB, 9, NULL); /* b's Adam count is 3 */
+  sac_dev* d = sacd_create(ctx(), a, 8);
+  sac* got = blank_agent();
+  sacd_download(d, got);
+  check_exact(got, a, "create + download");
+  sacd_upload(d, b);
+  sacd_download(d, got);
+  check_exact(got, b, "upload + download");
+  sacd_free(d);
+  sac_free(got);
+  sac_free(a);
+  sac_free(b);
+}
+
+int main(void) {
+  const int kinds[2] = {DX_HOST, DX_CUDA};
+  for (int i = 0; i < 2; i++) {
+    g_kind = kinds[i];
+    RUN(test_roundtrip);
+    RUN(test_update);
+    RUN(test_update_tied);
+    RUN(test_graph);
+    RUN(test_act);
+  }
+  for (int i = 0; i < 2; i++) dx_destroy(g_ctx[i]);
+  return test_done();
+}
