@@ -16,7 +16,14 @@ struct evaluator {
   pthread_t th;
   int running;
   eval_result res;
+  void (*observe)(void* ctx, env* e);
+  void* observe_ctx;
 };
+
+void eval_set_observer(evaluator* ev, void (*fn)(void* ctx, env* e), void* ctx) {
+  ev->observe = fn;
+  ev->observe_ctx = ctx;
+}
 
 evaluator* eval_create(const env_task* task, const mjModel* model, const sac* agent, uint32_t seed,
                        int episodes, int max_steps) {
@@ -49,6 +56,7 @@ eval_result eval_run(evaluator* ev, uint32_t epoch) {
   ev->e->episode = 0;
   for (int i = 0; i < ev->episodes; i++) {
     env_reset(ev->e, obs);
+    if (ev->observe) ev->observe(ev->observe_ctx, ev->e);
     double ret = 0;
     int t = 0;
     for (; t < ev->max_steps; t++) {
@@ -56,6 +64,7 @@ eval_result eval_run(evaluator* ev, uint32_t epoch) {
       int term, trunc;
       sac_act(ev->pol, obs, 1, 1, (rng_key){0, 0}, 0, 0, act);
       env_step(ev->e, act, obs, &rew, &term, &trunc);
+      if (ev->observe) ev->observe(ev->observe_ctx, ev->e);
       ret += rew;
       if (term) {
         t++;

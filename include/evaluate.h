@@ -42,4 +42,8 @@ eval_result eval_wait(evaluator* ev);
 /** Run an evaluation in the calling thread (used by the worker and by `mbpo eval`). */
 eval_result eval_run(evaluator* ev, uint32_t epoch);
 
+/** Call fn(ctx, e) with the evaluation env after each reset and each step of eval_run (`mbpo eval
+ *  --video` renders e->d); fn must not change the env. fn = NULL removes it. */
+void eval_set_observer(evaluator* ev, void (*fn)(void* ctx, env* e), void* ctx);
+
 #endif

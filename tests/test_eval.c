@@ -7,8 +7,8 @@
  * its mean, std, min, max, first return and mean length, printed with %.9g as progress.csv does,
  * equal that epoch's row character for character (checked for the final and an earlier epoch).
  * Bad input: not a run folder, a run folder without a checkpoint, truncated and garbage
- * checkpoints, a checkpoint of another task and of another actor shape, --video: non-zero exit
- * with a message. */
+ * checkpoints, a checkpoint of another task and of another actor shape, --video without ffmpeg:
+ * non-zero exit with a message. --video with ffmpeg and EGL or OSMesa: test_eval_video. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,17 +148,63 @@ static void test_eval_bad_input(void) {
           g_run, g_dir);
   rc = run_cmd("%s eval %s/wide checkpoint=%s/ckpt-e000002.npz", bin, g_dir, g_run);
   CHECK(rc != 0 && strstr(g_out, "shape"), "other shape: exit %d: %s", rc, g_out);
-  /* --video is not built: says what it needs */
-  rc = run_cmd("%s eval %s --video %s/out.mp4", bin, g_run, g_dir);
-  CHECK(rc != 0 && strstr(g_out, "not built") && strstr(g_out, "ffmpeg"), "--video: exit %d: %s", rc,
+  /* --video without ffmpeg (an empty PATH) or with an unknown GL choice: says what, exits 2 */
+  rc = run_cmd("PATH=/nonexistent %s eval %s --video %s/out.mp4", bin, g_run, g_dir);
+  CHECK(rc == 2 && strstr(g_out, "install") && strstr(g_out, "ffmpeg"), "--video without ffmpeg: exit %d: %s", rc,
         g_out);
   snprintf(path, sizeof path, "%s/out.mp4", g_dir);
-  CHECK(stat(path, &st) != 0, "--video wrote a file");
+  CHECK(stat(path, &st) != 0, "--video without ffmpeg wrote a file");
+  if (run_cmd("command -v ffmpeg") == 0) {
+    rc = run_cmd("MBPO_GL=vulkan %s eval %s --video %s/out.mp4", bin, g_run, g_dir);
+    CHECK(rc == 2 && strstr(g_out, "MBPO_GL"), "MBPO_GL=vulkan: exit %d: %s", rc, g_out);
+  }
   if (!tst_case_failed) run_cmd("rm -rf %s", g_dir);
+}
+
+/* --video: renders every evaluation state (one frame after each reset and each step) with each GL
+ * backend found, the returns are those of the evaluation without video, ffprobe counts the frames;
+ * an output ffmpeg cannot write is an error. Skipped where ffmpeg or a GL context is missing. */
+static void test_eval_video(void) {
+  const char* bin = getenv("MBPO_BIN");
+  if (!bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  if (!g_run[0]) SKIP("no run from the previous case");
+  if (run_cmd("command -v ffmpeg") != 0) SKIP("ffmpeg is not installed (Debian: apt-get install ffmpeg)");
+  char plain[1024] = "", *p;
+  CHECK(run_cmd("%s eval %s episodes=2", bin, g_run) == 0, "eval: %s", g_out);
+  if ((p = strstr(g_out, "eval_return_mean="))) snprintf(plain, sizeof plain, "%s", p);
+  double len = 0;
+  if ((p = strstr(g_out, "mean length "))) len = atof(p + 12);
+  int rendered = 0;
+  const char* gls[] = {"egl", "osmesa"};
+  for (int i = 0; i < 2; i++) {
+    int rc = run_cmd("MBPO_GL=%s %s eval %s episodes=2 --video %s/%s.mp4", gls[i], bin, g_run, g_dir, gls[i]);
+    if (rc == 2 && strstr(g_out, "offscreen OpenGL")) {
+      fprintf(stderr, "  MBPO_GL=%s: no context here (%.200s)\n", gls[i], g_out);
+      continue;
+    }
+    rendered++;
+    CHECK(rc == 0, "MBPO_GL=%s --video: exit %d: %s", gls[i], rc, g_out);
+    CHECK((p = strstr(g_out, "eval_return_mean=")) && strcmp(p, plain) == 0,
+          "MBPO_GL=%s: the returns differ with --video:\n%s\nwithout:\n%s", gls[i], p ? p : g_out, plain);
+    long frames = (p = strstr(g_out, "mp4, ")) ? atol(p + 5) : -1;
+    CHECK(frames == (long)(2 * len + 2 + 0.5), "MBPO_GL=%s: %ld frames for 2 episodes of mean length %g", gls[i],
+          frames, len);
+    if (run_cmd("command -v ffprobe") == 0) {
+      run_cmd("ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames,width,height "
+              "-of csv=p=0 %s/%s.mp4", g_dir, gls[i]);
+      char want[64];
+      snprintf(want, sizeof want, "640,480,%ld", frames);
+      CHECK(strstr(g_out, want) != NULL, "MBPO_GL=%s: ffprobe says %s, want %s", gls[i], g_out, want);
+    }
+  }
+  if (!rendered) SKIP("no offscreen OpenGL context (EGL or OSMesa) on this machine");
+  int rc = run_cmd("%s eval %s episodes=1 --video %s/no/such/dir/x.mp4", bin, g_run, g_dir);
+  CHECK(rc == 1 && strstr(g_out, "ffmpeg"), "unwritable video path: exit %d: %s", rc, g_out);
 }
 
 int main(void) {
   RUN(test_eval_reproduces_progress);
+  RUN(test_eval_video);
   RUN(test_eval_bad_input);
   return test_done();
 }
