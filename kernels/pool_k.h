@@ -1,0 +1,121 @@
+/* pool_k.h: element ops of the device replay pools (pool_dev.h), one body each for the host
+ * emulation and the GPU (kernels/dx_op.h).
+ *
+ * A row of a pool has W = 2 obs + act + 2 columns in the order obs, act, rew, next_obs, done; the
+ * ops run one index per (row, column) so that a few hundred rows still fill the GPU, and every
+ * index writes only its own float. Sizes and write positions are read from the pool's device state
+ * [size, next] (never from arguments), so the ops stay right when replayed from a captured graph
+ * after the pool has grown. */
+#ifndef MBPO_POOL_K_H
+#define MBPO_POOL_K_H
+
+#include <stdint.h>
+
+#include "dx_op.h"
+#include "hd.h"
+#include "rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Column c of a W-column row: which array (0 obs, 1 act, 2 rew, 3 next_obs, 4 done) and the offset
+ *  inside that array's row. */
+MBPO_HD static int pdk_column(int c, int od, int ad, int* k) {
+  if (c < od) { *k = c; return 0; }
+  c -= od;
+  if (c < ad) { *k = c; return 1; }
+  c -= ad;
+  if (c == 0) { *k = 0; return 2; }
+  c -= 1;
+  if (c < od) { *k = c; return 3; }
+  *k = 0;
+  return 4;
+}
+
+/* The five arrays of a pool or of a batch of rows, and their widths. */
+typedef struct pdk_rows {
+  float* a[5]; /* obs, act, rew, next_obs, done */
+} pdk_rows;
+
+/* Sample-and-gather: row j of the output = pool row rng_index(key, c0, c1, first + j, size) with
+ * size = state[0] and (c0, c1) from *ctr (low, high word) when ctr is not NULL, else the scalars.
+ * i over n * W. Outputs may be NULL (that column is skipped). */
+typedef struct pdk_gather_args {
+  pdk_rows src;          /* pool arrays (device) */
+  pdk_rows dst;          /* output arrays [n][width] (device; entries may be NULL) */
+  const long* state;     /* [size, next] */
+  const uint64_t* ctr;   /* device counter, or NULL: use c0, c1 */
+  rng_key key;
+  uint32_t c0, c1;
+  uint64_t first;
+  int od, ad, W;
+} pdk_gather_args;
+MBPO_HD static void pdk_gather_body(long i, const pdk_gather_args* p) {
+  long j = i / p->W;
+  int c = (int)(i % p->W), k;
+  int which = pdk_column(c, p->od, p->ad, &k);
+  float* out = p->dst.a[which];
+  if (!out) return;
+  uint32_t c0 = p->c0, c1 = p->c1;
+  if (p->ctr) {
+    uint64_t v = *p->ctr;
+    c0 = (uint32_t)v;
+    c1 = (uint32_t)(v >> 32);
+  }
+  uint32_t s = rng_index(p->key, c0, c1, p->first + (uint64_t)j, (uint32_t)p->state[0]);
+  int w = which == 0 || which == 3 ? p->od : which == 1 ? p->ad : 1;
+  out[j * w + k] = p->src.a[which][(long)s * w + k];
+}
+
+/* One thread: state = [size, next]. */
+typedef struct pdk_set_state_args {
+  long* state;
+  long size, next;
+} pdk_set_state_args;
+MBPO_HD static void pdk_set_state_body(long i, const pdk_set_state_args* p) {
+  (void)i;
+  p->state[0] = p->size;
+  p->state[1] = p->next;
+}
+
+/* Device-side ring append of cnt = *count rows of src (rows [0, cnt) of [nmax][width] arrays) at
+ * the device-side next, as pool_add: when cnt > cap only the newest cap rows are written, each where
+ * single-row adds would put it, so no two indices write the same place. i over nmax * W. */
+typedef struct pdk_append_args {
+  pdk_rows dst;          /* pool arrays */
+  pdk_rows src;
+  const long* state;     /* read: next */
+  const int* count;
+  long cap;
+  int od, ad, W;
+} pdk_append_args;
+MBPO_HD static void pdk_append_body(long i, const pdk_append_args* p) {
+  long b = i / p->W, cnt = *p->count;
+  if (b >= cnt || (cnt > p->cap && b < cnt - p->cap)) return;
+  int c = (int)(i % p->W), k;
+  int which = pdk_column(c, p->od, p->ad, &k);
+  int w = which == 0 || which == 3 ? p->od : which == 1 ? p->ad : 1;
+  long at = (p->state[1] + b) % p->cap;
+  p->dst.a[which][at * w + k] = p->src.a[which][b * w + k];
+}
+
+/* One thread, after pdk_append: next = (next + cnt) % cap, size = min(size + cnt, cap). */
+typedef struct pdk_advance_args {
+  long* state;
+  const int* count;
+  long cap;
+} pdk_advance_args;
+MBPO_HD static void pdk_advance_body(long i, const pdk_advance_args* p) {
+  (void)i;
+  long cnt = *p->count, size = p->state[0] + cnt;
+  p->state[1] = (p->state[1] + cnt) % p->cap;
+  p->state[0] = size > p->cap ? p->cap : size;
+}
+
+extern const dx_op dxop_pdk_gather, dxop_pdk_set_state, dxop_pdk_append, dxop_pdk_advance;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
