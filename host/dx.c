@@ -150,6 +150,7 @@ static void zero_fn(const void* b) {
 }
 
 static void copy_any(dx_ctx* c, void* dst, const void* src, size_t bytes, int dir) {
+  (void)dir; /* the host copies are direction-blind (unused in a build without CUDA) */
   if (IS_CUDA(c)) {
     CUDA_ONLY(dxc_copy(c->cuda, dst, src, bytes, dir));
     return;
