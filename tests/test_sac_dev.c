@@ -7,7 +7,8 @@
  *   one update: gradients 1e-6 / 1e-3; parameters, targets, log alpha, Adam moments 1e-6 / 5e-3
  *     (Adam normalises the gradient, so an element whose gradient is at rounding level can move
  *     by up to 2 lr on either side); statistics 1e-6 / 1e-3 relative (they are stored as float)
- *   one update with exactly tied critics (min's gradient split equally): as above
+ *   one update with exactly tied critics (min's gradient split equally), and one of 100 rows with
+ *     no statistics requested: as above
  *   G = 5 updates captured once with dxn_ctr_add of the update counter (crossing 2^32, so both
  *     counter words are read on the device) and replayed 3 times vs 15 sac_update calls:
  *     state 1e-5 / 1e-2, the last replay's statistics 1e-5 / 1e-2
@@ -173,7 +174,8 @@ static void compare_stats(const float* dev, const sac_stats* ref, double t, cons
 
 /* ---- one update -------------------------------------------------------------------------- */
 
-static void one_update(int tie) {
+/* One update of B <= NB rows (the first B rows of the batch); stats NULL when !with_stats. */
+static void one_update(int tie, int B, int with_stats) {
   NEED_KIND();
   sac* ref = make_agent(31, tie);
   sac_dev* d = sacd_create(ctx(), ref, 64);
@@ -184,9 +186,9 @@ static void one_update(int tie) {
   uint64_t* ctr = up(&k, sizeof k);
   float* dstats = dx_allocf(ctx(), SACD_NSTATS);
 
-  sacd_update(d, db.obs, db.act, db.rew, db.next, db.done, NB, ctr, dstats);
+  sacd_update(d, db.obs, db.act, db.rew, db.next, db.done, B, ctr, with_stats ? dstats : NULL);
   sac_stats st;
-  sac_update(ref, b.obs, b.act, b.rew, b.next, b.done, NB, k, &st);
+  sac_update(ref, b.obs, b.act, b.rew, b.next, b.done, B, k, &st);
 
   /* gradients first (taken before the Adam steps) */
   float* g = malloc(ref->q.nparams * sizeof(float));
@@ -205,9 +207,11 @@ static void one_update(int tie) {
   sac* got = blank_agent();
   sacd_download(d, got);
   compare_agents(got, ref, tol(1e-6, 5e-3), tie ? "tied update" : "update");
-  float hs[SACD_NSTATS];
-  down(hs, dstats, sizeof hs);
-  compare_stats(hs, &st, tol(1e-6, 1e-3), tie ? "tied update" : "update");
+  if (with_stats) {
+    float hs[SACD_NSTATS];
+    down(hs, dstats, sizeof hs);
+    compare_stats(hs, &st, tol(1e-6, 1e-3), tie ? "tied update" : "update");
+  }
   uint64_t k2 = 0;
   down(&k2, ctr, sizeof k2);
   CHECK(k2 == k, "sacd_update changed the counter: %llu", (unsigned long long)k2);
@@ -220,8 +224,9 @@ static void one_update(int tie) {
   sac_free(ref);
 }
 
-static void test_update(void) { one_update(0); }
-static void test_update_tied(void) { one_update(1); }
+static void test_update(void) { one_update(0, NB, 1); }
+static void test_update_tied(void) { one_update(1, NB, 1); }
+static void test_update_small_batch(void) { one_update(0, 100, 0); }
 
 /* ---- G updates in a graph, replayed ------------------------------------------------------ */
 
@@ -362,6 +367,7 @@ int main(void) {
     RUN(test_roundtrip);
     RUN(test_update);
     RUN(test_update_tied);
+    RUN(test_update_small_batch);
     RUN(test_graph);
     RUN(test_act);
   }
