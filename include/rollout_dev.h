@@ -1,0 +1,71 @@
+/* rollout_dev.h: branched model rollouts on a dx context (dx.h), the CUDA backend's twin of
+ * rollout.h: the same procedure and the same random draws (rollout.h lists them), entirely on the
+ * device, for up to Bmax (100,000 in the official settings) rows.
+ *
+ * Per step: the policy's forward (dxn_forward) and a fused op drawing the tanh-Gaussian actions
+ * (sac_act's convention), the elite picks and the normalised model inputs; the model evaluated for
+ * ALL E members with one strided-batched forward over the shared input (in chunks of rows, to bound
+ * the workspaces) and a fused op taking each row's picked member, sampling [reward, Δobs], the next
+ * state and the task's termination rule; the rows appended to the model pool at its device-side
+ * next (pool_add's FIFO); statistics summed on the device; the rows still running compacted
+ * stably with dx_select_flagged, so row b is the same row as on the CPU.
+ *
+ * Difference from the CPU backend: rollout_run evaluates only the picked member of each row (rows
+ * grouped by member, a 1-member network); here every member is evaluated and one row selected. The
+ * picked member's output is the same function, computed by GEMMs of other shapes, so the results
+ * agree within float rounding (tests/test_rollout_dev.c states the tolerance), not bit for bit; a
+ * predicted state within rounding of a termination threshold could end differently.
+ *
+ * The live batch size after compaction stays on the device: every op of a step is launched for the
+ * first batch size and the indices past the live count do nothing (the GEMMs run over all rows).
+ * The host waits once, at the end, for the statistics and the model pool's state. */
+#ifndef MBPO_ROLLOUT_DEV_H
+#define MBPO_ROLLOUT_DEV_H
+
+#include <stdint.h>
+
+#include "dx.h"
+#include "nn.h"
+#include "pool_dev.h"
+#include "rng.h"
+#include "rollout.h"
+
+/** The dynamics model as the rollout reads it: device arrays in model.h's layout, elites on the
+ *  host (best first, as model_elites). */
+typedef struct rolloutd_model {
+  const nn_mlp* net;                 /* E members, obs + act -> ... -> 2 D */
+  const float *params, *max_lv, *min_lv, *norm_mean, *norm_std; /* device */
+  const int* elites;                 /* host, n_elites entries */
+  int n_elites;
+} rolloutd_model;
+
+/** Device workspaces of rollouts of up to Bmax rows (private). */
+typedef struct rollout_dev rollout_dev;
+
+/** Rows of one model forward (the model's workspaces hold E x this many rows). */
+#define ROLLOUTD_CHUNK 16384
+
+/** Allocate the workspaces of rollouts of up to Bmax rows on c for a model of shape model_net and a
+ *  policy of shape pi (1 member, obs -> 2 act), with termination rule term_kind (termination.h).
+ *  The model is run in chunks of ROLLOUTD_CHUNK rows. */
+rollout_dev* rolloutd_create(dx_ctx* c, const nn_mlp* model_net, const nn_mlp* pi, int obs_dim,
+                             int act_dim, int Bmax, int term_kind);
+
+/** rolloutd_create with the model run in chunks of `chunk` rows (tests use small chunks). */
+rollout_dev* rolloutd_create_chunked(dx_ctx* c, const nn_mlp* model_net, const nn_mlp* pi, int obs_dim,
+                                     int act_dim, int Bmax, int term_kind, int chunk);
+
+/** Free the workspaces (NULL is allowed). */
+void rolloutd_free(rollout_dev* r);
+
+/** One branched rollout as rollout_run: B rows (at most Bmax) drawn from the real pool (its mirror
+ *  size must be current, as after poold_add_host), k steps with model m and the policy pi with
+ *  device parameters pi_w, every row appended to model_pool on the device. One host sync at the
+ *  end fills st (rows added, steps run, mean reward, done fraction) and refreshes model_pool's
+ *  mirror. Returns 0, or -1 when a prediction was not finite (st still filled). Not capturable
+ *  (it waits for the statistics); allocates nothing. */
+int rolloutd_run(rollout_dev* r, const rolloutd_model* m, const nn_mlp* pi, const float* pi_w,
+                 pool_dev* real, pool_dev* model_pool, int B, int k, rng_key key, uint32_t fit_index,
+                 rollout_stats* st);
+
+#endif
