@@ -1,0 +1,407 @@
+/* test_model_dev.c: the device dynamics model (model_dev.h) against the CPU model (model.h), on
+ * the host emulation always and on the GPU when one is usable (else each GPU case is a visible
+ * skip). Hopper-like dimensions (obs 11, act 3), E = 7; hidden widths reduced for speed.
+ * Errors are relative: max |got - ref| / max |ref| over a tensor.
+ *   upload / download round trip (parameters, bounds, Adam m v t, normaliser, elites)   exact
+ *   holdout permutation by one radix sort vs model_permutation                          exact
+ *   one step: the loss, every gradient (weights, biases, bounds), the Adam step vs model_loss /
+ *     nn_adam_step; one step captured and replayed 3 times vs 3 model_step    1e-5 host, 1e-4 GPU
+ *   a fit (N = 2000, 3 epochs) vs model_train: permutation, bootstrap after the shuffles (exact);
+ *     normaliser 1e-6; epochs, steps, best epochs, elites equal; loss, holdout MSEs, parameters
+ *     1e-4 host, 1e-3 GPU; then an uncapped fit continuing from there (host: same tolerances;
+ *     GPU: the early-stopping decisions may legitimately flip on ulps, so its epochs are reported
+ *     and the state compared only when they agree)
+ *   normalise + predict (3 chunks) vs model_predict                      1e-5 host, 1e-4 GPU */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "dx.h"
+#include "dxn.h"
+#include "model.h"
+#include "model_dev.h"
+#include "rng.h"
+#include "test.h"
+
+enum { OBS = 11, ACT = 3, IN = OBS + ACT, DD = OBS + 1, ENS = 7 };
+static const rng_key K = {77, RNG_TEST};
+
+static int g_kind;
+static dx_ctx* g_ctx[2];
+static char g_why[256];
+
+static dx_ctx* ctx(void) {
+  if (!g_ctx[g_kind]) g_ctx[g_kind] = dx_create(g_kind);
+  return g_ctx[g_kind];
+}
+
+static double tol(double host, double gpu) { return g_kind == DX_CUDA ? gpu : host; }
+
+#define NEED_KIND()                                                     \
+  do {                                                                  \
+    if (g_kind == DX_CUDA && !backend_cuda_probe(g_why, sizeof g_why))  \
+      SKIP("no usable GPU: %s", g_why);                                 \
+  } while (0)
+
+static void fill(float* p, size_t n, uint32_t c0, float scale) {
+  for (size_t i = 0; i < n; i++) p[i] = scale * rng_normal(K, c0, 5, i);
+}
+
+/* max |a - b| / max |b| */
+static double rel_err(const float* a, const float* b, size_t n) {
+  double m = 0, d = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (fabs(b[i]) > m) m = fabs(b[i]);
+    if (fabs((double)a[i] - b[i]) > d || a[i] != a[i]) d = a[i] != a[i] ? INFINITY : fabs((double)a[i] - b[i]);
+  }
+  return d / (m > 1e-30 ? m : 1e-30);
+}
+
+static void* up(const void* h, size_t bytes) {
+  void* d = dx_alloc(ctx(), bytes);
+  dx_upload(ctx(), d, h, bytes);
+  dx_sync(ctx());
+  return d;
+}
+
+static void* down(const void* d, size_t bytes) {
+  void* h = malloc(bytes + 1);
+  dx_download(ctx(), h, d, bytes);
+  dx_sync(ctx());
+  return h;
+}
+
+static model_params params(int hidden, int batch) {
+  model_params p;
+  memset(&p, 0, sizeof p);
+  p.ensemble = ENS;
+  p.elites = 5;
+  p.hidden = hidden;
+  p.layers = 4;
+  p.batch = batch;
+  p.lr = 1e-3f;
+  p.n_weight_decay = 5;
+  const float wd[] = {2.5e-5f, 5e-5f, 7.5e-5f, 7.5e-5f, 1e-4f};
+  for (int l = 0; l < 5; l++) p.weight_decay[l] = wd[l];
+  p.logvar_coef = 0.01f;
+  p.holdout_ratio = 0.2;
+  p.max_holdout = 5000;
+  p.patience = 5;
+  p.improvement = 0.01;
+  return p;
+}
+
+/* A host model whose whole state differs from a fresh one: non-zero biases, bounds near 0 with the
+ * output layer scaled up (both soft clamps active), a normaliser, Adam moments and count. */
+static dyn_model* busy_model(int hidden, int batch, uint32_t seed) {
+  model_params p = params(hidden, batch);
+  dyn_model* m = model_create(OBS, ACT, &p, (rng_key){seed, 0});
+  const nn_mlp* net = &m->net;
+  const int Lo = net->nlayers - 1;
+  for (size_t i = 0; i < (size_t)ENS * net->dims[Lo] * net->dims[Lo + 1]; i++) m->params[net->w_off[Lo] + i] *= 6.0f;
+  for (int l = 0; l < net->nlayers; l++) fill(m->params + net->b_off[l], (size_t)ENS * net->dims[l + 1], 40 + l, 0.1f);
+  for (int d = 0; d < DD; d++) {
+    m->max_lv[d] = 0.2f + 0.05f * d;
+    m->min_lv[d] = -0.6f - 0.05f * d;
+  }
+  fill(m->norm_mean, IN, 50, 1.0f);
+  for (int j = 0; j < IN; j++) m->norm_std[j] = 0.5f + 0.1f * j;
+  for (size_t i = 0; i < m->nparams; i++) {
+    m->adam->m[i] = 1e-3f * rng_normal(K, 51, 0, i);
+    m->adam->v[i] = 1e-6f * fabsf(rng_normal(K, 52, 0, i));
+  }
+  m->adam->t = 17;
+  for (int e = 0; e < ENS; e++) m->elites[e] = (e * 3 + 2) % ENS;
+  return m;
+}
+
+/* ---- round trip, permutation ---- */
+
+static void test_roundtrip(void) {
+  NEED_KIND();
+  dyn_model* a = busy_model(24, 16, 3);
+  model_params p = params(24, 16);
+  dyn_model* b = model_create(OBS, ACT, &p, (rng_key){9, 0});
+  model_dev* d = modeld_create(ctx(), a, 100);
+  modeld_download(d, b);
+  CHECK(!memcmp(a->params, b->params, a->nparams * 4), "parameters differ");
+  CHECK(!memcmp(a->norm_mean, b->norm_mean, IN * 4) && !memcmp(a->norm_std, b->norm_std, IN * 4),
+        "normaliser differs");
+  CHECK(!memcmp(a->adam->m, b->adam->m, a->nparams * 4) && !memcmp(a->adam->v, b->adam->v, a->nparams * 4),
+        "Adam moments differ");
+  CHECK(b->adam->t == 17, "Adam t %ld", b->adam->t);
+  CHECK(!memcmp(a->elites, b->elites, sizeof a->elites), "elites differ");
+  modeld_free(d);
+  model_free(a);
+  model_free(b);
+}
+
+static void test_permutation(void) {
+  NEED_KIND();
+  const int ns[] = {1, 5, 1000, 12347};
+  model_params p = params(8, 16);
+  dyn_model* m = model_create(OBS, ACT, &p, (rng_key){5, 0});
+  model_dev* d = modeld_create(ctx(), m, 12347);
+  int* perm = dx_alloc(ctx(), 12347 * sizeof(int));
+  int* ref = malloc(12347 * sizeof(int));
+  uint64_t* sk = malloc(2 * 12347 * sizeof(uint64_t));
+  for (int t = 0; t < 4; t++) {
+    const rng_key k = {123, RNG_MODEL_SPLIT};
+    modeld_permutation(d, k, (uint32_t)t + 4, ns[t], perm);
+    model_permutation(k, (uint32_t)t + 4, 0, ns[t], NULL, ref, sk, sk + 12347);
+    int* got = down(perm, (size_t)ns[t] * sizeof(int));
+    CHECK(!memcmp(got, ref, (size_t)ns[t] * sizeof(int)), "n %d: permutations differ", ns[t]);
+    free(got);
+  }
+  dx_free(ctx(), perm);
+  free(ref);
+  free(sk);
+  modeld_free(d);
+  model_free(m);
+}
+
+/* ---- one step ---- */
+
+static void test_step(void) {
+  NEED_KIND();
+  const int H = 64, B = 48;
+  dyn_model* m = busy_model(H, B, 11);
+  dx_ctx* c = ctx();
+  model_dev* d = modeld_create(c, m, 100);
+  const size_t nx = (size_t)ENS * B * IN, ny = (size_t)ENS * B * DD;
+  float *x = malloc(nx * 4), *y = malloc(ny * 4);
+  fill(x, nx, 60, 1.0f);
+  fill(y, ny, 61, 0.7f);
+  float *dxb = up(x, nx * 4), *dyb = up(y, ny * 4);
+  double* dloss = dx_alloc(c, sizeof(double));
+
+  const double lref = model_loss(m, B, x, y, m->grads);
+  modeld_loss_grads(d, B, dxb, dyb, dloss);
+  double* lg = down(dloss, sizeof(double));
+  float* g = down(d->grads, m->nparams * 4);
+  CHECK(fabs(*lg - lref) <= tol(1e-6, 1e-5) * fabs(lref), "loss %.9g vs %.9g", *lg, lref);
+  const nn_mlp* net = &m->net;
+  double worst = 0;
+  for (int l = 0; l < net->nlayers; l++) {
+    size_t nw = (size_t)ENS * net->dims[l] * net->dims[l + 1], nb = (size_t)ENS * net->dims[l + 1];
+    double ew = rel_err(g + net->w_off[l], m->grads + net->w_off[l], nw);
+    double eb = rel_err(g + net->b_off[l], m->grads + net->b_off[l], nb);
+    CHECK(ew < tol(1e-5, 1e-4) && eb < tol(1e-5, 1e-4), "layer %d: weight grad %.3g, bias grad %.3g", l, ew, eb);
+    worst = fmax(worst, fmax(ew, eb));
+  }
+  double eh = rel_err(g + net->nparams, m->grads + net->nparams, DD);
+  double el = rel_err(g + net->nparams + DD, m->grads + net->nparams + DD, DD);
+  CHECK(eh < tol(1e-5, 1e-4) && el < tol(1e-5, 1e-4), "bound grads: max_lv %.3g, min_lv %.3g", eh, el);
+  worst = fmax(worst, fmax(eh, el));
+
+  /* the Adam step */
+  nn_adam_step(m->adam, m->params, m->grads);
+  dxn_adam_step(c, d->adam, d->params, d->grads);
+  float* pp = down(d->params, m->nparams * 4);
+  double ep = rel_err(pp, m->params, m->nparams);
+  CHECK(ep < tol(1e-6, 1e-5), "params after the step: %.3g", ep);
+  fprintf(stderr, "  [%s] step: loss %.3g, grads %.3g, params after Adam %.3g\n",
+          g_kind == DX_CUDA ? "cuda" : "host", fabs(*lg - lref) / fabs(lref), worst, ep);
+
+  /* one step captured, replayed three times, against three model_step */
+  dx_capture_begin(c);
+  modeld_step(d, B, dxb, dyb, dloss);
+  dx_graph* gr = dx_capture_end(c);
+  double l3 = 0;
+  for (int i = 0; i < 3; i++) {
+    dx_graph_launch(c, gr);
+    l3 = model_step(m, B, x, y);
+  }
+  float* p3 = down(d->params, m->nparams * 4);
+  double* lg3 = down(dloss, sizeof(double));
+  double e3 = rel_err(p3, m->params, m->nparams);
+  CHECK(e3 < tol(1e-5, 1e-4), "params after 3 replays: %.3g", e3);
+  CHECK(fabs(*lg3 - l3) <= tol(1e-5, 1e-4) * fabs(l3), "loss of the 3rd replay %.9g vs %.9g", *lg3, l3);
+  dyn_model* back = busy_model(H, B, 12);
+  modeld_download(d, back);
+  CHECK(back->adam->t == m->adam->t, "Adam t %ld vs %ld", back->adam->t, m->adam->t);
+  fprintf(stderr, "  [%s] 3 captured steps: params %.3g\n", g_kind == DX_CUDA ? "cuda" : "host", e3);
+  dx_graph_free(c, gr);
+  model_free(back);
+  free(lg);
+  free(lg3);
+  free(g);
+  free(pp);
+  free(p3);
+  dx_free(c, dxb);
+  dx_free(c, dyb);
+  dx_free(c, dloss);
+  free(x);
+  free(y);
+  modeld_free(d);
+  model_free(m);
+}
+
+/* ---- a fit ---- */
+
+/* Hopper-like synthetic transitions: s' = s + 0.1 tanh(M [s, a]) + noise, r = w . [s, a] + noise. */
+typedef struct data {
+  int N;
+  float *obs, *act, *rew, *nxt;
+} data;
+
+static data make_data(int N) {
+  data t = {N, malloc((size_t)N * OBS * 4), malloc((size_t)N * ACT * 4), malloc((size_t)N * 4),
+            malloc((size_t)N * OBS * 4)};
+  fill(t.obs, (size_t)N * OBS, 70, 1.0f);
+  for (size_t i = 0; i < (size_t)N * ACT; i++) t.act[i] = 2.0f * rng_uniform(K, 71, 0, i) - 1.0f;
+  for (int i = 0; i < N; i++) {
+    const float* s = t.obs + (size_t)i * OBS;
+    const float* a = t.act + (size_t)i * ACT;
+    double r = 0.05 * rng_normal(K, 72, 0, (uint64_t)i);
+    for (int k = 0; k < OBS; k++) r += (0.1 + 0.03 * k) * s[k];
+    for (int k = 0; k < ACT; k++) r -= 0.2 * a[k] * a[k];
+    t.rew[i] = (float)r;
+    for (int k = 0; k < OBS; k++) {
+      double z = 0.3 * s[(k + 1) % OBS] - 0.2 * s[k] + 0.5 * a[k % ACT];
+      t.nxt[(size_t)i * OBS + k] = (float)(s[k] + 0.1 * tanh(z) + 0.02 * rng_normal(K, 73, (uint32_t)k, (uint64_t)i));
+    }
+  }
+  return t;
+}
+
+static void free_data(data* t) {
+  free(t->obs);
+  free(t->act);
+  free(t->rew);
+  free(t->nxt);
+}
+
+/* Compare one fit of each; returns 1 when the epochs agreed (the state was compared). */
+static int compare_fit(dyn_model* m, model_dev* d, const data* t, float* const dev[4], uint32_t fit,
+                       int strict_epochs, double tl) {
+  model_fit_stats sr, sd;
+  int rr = model_train(m, t->N, t->obs, t->act, t->rew, t->nxt, fit, &sr);
+  int rd = modeld_train(d, t->N, dev[0], dev[1], dev[2], dev[3], fit, &sd);
+  CHECK(rr == rd && rr == MODEL_OK, "status %d vs %d", rd, rr);
+  CHECK(sd.n_train == sr.n_train && sd.n_holdout == sr.n_holdout, "split %d/%d vs %d/%d", sd.n_train,
+        sd.n_holdout, sr.n_train, sr.n_holdout);
+  fprintf(stderr, "  [%s] fit %u: epochs %d (reference %d), %.2fs (reference %.2fs)\n",
+          g_kind == DX_CUDA ? "cuda" : "host", fit, sd.epochs, sr.epochs, sd.seconds, sr.seconds);
+  if (sd.epochs != sr.epochs) {
+    CHECK(!strict_epochs, "epochs %d vs %d", sd.epochs, sr.epochs);
+    return 0;
+  }
+  CHECK(sd.steps == sr.steps, "steps %ld vs %ld", sd.steps, sr.steps);
+  CHECK(fabs(sd.train_loss - sr.train_loss) <= tl * fabs(sr.train_loss), "train loss %.9g vs %.9g",
+        sd.train_loss, sr.train_loss);
+  double emse = 0;
+  for (int e = 0; e < ENS; e++) {
+    emse = fmax(emse, fabs(sd.holdout_mse[e] - sr.holdout_mse[e]) / sr.holdout_mse[e]);
+    CHECK(sd.best_epoch[e] == sr.best_epoch[e], "member %d: best epoch %d vs %d", e, sd.best_epoch[e],
+          sr.best_epoch[e]);
+    CHECK(sd.elites[e] == sr.elites[e] && d->elites[e] == m->elites[e], "elite %d: %d vs %d", e, sd.elites[e],
+          sr.elites[e]);
+  }
+  CHECK(emse <= tl, "holdout MSE rel err %.3g", emse);
+  CHECK(fabs(sd.elite_mse - sr.elite_mse) <= tl * sr.elite_mse, "elite MSE %.9g vs %.9g", sd.elite_mse, sr.elite_mse);
+
+  /* the permutation, the shuffled bootstrap indices (exact), the normaliser, the parameters */
+  int* perm = down(d->perm, (size_t)t->N * sizeof(int));
+  CHECK(!memcmp(perm, m->perm, (size_t)t->N * sizeof(int)), "holdout permutations differ");
+  int* boot = down(d->boot, (size_t)ENS * sr.n_train * sizeof(int));
+  CHECK(!memcmp(boot, m->boot, (size_t)ENS * sr.n_train * sizeof(int)), "shuffled bootstrap indices differ");
+  model_params p = m->p;
+  dyn_model* back = model_create(OBS, ACT, &p, (rng_key){1, 0});
+  modeld_download(d, back);
+  double en = fmax(rel_err(back->norm_mean, m->norm_mean, IN), rel_err(back->norm_std, m->norm_std, IN));
+  CHECK(en < 1e-6, "normaliser rel err %.3g", en);
+  double ep = rel_err(back->params, m->params, m->nparams);
+  double ea = fmax(rel_err(back->adam->m, m->adam->m, m->nparams), rel_err(back->adam->v, m->adam->v, m->nparams));
+  CHECK(ep < tl, "parameters rel err %.3g", ep);
+  CHECK(ea < 10 * tl, "Adam moments rel err %.3g", ea);
+  CHECK(back->adam->t == m->adam->t, "Adam t %ld vs %ld", back->adam->t, m->adam->t);
+  fprintf(stderr, "  [%s] fit %u: loss %.3g, holdout MSE %.3g, normaliser %.3g, params %.3g, Adam %.3g\n",
+          g_kind == DX_CUDA ? "cuda" : "host", fit, fabs(sd.train_loss - sr.train_loss) / fabs(sr.train_loss),
+          emse, en, ep, ea);
+  model_free(back);
+  free(perm);
+  free(boot);
+  return 1;
+}
+
+static void test_fit(void) {
+  NEED_KIND();
+  const int N = 2000;
+  model_params p = params(48, 128);
+  p.max_epochs = 3;
+  dyn_model* m = model_create(OBS, ACT, &p, (rng_key){21, 0});
+  dx_ctx* c = ctx();
+  /* the device pool holds more rows than the fit uses (rows 0..N-1 of a larger pool) */
+  model_dev* d = modeld_create(c, m, 2 * N);
+  data t = make_data(N);
+  float* dev[4] = {up(t.obs, (size_t)N * OBS * 4), up(t.act, (size_t)N * ACT * 4), up(t.rew, (size_t)N * 4),
+                   up(t.nxt, (size_t)N * OBS * 4)};
+  const double tl = tol(1e-4, 1e-3);
+  compare_fit(m, d, &t, dev, 0, 1, tl);
+  /* then an uncapped fit from there (early stopping decides) */
+  m->p.max_epochs = 0;
+  d->p.max_epochs = 0;
+  compare_fit(m, d, &t, dev, 1, g_kind == DX_HOST, tl);
+  for (int i = 0; i < 4; i++) dx_free(c, dev[i]);
+  free_data(&t);
+  modeld_free(d);
+  model_free(m);
+}
+
+/* ---- prediction ---- */
+
+static void test_predict(void) {
+  NEED_KIND();
+  const int B = 2500;
+  dyn_model* m = busy_model(64, 32, 31);
+  dx_ctx* c = ctx();
+  model_dev* d = modeld_create(c, m, 100);
+  data t = make_data(B);
+  const size_t no = (size_t)ENS * B * DD;
+  float *mean = malloc(no * 4), *lv = malloc(no * 4);
+  model_predict(m, t.obs, t.act, B, mean, lv);
+  float *dobs = up(t.obs, (size_t)B * OBS * 4), *dact = up(t.act, (size_t)B * ACT * 4);
+  float *xn = dx_allocf(c, (size_t)B * IN), *dmean = dx_allocf(c, no), *dlv = dx_allocf(c, no);
+  dxn_cache* cache = dxn_cache_alloc(c, &d->net, 1000);
+  modeld_normalize(d, dobs, dact, B, xn);
+  modeld_predict(d, xn, B, dmean, dlv, cache);
+  float *gm = down(dmean, no * 4), *gl = down(dlv, no * 4);
+  double em = rel_err(gm, mean, no), el = rel_err(gl, lv, no);
+  CHECK(em < tol(1e-5, 1e-4) && el < tol(1e-5, 1e-4), "mean %.3g, logvar %.3g", em, el);
+  /* the normalised inputs as model_normalize */
+  float* xr = malloc((size_t)B * IN * 4);
+  model_normalize(m, B, t.obs, t.act, xr);
+  float* gx = down(xn, (size_t)B * IN * 4);
+  double ex = rel_err(gx, xr, (size_t)B * IN);
+  CHECK(ex < 1e-6, "normalised inputs %.3g", ex);
+  fprintf(stderr, "  [%s] predict: inputs %.3g, mean %.3g, logvar %.3g\n", g_kind == DX_CUDA ? "cuda" : "host",
+          ex, em, el);
+  dxn_cache_free(c, cache);
+  dx_free(c, dobs);
+  dx_free(c, dact);
+  dx_free(c, xn);
+  dx_free(c, dmean);
+  dx_free(c, dlv);
+  free(mean);
+  free(lv);
+  free(gm);
+  free(gl);
+  free(xr);
+  free(gx);
+  free_data(&t);
+  modeld_free(d);
+  model_free(m);
+}
+
+int main(void) {
+  for (g_kind = DX_HOST; g_kind <= DX_CUDA; g_kind++) {
+    RUN(test_roundtrip);
+    RUN(test_permutation);
+    RUN(test_step);
+    RUN(test_predict);
+    RUN(test_fit);
+  }
+  for (int k = 0; k < 2; k++) dx_destroy(g_ctx[k]);
+  return test_done();
+}
