@@ -8,6 +8,18 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export MBPO_BIN="$root/$build/mbpo" MBPO_ROOT="$root"
 P=0; F=0; S=0; broken=""
 log=$(mktemp)
+# Sanitizer builds (make SAN=1): every ASan/LSan/UBSan report, also of programs a test runs with
+# their output hidden, goes to a file in $san; a test that leaves one there fails.
+san=$(mktemp -d)
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$san/asan"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$san/ubsan"
+sanitizer_reports() { # $1 = name: print and remove the reports the program left; 1 if there were any
+  set -- "$1" "$san"/*
+  [ -e "$2" ] || return 0
+  echo "  $1: sanitizer report:"; shift
+  cat "$@" | sed 's/^/    /'; rm -f "$@"
+  return 1
+}
 count() { # $1 = name; reads the program's output from $log, $2 = its exit status
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$log" | tail -n 1)
   if [ -z "$line" ]; then
@@ -25,6 +37,7 @@ for t in "$root/$build"/tests/test_*; do
   ( cd "$root" && "$t" ) >"$log" 2>&1; rc=$?
   grep -vE '^[0-9]+ passed, ' "$log" | sed 's/^/    /'
   count "$name" $rc
+  sanitizer_reports "$name" || { F=$((F + 1)); broken="$broken $name(sanitizer)"; }
 done
 PY=/usr/bin/python3
 for t in "$root"/tests/test_*.py; do
@@ -33,8 +46,10 @@ for t in "$root"/tests/test_*.py; do
   ( cd "$root" && "$PY" "$t" ) >"$log" 2>&1; rc=$?
   grep -vE '^[0-9]+ passed, ' "$log" | sed 's/^/    /'
   count "$name" $rc
+  sanitizer_reports "$name" || { F=$((F + 1)); broken="$broken $name(sanitizer)"; }
 done
 rm -f "$log"
+rm -rf "$san"
 [ -n "$broken" ] && echo "failing:$broken"
 echo "$P passed, $F failed, $S skipped"
 [ "$F" -eq 0 ]
