@@ -6,7 +6,9 @@
  * the running episode, the live environment's MuJoCo state (qpos, qvel, qacc_warmstart, time and
  * the lagged xpos/xipos that rewards read), the loop counters (from which every random stream
  * continues), the current epoch's accumulators and the row waiting for its evaluation together
- * with the policy snapshot being evaluated. Names and shapes are listed by `python -c "import
+ * with the policy snapshot being evaluated, and the TensorBoard event file's name and length
+ * (tboard/file, tboard/bytes: a resume cuts the file back to that; absent in checkpoints written
+ * before them, which makes a resume start a new event file). Names and shapes are listed by `python -c "import
  * numpy; print(dict(numpy.load('ckpt.npz')))"`. */
 #ifndef MBPO_CHECKPOINT_H
 #define MBPO_CHECKPOINT_H
