@@ -137,10 +137,10 @@ def mlp(i, o, h=H):
 
 
 class Pools:
-    """A real and a model pool on the device, as the C side's (Hopper early: 5,000 real rows; a
-    model pool of 400,000 rows)."""
+    """A real and a model pool on the device, as the C side's (50,000 real rows, 400,000 model
+    rows)."""
 
-    def __init__(self, nreal=5000, nmodel=400000):
+    def __init__(self, nreal=50000, nmodel=400000):
         self.r = [torch.randn(nreal, O, device=dev), torch.rand(nreal, A, device=dev) * 2 - 1,
                   torch.randn(nreal, device=dev), torch.randn(nreal, O, device=dev),
                   (torch.rand(nreal, device=dev) < 0.05).float()]
