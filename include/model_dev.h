@@ -40,8 +40,9 @@ typedef struct model_dev {
   /* private: training step (p.batch rows per member) */
   dxn_cache* tcache;
   float *xb, *yb, *out, *dout, *gbnd;  /* [E][batch][in], [E][batch][D], 3 x [E][batch][2 D] */
-  double *rowsum, *part;               /* [E batch], [(1 + 2 D + L) MDK_NB] */
-  double* loss;                        /* [max steps per epoch] per-step losses */
+  double *rowsum, *part;               /* [E batch], [(1 + 2 D) MDK_NB + L nbw] */
+  int nbw;                             /* blocks of the weight-decay sums */
+  double* loss;                        /* [max steps per epoch][L + 2] per-step loss terms */
   float* snap;                         /* [net.nparams] per-member snapshots */
   /* private: fit (max_rows rows) */
   long max_rows;
@@ -96,13 +97,20 @@ void modeld_predict(model_dev* d, const float* xn, int B, float* mean, float* lo
  *  capture). */
 void modeld_reserve_predict(model_dev* d, int rows);
 
+/** Number of doubles of a step's loss terms (modeld_loss_grads). */
+#define MODELD_LOSS_TERMS(d) ((d)->net.nlayers + 2)
+
 /** One minibatch's loss and gradient on the device (model_loss): x [E][B][in] normalised inputs,
- *  y [E][B][D] targets (device), B <= p.batch; the loss goes to *loss (device double), the gradient
- *  to d->grads. Capturable. */
-void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* loss);
+ *  y [E][B][D] targets (device), B <= p.batch; the gradient goes to d->grads, the loss to terms
+ *  (device, MODELD_LOSS_TERMS(d) doubles: the data term, each layer's weight decay, the bound
+ *  term, so that the sums run in parallel; modeld_loss_total adds them up). Capturable. */
+void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* terms);
+
+/** The loss from its terms (host copy of modeld_loss_grads' output), in model_loss's order. */
+double modeld_loss_total(const model_dev* d, const double* terms);
 
 /** modeld_loss_grads then one Adam step (model_step). Capturable. */
-void modeld_step(model_dev* d, int B, const float* x, const float* y, double* loss);
+void modeld_step(model_dev* d, int B, const float* x, const float* y, double* terms);
 
 /** The holdout split's permutation of model_permutation(key, c0, 0, n, NULL, ...) into perm
  *  (device [n], n <= max_rows), by one stable radix sort of (u32 key << 32 | position). */

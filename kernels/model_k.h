@@ -4,8 +4,9 @@
  * accumulate in double), so that the device fit reproduces model_train within float tolerance.
  *
  * Reductions are deterministic and identical on both kinds: either one thread per output summing
- * in row order (the reference's order), or, for the per-step sums of a minibatch, 64 fixed blocks
- * summed in order and then the block sums in order (as model.c's sum_squares). */
+ * in row order (the reference's order), or, for the per-step sums of a minibatch, fixed blocks
+ * summed in order and then the block sums in order (two levels, about sqrt(n) each, so that no
+ * thread runs long; the double sums then differ from the reference's order by ~1e-16 relative). */
 #ifndef MBPO_MODEL_K_H
 #define MBPO_MODEL_K_H
 
@@ -199,25 +200,28 @@ MBPO_HD static void mdk_nll_body(long r, const mdk_nll_args* p) {
   p->rowsum[r] = acc;
 }
 
-/* First level of the per-step sums (i over Q * MDK_NB; q = i / MDK_NB, block b = i % MDK_NB),
- * each block of ceil(len / MDK_NB) items summed in order in double into part[i]:
+/* First level of the per-step sums. Rows (i < (1 + 2D) MDK_NB; q = i / MDK_NB, block
+ * b = i % MDK_NB): blocks of ceil(n / MDK_NB) consecutive rows summed in order in double:
  *   q = 0:             rowsum[0..n)                              (the data term)
  *   q = 1 .. 2D:       gbnd[r][q - 1] over r < n                 (the bound gradients)
- *   q = 2D + 1 + l:    W_l² over layer l's E din dout weights    (weight decay, l < L) */
+ * Weights (i = (1 + 2D) MDK_NB + l nbw + b, l < L, b < nbw): Σ W_l[k]² over k = b, b + nbw, ...
+ * (interleaved, so that neighbouring threads read neighbouring weights). */
 typedef struct mdk_partials_args {
   const double* rowsum;
   const float* gbnd;
   const float* params;
   double* part;
   long n;              /* rows E * B */
-  int D, L;
+  int D, L, nbw;
   long w_off[NN_MAX_LAYERS];
   long w_len[NN_MAX_LAYERS];
 } mdk_partials_args;
 MBPO_HD static void mdk_partials_body(long i, const mdk_partials_args* a) {
-  const int q = (int)(i / MDK_NB), b = (int)(i % MDK_NB), D2 = 2 * a->D;
+  const int D2 = 2 * a->D;
+  const long nrow = (long)(1 + D2) * MDK_NB;
   double s = 0.0;
-  if (q <= D2) {
+  if (i < nrow) {
+    const int q = (int)(i / MDK_NB), b = (int)(i % MDK_NB);
     const long per = (a->n + MDK_NB - 1) / MDK_NB;
     const long r1 = (b + 1) * per < a->n ? (b + 1) * per : a->n;
     if (q == 0)
@@ -225,25 +229,32 @@ MBPO_HD static void mdk_partials_body(long i, const mdk_partials_args* a) {
     else
       for (long r = b * per; r < r1; r++) s += a->gbnd[r * D2 + (q - 1)];
   } else {
-    const int l = q - D2 - 1;
+    const int l = (int)((i - nrow) / a->nbw), b = (int)((i - nrow) % a->nbw);
     const float* x = a->params + a->w_off[l];
-    const long n = a->w_len[l], per = (n + MDK_NB - 1) / MDK_NB;
-    const long i1 = (b + 1) * per < n ? (b + 1) * per : n;
-    for (long k = b * per; k < i1; k++) s += (double)x[k] * (double)x[k];
+    for (long k = b; k < a->w_len[l]; k += a->nbw) s += (double)x[k] * (double)x[k];
   }
   a->part[i] = s;
 }
 
-/* Second level (i over 1 + 2D): i = 0: the step's loss
- *     data s + Σ_l ½ wd_l Σ W_l² + coef Σ_d (max_lv - min_lv)   into loss[0] (double);
- * i = 1 .. D: grads of max_lv = Σ + coef; i = D + 1 .. 2D: grads of min_lv = Σ - coef. */
+/** Terms of a step's loss (mdk_finish): [0] the data term, [1 + l] layer l's weight decay
+ *  (l < L), [1 + L] the bound term; the loss is their sum in that order (model_loss's order). */
+MBPO_HD static double mdk_loss_total(const double* t, int L) {
+  double loss = t[0];
+  for (int l = 0; l < L; l++) loss += t[1 + l];
+  return loss + t[1 + L];
+}
+
+/* Second level (i over 1 + 2D + L), each thread summing its partials in order:
+ * i = 0: terms[0] = data s and terms[1 + L] = coef Σ_d (max_lv - min_lv);
+ * i = 1 .. D: grads of max_lv = Σ + coef; i = D + 1 .. 2D: grads of min_lv = Σ - coef;
+ * i = 2D + 1 + l: terms[1 + l] = ½ wd_l Σ W_l². */
 typedef struct mdk_finish_args {
   const double* part;
   const float *hi, *lo;
   float* gbounds;      /* grads + net.nparams: [dmax_lv (D) | dmin_lv (D)] */
-  double* loss;
+  double* terms;       /* [L + 2] */
   float s, coef;
-  int D, L;
+  int D, L, nbw;
   float wd[NN_MAX_LAYERS];
 } mdk_finish_args;
 MBPO_HD static void mdk_finish_body(long i, const mdk_finish_args* a) {
@@ -251,23 +262,22 @@ MBPO_HD static void mdk_finish_body(long i, const mdk_finish_args* a) {
   if (i == 0) {
     double data = 0.0;
     for (int b = 0; b < MDK_NB; b++) data += a->part[b];
-    double loss = data * (double)a->s;
-    for (int l = 0; l < a->L; l++) {
-      const double* pl = a->part + (long)(2 * D + 1 + l) * MDK_NB;
-      double ss = 0.0;
-      for (int b = 0; b < MDK_NB; b++) ss += pl[b];
-      loss += 0.5 * (double)a->wd[l] * ss;
-    }
+    a->terms[0] = data * (double)a->s;
     double bsum = 0.0;
     for (int d = 0; d < D; d++) bsum += (double)a->hi[d] - (double)a->lo[d];
-    loss += (double)a->coef * bsum;
-    *a->loss = loss;
-    return;
+    a->terms[1 + a->L] = (double)a->coef * bsum;
+  } else if (i <= 2 * D) {
+    const double* pq = a->part + i * MDK_NB;
+    double s = 0.0;
+    for (int b = 0; b < MDK_NB; b++) s += pq[b];
+    a->gbounds[i - 1] = i <= D ? (float)(s + (double)a->coef) : (float)(s - (double)a->coef);
+  } else {
+    const int l = (int)(i - 2 * D - 1);
+    const double* pl = a->part + (long)(1 + 2 * D) * MDK_NB + (long)l * a->nbw;
+    double ss = 0.0;
+    for (int b = 0; b < a->nbw; b++) ss += pl[b];
+    a->terms[1 + l] = 0.5 * (double)a->wd[l] * ss;
   }
-  const double* pq = a->part + i * MDK_NB;
-  double s = 0.0;
-  for (int b = 0; b < MDK_NB; b++) s += pq[b];
-  a->gbounds[i - 1] = i <= D ? (float)(s + (double)a->coef) : (float)(s - (double)a->coef);
 }
 
 /* Weight decay gradient (i over net.nparams): g[i] += wd_l W[i] where i is one of layer l's
@@ -288,16 +298,17 @@ MBPO_HD static void mdk_wd_body(long i, const mdk_wd_args* a) {
     }
 }
 
-/* One thread: out[0] = Σ_j loss[j] (in order) / n, the mean loss of an epoch's n steps. */
+/* One thread: out[0] = Σ_j loss_j (in order) / n, the mean loss of an epoch's n steps, loss_j the
+ * total of step j's terms (terms [n][L + 2], mdk_loss_total). */
 typedef struct mdk_mean_args {
-  const double* loss;
+  const double* terms;
   double* out;
-  int n;
+  int n, L;
 } mdk_mean_args;
 MBPO_HD static void mdk_mean_body(long i, const mdk_mean_args* a) {
   (void)i;
   double s = 0.0;
-  for (int j = 0; j < a->n; j++) s += a->loss[j];
+  for (int j = 0; j < a->n; j++) s += mdk_loss_total(a->terms + (long)j * (a->L + 2), a->L);
   *a->out = s / a->n;
 }
 

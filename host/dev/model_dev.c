@@ -3,6 +3,7 @@
  * The order of operations follows host/cpu/model.c. */
 #include "model_dev.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,8 +61,15 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   d->dout = dx_allocf(c, EB * 2 * D);
   d->gbnd = dx_allocf(c, EB * 2 * D);
   d->rowsum = dx_alloc(c, EB * sizeof(double));
-  d->part = dx_alloc(c, (size_t)(1 + 2 * D + L) * MDK_NB * sizeof(double));
-  d->loss = dx_alloc(c, (size_t)((max_rows + Bt - 1) / Bt + 1) * sizeof(double));
+  long wmax = 1;
+  for (int l = 0; l < L; l++) {
+    long n = (long)E * d->net.dims[l] * d->net.dims[l + 1];
+    if (n > wmax) wmax = n;
+  }
+  d->nbw = (int)ceil(sqrt((double)wmax));
+  if (d->nbw > 4096) d->nbw = 4096;
+  d->part = dx_alloc(c, ((size_t)(1 + 2 * D) * MDK_NB + (size_t)L * d->nbw) * sizeof(double));
+  d->loss = dx_alloc(c, (size_t)((max_rows + Bt - 1) / Bt + 1) * (L + 2) * sizeof(double));
   d->snap = dx_allocf(c, d->net.nparams);
 
   d->max_rows = max_rows;
@@ -135,7 +143,7 @@ void modeld_download(model_dev* d, dyn_model* h) {
 
 /* ---- the minibatch step ---- */
 
-void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* loss) {
+void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* terms) {
   dx_ctx* c = d->c;
   const int E = d->p.ensemble, D = d->D, L = d->net.nlayers;
   if (B < 1 || B > d->p.batch) mbpo_fatal("modeld_loss_grads: %d rows (1 to %d allowed)", B, d->p.batch);
@@ -153,6 +161,7 @@ void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, doub
   pa.n = n;
   pa.D = D;
   pa.L = L;
+  pa.nbw = d->nbw;
   mdk_wd_args wa;
   memset(&wa, 0, sizeof wa);
   wa.params = d->params;
@@ -164,26 +173,31 @@ void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, doub
   fa.hi = d->max_lv;
   fa.lo = d->min_lv;
   fa.gbounds = d->grads + d->net.nparams;
-  fa.loss = loss;
+  fa.terms = terms;
   fa.s = s;
   fa.coef = d->p.logvar_coef;
   fa.D = D;
   fa.L = L;
+  fa.nbw = d->nbw;
   for (int l = 0; l < L; l++) {
     pa.w_off[l] = wa.w_off[l] = (long)d->net.w_off[l];
     pa.w_len[l] = wa.w_len[l] = (long)E * d->net.dims[l] * d->net.dims[l + 1];
     wa.wd[l] = fa.wd[l] = d->p.weight_decay[l];
   }
   /* the loss's sums read the parameters before the step */
-  DX_RUN(c, mdk_partials, pa, (long)(1 + 2 * D + L) * MDK_NB);
+  DX_RUN(c, mdk_partials, pa, (long)(1 + 2 * D) * MDK_NB + (long)L * d->nbw);
   dx_zero(c, d->grads, d->net.nparams * sizeof(float));
   dxn_backward(c, &d->net, d->params, d->tcache, d->dout, d->grads, NULL);
   DX_RUN(c, mdk_wd, wa, (long)d->net.nparams);
-  DX_RUN(c, mdk_finish, fa, 1 + 2 * D);
+  DX_RUN(c, mdk_finish, fa, 1 + 2 * D + L);
 }
 
-void modeld_step(model_dev* d, int B, const float* x, const float* y, double* loss) {
-  modeld_loss_grads(d, B, x, y, loss);
+double modeld_loss_total(const model_dev* d, const double* terms) {
+  return mdk_loss_total(terms, d->net.nlayers);
+}
+
+void modeld_step(model_dev* d, int B, const float* x, const float* y, double* terms) {
+  modeld_loss_grads(d, B, x, y, terms);
   dxn_adam_step(d->c, d->adam, d->params, d->grads);
 }
 
