@@ -42,6 +42,7 @@ typedef struct model_dev {
   float *xb, *yb, *out, *dout, *gbnd;  /* [E][batch][in], [E][batch][D], 3 x [E][batch][2 D] */
   double *rowsum, *part;               /* [E batch], [(1 + 2 D) MDK_NB + L nbw] */
   int nbw;                             /* blocks of the weight-decay sums */
+  double* terms;                       /* [L + 2] a step's loss terms (modeld_loss_grads) */
   double* loss;                        /* [max steps per epoch][L + 2] per-step loss terms */
   float* snap;                         /* [net.nparams] per-member snapshots */
   /* private: fit (max_rows rows) */
@@ -97,20 +98,17 @@ void modeld_predict(model_dev* d, const float* xn, int B, float* mean, float* lo
  *  capture). */
 void modeld_reserve_predict(model_dev* d, int rows);
 
-/** Number of doubles of a step's loss terms (modeld_loss_grads). */
-#define MODELD_LOSS_TERMS(d) ((d)->net.nlayers + 2)
-
 /** One minibatch's loss and gradient on the device (model_loss): x [E][B][in] normalised inputs,
- *  y [E][B][D] targets (device), B <= p.batch; the gradient goes to d->grads, the loss to terms
- *  (device, MODELD_LOSS_TERMS(d) doubles: the data term, each layer's weight decay, the bound
- *  term, so that the sums run in parallel; modeld_loss_total adds them up). Capturable. */
-void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* terms);
-
-/** The loss from its terms (host copy of modeld_loss_grads' output), in model_loss's order. */
-double modeld_loss_total(const model_dev* d, const double* terms);
+ *  y [E][B][D] targets (device), B <= p.batch; the loss goes to *loss (device double), the gradient
+ *  to d->grads. Capturable. */
+void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* loss);
 
 /** modeld_loss_grads then one Adam step (model_step). Capturable. */
-void modeld_step(model_dev* d, int B, const float* x, const float* y, double* terms);
+void modeld_step(model_dev* d, int B, const float* x, const float* y, double* loss);
+
+/* Internal (model_dev_train.c): the step with the loss left as its L + 2 terms (mdk_loss_total),
+ * added up later, which saves the step one kernel. */
+void modeld_step_terms_(model_dev* d, int B, const float* x, const float* y, double* terms);
 
 /** The holdout split's permutation of model_permutation(key, c0, 0, n, NULL, ...) into perm
  *  (device [n], n <= max_rows), by one stable radix sort of (u32 key << 32 | position). */

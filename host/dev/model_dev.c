@@ -69,6 +69,7 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   d->nbw = (int)ceil(sqrt((double)wmax));
   if (d->nbw > 4096) d->nbw = 4096;
   d->part = dx_alloc(c, ((size_t)(1 + 2 * D) * MDK_NB + (size_t)L * d->nbw) * sizeof(double));
+  d->terms = dx_alloc(c, (size_t)(L + 2) * sizeof(double));
   d->loss = dx_alloc(c, (size_t)((max_rows + Bt - 1) / Bt + 1) * (L + 2) * sizeof(double));
   d->snap = dx_allocf(c, d->net.nparams);
 
@@ -106,7 +107,7 @@ void modeld_free(model_dev* d) {
   dx_free(c, d->grads);
   dxn_adam_free(c, d->adam);
   dxn_cache_free(c, d->tcache);
-  void* bufs[] = {d->xb, d->yb, d->out, d->dout, d->gbnd, d->rowsum, d->part, d->loss, d->snap,
+  void* bufs[] = {d->xb, d->yb, d->out, d->dout, d->gbnd, d->rowsum, d->part, d->terms, d->loss, d->snap,
                   d->X, d->Y, d->perm, d->boot, d->boot2, d->keys, d->keys2, d->epoch, d->stat,
                   d->sx, d->sy, d->srs, d->sacc, d->pred_y};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
@@ -143,10 +144,11 @@ void modeld_download(model_dev* d, dyn_model* h) {
 
 /* ---- the minibatch step ---- */
 
-void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* terms) {
+/* The loss and gradient, the loss as its terms (mdk_finish). */
+static void loss_grads_terms(model_dev* d, int B, const float* x, const float* y, double* terms) {
   dx_ctx* c = d->c;
   const int E = d->p.ensemble, D = d->D, L = d->net.nlayers;
-  if (B < 1 || B > d->p.batch) mbpo_fatal("modeld_loss_grads: %d rows (1 to %d allowed)", B, d->p.batch);
+  if (B < 1 || B > d->p.batch) mbpo_fatal("modeld_step: %d rows (1 to %d allowed)", B, d->p.batch);
   const long n = (long)E * B;
   const float s = 1.0f / (float)(B * D);
   dxn_forward(c, &d->net, d->params, B, x, 0, d->tcache, d->out);
@@ -192,12 +194,19 @@ void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, doub
   DX_RUN(c, mdk_finish, fa, 1 + 2 * D + L);
 }
 
-double modeld_loss_total(const model_dev* d, const double* terms) {
-  return mdk_loss_total(terms, d->net.nlayers);
+void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* loss) {
+  loss_grads_terms(d, B, x, y, d->terms);
+  mdk_mean_args ta = {d->terms, loss, 1, d->net.nlayers};
+  DX_RUN(d->c, mdk_mean, ta, 1);
 }
 
-void modeld_step(model_dev* d, int B, const float* x, const float* y, double* terms) {
-  modeld_loss_grads(d, B, x, y, terms);
+void modeld_step(model_dev* d, int B, const float* x, const float* y, double* loss) {
+  modeld_loss_grads(d, B, x, y, loss);
+  dxn_adam_step(d->c, d->adam, d->params, d->grads);
+}
+
+void modeld_step_terms_(model_dev* d, int B, const float* x, const float* y, double* terms) {
+  loss_grads_terms(d, B, x, y, terms);
   dxn_adam_step(d->c, d->adam, d->params, d->grads);
 }
 

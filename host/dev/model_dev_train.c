@@ -62,7 +62,7 @@ static void epoch_program(model_dev* d, const fit_plan* f) {
     mdk_gather_args ga = {f->Xtr, f->Ytr, d->norm_mean, d->norm_std, d->boot, d->xb, d->yb,
                           n_tr, r0, nb, d->in_dim, d->D};
     DX_RUN(c, mdk_gather, ga, (long)E * nb);
-    modeld_step(d, nb, d->xb, d->yb, d->loss + (size_t)j * (d->net.nlayers + 2));
+    modeld_step_terms_(d, nb, d->xb, d->yb, d->loss + (size_t)j * (d->net.nlayers + 2));
   }
   mdk_mean_args ma = {d->loss, d->stat, f->nsteps, d->net.nlayers};
   DX_RUN(c, mdk_mean, ma, 1);
