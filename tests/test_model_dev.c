@@ -11,6 +11,8 @@
  *     1e-4 host, 1e-3 GPU; then an uncapped fit continuing from there (host: same tolerances;
  *     GPU: the early-stopping decisions may legitimately flip on ulps, so its epochs are reported
  *     and the state compared only when they agree)
+ *   fit edge cases: no rows, no holdout rows (4 rows), NaN rewards: status, epochs, elites equal,
+ *     holdout MSEs 1e-4 host, 1e-3 GPU (NaN for NaN)
  *   normalise + predict (3 chunks) vs model_predict                      1e-5 host, 1e-4 GPU */
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +351,51 @@ static void test_fit(void) {
   model_free(m);
 }
 
+/* Edge cases of a fit: no rows; no holdout rows (int(0.2 N) = 0: the training rows are scored);
+ * a NaN in every reward (MODEL_NONFINITE after the first epoch). Status, epochs, elites and, when
+ * finite, the holdout MSEs agree with model_train. */
+static void test_fit_edges(void) {
+  NEED_KIND();
+  model_params p = params(16, 32);
+  dx_ctx* c = ctx();
+  data t = make_data(300);
+  float* dev[4] = {up(t.obs, 300 * OBS * 4), up(t.act, 300 * ACT * 4), up(t.rew, 300 * 4), up(t.nxt, 300 * OBS * 4)};
+  for (int k = 0; k < 3; k++) {
+    const int N = k == 0 ? 0 : k == 1 ? 4 : 300;
+    p.max_epochs = k == 2 ? 3 : 0;
+    dyn_model* m = model_create(OBS, ACT, &p, (rng_key){(uint32_t)k + 40, 0});
+    model_dev* d = modeld_create(c, m, 300);
+    if (k == 2) {
+      for (int i = 0; i < N; i++) t.rew[i] = NAN;
+      dx_upload(c, dev[2], t.rew, (size_t)N * 4);
+      dx_sync(c);
+    }
+    model_fit_stats sr, sd;
+    int rr = model_train(m, N, t.obs, t.act, t.rew, t.nxt, 3, &sr);
+    int rd = modeld_train(d, N, dev[0], dev[1], dev[2], dev[3], 3, &sd);
+    const int want = k == 0 ? MODEL_NO_DATA : k == 1 ? MODEL_OK : MODEL_NONFINITE;
+    CHECK(rr == want && rd == want, "case %d: status %d, reference %d, expected %d", k, rd, rr, want);
+    CHECK(sd.epochs == sr.epochs && sd.n_holdout == sr.n_holdout, "case %d: epochs %d vs %d, holdout %d vs %d", k,
+          sd.epochs, sr.epochs, sd.n_holdout, sr.n_holdout);
+    for (int e = 0; k > 0 && e < ENS; e++) {
+      CHECK(sd.elites[e] == sr.elites[e] && sd.best_epoch[e] == sr.best_epoch[e], "case %d member %d", k, e);
+      if (k == 1)
+        CHECK(fabs(sd.holdout_mse[e] - sr.holdout_mse[e]) <= tol(1e-4, 1e-3) * sr.holdout_mse[e],
+              "case %d member %d: MSE %.9g vs %.9g", k, e, sd.holdout_mse[e], sr.holdout_mse[e]);
+      else
+        CHECK(isnan(sd.holdout_mse[e]) && isnan(sr.holdout_mse[e]), "case %d member %d: MSE %g vs %g", k, e,
+              sd.holdout_mse[e], sr.holdout_mse[e]);
+    }
+    if (k == 1)
+      fprintf(stderr, "  [%s] fit of 4 rows without holdout: %d epochs (reference %d)\n",
+              g_kind == DX_CUDA ? "cuda" : "host", sd.epochs, sr.epochs);
+    modeld_free(d);
+    model_free(m);
+  }
+  for (int i = 0; i < 4; i++) dx_free(c, dev[i]);
+  free_data(&t);
+}
+
 /* ---- prediction ---- */
 
 static void test_predict(void) {
@@ -401,6 +448,7 @@ int main(void) {
     RUN(test_step);
     RUN(test_predict);
     RUN(test_fit);
+    RUN(test_fit_edges);
   }
   for (int k = 0; k < 2; k++) dx_destroy(g_ctx[k]);
   return test_done();
