@@ -45,6 +45,7 @@ typedef struct model_dev {
   double* terms;                       /* [L + 2] a step's loss terms (modeld_loss_grads) */
   double* loss;                        /* [max steps per epoch][L + 2] per-step loss terms */
   float* snap;                         /* [net.nparams] per-member snapshots */
+  double *npart, *nmu;                 /* normaliser sums: [in][MDK_NB], [in] */
   /* private: fit (max_rows rows) */
   long max_rows;
   float *X, *Y;                        /* [max_rows][in], [max_rows][D]: the rows in permuted order */

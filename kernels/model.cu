@@ -6,7 +6,8 @@
 
 DX_CUDA_OP(mdk_keys, mdk_keys_args)
 DX_CUDA_OP(mdk_split_rows, mdk_split_rows_args)
-DX_CUDA_OP(mdk_norm_fit, mdk_norm_fit_args)
+DX_CUDA_OP(mdk_norm_part, mdk_norm_part_args)
+DX_CUDA_OP(mdk_norm_fin, mdk_norm_fin_args)
 DX_CUDA_OP(mdk_boot, mdk_boot_args)
 DX_CUDA_OP(mdk_normalize, mdk_normalize_args)
 DX_CUDA_OP(mdk_norm_rows, mdk_norm_rows_args)

@@ -77,26 +77,49 @@ MBPO_HD static void mdk_split_rows_body(long i, const mdk_split_rows_args* a) {
   for (int k = 0; k < O; k++) y[1 + k] = a->next_obs[g * O + k] - a->obs[g * O + k];
 }
 
-/* Normaliser of n rows X [n][I] (one thread per column j): mean and population std, two passes in
- * double (model.c's fit_column); a std below 1e-12 becomes 1. */
-typedef struct mdk_norm_fit_args {
+/* Normaliser of n rows X [n][I]: mean and population std per column, two passes in double
+ * (model.c's fit_column), each pass in MDK_NB blocks of rows per column so that no thread runs
+ * over all rows: the block sums (i over I * MDK_NB; j = i / MDK_NB, b = i % MDK_NB), then one
+ * thread per column adding its blocks in order. Pass 0 sums x, pass 1 sums (x - mu)². */
+typedef struct mdk_norm_part_args {
   const float* X;
-  float *mean, *std;
-  int n, I;
-} mdk_norm_fit_args;
-MBPO_HD static void mdk_norm_fit_body(long j, const mdk_norm_fit_args* a) {
+  const double* mu;    /* [I] (pass 1) */
+  double* part;        /* [I][MDK_NB] */
+  int n, I, pass;
+} mdk_norm_part_args;
+MBPO_HD static void mdk_norm_part_body(long i, const mdk_norm_part_args* a) {
+  const int j = (int)(i / MDK_NB), b = (int)(i % MDK_NB);
+  const long per = ((long)a->n + MDK_NB - 1) / MDK_NB;
+  const long r1 = (b + 1) * per < a->n ? (b + 1) * per : a->n;
   const float* col = a->X + j;
-  const int n = a->n;
   double s = 0.0;
-  for (int i = 0; i < n; i++) s += col[(long)i * a->I];
-  const double mu = n > 0 ? s / n : 0.0;
-  double v = 0.0;
-  for (int i = 0; i < n; i++) {
-    double d = col[(long)i * a->I] - mu;
-    v += d * d;
+  if (a->pass == 0)
+    for (long r = b * per; r < r1; r++) s += col[r * a->I];
+  else
+    for (long r = b * per; r < r1; r++) {
+      double d = col[r * a->I] - a->mu[j];
+      s += d * d;
+    }
+  a->part[i] = s;
+}
+
+/* One thread per column j: pass 0: mu[j] = Σ blocks / n; pass 1: mean[j] = mu, std[j] =
+ * sqrt(Σ blocks / n) (a std below 1e-12 becomes 1). */
+typedef struct mdk_norm_fin_args {
+  const double* part;
+  double* mu;
+  float *mean, *std;
+  int n, pass;
+} mdk_norm_fin_args;
+MBPO_HD static void mdk_norm_fin_body(long j, const mdk_norm_fin_args* a) {
+  double s = 0.0;
+  for (int b = 0; b < MDK_NB; b++) s += a->part[j * MDK_NB + b];
+  if (a->pass == 0) {
+    a->mu[j] = a->n > 0 ? s / a->n : 0.0;
+    return;
   }
-  const double sd = n > 0 ? sqrt(v / n) : 0.0;
-  a->mean[j] = (float)mu;
+  const double sd = a->n > 0 ? sqrt(s / a->n) : 0.0;
+  a->mean[j] = (float)a->mu[j];
   a->std[j] = sd < 1e-12 ? 1.0f : (float)sd;
 }
 
@@ -368,7 +391,7 @@ MBPO_HD static void mdk_split_out_body(long i, const mdk_split_out_args* a) {
   if (a->logvar) a->logvar[at] = model_soft_clamp(o[D + d], a->hi[d], a->lo[d]);
 }
 
-extern const dx_op dxop_mdk_keys, dxop_mdk_split_rows, dxop_mdk_norm_fit, dxop_mdk_boot,
+extern const dx_op dxop_mdk_keys, dxop_mdk_split_rows, dxop_mdk_norm_part, dxop_mdk_norm_fin, dxop_mdk_boot,
     dxop_mdk_normalize, dxop_mdk_norm_rows, dxop_mdk_gather, dxop_mdk_nll, dxop_mdk_partials,
     dxop_mdk_finish, dxop_mdk_wd, dxop_mdk_mean, dxop_mdk_mse_rows, dxop_mdk_mse_acc,
     dxop_mdk_split_out;

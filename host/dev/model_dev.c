@@ -12,7 +12,8 @@
 
 DX_OP(mdk_keys, mdk_keys_args)
 DX_OP(mdk_split_rows, mdk_split_rows_args)
-DX_OP(mdk_norm_fit, mdk_norm_fit_args)
+DX_OP(mdk_norm_part, mdk_norm_part_args)
+DX_OP(mdk_norm_fin, mdk_norm_fin_args)
 DX_OP(mdk_boot, mdk_boot_args)
 DX_OP(mdk_normalize, mdk_normalize_args)
 DX_OP(mdk_norm_rows, mdk_norm_rows_args)
@@ -72,6 +73,8 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   d->terms = dx_alloc(c, (size_t)(L + 2) * sizeof(double));
   d->loss = dx_alloc(c, (size_t)((max_rows + Bt - 1) / Bt + 1) * (L + 2) * sizeof(double));
   d->snap = dx_allocf(c, d->net.nparams);
+  d->npart = dx_alloc(c, (size_t)I * MDK_NB * sizeof(double));
+  d->nmu = dx_alloc(c, (size_t)I * sizeof(double));
 
   d->max_rows = max_rows;
   const size_t R = (size_t)max_rows;
@@ -107,7 +110,7 @@ void modeld_free(model_dev* d) {
   dx_free(c, d->grads);
   dxn_adam_free(c, d->adam);
   dxn_cache_free(c, d->tcache);
-  void* bufs[] = {d->xb, d->yb, d->out, d->dout, d->gbnd, d->rowsum, d->part, d->terms, d->loss, d->snap,
+  void* bufs[] = {d->xb, d->yb, d->out, d->dout, d->gbnd, d->rowsum, d->part, d->terms, d->loss, d->snap, d->npart, d->nmu,
                   d->X, d->Y, d->perm, d->boot, d->boot2, d->keys, d->keys2, d->epoch, d->stat,
                   d->sx, d->sy, d->srs, d->sacc, d->pred_y};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);

@@ -126,8 +126,12 @@ int modeld_train(model_dev* d, int N, const float* obs, const float* act, const 
   f.n_score = n_ho > 0 ? n_ho : n_tr;
 
   /* 2. the normaliser, from the training split; 3. the bootstrap */
-  mdk_norm_fit_args na = {f.Xtr, d->norm_mean, d->norm_std, n_tr, I};
-  DX_RUN(c, mdk_norm_fit, na, I);
+  for (int pass = 0; pass < 2; pass++) {
+    mdk_norm_part_args np = {f.Xtr, d->nmu, d->npart, n_tr, I, pass};
+    DX_RUN(c, mdk_norm_part, np, (long)I * MDK_NB);
+    mdk_norm_fin_args nf = {d->npart, d->nmu, d->norm_mean, d->norm_std, n_tr, pass};
+    DX_RUN(c, mdk_norm_fin, nf, I);
+  }
   mdk_boot_args ba = {d->boot, {d->key.seed, RNG_MODEL_BOOT}, fit, n_tr};
   DX_RUN(c, mdk_boot, ba, (long)E * n_tr);
 
