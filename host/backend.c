@@ -31,14 +31,15 @@ int backend_resolve(int device_setting) {
   char why[256];
   if (device_setting == CFG_DEVICE_CPU) return BACKEND_CPU;
   int usable = backend_cuda_probe(why, sizeof why);
-  /* The CUDA training backend is issue 4; until it lands a usable GPU cannot run the loop. */
   if (device_setting == CFG_DEVICE_CUDA) {
     if (!usable) mbpo_fatal("device=cuda but %s", why);
-    mbpo_fatal("device=cuda: GPU %s is usable, but the CUDA training backend is not built yet; "
-               "use device=cpu",
-               why);
+    mbpo_note("GPU %s", why);
+    return BACKEND_CUDA;
   }
-  if (usable) mbpo_note("GPU %s found; the CUDA training backend is not built yet, using the CPU", why);
-  else mbpo_note("device=auto: %s; using the CPU backend", why);
+  if (usable) {
+    mbpo_note("device=auto: GPU %s; using the CUDA backend", why);
+    return BACKEND_CUDA;
+  }
+  mbpo_note("device=auto: %s; using the CPU backend", why);
   return BACKEND_CPU;
 }

@@ -34,6 +34,8 @@
 #include "sac.h"
 #include "threads.h"
 #include "mbpo_state.h"
+#include "dev/mbpo_dev.h"
+#include "dx.h"
 
 
 static double now_s(void) {
@@ -94,6 +96,7 @@ static void env_step_and_store(mbpo_state* s, const float* a) {
   /* the sampler cuts at max_path_length without a terminal flag */
   if (term || p->n >= s->c->max_path_length) {
     pool_add(s->real, p->n, p->obs, p->act, p->rew, p->next_obs, p->done);
+    if (s->dev) mbpod_push_real(s->dev, p->n, p->obs, p->act, p->rew, p->next_obs, p->done);
     s->ep_ret_sum += p->ret;
     s->ep_count++;
     p->n = 0;
@@ -128,18 +131,27 @@ static void model_phase(mbpo_state* s, int epoch, double* row, double* model_tim
   const mbpo_config* c = s->c;
   double t0 = now_s();
   model_fit_stats fs;
-  pool* R = s->real; /* rows 0..size-1 of the ring are all valid; their order does not matter */
-  int rc = model_train(s->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, s->fits, &fs);
+  rollout_stats rs;
+  s->k = mbpo_rollout_length(c, epoch);
+  long cap = mbpo_model_pool_capacity(c, s->k);
+  int rc;
+  if (s->dev) { /* the same phase on the device */
+    rc = mbpod_model_phase(s->dev, s->fits, s->k, cap, &fs, &rs);
+  } else {
+    pool* R = s->real; /* rows 0..size-1 of the ring are all valid; their order does not matter */
+    rc = model_train(s->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, s->fits, &fs);
+    if (rc != MODEL_NONFINITE) {
+      if (!s->mpool) s->mpool = pool_create(s->od, s->ad, cap);
+      else if (cap != s->mpool->cap) pool_resize(s->mpool, cap);
+      rng_key rk = {(uint32_t)c->seed, RNG_ROLLOUT};
+      rc = rollout_run(s->ro, s->model, s->agent, R, s->mpool, (int)c->rollout_batch, s->k, rk, s->fits,
+                       &rs) != 0 ? -2 : 0;
+    }
+  }
   if (rc == MODEL_NONFINITE)
     mbpo_fatal("NaN/Inf in the model training loss (model fit %u, epoch %d, env step %llu)", s->fits,
                epoch, (unsigned long long)s->env_steps);
-  s->k = mbpo_rollout_length(c, epoch);
-  long cap = mbpo_model_pool_capacity(c, s->k);
-  if (!s->mpool) s->mpool = pool_create(s->od, s->ad, cap);
-  else if (cap != s->mpool->cap) pool_resize(s->mpool, cap);
-  rollout_stats rs;
-  rng_key rk = {(uint32_t)c->seed, RNG_ROLLOUT};
-  if (rollout_run(s->ro, s->model, s->agent, R, s->mpool, (int)c->rollout_batch, s->k, rk, s->fits, &rs) != 0)
+  if (rc != 0)
     mbpo_fatal("NaN/Inf in a model prediction during the rollout (model fit %u, epoch %d)", s->fits, epoch);
   double dt = now_s() - t0;
   *model_time += dt;
@@ -174,6 +186,19 @@ static void sac_phase(mbpo_state* s, double* row, sac_stats* last) {
       mbpo_fatal("NaN/Inf in the SAC losses (update %llu, env step %llu)",
                  (unsigned long long)s->updates, (unsigned long long)s->env_steps);
   }
+  row[P_UPDATES] += (double)c->sac_updates;
+}
+
+/* The same on the device: one graph with the G updates and the next step's action. */
+static void dev_sac_phase(mbpo_state* s, double* row, sac_stats* last) {
+  const mbpo_config* c = s->c;
+  int bad = mbpod_updates_and_act(s->dev, s->obs, s->env_steps, s->next_act, last);
+  s->updates += (uint64_t)c->sac_updates;
+  s->have_act = 1;
+  if (bad)
+    mbpo_fatal("NaN/Inf in the SAC losses (updates %llu-%llu, env step %llu)",
+               (unsigned long long)(s->updates - (uint64_t)c->sac_updates + 1), (unsigned long long)s->updates,
+               (unsigned long long)s->env_steps);
   row[P_UPDATES] += (double)c->sac_updates;
 }
 
@@ -241,12 +266,19 @@ static void epoch_step(mbpo_state* s, long n_epochs) {
   if (s->t % c->model_train_freq == 0 && c->sac_real_ratio < 1.0)
     model_phase(s, (int)s->epoch, s->row, &s->row[P_MODEL_TIME]);
   float a[ENV_MAX_ACT];
-  sac_act(s->agent, s->obs, 1, 0, (rng_key){(uint32_t)c->seed, RNG_ACT}, 0, (uint32_t)s->env_steps, a);
+  if (!s->dev)
+    sac_act(s->agent, s->obs, 1, 0, (rng_key){(uint32_t)c->seed, RNG_ACT}, 0, (uint32_t)s->env_steps, a);
+  else if (s->have_act) /* computed by the previous step's graph: same policy, same counter */
+    memcpy(a, s->next_act, sizeof(float) * (size_t)s->ad);
+  else
+    mbpod_act(s->dev, s->obs, s->env_steps, a);
+  s->have_act = 0;
   env_step_and_store(s, a);
   s->train_steps++;
   if (s->real->size >= c->min_pool) {
     double t0 = now_s();
-    sac_phase(s, s->row, &s->last);
+    if (s->dev) dev_sac_phase(s, s->row, &s->last);
+    else sac_phase(s, s->row, &s->last);
     s->sac_time += now_s() - t0;
   }
   if (s->run.tty && (s->t % 50 == 0)) {
@@ -270,6 +302,7 @@ static int epoch_end(mbpo_state* s) {
       return 1;
     }
   }
+  if (s->dev) mbpod_to_host(s->dev, s, 1); /* the evaluation's policy snapshot */
   eval_start(s->ev, s->agent, (uint32_t)s->epoch);
   double dt = now_s() - s->t_epoch, *row = s->row;
   row[P_EPOCH] = (double)s->epoch;
@@ -278,8 +311,15 @@ static int epoch_end(mbpo_state* s) {
   row[P_TRAIN_RETURN] = s->ep_count ? s->ep_ret_sum / s->ep_count : NAN;
   row[P_TRAIN_EPISODES] = s->ep_count;
   row[P_REAL_POOL] = (double)s->real->size;
-  row[P_MODEL_POOL] = s->mpool ? (double)s->mpool->size : 0;
-  row[P_MODEL_POOL_CAP] = s->mpool ? (double)s->mpool->cap : 0;
+  if (s->dev) {
+    long size, cap;
+    mbpod_model_pool_size(s->dev, &size, &cap);
+    row[P_MODEL_POOL] = s->fits ? (double)size : 0;
+    row[P_MODEL_POOL_CAP] = s->fits ? (double)cap : 0;
+  } else {
+    row[P_MODEL_POOL] = s->mpool ? (double)s->mpool->size : 0;
+    row[P_MODEL_POOL_CAP] = s->mpool ? (double)s->mpool->cap : 0;
+  }
   row[P_Q1_LOSS] = s->last.q1_loss;
   row[P_Q2_LOSS] = s->last.q2_loss;
   row[P_PI_LOSS] = s->last.pi_loss;
@@ -344,6 +384,8 @@ static void open_tboard(mbpo_state* s) {
 }
 
 static void teardown(mbpo_state* s) {
+  mbpod_free(s->dev);
+  s->dev = NULL;
   if (s->tb) {
     char e[256];
     if (tboard_close(s->tb, e, sizeof e) != 0) mbpo_warn("TensorBoard events: %s", e);
@@ -383,6 +425,7 @@ static void on_signal(int sig) {
 /* Save a checkpoint named name in the run folder and point checkpoint.latest at it. */
 static int save_checkpoint(mbpo_state* s, const char* name) {
   char path[4400], err[4600];
+  if (s->dev) mbpod_to_host(s->dev, s, 0); /* the device's state into the host components */
   snprintf(path, sizeof path, "%s/%s", s->run.path, name);
   if (ckpt_save(s, path, now_s() - s->t_start, err, sizeof err) != 0) {
     if (s->last_ckpt[0]) mbpo_warn("checkpoint not written (%s is kept): %s", s->last_ckpt, err);
@@ -472,16 +515,25 @@ static void install_signals(void) {
   if (h) g_interrupt_step = atol(h);
 }
 
+/* The device side of the run when the backend is CUDA (or its host emulation, for tests:
+ * MBPO_DEVICE_EMULATE=1). */
+static void open_device(mbpo_state* s, int kind) {
+  const char* emu = getenv("MBPO_DEVICE_EMULATE");
+  if (emu && strcmp(emu, "1") == 0) s->dev = mbpod_create(s, DX_HOST);
+  else if (kind == BACKEND_CUDA) s->dev = mbpod_create(s, DX_CUDA);
+}
+
 int mbpo_train(const mbpo_config* c) {
   char err[4400];
-  (void)backend_resolve((int)c->device); /* the CUDA backend is not built yet: CPU */
+  int kind = backend_resolve((int)c->device);
   threads_set((int)c->threads);
   static mbpo_state S;
   mbpo_state* s = &S;
   setup(s, c);
+  open_device(s, kind);
   if (run_open(&s->run, c, err, sizeof err) != 0) mbpo_fatal("%s", err);
-  mbpo_note("run folder %s (backend %s, task %s, seed %ld)", s->run.path, backend_name(BACKEND_CPU),
-            c->task, c->seed);
+  mbpo_note("run folder %s (backend %s, task %s, seed %ld)", s->run.path,
+            s->dev ? mbpod_name(s->dev) : backend_name(BACKEND_CPU), c->task, c->seed);
   run_csv_header(s->run.progress, P_NCOL, g_pcols);
   open_tboard(s);
   s->t_start = now_s();
@@ -519,7 +571,7 @@ int mbpo_resume(const char* run_path) {
   if (!f || !fgets(name, sizeof name, f)) mbpo_fatal("cannot resume %s: no checkpoint (%s)", run_path, path);
   fclose(f);
   name[strcspn(name, "\r\n")] = '\0';
-  (void)backend_resolve((int)cfg.device);
+  int kind = backend_resolve((int)cfg.device);
   threads_set((int)cfg.threads);
   static mbpo_state S;
   mbpo_state* s = &S;
@@ -528,6 +580,7 @@ int mbpo_resume(const char* run_path) {
   snprintf(path, sizeof path, "%s/%s", run_path, name);
   if (ckpt_load(s, path, &elapsed, err, sizeof err) != 0) mbpo_fatal("cannot resume: %s", err);
   snprintf(s->last_ckpt, sizeof s->last_ckpt, "%s", name);
+  open_device(s, kind); /* uploads the restored state */
   long rows = s->epoch - s->have_pending;
   if (run_reopen(&s->run, run_path, rows, (long)s->fits, err, sizeof err) != 0)
     mbpo_fatal("cannot resume: %s", err);

@@ -52,6 +52,9 @@ typedef struct mbpo_state {
   dyn_model* model;
   pool *real, *mpool;
   rollout_ctx* ro;
+  struct mbpo_dev* dev;  /* the device side (CUDA backend; NULL on the CPU backend) */
+  int have_act;          /* device: next_act holds the action for obs (computed by the last graph) */
+  float next_act[ENV_MAX_ACT];
   evaluator* ev;
   path_buf path;
   float obs[ENV_MAX_OBS];
