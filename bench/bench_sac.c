@@ -81,7 +81,7 @@ static void run_peer(figures* fg, double seconds) {
   if (fg->t_ups > 0) return;
   const char* why = strstr(fg->peer, "\"skipped\": \"");
   if (why) {
-    snprintf(fg->peer_skip, sizeof fg->peer_skip, "%s", why + 13);
+    snprintf(fg->peer_skip, sizeof fg->peer_skip, "%s", why + strlen("\"skipped\": \""));
     fg->peer_skip[strcspn(fg->peer_skip, "\"")] = 0;
   } else {
     snprintf(fg->peer_skip, sizeof fg->peer_skip, "peer gave no figures (exit status %d)", rc);

@@ -1,6 +1,9 @@
 // dx.cu: the CUDA side of device execution (dx.h, dx_cuda.h): one stream, cuBLAS strided-batched
 // GEMMs (row-major calls mapped onto column-major cuBLAS), CUB radix sort and stream compaction,
 // CUDA graphs by stream capture.
+#include <cstdio>
+#include <cstring>
+
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cub/device/device_radix_sort.cuh>
@@ -91,23 +94,33 @@ extern "C" void* dxc_alloc_pinned(void*, size_t bytes) {
 
 extern "C" void dxc_free_pinned(void*, void* h) { cudaFreeHost(h); }
 
+// Is host memory page-locked (registered with CUDA)?
+static bool pinned(const void* h) {
+  cudaPointerAttributes a;
+  if (cudaPointerGetAttributes(&a, h) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeHost;
+}
+
 extern "C" void dxc_copy(void* p, void* dst, const void* src, size_t bytes, int dir) {
   dxc_state* s = (dxc_state*)p;
   if (!bytes) return;
   cudaMemcpyKind k = dir == DXC_H2D ? cudaMemcpyHostToDevice : dir == DXC_D2H ? cudaMemcpyDeviceToHost
                                                                              : cudaMemcpyDeviceToDevice;
-  CK(cudaMemcpyAsync(dst, src, bytes, k, s->stream));
   cudaStreamCaptureStatus cs;
   CK(cudaStreamIsCapturing(s->stream, &cs));
-  // a download into pageable memory is only complete after a sync; outside a capture the caller
+  const void* host = dir == DXC_H2D ? src : dir == DXC_D2H ? (const void*)dst : nullptr;
+  bool is_pinned = host && pinned(host);
+  // a graph cannot copy from or to pageable memory: say so instead of CUDA's capture error
+  if (cs != cudaStreamCaptureStatusNone && host && !is_pinned)
+    mbpo_fatal("dx: a %s copy of %zu bytes inside a capture uses pageable host memory (use dx_alloc_pinned)",
+               dir == DXC_H2D ? "host-to-device" : "device-to-host", bytes);
+  CK(cudaMemcpyAsync(dst, src, bytes, k, s->stream));
+  // a download into pageable memory is complete only after a sync; outside a capture the caller
   // expects the data (dx.h), so wait (pinned buffers are waited for with dx_sync instead)
-  if (dir == DXC_D2H && cs == cudaStreamCaptureStatusNone) {
-    cudaPointerAttributes a;
-    if (cudaPointerGetAttributes(&a, dst) != cudaSuccess || a.type != cudaMemoryTypeHost) {
-      cudaGetLastError();
-      CK(cudaStreamSynchronize(s->stream));
-    }
-  }
+  if (dir == DXC_D2H && cs == cudaStreamCaptureStatusNone && !is_pinned) CK(cudaStreamSynchronize(s->stream));
 }
 
 extern "C" void dxc_zero(void* p, void* dst, size_t bytes) {
