@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   npz_writer* w = npz_begin();
   if (!w || npz_set_level(w, level) != 0) {
     fprintf(stderr, "tool_npz_write: bad level %d\n", level);
+    npz_abort(w);
     return 2;
   }
   if (many >= 0) {
