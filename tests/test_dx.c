@@ -15,55 +15,10 @@
 #include "dxn.h"
 #include "nn.h"
 #include "rng.h"
+#include "dx_test.h"
 #include "test.h"
 
 static const rng_key K = {99, RNG_TEST};
-
-static void fill(float* p, size_t n, uint32_t c0, float scale) {
-  for (size_t i = 0; i < n; i++) p[i] = scale * rng_normal(K, c0, 3, i);
-}
-
-/* max |a - b| / max(max |b|, 1e-30) */
-static double rel_err(const float* a, const float* b, size_t n) {
-  double m = 0, d = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (fabs(b[i]) > m) m = fabs(b[i]);
-    if (fabs((double)a[i] - b[i]) > d) d = fabs((double)a[i] - b[i]);
-  }
-  return d / (m > 1e-30 ? m : 1e-30);
-}
-
-static int g_kind;        /* the kind the current case runs on */
-static dx_ctx* g_ctx[2];  /* one context per kind, made on first use */
-static char g_why[256];
-
-/* The context of the current kind, or NULL after SKIP-worthy unavailability. */
-static dx_ctx* ctx(void) {
-  if (!g_ctx[g_kind]) g_ctx[g_kind] = dx_create(g_kind);
-  return g_ctx[g_kind];
-}
-
-static double tol(double host, double gpu) { return g_kind == DX_CUDA ? gpu : host; }
-
-/* upload n floats to new device memory */
-static float* up(const float* h, size_t n) {
-  float* d = dx_allocf(ctx(), n);
-  dx_upload(ctx(), d, h, n * sizeof(float));
-  return d;
-}
-
-static float* down(const float* d, size_t n) {
-  float* h = malloc(n * sizeof(float) + 1);
-  dx_download(ctx(), h, d, n * sizeof(float));
-  dx_sync(ctx());
-  return h;
-}
-
-#define NEED_KIND()                                                     \
-  do {                                                                  \
-    if (g_kind == DX_CUDA && !backend_cuda_probe(g_why, sizeof g_why))  \
-      SKIP("no usable GPU: %s", g_why);                                 \
-  } while (0)
 
 /* ---- GEMM ---- */
 
@@ -90,9 +45,9 @@ static void test_gemm(void) {
         int lda = ta ? M : K_, ldb = tb ? K_ : N;
         size_t nA = (size_t)M * K_, nB = (size_t)K_ * N, nC = (size_t)M * N;
         float *A = malloc(nA * batch * 4), *B = malloc(nB * batch * 4), *C = malloc(nC * batch * 4);
-        fill(A, nA * batch, 1, 1);
-        fill(B, nB * batch, 2, 1);
-        fill(C, nC * batch, 3, 1);
+        fill_normal(A, nA * batch, K, 1, 3, 1);
+        fill_normal(B, nB * batch, K, 2, 3, 1);
+        fill_normal(C, nC * batch, K, 3, 3, 1);
         float *dA = up(A, nA * batch), *dB = up(B, nB * batch), *dC = up(C, nC * batch);
         dx_gemm(ctx(), ta, tb, M, N, K_, 0.5f, dA, lda, shareA ? 0 : (long)nA, dB, ldb, (long)nB, 0.25f,
                 dC, N, (long)nC, batch);
@@ -118,13 +73,13 @@ static void mlp_case(int E, int act, int shared, int B) {
   int dims[4] = {9, 33, 17, 5};
   nn_mlp net = nn_mlp_make(E, 3, dims, act);
   float* P = nn_alloc(net.nparams);
-  fill(P, net.nparams, 10, 0.3f);
+  fill_normal(P, net.nparams, K, 10, 3, 0.3f);
   size_t nx = (size_t)(shared ? 1 : E) * B * dims[0], ny = (size_t)E * B * dims[3];
   float *x = nn_alloc(nx), *dy = nn_alloc(ny), *y = nn_alloc(ny);
-  fill(x, nx, 11, 1);
-  fill(dy, ny, 12, 1);
+  fill_normal(x, nx, K, 11, 3, 1);
+  fill_normal(dy, ny, K, 12, 3, 1);
   float *g = nn_alloc(net.nparams), *dxr = nn_alloc(nx);
-  fill(g, net.nparams, 13, 0.1f); /* gradients accumulate into what is there */
+  fill_normal(g, net.nparams, K, 13, 3, 0.1f); /* gradients accumulate into what is there */
   float* g0 = nn_alloc(net.nparams);
   memcpy(g0, g, net.nparams * 4);
   nn_cache* hc = nn_cache_alloc(&net, B);
@@ -176,8 +131,8 @@ static void test_adam_capture(void) {
   dx_ctx* c = ctx();
   const size_t n = 1000;
   float *p = nn_alloc(n), *g = nn_alloc(n);
-  fill(p, n, 20, 1);
-  fill(g, n, 21, 1);
+  fill_normal(p, n, K, 20, 3, 1);
+  fill_normal(g, n, K, 21, 3, 1);
   float *dp = up(p, n), *dg = up(g, n), *dp2 = up(p, n);
   nn_adam* ha = nn_adam_alloc(n, 1e-2f);
   dxn_adam* da = dxn_adam_alloc(c, n, 1e-2f);
@@ -202,7 +157,7 @@ static void test_adam_capture(void) {
   CHECK(rel_err(back.m, ha->m, n) < tol(1e-6, 1e-5), "m rel err %.3g", rel_err(back.m, ha->m, n));
   /* Polyak */
   float* t = nn_alloc(n);
-  fill(t, n, 22, 1);
+  fill_normal(t, n, K, 22, 3, 1);
   float* dt = up(t, n);
   nn_polyak(t, p, n, 5e-3f);
   dxn_polyak(c, dt, dp, n, 5e-3f);
@@ -253,7 +208,7 @@ static void test_small_ops(void) {
   const int E = 3, R = 70, D = 6;
   size_t n = (size_t)E * R * D;
   float* x = nn_alloc(n);
-  fill(x, n, 30, 1);
+  fill_normal(x, n, K, 30, 3, 1);
   float* dxv = up(x, n);
   float* dout = dx_allocf(c, (size_t)E * D);
   dxn_fill(c, dout, 1.0f, (size_t)E * D);
@@ -382,15 +337,6 @@ static void test_sort_select(void) {
   free(f);
 }
 
-#define RUN_KINDS(fn)          \
-  do {                         \
-    g_kind = DX_HOST;          \
-    RUN(fn);                   \
-    g_kind = DX_CUDA;          \
-    RUN(fn##_gpu_);            \
-  } while (0)
-
-#define GPU_TWIN(fn) static void fn##_gpu_(void) { fn(); }
 GPU_TWIN(test_gemm)
 GPU_TWIN(test_mlp)
 GPU_TWIN(test_adam_capture)
@@ -407,6 +353,6 @@ int main(void) {
   RUN_KINDS(test_small_ops);
   RUN_KINDS(test_rng);
   RUN_KINDS(test_sort_select);
-  for (int k = 0; k < 2; k++) dx_destroy(g_ctx[k]);
+  dxt_destroy_all();
   return test_done();
 }

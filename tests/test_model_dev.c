@@ -23,55 +23,11 @@
 #include "model.h"
 #include "model_dev.h"
 #include "rng.h"
+#include "dx_test.h"
 #include "test.h"
 
 enum { OBS = 11, ACT = 3, IN = OBS + ACT, DD = OBS + 1, ENS = 7 };
 static const rng_key K = {77, RNG_TEST};
-
-static int g_kind;
-static dx_ctx* g_ctx[2];
-static char g_why[256];
-
-static dx_ctx* ctx(void) {
-  if (!g_ctx[g_kind]) g_ctx[g_kind] = dx_create(g_kind);
-  return g_ctx[g_kind];
-}
-
-static double tol(double host, double gpu) { return g_kind == DX_CUDA ? gpu : host; }
-
-#define NEED_KIND()                                                     \
-  do {                                                                  \
-    if (g_kind == DX_CUDA && !backend_cuda_probe(g_why, sizeof g_why))  \
-      SKIP("no usable GPU: %s", g_why);                                 \
-  } while (0)
-
-static void fill(float* p, size_t n, uint32_t c0, float scale) {
-  for (size_t i = 0; i < n; i++) p[i] = scale * rng_normal(K, c0, 5, i);
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float* a, const float* b, size_t n) {
-  double m = 0, d = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (fabs(b[i]) > m) m = fabs(b[i]);
-    if (fabs((double)a[i] - b[i]) > d || a[i] != a[i]) d = a[i] != a[i] ? INFINITY : fabs((double)a[i] - b[i]);
-  }
-  return d / (m > 1e-30 ? m : 1e-30);
-}
-
-static void* up(const void* h, size_t bytes) {
-  void* d = dx_alloc(ctx(), bytes);
-  dx_upload(ctx(), d, h, bytes);
-  dx_sync(ctx());
-  return d;
-}
-
-static void* down(const void* d, size_t bytes) {
-  void* h = malloc(bytes + 1);
-  dx_download(ctx(), h, d, bytes);
-  dx_sync(ctx());
-  return h;
-}
 
 static model_params params(int hidden, int batch) {
   model_params p;
@@ -101,12 +57,13 @@ static dyn_model* busy_model(int hidden, int batch, uint32_t seed) {
   const nn_mlp* net = &m->net;
   const int Lo = net->nlayers - 1;
   for (size_t i = 0; i < (size_t)ENS * net->dims[Lo] * net->dims[Lo + 1]; i++) m->params[net->w_off[Lo] + i] *= 6.0f;
-  for (int l = 0; l < net->nlayers; l++) fill(m->params + net->b_off[l], (size_t)ENS * net->dims[l + 1], 40 + l, 0.1f);
+  for (int l = 0; l < net->nlayers; l++)
+    fill_normal(m->params + net->b_off[l], (size_t)ENS * net->dims[l + 1], K, 40 + l, 5, 0.1f);
   for (int d = 0; d < DD; d++) {
     m->max_lv[d] = 0.2f + 0.05f * d;
     m->min_lv[d] = -0.6f - 0.05f * d;
   }
-  fill(m->norm_mean, IN, 50, 1.0f);
+  fill_normal(m->norm_mean, IN, K, 50, 5, 1.0f);
   for (int j = 0; j < IN; j++) m->norm_std[j] = 0.5f + 0.1f * j;
   for (size_t i = 0; i < m->nparams; i++) {
     m->adam->m[i] = 1e-3f * rng_normal(K, 51, 0, i);
@@ -151,7 +108,7 @@ static void test_permutation(void) {
     const rng_key k = {123, RNG_MODEL_SPLIT};
     modeld_permutation(d, k, (uint32_t)t + 4, ns[t], perm);
     model_permutation(k, (uint32_t)t + 4, 0, ns[t], NULL, ref, sk, sk + 12347);
-    int* got = down(perm, (size_t)ns[t] * sizeof(int));
+    int* got = down_bytes(perm, (size_t)ns[t] * sizeof(int));
     CHECK(!memcmp(got, ref, (size_t)ns[t] * sizeof(int)), "n %d: permutations differ", ns[t]);
     free(got);
   }
@@ -172,15 +129,15 @@ static void test_step(void) {
   model_dev* d = modeld_create(c, m, 100);
   const size_t nx = (size_t)ENS * B * IN, ny = (size_t)ENS * B * DD;
   float *x = malloc(nx * 4), *y = malloc(ny * 4);
-  fill(x, nx, 60, 1.0f);
-  fill(y, ny, 61, 0.7f);
-  float *dxb = up(x, nx * 4), *dyb = up(y, ny * 4);
+  fill_normal(x, nx, K, 60, 5, 1.0f);
+  fill_normal(y, ny, K, 61, 5, 0.7f);
+  float *dxb = up_bytes(x, nx * 4), *dyb = up_bytes(y, ny * 4);
   double* dloss = dx_alloc(c, sizeof(double));
 
   const double lref = model_loss(m, B, x, y, m->grads);
   modeld_loss_grads(d, B, dxb, dyb, dloss);
-  double* lg = down(dloss, sizeof(double));
-  float* g = down(d->grads, m->nparams * 4);
+  double* lg = down_bytes(dloss, sizeof(double));
+  float* g = down_bytes(d->grads, m->nparams * 4);
   CHECK(fabs(*lg - lref) <= tol(1e-6, 1e-5) * fabs(lref), "loss %.9g vs %.9g", *lg, lref);
   const nn_mlp* net = &m->net;
   double worst = 0;
@@ -199,7 +156,7 @@ static void test_step(void) {
   /* the Adam step */
   nn_adam_step(m->adam, m->params, m->grads);
   dxn_adam_step(c, d->adam, d->params, d->grads);
-  float* pp = down(d->params, m->nparams * 4);
+  float* pp = down_bytes(d->params, m->nparams * 4);
   double ep = rel_err(pp, m->params, m->nparams);
   CHECK(ep < tol(1e-6, 1e-5), "params after the step: %.3g", ep);
   fprintf(stderr, "  [%s] step: loss %.3g, grads %.3g, params after Adam %.3g\n",
@@ -214,8 +171,8 @@ static void test_step(void) {
     dx_graph_launch(c, gr);
     l3 = model_step(m, B, x, y);
   }
-  float* p3 = down(d->params, m->nparams * 4);
-  double* lg3 = down(dloss, sizeof(double));
+  float* p3 = down_bytes(d->params, m->nparams * 4);
+  double* lg3 = down_bytes(dloss, sizeof(double));
   double e3 = rel_err(p3, m->params, m->nparams);
   CHECK(e3 < tol(1e-5, 1e-4), "params after 3 replays: %.3g", e3);
   CHECK(fabs(*lg3 - l3) <= tol(1e-5, 1e-4) * fabs(l3), "loss of the 3rd replay %.9g vs %.9g", *lg3, l3);
@@ -250,7 +207,7 @@ typedef struct data {
 static data make_data(int N) {
   data t = {N, malloc((size_t)N * OBS * 4), malloc((size_t)N * ACT * 4), malloc((size_t)N * 4),
             malloc((size_t)N * OBS * 4)};
-  fill(t.obs, (size_t)N * OBS, 70, 1.0f);
+  fill_normal(t.obs, (size_t)N * OBS, K, 70, 5, 1.0f);
   for (size_t i = 0; i < (size_t)N * ACT; i++) t.act[i] = 2.0f * rng_uniform(K, 71, 0, i) - 1.0f;
   for (int i = 0; i < N; i++) {
     const float* s = t.obs + (size_t)i * OBS;
@@ -304,9 +261,9 @@ static int compare_fit(dyn_model* m, model_dev* d, const data* t, float* const d
   CHECK(fabs(sd.elite_mse - sr.elite_mse) <= tl * sr.elite_mse, "elite MSE %.9g vs %.9g", sd.elite_mse, sr.elite_mse);
 
   /* the permutation, the shuffled bootstrap indices (exact), the normaliser, the parameters */
-  int* perm = down(d->perm, (size_t)t->N * sizeof(int));
+  int* perm = down_bytes(d->perm, (size_t)t->N * sizeof(int));
   CHECK(!memcmp(perm, m->perm, (size_t)t->N * sizeof(int)), "holdout permutations differ");
-  int* boot = down(d->boot, (size_t)ENS * sr.n_train * sizeof(int));
+  int* boot = down_bytes(d->boot, (size_t)ENS * sr.n_train * sizeof(int));
   CHECK(!memcmp(boot, m->boot, (size_t)ENS * sr.n_train * sizeof(int)), "shuffled bootstrap indices differ");
   model_params p = m->p;
   dyn_model* back = model_create(OBS, ACT, &p, (rng_key){1, 0});
@@ -337,8 +294,8 @@ static void test_fit(void) {
   /* the device pool holds more rows than the fit uses (rows 0..N-1 of a larger pool) */
   model_dev* d = modeld_create(c, m, 2 * N);
   data t = make_data(N);
-  float* dev[4] = {up(t.obs, (size_t)N * OBS * 4), up(t.act, (size_t)N * ACT * 4), up(t.rew, (size_t)N * 4),
-                   up(t.nxt, (size_t)N * OBS * 4)};
+  float* dev[4] = {up_bytes(t.obs, (size_t)N * OBS * 4), up_bytes(t.act, (size_t)N * ACT * 4),
+                   up_bytes(t.rew, (size_t)N * 4), up_bytes(t.nxt, (size_t)N * OBS * 4)};
   const double tl = tol(1e-4, 1e-3);
   compare_fit(m, d, &t, dev, 0, 1, tl);
   /* then an uncapped fit from there (early stopping decides) */
@@ -359,7 +316,8 @@ static void test_fit_edges(void) {
   model_params p = params(16, 32);
   dx_ctx* c = ctx();
   data t = make_data(300);
-  float* dev[4] = {up(t.obs, 300 * OBS * 4), up(t.act, 300 * ACT * 4), up(t.rew, 300 * 4), up(t.nxt, 300 * OBS * 4)};
+  float* dev[4] = {up_bytes(t.obs, 300 * OBS * 4), up_bytes(t.act, 300 * ACT * 4), up_bytes(t.rew, 300 * 4),
+                   up_bytes(t.nxt, 300 * OBS * 4)};
   for (int k = 0; k < 3; k++) {
     const int N = k == 0 ? 0 : k == 1 ? 4 : 300;
     p.max_epochs = k == 2 ? 3 : 0;
@@ -408,18 +366,18 @@ static void test_predict(void) {
   const size_t no = (size_t)ENS * B * DD;
   float *mean = malloc(no * 4), *lv = malloc(no * 4);
   model_predict(m, t.obs, t.act, B, mean, lv);
-  float *dobs = up(t.obs, (size_t)B * OBS * 4), *dact = up(t.act, (size_t)B * ACT * 4);
+  float *dobs = up_bytes(t.obs, (size_t)B * OBS * 4), *dact = up_bytes(t.act, (size_t)B * ACT * 4);
   float *xn = dx_allocf(c, (size_t)B * IN), *dmean = dx_allocf(c, no), *dlv = dx_allocf(c, no);
   dxn_cache* cache = dxn_cache_alloc(c, &d->net, 1000);
   modeld_normalize(d, dobs, dact, B, xn);
   modeld_predict(d, xn, B, dmean, dlv, cache);
-  float *gm = down(dmean, no * 4), *gl = down(dlv, no * 4);
+  float *gm = down_bytes(dmean, no * 4), *gl = down_bytes(dlv, no * 4);
   double em = rel_err(gm, mean, no), el = rel_err(gl, lv, no);
   CHECK(em < tol(1e-5, 1e-4) && el < tol(1e-5, 1e-4), "mean %.3g, logvar %.3g", em, el);
   /* the normalised inputs as model_normalize */
   float* xr = malloc((size_t)B * IN * 4);
   model_normalize(m, B, t.obs, t.act, xr);
-  float* gx = down(xn, (size_t)B * IN * 4);
+  float* gx = down_bytes(xn, (size_t)B * IN * 4);
   double ex = rel_err(gx, xr, (size_t)B * IN);
   CHECK(ex < 1e-6, "normalised inputs %.3g", ex);
   fprintf(stderr, "  [%s] predict: inputs %.3g, mean %.3g, logvar %.3g\n", g_kind == DX_CUDA ? "cuda" : "host",
@@ -450,6 +408,6 @@ int main(void) {
     RUN(test_fit);
     RUN(test_fit_edges);
   }
-  for (int k = 0; k < 2; k++) dx_destroy(g_ctx[k]);
+  dxt_destroy_all();
   return test_done();
 }

@@ -16,25 +16,11 @@
 #include "pool.h"
 #include "pool_dev.h"
 #include "rng.h"
+#include "dx_test.h"
 #include "test.h"
 
 enum { OD = 3, AD = 2 };
 static const rng_key K = {41, RNG_TEST};
-
-static int g_kind;
-static dx_ctx* g_ctx[2];
-static char g_why[256];
-
-static dx_ctx* ctx(void) {
-  if (!g_ctx[g_kind]) g_ctx[g_kind] = dx_create(g_kind);
-  return g_ctx[g_kind];
-}
-
-#define NEED_KIND()                                                    \
-  do {                                                                 \
-    if (g_kind == DX_CUDA && !backend_cuda_probe(g_why, sizeof g_why)) \
-      SKIP("no usable GPU: %s", g_why);                                \
-  } while (0)
 
 /* n distinct rows in pinned staging buffers, numbered from `base` (every float tells its row). */
 typedef struct rows {
@@ -283,14 +269,6 @@ static void test_sample_gather_graph(void) {
   pool_free(mref);
 }
 
-#define RUN_KINDS(fn)  \
-  do {                 \
-    g_kind = DX_HOST;  \
-    RUN(fn);           \
-    g_kind = DX_CUDA;  \
-    RUN(fn##_gpu_);    \
-  } while (0)
-#define GPU_TWIN(fn) static void fn##_gpu_(void) { fn(); }
 GPU_TWIN(test_add_download)
 GPU_TWIN(test_resize_upload)
 GPU_TWIN(test_append_dev)
@@ -301,6 +279,6 @@ int main(void) {
   RUN_KINDS(test_resize_upload);
   RUN_KINDS(test_append_dev);
   RUN_KINDS(test_sample_gather_graph);
-  for (int k = 0; k < 2; k++) dx_destroy(g_ctx[k]);
+  dxt_destroy_all();
   return test_done();
 }

@@ -27,49 +27,11 @@
 #include "dxn.h"
 #include "sac.h"
 #include "sac_dev.h"
+#include "dx_test.h"
 #include "test.h"
 
 enum { O = 11, A = 3, H = 256, NB = 256, G = 5, REPLAYS = 3, NR = 300 };
 static const rng_key K = {2024, RNG_TEST};
-
-static int g_kind;
-static dx_ctx* g_ctx[2];
-static char g_why[256];
-
-static dx_ctx* ctx(void) {
-  if (!g_ctx[g_kind]) g_ctx[g_kind] = dx_create(g_kind);
-  return g_ctx[g_kind];
-}
-
-static double tol(double host, double gpu) { return g_kind == DX_CUDA ? gpu : host; }
-
-#define NEED_KIND()                                                     \
-  do {                                                                  \
-    if (g_kind == DX_CUDA && !backend_cuda_probe(g_why, sizeof g_why))  \
-      SKIP("no usable GPU: %s", g_why);                                 \
-  } while (0)
-
-/* max |a - b| / max(max |b|, 1e-30) */
-static double rel_err(const float* a, const float* b, size_t n) {
-  double m = 0, d = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (fabs(b[i]) > m) m = fabs(b[i]);
-    if (fabs((double)a[i] - b[i]) > d) d = fabs((double)a[i] - b[i]);
-  }
-  return d / (m > 1e-30 ? m : 1e-30);
-}
-
-static void* up(const void* h, size_t bytes) {
-  void* d = dx_alloc(ctx(), bytes);
-  dx_upload(ctx(), d, h, bytes);
-  dx_sync(ctx());
-  return d;
-}
-
-static void down(void* h, const void* d, size_t bytes) {
-  dx_download(ctx(), h, d, bytes);
-  dx_sync(ctx());
-}
 
 /* ---- batches and agents ------------------------------------------------------------------ */
 
@@ -90,8 +52,9 @@ static void make_batch(batch* b, uint32_t c0) {
 }
 
 static dbatch upload_batch(const batch* b) {
-  dbatch d = {up(b->obs, sizeof b->obs), up(b->act, sizeof b->act), up(b->rew, sizeof b->rew),
-              up(b->next, sizeof b->next), up(b->done, sizeof b->done)};
+  dbatch d = {up_bytes(b->obs, sizeof b->obs), up_bytes(b->act, sizeof b->act),
+              up_bytes(b->rew, sizeof b->rew), up_bytes(b->next, sizeof b->next),
+              up_bytes(b->done, sizeof b->done)};
   return d;
 }
 
@@ -185,7 +148,7 @@ static void one_update(int tie, int B, int with_stats) {
   make_batch(&b, 1);
   dbatch db = upload_batch(&b);
   const uint64_t k = (3ull << 32) + 12345u; /* both counter words nonzero */
-  uint64_t* ctr = up(&k, sizeof k);
+  uint64_t* ctr = up_bytes(&k, sizeof k);
   float* dstats = dx_allocf(ctx(), SACD_NSTATS);
 
   sacd_update(d, db.obs, db.act, db.rew, db.next, db.done, B, ctr, with_stats ? dstats : NULL);
@@ -194,15 +157,15 @@ static void one_update(int tie, int B, int with_stats) {
 
   /* gradients first (taken before the Adam steps) */
   float* g = malloc(ref->q.nparams * sizeof(float));
-  down(g, d->q_g, ref->q.nparams * sizeof(float));
+  down_into(g, d->q_g, ref->q.nparams * sizeof(float));
   double e = rel_err(g, ref->q_g, ref->q.nparams);
   CHECK(e <= tol(1e-6, 1e-3), "critic gradient rel err %.3g", e);
   if (getenv("TEST_VERBOSE")) fprintf(stderr, "    q_g rel err %.3g\n", e);
-  down(g, d->pi_g, ref->pi.nparams * sizeof(float));
+  down_into(g, d->pi_g, ref->pi.nparams * sizeof(float));
   e = rel_err(g, ref->pi_g, ref->pi.nparams);
   CHECK(e <= tol(1e-6, 1e-3), "policy gradient rel err %.3g", e);
   if (getenv("TEST_VERBOSE")) fprintf(stderr, "    pi_g rel err %.3g\n", e);
-  down(g, d->log_alpha_g, sizeof(float));
+  down_into(g, d->log_alpha_g, sizeof(float));
   CHECK_CLOSE(g[0], ref->log_alpha_g[0], tol(1e-6, 1e-4));
   free(g);
 
@@ -211,11 +174,11 @@ static void one_update(int tie, int B, int with_stats) {
   compare_agents(got, ref, tol(1e-6, 5e-3), tie ? "tied update" : "update");
   if (with_stats) {
     float hs[SACD_NSTATS];
-    down(hs, dstats, sizeof hs);
+    down_into(hs, dstats, sizeof hs);
     compare_stats(hs, &st, tol(1e-6, 1e-3), tie ? "tied update" : "update");
   }
   uint64_t k2 = 0;
-  down(&k2, ctr, sizeof k2);
+  down_into(&k2, ctr, sizeof k2);
   CHECK(k2 == k, "sacd_update changed the counter: %llu", (unsigned long long)k2);
 
   dx_free(ctx(), ctr);
@@ -243,7 +206,7 @@ static void test_graph(void) {
     db[g] = upload_batch(&b[g]);
   }
   const uint64_t k0 = (1ull << 32) - 7; /* the counter's high word changes during the replays */
-  uint64_t* ctr = up(&k0, sizeof k0);
+  uint64_t* ctr = up_bytes(&k0, sizeof k0);
   float* dstats = dx_allocf(ctx(), (size_t)G * SACD_NSTATS);
 
   dx_capture_begin(ctx());
@@ -266,10 +229,10 @@ static void test_graph(void) {
   sacd_download(d, got);
   compare_agents(got, ref, tol(1e-5, 1e-2), "graph");
   float hs[G * SACD_NSTATS];
-  down(hs, dstats, sizeof hs);
+  down_into(hs, dstats, sizeof hs);
   for (int g = 0; g < G; g++) compare_stats(hs + g * SACD_NSTATS, &st[g], tol(1e-5, 1e-2), "graph");
   uint64_t k = 0;
-  down(&k, ctr, sizeof k);
+  down_into(&k, ctr, sizeof k);
   CHECK(k == k0 + G * REPLAYS, "counter %llu, expected %llu", (unsigned long long)k,
         (unsigned long long)(k0 + G * REPLAYS));
   CHECK(ref->pi_adam->t == 2 + G * REPLAYS, "host Adam count %ld", ref->pi_adam->t);
@@ -291,18 +254,18 @@ static void test_act(void) {
   sac_dev* d = sacd_create(ctx(), ref, NR);
   float* obs = malloc((size_t)NR * O * sizeof(float));
   for (int i = 0; i < NR * O; i++) obs[i] = rng_normal(K, 60, 0, (uint64_t)i);
-  float* dobs = up(obs, (size_t)NR * O * sizeof(float));
+  float* dobs = up_bytes(obs, (size_t)NR * O * sizeof(float));
   float* dact = dx_allocf(ctx(), (size_t)NR * A);
   float *got = malloc((size_t)NR * A * sizeof(float)), *want = malloc((size_t)NR * A * sizeof(float));
   const rng_key ak = {2024, RNG_ACT};
   const uint64_t c1 = 77;
-  uint64_t* dc1 = up(&c1, sizeof c1);
+  uint64_t* dc1 = up_bytes(&c1, sizeof c1);
   const int rows[2] = {NR, 100};
   for (int det = 0; det < 2; det++)
     for (int ri = 0; ri < 2; ri++) {
       const int B = rows[ri];
       sacd_act(d, dobs, B, det, ak, 3, det ? NULL : dc1, dact);
-      down(got, dact, (size_t)B * A * sizeof(float));
+      down_into(got, dact, (size_t)B * A * sizeof(float));
       sac_act(ref, obs, B, det, ak, 3, (uint32_t)c1, want);
       double e = rel_err(got, want, (size_t)B * A);
       CHECK(e <= tol(1e-6, 1e-4), "act (deterministic %d, %d rows): rel err %.3g", det, B, e);
@@ -314,7 +277,7 @@ static void test_act(void) {
   dx_graph* graph = dx_capture_end(ctx());
   for (int r = 0; r < 3; r++) {
     dx_graph_launch(ctx(), graph);
-    down(got, dact, (size_t)NR * A * sizeof(float));
+    down_into(got, dact, (size_t)NR * A * sizeof(float));
     sac_act(ref, obs, NR, 0, ak, 3, (uint32_t)(c1 + (uint64_t)r), want);
     double e = rel_err(got, want, (size_t)NR * A);
     CHECK(e <= tol(1e-6, 1e-4), "captured act, replay %d: rel err %.3g", r, e);
@@ -373,6 +336,6 @@ int main(void) {
     RUN(test_graph);
     RUN(test_act);
   }
-  for (int i = 0; i < 2; i++) dx_destroy(g_ctx[i]);
+  dxt_destroy_all();
   return test_done();
 }
