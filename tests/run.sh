@@ -11,6 +11,7 @@ log=$(mktemp)
 # Sanitizer builds (make SAN=1): every ASan/LSan/UBSan report, also of programs a test runs with
 # their output hidden, goes to a file in $san; a test that leaves one there fails.
 san=$(mktemp -d)
+chmod 1777 "$san" # test_faults runs the binary as user nobody when root
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$san/asan"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$san/ubsan"
 sanitizer_reports() { # $1 = name: print and remove the reports the program left; 1 if there were any
