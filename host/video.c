@@ -280,7 +280,7 @@ video* video_open(const char* path, const mjModel* m, int width, int height, dou
   /* from the side, following the first body (the torso, the cart) */
   v->cam.type = mjCAMERA_TRACKING;
   v->cam.trackbodyid = m->nbody > 1 ? 1 : 0;
-  v->cam.distance = 1.8 * m->stat.extent;
+  v->cam.distance = 0.75 * m->stat.extent; /* gym's Hopper/Walker2d viewer distance */
   v->cam.elevation = -15;
   v->cam.azimuth = 90;
   size_t frame = (size_t)v->width * (size_t)v->height * 3;
