@@ -175,6 +175,10 @@ void model_predict(dyn_model* m, const float* obs, const float* act, int B, floa
 void model_holdout_mse(dyn_model* m, int N, const float* obs, const float* act, const float* rew,
                        const float* next_obs, double* mse);
 
+/** The order of E members by MSE (order[0] the best), NaN last, ties by index: how a fit ranks
+ *  its members for the elites (shared by both backends). */
+void model_rank_members(const double* mse, int E, int* order);
+
 /** The elite members (best first); *n gets their count. */
 const int* model_elites(const dyn_model* m, int* n);
 

@@ -104,8 +104,7 @@ static const float* fill_rows(dyn_model* m, int r0, int n, const void* ctx) {
   return s->Y + (size_t)r0 * m->D;
 }
 
-/* The order of members by MSE, NaN last, ties by index. */
-static void rank_members(const double* mse, int E, int* order) {
+void model_rank_members(const double* mse, int E, int* order) {
   for (int i = 0; i < E; i++) order[i] = i;
   for (int i = 1; i < E; i++) { /* insertion sort: stable */
     int k = order[i], j = i - 1;
@@ -237,7 +236,7 @@ int model_train(dyn_model* m, int N, const float* obs, const float* act, const f
   /* 6. holdout MSE and elites */
   model_mse_rows_(m, n_score, fill_rows, &score, S.holdout_mse);
   int order[MODEL_MAX_ENSEMBLE];
-  rank_members(S.holdout_mse, E, order);
+  model_rank_members(S.holdout_mse, E, order);
   S.n_elites = p->elites;
   S.elite_mse = 0.0;
   for (int i = 0; i < E; i++) {

@@ -76,20 +76,6 @@ static void epoch_program(model_dev* d, const fit_plan* f) {
   dxn_ctr_add(c, d->epoch, 1);
 }
 
-/* The order of members by MSE, NaN last, ties by index (model_train.c's rank_members). */
-static void rank_members(const double* mse, int E, int* order) {
-  for (int i = 0; i < E; i++) order[i] = i;
-  for (int i = 1; i < E; i++) {
-    int k = order[i], j = i - 1;
-    double v = isnan(mse[k]) ? INFINITY : mse[k];
-    while (j >= 0 && (isnan(mse[order[j]]) ? INFINITY : mse[order[j]]) > v) {
-      order[j + 1] = order[j];
-      j--;
-    }
-    order[j + 1] = k;
-  }
-}
-
 int modeld_train(model_dev* d, int N, const float* obs, const float* act, const float* rew,
                  const float* next_obs, uint32_t fit, model_fit_stats* st) {
   const double t0 = now_s();
@@ -184,7 +170,7 @@ int modeld_train(model_dev* d, int N, const float* obs, const float* act, const 
   dx_sync(c);
   for (int e = 0; e < E; e++) S.holdout_mse[e] = d->stat_h[1 + e];
   int order[MODEL_MAX_ENSEMBLE];
-  rank_members(S.holdout_mse, E, order);
+  model_rank_members(S.holdout_mse, E, order);
   S.n_elites = p->elites;
   S.elite_mse = 0.0;
   for (int i = 0; i < E; i++) {
