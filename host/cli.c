@@ -6,6 +6,7 @@
 
 #include "env.h"
 #include "log.h"
+#include "sweep.h"
 
 static int is_override(const char* a) { return strchr(a, '=') != NULL; }
 
@@ -17,17 +18,27 @@ const char* cli_preset_arg(int argc, char** argv, int first) {
   return (is_option(a) || is_override(a)) ? NULL : a;
 }
 
-/* Load the preset argument over c: a run folder (its config.ini), a file or a preset name. */
-static void load_preset_arg(mbpo_config* c, const char* arg) {
+/* A [sweep] section's key: into the sweep, or refused where sweeps are not read. */
+static int sweep_section_key(void* user, const char* key, const char* value, char* err, int errlen) {
+  if (!user) {
+    mbpo_fmt(err, errlen, "[sweep] %s: sweeps are read by `mbpo train` and `mbpo config` only", key);
+    return -1;
+  }
+  return sweep_add((sweep_spec*)user, key, value, err, errlen);
+}
+
+/* Load the preset argument over c: a run folder (its config.ini), a file or a preset name; the keys
+ * of a [sweep] section go to sweep (NULL: refused). */
+static void load_preset_arg(mbpo_config* c, const char* arg, sweep_spec* sweep) {
   char err[1200];
   struct stat sb;
+  char path[4200];
   if (stat(arg, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-    char path[4200];
     mbpo_fmt(path, sizeof path, "%s/config.ini", arg);
-    if (cfg_load_ini(c, path, err, sizeof err)) mbpo_fatal("%s", err);
-    return;
+    arg = path;
   }
-  if (cfg_load_preset(c, arg, err, sizeof err)) mbpo_fatal("%s", err);
+  if (cfg_load_preset_section(c, arg, "sweep", sweep_section_key, sweep, err, sizeof err))
+    mbpo_fatal("%s", err);
 }
 
 static void set_or_die(mbpo_config* c, const char* arg, const char* key, const char* value) {
@@ -35,18 +46,23 @@ static void set_or_die(mbpo_config* c, const char* arg, const char* key, const c
   if (cfg_set(c, key, value, err, sizeof err)) mbpo_fatal("argument '%s': %s", arg, err);
 }
 
-int cli_resolve_config(int argc, char** argv, int first, mbpo_config* out) {
+/* Resolve argv[first..] into *out as cli_resolve_config documents, without cfg_validate; sweep.*
+ * arguments and [sweep] keys go to sweep (NULL: refused). Returns the preset argument or NULL, and
+ * the task the preset (or the defaults) had in preset_task (CFG_STR_MAX). */
+static const char* resolve_args(int argc, char** argv, int first, mbpo_config* out,
+                                sweep_spec* sweep, char* preset_task) {
   mbpo_config c;
   char err[1200];
+  int plain_arg[256]; /* per setting: the argument that set it plainly (0 = none) */
+  memset(plain_arg, 0, sizeof plain_arg);
   cfg_defaults(&c);
   const char* preset = cli_preset_arg(argc, argv, first);
   int i = first;
   if (preset) {
-    load_preset_arg(&c, preset);
+    load_preset_arg(&c, preset, sweep);
     i++;
   }
-  char preset_task[CFG_STR_MAX];
-  memcpy(preset_task, c.task, sizeof preset_task);
+  memcpy(preset_task, c.task, CFG_STR_MAX);
   for (; i < argc; i++) {
     const char* a = argv[i];
     if (strcmp(a, "--model-dir") == 0) {
@@ -68,20 +84,61 @@ int cli_resolve_config(int argc, char** argv, int first, mbpo_config* out) {
     if ((size_t)(eq - a) >= sizeof key) mbpo_fatal("argument '%.40s...': key is too long", a);
     memcpy(key, a, (size_t)(eq - a));
     key[eq - a] = 0;
+    if (strncmp(key, "sweep.", 6) == 0) {
+      if (!sweep) mbpo_fatal("argument '%s': sweeps are read by `mbpo train` and `mbpo config` only", a);
+      if (sweep_add(sweep, key, eq + 1, err, sizeof err))
+        mbpo_fatal("argument '%.80s%s': %s", a, strlen(a) > 80 ? "..." : "", err);
+      continue;
+    }
     set_or_die(&c, a, key, eq + 1);
+    for (int k = 0; k < cfg_count() && k < 256; k++)
+      if (strcmp(cfg_at(k)->key, key) == 0) plain_arg[k] = i;
   }
-  if (cfg_validate(&c, err, sizeof err)) mbpo_fatal("%s", err);
-  if (strcmp(c.task, preset_task) != 0 && env_find(c.task) != NULL) {
+  /* a setting both swept and given plainly: the plain argument would be ignored */
+  for (int k = 0; sweep && k < cfg_count() && k < 256; k++) {
+    const char* by = plain_arg[k] ? sweep_setter(sweep, cfg_at(k)->key) : NULL;
+    if (by)
+      mbpo_fatal("argument '%s': %s is also swept by sweep.%s; give one of them (sweep.%s=... "
+                 "replaces a preset's sweep list)",
+                 argv[plain_arg[k]], cfg_at(k)->key, by, by);
+  }
+  *out = c;
+  return preset;
+}
+
+/* The warning when task= replaced the preset's task (its other settings stay). */
+static void warn_task_change(const mbpo_config* c, const char* preset, const char* preset_task) {
+  if (strcmp(c->task, preset_task) != 0 && env_find(c->task) != NULL) {
     if (preset)
       mbpo_warn("task=%s replaces the task of preset '%s'; its other settings (G, rollout schedule, "
                 "...) stay as that preset has them (the %s preset: `mbpo config %s`)",
-                c.task, preset, c.task, c.task);
+                c->task, preset, c->task, c->task);
     else
       mbpo_warn("task=%s without a preset: the other settings keep the defaults (the hopper values); "
                 "the %s preset has the paper's settings for it: `mbpo config %s`",
-                c.task, c.task, c.task);
+                c->task, c->task, c->task);
   }
+}
+
+int cli_resolve_config(int argc, char** argv, int first, mbpo_config* out) {
+  mbpo_config c;
+  char err[1200], preset_task[CFG_STR_MAX];
+  const char* preset = resolve_args(argc, argv, first, &c, NULL, preset_task);
+  if (cfg_validate(&c, err, sizeof err)) mbpo_fatal("%s", err);
+  warn_task_change(&c, preset, preset_task);
   *out = c;
+  return 0;
+}
+
+int cli_resolve_population(int argc, char** argv, int first, mbpo_config** cfgs, int* n) {
+  mbpo_config base;
+  char err[1200], preset_task[CFG_STR_MAX];
+  sweep_spec sweep;
+  sweep_init(&sweep);
+  const char* preset = resolve_args(argc, argv, first, &base, &sweep, preset_task);
+  if (sweep_expand(&sweep, &base, cfgs, n, err, sizeof err)) mbpo_fatal("%s", err);
+  warn_task_change(&base, preset, preset_task);
+  sweep_free(&sweep);
   return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include "env.h"
 #include "log.h"
+#include "sweep.h"
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
@@ -493,10 +494,18 @@ typedef struct ini_src {
   int long_line;    /* first line that was too long (0 = none) */
 } ini_src;
 
+/* Where the keys of one extra section go ([sweep]: sweep.h); NULL hook = no extra section. */
+typedef struct ini_hook {
+  const char* section;
+  cfg_section_fn fn;
+  void* user;
+} ini_hook;
+
 typedef struct ini_state {
   mbpo_config* c;
   ini_src* src;
   const char* name;
+  const ini_hook* hook;
   char err[600]; /* the first error */
   int err_line;
   int seen[NDESC]; /* line where each setting was set (0 = not yet) */
@@ -536,7 +545,9 @@ static int ini_handler_fn(void* user, const char* section, const char* name, con
   else mbpo_fmt(key, sizeof key, "%s", name);
   const cfg_desc* d = cfg_find(key);
   int bad = 0;
-  if (d && st->seen[d - g_desc]) {
+  if (st->hook && section && strcmp(section, st->hook->section) == 0) {
+    bad = st->hook->fn(st->hook->user, name, value, msg, sizeof msg) != 0;
+  } else if (d && st->seen[d - g_desc]) {
     mbpo_fmt(msg, sizeof msg, "setting '%s' is set twice (first on line %d)", key,
              st->seen[d - g_desc]);
     bad = 1;
@@ -553,7 +564,8 @@ static int ini_handler_fn(void* user, const char* section, const char* name, con
 }
 
 /* Parse from src over a copy of c; c changes only when the whole file is good. */
-static int load_ini_src(mbpo_config* c, ini_src* src, const char* name, char* err, int errlen) {
+static int load_ini_src(mbpo_config* c, ini_src* src, const char* name, const ini_hook* hook,
+                        char* err, int errlen) {
   ini_state* st = (ini_state*)calloc(1, sizeof *st);
   mbpo_config* tmp = (mbpo_config*)malloc(sizeof *tmp);
   if (!st || !tmp) mbpo_fatal("out of memory");
@@ -561,6 +573,7 @@ static int load_ini_src(mbpo_config* c, ini_src* src, const char* name, char* er
   st->c = tmp;
   st->src = src;
   st->name = name;
+  st->hook = hook;
   int saved_multiline = ini_allow_multiline, saved_max_line = ini_max_line;
   ini_allow_multiline = 0; /* an indented line is a setting, not a continuation */
   /* room for the longest line cfg_write_ini writes ("model_dir = " and CFG_STR_MAX - 1 characters);
@@ -596,7 +609,8 @@ static int load_ini_src(mbpo_config* c, ini_src* src, const char* name, char* er
   return rc;
 }
 
-int cfg_load_ini(mbpo_config* c, const char* path, char* err, int errlen) {
+static int load_ini_file(mbpo_config* c, const char* path, const ini_hook* hook, char* err,
+                         int errlen) {
   struct stat sb;
   if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
     mbpo_fmt(err, errlen, "%s: is a directory, not an .ini file", path);
@@ -608,7 +622,7 @@ int cfg_load_ini(mbpo_config* c, const char* path, char* err, int errlen) {
     return -1;
   }
   ini_src src = {f, NULL, 0, 0};
-  int r = load_ini_src(c, &src, path, err, errlen);
+  int r = load_ini_src(c, &src, path, hook, err, errlen);
   if (r == 0 && ferror(f)) {
     mbpo_fmt(err, errlen, "%s: read error", path);
     r = -1;
@@ -617,9 +631,13 @@ int cfg_load_ini(mbpo_config* c, const char* path, char* err, int errlen) {
   return r;
 }
 
+int cfg_load_ini(mbpo_config* c, const char* path, char* err, int errlen) {
+  return load_ini_file(c, path, NULL, err, errlen);
+}
+
 int cfg_load_ini_text(mbpo_config* c, const char* text, const char* name, char* err, int errlen) {
   ini_src src = {NULL, text ? text : "", 0, 0};
-  return load_ini_src(c, &src, name, err, errlen);
+  return load_ini_src(c, &src, name, NULL, err, errlen);
 }
 
 /* ---- presets ------------------------------------------------------------------------------ */
@@ -636,7 +654,8 @@ static void preset_list(char* buf, int n) {
   }
 }
 
-static int load_embedded(mbpo_config* c, const char* name, char* err, int errlen) {
+static int load_embedded(mbpo_config* c, const char* name, const ini_hook* hook, char* err,
+                         int errlen) {
   char asset[300], label[320];
   size_t len = strlen(name);
   if (len > 4 && strcmp(name + len - 4, ".ini") == 0) mbpo_fmt(asset, sizeof asset, "%s", name);
@@ -644,19 +663,21 @@ static int load_embedded(mbpo_config* c, const char* name, char* err, int errlen
   const char* text = env_asset_text(asset, NULL);
   if (!text) return 1;
   mbpo_fmt(label, sizeof label, "embedded:%s", asset);
-  return cfg_load_ini_text(c, text, label, err, errlen);
+  ini_src src = {NULL, text, 0, 0};
+  return load_ini_src(c, &src, label, hook, err, errlen);
 }
 
-int cfg_load_preset(mbpo_config* c, const char* arg, char* err, int errlen) {
+static int load_preset(mbpo_config* c, const char* arg, const ini_hook* hook, char* err,
+                       int errlen) {
   struct stat sb;
   if (!arg || !arg[0]) {
     mbpo_fmt(err, errlen, "empty preset name");
     return -1;
   }
-  if (stat(arg, &sb) == 0 && !S_ISDIR(sb.st_mode)) return cfg_load_ini(c, arg, err, errlen);
+  if (stat(arg, &sb) == 0 && !S_ISDIR(sb.st_mode)) return load_ini_file(c, arg, hook, err, errlen);
   const char* slash = strrchr(arg, '/');
   if (!slash) { /* a name: hopper or hopper.ini */
-    int r = load_embedded(c, arg, err, errlen);
+    int r = load_embedded(c, arg, hook, err, errlen);
     if (r <= 0) return r;
   } else if (stat(arg, &sb) != 0) {
     /* configs/hopper.ini from outside the source tree: the same preset is embedded */
@@ -664,7 +685,7 @@ int cfg_load_preset(mbpo_config* c, const char* arg, char* err, int errlen) {
     int in_configs = (dlen == 7 && strncmp(arg, "configs", 7) == 0) ||
                      (dlen > 7 && strncmp(slash - 8, "/configs", 8) == 0);
     if (in_configs) {
-      int r = load_embedded(c, slash + 1, err, errlen);
+      int r = load_embedded(c, slash + 1, hook, err, errlen);
       if (r == 0) mbpo_note("%s is not here; using the embedded preset %s", arg, slash + 1);
       if (r <= 0) return r;
     }
@@ -679,6 +700,16 @@ int cfg_load_preset(mbpo_config* c, const char* arg, char* err, int errlen) {
   mbpo_fmt(err, errlen, "unknown preset '%s'; presets: %s (or give the path of an .ini file)", arg,
            list);
   return -1;
+}
+
+int cfg_load_preset(mbpo_config* c, const char* arg, char* err, int errlen) {
+  return load_preset(c, arg, NULL, err, errlen);
+}
+
+int cfg_load_preset_section(mbpo_config* c, const char* arg, const char* section,
+                            cfg_section_fn fn, void* user, char* err, int errlen) {
+  ini_hook hook = {section, fn, user};
+  return load_preset(c, arg, fn ? &hook : NULL, err, errlen);
 }
 
 /* ---- checks across settings ---------------------------------------------------------------- */

@@ -15,6 +15,13 @@
  *  anything is started or written. Returns 0. */
 int cli_resolve_config(int argc, char** argv, int first, mbpo_config* out);
 
+/** Resolve argv[first..] like cli_resolve_config, with sweep.* keys expanded into a population. *cfgs is
+ *  malloc'ed (n >= 1; no sweep: n = 1 and the config equals cli_resolve_config's). Errors: mbpo_fatal.
+ *  sweep.KEY=v1,v2,... arguments and the keys of the preset's [sweep] section give per-run lists
+ *  (sweep.h); a setting given both plainly (key=value argument) and swept is an error, while a
+ *  setting of the preset is replaced by its sweep. Each run is validated with cfg_validate. */
+int cli_resolve_population(int argc, char** argv, int first, mbpo_config** cfgs, int* n);
+
 /** The preset argument that cli_resolve_config would use (argv[first] when it is neither an option
  *  nor key=value), or NULL when none is given. */
 const char* cli_preset_arg(int argc, char** argv, int first);
