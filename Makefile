@@ -1,6 +1,7 @@
 # MBPO engine: build, test, bench, run.
 #   make              build build/mbpo (CUDA objects too when nvcc is found)
 #   make CUDA=0       force the CPU-only build
+#   make MPI=0        build without MPI even when Open MPI is installed (make deps MPI=1 installs it)
 #   make SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
 #   make deps         install missing Debian packages (apt-get as root; otherwise prints the command)
 #   make test         everything a machine without a GPU can run; one closing "N passed" line
@@ -10,6 +11,7 @@
 CC      ?= gcc
 CUDA    ?= auto
 SAN     ?= 0
+MPI     ?= auto
 TASK    ?= hopper
 BUILD   ?= build
 ifeq ($(SAN),1)
@@ -29,6 +31,10 @@ HAVE_MUJOCO := $(call have_hdr,mujoco/mujoco.h)
 HAVE_CBLAS  := $(call have_hdr,cblas.h)
 HAVE_INIH   := $(call have_hdr,ini.h)
 HAVE_ZLIB   := $(call have_hdr,zlib.h)
+# Open MPI (optional: `mpirun -n N mbpo train ...` spreads a sweep over ranks)
+MPI_CFLAGS  := $(if $(filter 0,$(MPI)),,$(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null))
+MPI_LIBS    := $(if $(filter 0,$(MPI)),,$(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null))
+HAVE_MPI    := $(if $(MPI_LIBS),$(shell printf '\#include <mpi.h>\n' | $(CC) $(MPI_CFLAGS) -E -x c - >/dev/null 2>&1 && echo yes || echo no),no)
 HAVE_OMP    := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
 
 CFLAGS  ?= -O2 -g
@@ -37,6 +43,10 @@ LDLIBS  := -lmujoco -lopenblas -linih -lz -lm -lpthread
 ifeq ($(HAVE_OMP),yes)
 CFLAGS  += -fopenmp
 LDFLAGS += -fopenmp
+endif
+ifeq ($(HAVE_MPI),yes)
+CFLAGS  += $(MPI_CFLAGS) -DMBPO_MPI=1
+LDLIBS  += $(MPI_LIBS)
 endif
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -73,7 +83,7 @@ info:
 	@printf 'mbpo build (%s)\n' "$(BUILD)"
 	@printf '  %-8s %s\n' nvcc "$(if $(NVCC),$(NVCC) (CUDA backend, sm_90 + PTX),not used: CPU-only build)" \
 	  MuJoCo "$(HAVE_MUJOCO)" BLAS "$(HAVE_CBLAS) (OpenBLAS)" inih "$(HAVE_INIH)" zlib "$(HAVE_ZLIB)" \
-	  OpenMP "$(HAVE_OMP)" SAN "$(SAN)"
+	  OpenMP "$(HAVE_OMP)" MPI "$(HAVE_MPI)$(if $(filter yes,$(HAVE_MPI)),, (mpirun -n N: make deps MPI=1))" SAN "$(SAN)"
 	@if [ "$(HAVE_MUJOCO)$(HAVE_CBLAS)$(HAVE_INIH)$(HAVE_ZLIB)" != "yesyesyesyes" ]; then \
 	  echo "  missing libraries: run 'make deps' first"; exit 1; fi
 
@@ -126,9 +136,10 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libmbpo.a
 
 # ---- set-up --------------------------------------------------------------------------------
 DEB_RUNTIME := libmujoco-dev libopenblas-dev libinih-dev zlib1g-dev
-DEB_TEST    := python3-torch python3-numpy
+DEB_MPI     := libopenmpi-dev openmpi-bin
+DEB_TEST    := python3-torch python3-numpy $(DEB_MPI)
 deps:
-	@sh tests/deps.sh $(DEB_RUNTIME)
+	@sh tests/deps.sh $(DEB_RUNTIME) $(if $(filter 1,$(MPI)),$(DEB_MPI))
 test-deps: deps
 	@sh tests/deps.sh --optional $(DEB_TEST)
 

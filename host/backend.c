@@ -6,7 +6,25 @@
 
 #ifdef MBPO_CUDA
 int backend_cuda_probe_impl(char* why, int n);
+void backend_cuda_select_impl(int index);
+void backend_cuda_bind_thread_impl(void);
 #endif
+
+void backend_select_gpu(int index) {
+#ifdef MBPO_CUDA
+  backend_cuda_select_impl(index);
+#else
+  (void)index;
+#endif
+}
+
+void backend_bind_thread(int kind) {
+#ifdef MBPO_CUDA
+  if (kind == BACKEND_CUDA) backend_cuda_bind_thread_impl();
+#else
+  (void)kind;
+#endif
+}
 
 int backend_cuda_built(void) {
 #ifdef MBPO_CUDA

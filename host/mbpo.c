@@ -13,6 +13,7 @@
 #include "mbpo.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +55,21 @@ static const char* const g_pcols[P_NCOL] = {
     "env_steps_per_s"};
 
 
+/* A run stops on NaN/Inf (the phase named, its last good checkpoint kept) without stopping the
+ * other runs of its population: the message goes to stderr and the tick that was running returns
+ * MBPO_TICK_DONE with exit status 1 (mbpo_run_tick's setjmp). */
+static void run_fail(mbpo_state* s, const char* fmt, ...) MBPO_PRINTF(2, 3);
+static void run_fail(mbpo_state* s, const char* fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+  fprintf(stderr, "mbpo: error: %s%s\n", s->prefix, msg);
+  longjmp(s->fail, 1);
+}
+
 static path_buf path_create(int od, int ad, int cap) {
   path_buf p = {0, cap, NULL, NULL, NULL, NULL, NULL, 0};
   p.obs = (float*)malloc(sizeof(float) * (size_t)cap * (size_t)od);
@@ -91,7 +107,7 @@ static void env_step_and_store(mbpo_state* s, const float* a) {
   p->ret += r;
   s->env_steps++;
   for (int i = 0; i < s->od; i++)
-    if (!isfinite(next[i])) mbpo_fatal("NaN/Inf in the observation (env step %llu)", (unsigned long long)s->env_steps);
+    if (!isfinite(next[i])) run_fail(s, "NaN/Inf in the observation (env step %llu)", (unsigned long long)s->env_steps);
   if (e->unstable != unstable0) s->unstable++;
   /* the sampler cuts at max_path_length without a terminal flag */
   if (term || p->n >= s->c->max_path_length) {
@@ -149,10 +165,10 @@ static void model_phase(mbpo_state* s, int epoch, double* row, double* model_tim
     }
   }
   if (rc == MODEL_NONFINITE)
-    mbpo_fatal("NaN/Inf in the model training loss (model fit %u, epoch %d, env step %llu)", s->fits,
+    run_fail(s, "NaN/Inf in the model training loss (model fit %u, epoch %d, env step %llu)", s->fits,
                epoch, (unsigned long long)s->env_steps);
   if (rc != 0)
-    mbpo_fatal("NaN/Inf in a model prediction during the rollout (model fit %u, epoch %d)", s->fits, epoch);
+    run_fail(s, "NaN/Inf in a model prediction during the rollout (model fit %u, epoch %d)", s->fits, epoch);
   double dt = now_s() - t0;
   *model_time += dt;
   row[P_MODEL_LOSS] = fs.train_loss;
@@ -183,7 +199,7 @@ static void sac_phase(mbpo_state* s, double* row, sac_stats* last) {
     s->updates++;
     if (!isfinite(last->q1_loss) || !isfinite(last->q2_loss) || !isfinite(last->pi_loss) ||
         !isfinite(last->alpha))
-      mbpo_fatal("NaN/Inf in the SAC losses (update %llu, env step %llu)",
+      run_fail(s, "NaN/Inf in the SAC losses (update %llu, env step %llu)",
                  (unsigned long long)s->updates, (unsigned long long)s->env_steps);
   }
   row[P_UPDATES] += (double)c->sac_updates;
@@ -196,7 +212,7 @@ static void dev_sac_phase(mbpo_state* s, double* row, sac_stats* last) {
   s->updates += (uint64_t)c->sac_updates;
   s->have_act = 1;
   if (bad)
-    mbpo_fatal("NaN/Inf in the SAC losses (updates %llu-%llu, env step %llu)",
+    run_fail(s, "NaN/Inf in the SAC losses (updates %llu-%llu, env step %llu)",
                (unsigned long long)(s->updates - (uint64_t)c->sac_updates + 1), (unsigned long long)s->updates,
                (unsigned long long)s->env_steps);
   row[P_UPDATES] += (double)c->sac_updates;
@@ -244,9 +260,9 @@ static eval_result log_pending(mbpo_state* s, int final) {
   s->have_pending = 0;
   keep_best(s, er);
   run_status(&s->run, 1,
-             "epoch %4.0f  env steps %7.0f  eval %8.1f ± %6.1f  train %8.1f  model mse %.4g  k %2.0f  "
+             "%sepoch %4.0f  env steps %7.0f  eval %8.1f ± %6.1f  train %8.1f  model mse %.4g  k %2.0f  "
              "%.0f upd/s  %.0f s%s",
-             p[P_EPOCH], p[P_ENV_STEPS], er.mean, er.std, p[P_TRAIN_RETURN], p[P_MODEL_MSE],
+             s->prefix, p[P_EPOCH], p[P_ENV_STEPS], er.mean, er.std, p[P_TRAIN_RETURN], p[P_MODEL_MSE],
              p[P_ROLLOUT_K], p[P_UPDATES_PER_S], p[P_WALL], final ? "  (final)" : "");
   return er;
 }
@@ -297,8 +313,8 @@ static int epoch_end(mbpo_state* s) {
   if (s->have_pending) {
     eval_result er = log_pending(s, 0);
     if (er.episodes > 0 && er.mean >= c->stop_return) {
-      mbpo_note("epoch %.0f reached the evaluation return %.1f >= stop_return %g; stopping",
-                s->pending[P_EPOCH], er.mean, c->stop_return);
+      mbpo_note("%sepoch %.0f reached the evaluation return %.1f >= stop_return %g; stopping",
+                s->prefix, s->pending[P_EPOCH], er.mean, c->stop_return);
       return 1;
     }
   }
@@ -408,19 +424,8 @@ static void teardown(mbpo_state* s) {
   run_close(&s->run);
 }
 
-/* ---- checkpoints and interruption ---- */
 
-static volatile sig_atomic_t g_stop;
-
-/* First SIGINT/SIGTERM: finish the current step, checkpoint, exit 0. A second SIGINT: exit now. */
-static void on_signal(int sig) {
-  if (g_stop && sig == SIGINT) {
-    static const char msg[] = "\nmbpo: interrupted again: exiting without a checkpoint\n";
-    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) _exit(130);
-    _exit(130);
-  }
-  g_stop = 1;
-}
+/* ---- checkpoints ---- */
 
 /* Save a checkpoint named name in the run folder and point checkpoint.latest at it. */
 static int save_checkpoint(mbpo_state* s, const char* name) {
@@ -428,8 +433,8 @@ static int save_checkpoint(mbpo_state* s, const char* name) {
   if (s->dev) mbpod_to_host(s->dev, s, 0); /* the device's state into the host components */
   snprintf(path, sizeof path, "%s/%s", s->run.path, name);
   if (ckpt_save(s, path, now_s() - s->t_start, err, sizeof err) != 0) {
-    if (s->last_ckpt[0]) mbpo_warn("checkpoint not written (%s is kept): %s", s->last_ckpt, err);
-    else mbpo_warn("checkpoint not written: %s", err);
+    if (s->last_ckpt[0]) mbpo_warn("%scheckpoint not written (%s is kept): %s", s->prefix, s->last_ckpt, err);
+    else mbpo_warn("%scheckpoint not written: %s", s->prefix, err);
     s->ckpt_failed = 1;
     return -1;
   }
@@ -459,61 +464,85 @@ static void epoch_checkpoint(mbpo_state* s, long e, int final) {
   }
 }
 
-/* Test hook: MBPO_TEST_INTERRUPT_STEP=N acts as a SIGINT after training step N. */
-static long g_interrupt_step = -1;
+int mbpo_run_interrupt(mbpo_state* s) {
+  char name[64];
+  snprintf(name, sizeof name, "ckpt-e%06ld-t%06ld.npz", s->epoch, s->t);
+  eval_wait(s->ev);
+  int ok = save_checkpoint(s, name) == 0;
+  run_status(&s->run, 1, "mbpo: %sinterrupted at epoch %ld step %ld; %s", s->prefix, s->epoch, s->t,
+             ok ? "checkpoint written" : "NO checkpoint written");
+  if (ok) fprintf(stderr, "mbpo: resume with: mbpo train --resume %s\n", s->run.path);
+  s->phase = MBPO_PHASE_DONE;
+  s->rc = ok ? 0 : 1;
+  return s->rc;
+}
 
-/* Epochs from s->epoch (resumed or 0) to the end; returns the exit status. */
-static int run_epochs(mbpo_state* s) {
-  const mbpo_config* c = s->c;
-  long n_epochs = mbpo_epochs(c);
-  int stop = 0;
-  while (s->epoch < n_epochs && !stop) {
-    if (s->t == 0) epoch_begin(s);
-    for (; !(s->t >= c->epoch_length && s->real->size >= c->min_pool); s->t++) {
-      epoch_step(s, n_epochs);
-      if (g_interrupt_step >= 0 && (long)s->train_steps == g_interrupt_step) g_stop = 1;
-      if (g_stop) {
-        s->t++;
-        char name[64];
-        snprintf(name, sizeof name, "ckpt-e%06ld-t%06ld.npz", s->epoch, s->t);
-        eval_wait(s->ev);
-        int ok = save_checkpoint(s, name) == 0;
-        run_status(&s->run, 1, "mbpo: interrupted at epoch %ld step %ld; %s", s->epoch, s->t,
-                   ok ? "checkpoint written" : "NO checkpoint written");
-        if (ok) fprintf(stderr, "mbpo: resume with: mbpo train --resume %s\n", s->run.path);
-        return ok ? 0 : 1;
-      }
-    }
-    stop = epoch_end(s);
-    long ended = s->epoch;
-    s->t = 0;
-    s->epoch++;
-    epoch_checkpoint(s, ended, s->epoch >= n_epochs || stop);
-  }
+/* The end of the run: log the last epoch, say whether its final state is saved. */
+static void run_finish(mbpo_state* s) {
   if (s->have_pending) log_pending(s, 1);
-  mbpo_note("done: %llu env steps after exploration, %.0f s", (unsigned long long)s->train_steps,
+  mbpo_note("%sdone: %llu env steps after exploration, %.0f s", s->prefix, (unsigned long long)s->train_steps,
             now_s() - s->t_start);
+  s->phase = MBPO_PHASE_DONE;
+  s->rc = 0;
   if (s->ckpt_failed) { /* the run's end state is not saved: say so in the exit status */
     if (s->last_ckpt[0])
       mbpo_warn("the final checkpoint could not be written; the newest is %s/%s (resume with: mbpo "
                 "train --resume %s)", s->run.path, s->last_ckpt, s->run.path);
     else
-      mbpo_warn("the final checkpoint could not be written; this run has no checkpoint");
-    return 1;
+      mbpo_warn("%sthe final checkpoint could not be written; this run has no checkpoint", s->prefix);
+    s->rc = 1;
   }
-  return 0;
 }
 
-static void install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  const char* h = getenv("MBPO_TEST_INTERRUPT_STEP");
-  if (h) g_interrupt_step = atol(h);
+/* ---- one step of a run ---- */
+
+int mbpo_run_tick(mbpo_state* s) {
+  const mbpo_config* c = s->c;
+  if (s->phase == MBPO_PHASE_DONE) return MBPO_TICK_DONE;
+  if (setjmp(s->fail)) { /* run_fail: NaN/Inf, reported; the run stops, nothing more is written */
+    s->phase = MBPO_PHASE_DONE;
+    s->rc = 1;
+    return MBPO_TICK_DONE;
+  }
+  for (;;) {
+    if (s->phase == MBPO_PHASE_EXPLORE) {
+      /* 1. Initial exploration: uniform actions in [-1, 1] until D_env holds init_steps rows. */
+      if (s->real->size < c->init_steps) {
+        rng_key xk = {(uint32_t)c->seed, RNG_EXPLORE};
+        float a[ENV_MAX_ACT];
+        for (int i = 0; i < s->ad; i++)
+          a[i] = 2.0f * rng_uniform(xk, 0, (uint32_t)s->env_steps, (uint64_t)i) - 1.0f;
+        env_step_and_store(s, a);
+        return MBPO_TICK_STEP;
+      }
+      mbpo_note("%sexplored %llu steps (%ld transitions in the real pool)", s->prefix,
+                (unsigned long long)s->env_steps, s->real->size);
+      s->phase = MBPO_PHASE_TRAIN;
+    }
+    /* 2. Epochs (the target critics were hard-copied at creation). An epoch ends when t >= E and
+     *    the real pool holds min_pool rows. */
+    long n_epochs = mbpo_epochs(c);
+    if (s->epoch >= n_epochs) {
+      run_finish(s);
+      return MBPO_TICK_DONE;
+    }
+    if (s->t >= c->epoch_length && s->real->size >= c->min_pool) {
+      int stop = epoch_end(s);
+      long ended = s->epoch;
+      s->t = 0;
+      s->epoch++;
+      epoch_checkpoint(s, ended, s->epoch >= n_epochs || stop);
+      if (stop) s->epoch = n_epochs;
+      continue;
+    }
+    if (s->t == 0) epoch_begin(s);
+    epoch_step(s, n_epochs);
+    s->t++;
+    return MBPO_TICK_STEP;
+  }
 }
+
+/* ---- opening and closing a run ---- */
 
 /* The device side of the run when the backend is CUDA (or its host emulation, for tests:
  * MBPO_DEVICE_EMULATE=1). */
@@ -523,59 +552,48 @@ static void open_device(mbpo_state* s, int kind) {
   else if (kind == BACKEND_CUDA) s->dev = mbpod_create(s, DX_CUDA);
 }
 
-int mbpo_train(const mbpo_config* c) {
+/* "<folder name>: " in a population (log lines name their run), "" for a single run. */
+static void set_prefix(mbpo_state* s, int in_population) {
+  s->prefix[0] = '\0';
+  if (!in_population) return;
+  const char* base = strrchr(s->run.path, '/');
+  snprintf(s->prefix, sizeof s->prefix, "%.120s: ", base ? base + 1 : s->run.path);
+  s->run.tty = 0; /* one live line cannot show several runs */
+}
+
+void mbpo_run_open(mbpo_state* s, const mbpo_config* c, int kind, int in_population) {
   char err[4400];
-  int kind = backend_resolve((int)c->device);
-  threads_set((int)c->threads);
-  static mbpo_state S;
-  mbpo_state* s = &S;
   setup(s, c);
   open_device(s, kind);
   if (run_open(&s->run, c, err, sizeof err) != 0) mbpo_fatal("%s", err);
-  mbpo_note("run folder %s (backend %s, task %s, seed %ld)", s->run.path,
+  set_prefix(s, in_population);
+  mbpo_note("%srun folder %s (backend %s, task %s, seed %ld)", s->prefix, s->run.path,
             s->dev ? mbpod_name(s->dev) : backend_name(BACKEND_CPU), c->task, c->seed);
   run_csv_header(s->run.progress, P_NCOL, g_pcols);
   open_tboard(s);
   s->t_start = now_s();
   env_reset(s->envs->envs[0], s->obs);
-
-  /* 1. Initial exploration: uniform actions in [-1, 1] until D_env holds init_steps rows. */
-  rng_key xk = {(uint32_t)c->seed, RNG_EXPLORE};
-  while (s->real->size < c->init_steps) {
-    float a[ENV_MAX_ACT];
-    for (int i = 0; i < s->ad; i++)
-      a[i] = 2.0f * rng_uniform(xk, 0, (uint32_t)s->env_steps, (uint64_t)i) - 1.0f;
-    env_step_and_store(s, a);
-  }
-  mbpo_note("explored %llu steps (%ld transitions in the real pool)",
-            (unsigned long long)s->env_steps, s->real->size);
-
-  /* 2. Epochs (the target critics were hard-copied at creation). An epoch ends when t >= E and
-   *    the real pool holds min_pool rows. */
-  install_signals();
-  int rc = run_epochs(s);
-  teardown(s);
-  return rc;
+  s->phase = MBPO_PHASE_EXPLORE;
 }
 
-int mbpo_resume(const char* run_path) {
+void mbpo_run_load_config(const char* run_path, mbpo_config* cfg) {
   char err[4600], path[4400];
-  static mbpo_config cfg;
-  cfg_defaults(&cfg);
+  cfg_defaults(cfg);
   snprintf(path, sizeof path, "%s/config.ini", run_path);
-  if (cfg_load_ini(&cfg, path, err, sizeof err) != 0 || cfg_validate(&cfg, err, sizeof err) != 0)
+  if (cfg_load_ini(cfg, path, err, sizeof err) != 0 || cfg_validate(cfg, err, sizeof err) != 0)
     mbpo_fatal("cannot resume %s: %s", run_path, err);
+}
+
+void mbpo_run_resume(mbpo_state* s, const mbpo_config* cfg, const char* run_path, int kind,
+                     int in_population) {
+  char err[4600], path[4400];
   snprintf(path, sizeof path, "%s/%s", run_path, CKPT_LATEST);
   FILE* f = fopen(path, "r");
   char name[300] = "";
   if (!f || !fgets(name, sizeof name, f)) mbpo_fatal("cannot resume %s: no checkpoint (%s)", run_path, path);
   fclose(f);
   name[strcspn(name, "\r\n")] = '\0';
-  int kind = backend_resolve((int)cfg.device);
-  threads_set((int)cfg.threads);
-  static mbpo_state S;
-  mbpo_state* s = &S;
-  setup(s, &cfg);
+  setup(s, cfg);
   double elapsed = 0;
   snprintf(path, sizeof path, "%s/%s", run_path, name);
   if (ckpt_load(s, path, &elapsed, err, sizeof err) != 0) mbpo_fatal("cannot resume: %s", err);
@@ -584,14 +602,14 @@ int mbpo_resume(const char* run_path) {
   long rows = s->epoch - s->have_pending;
   if (run_reopen(&s->run, run_path, rows, (long)s->fits, err, sizeof err) != 0)
     mbpo_fatal("cannot resume: %s", err);
+  set_prefix(s, in_population);
   open_tboard(s);
   s->t_start = now_s() - elapsed;
   s->t_epoch = now_s();
   if (s->have_pending) eval_start_snapshot(s->ev, (uint32_t)s->pending[P_EPOCH]);
-  mbpo_note("resuming %s from %s (epoch %ld, step %ld, %llu env steps)", run_path, name, s->epoch,
-            s->t, (unsigned long long)s->env_steps);
-  install_signals();
-  int rc = run_epochs(s);
-  teardown(s);
-  return rc;
+  mbpo_note("%sresuming %s from %s (epoch %ld, step %ld, %llu env steps)", s->prefix, run_path, name,
+            s->epoch, s->t, (unsigned long long)s->env_steps);
+  s->phase = MBPO_PHASE_TRAIN; /* checkpoints are written after exploration only */
 }
+
+void mbpo_run_close(mbpo_state* s) { teardown(s); }

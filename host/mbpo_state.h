@@ -4,6 +4,7 @@
 #ifndef MBPO_STATE_H
 #define MBPO_STATE_H
 
+#include <setjmp.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -34,9 +35,19 @@ typedef struct path_buf {
   double ret;
 } path_buf;
 
+/* Where a run is: exploring, training (epochs), or finished (done, stopped, failed, interrupted). */
+enum { MBPO_PHASE_EXPLORE, MBPO_PHASE_TRAIN, MBPO_PHASE_DONE };
+
+/* What mbpo_run_tick did. */
+enum { MBPO_TICK_STEP, MBPO_TICK_DONE };
+
 /* Everything one run holds. */
 typedef struct mbpo_state {
   const mbpo_config* c;
+  int phase;             /* MBPO_PHASE_* */
+  int rc;                /* exit status once done: 0, or 1 (failed, or the final checkpoint not written) */
+  jmp_buf fail;          /* run_fail returns here (to mbpo_run_tick) */
+  char prefix[128];      /* "<folder>: " before the run's log lines in a population, else "" */
   const env_task* task;
   int od, ad;
   run_folder run;
@@ -82,6 +93,34 @@ typedef struct mbpo_state {
   uint32_t* bidx;
   float *bobs, *bact, *brew, *bnext, *bdone;
 } mbpo_state;
+
+/** Build run s for config c (every component and buffer, allocated once here), open its new run
+ *  folder and start it (exploration first). kind = the resolved backend (backend.h); in_population:
+ *  log lines name the run and there is no live terminal line. Errors here are fatal: nothing has
+ *  trained yet. c must outlive s. */
+void mbpo_run_open(mbpo_state* s, const mbpo_config* c, int kind, int in_population);
+
+/** Read the config.ini of the run folder run_path into cfg (fatal when missing or invalid). */
+void mbpo_run_load_config(const char* run_path, mbpo_config* cfg);
+
+/** Build run s for cfg (read by mbpo_run_load_config) and continue the run folder run_path from its
+ *  newest checkpoint (checkpoint.latest). Bad or missing checkpoints are fatal. */
+void mbpo_run_resume(mbpo_state* s, const mbpo_config* cfg, const char* run_path, int kind,
+                     int in_population);
+
+/** Advance run s by one env step (exploration or training: with the model phase when due and the G
+ *  SAC updates), handling the epoch ends (log, evaluation, checkpoint) on the way. Returns
+ *  MBPO_TICK_STEP, or MBPO_TICK_DONE once the run has ended (s->rc holds its exit status; a NaN/Inf
+ *  ends only this run, reported with the phase named). */
+int mbpo_run_tick(mbpo_state* s);
+
+/** Interrupted (Ctrl-C, SIGTERM): wait for the evaluation, write the mid-epoch checkpoint
+ *  ckpt-e<epoch>-t<step>.npz, and end the run. Returns its exit status (1 when not written). Only
+ *  for a run in MBPO_PHASE_TRAIN. */
+int mbpo_run_interrupt(mbpo_state* s);
+
+/** Free everything of run s and close its files. */
+void mbpo_run_close(mbpo_state* s);
 
 /** Write the run's whole state to path atomically (checkpoint.h); elapsed = wall seconds so far.
  *  Returns 0, or -1 with err (the previous file at path is left intact). */

@@ -16,6 +16,14 @@ int backend_cuda_probe(char* why, int n);
  *  error saying why the GPU is not usable; auto → CUDA when usable, else CPU with a notice. */
 int backend_resolve(int device_setting);
 
+/** Use GPU number index (modulo the number of GPUs) for this process: MPI ranks pass their local
+ *  rank so that the ranks on one machine spread over its GPUs. Call before anything else of CUDA. */
+void backend_select_gpu(int index);
+
+/** Make the selected GPU current for the calling thread (CUDA's current device is per host thread)
+ *  when kind is BACKEND_CUDA; a no-op otherwise. Worker threads that drive runs call it first. */
+void backend_bind_thread(int kind);
+
 /** Name of a backend ("cpu", "cuda"). */
 const char* backend_name(int kind);
 

@@ -20,6 +20,17 @@ long mbpo_epochs(const mbpo_config* c);
  *  (0 on success); errors that stop the run are reported with the phase named. */
 int mbpo_train(const mbpo_config* c);
 
+/** Train a population of n independent runs cfgs[0..n-1] in one process (host/population.c): each
+ *  with its own seed key, run folder, logs and checkpoints, giving exactly what it gives alone; the
+ *  runs step in lockstep rounds spread over a pool of host threads. The device setting of cfgs[0]
+ *  picks the backend of all. Returns the largest exit status of the runs; a run that fails (NaN)
+ *  stops alone, with its message. */
+int mbpo_train_population(const mbpo_config* cfgs, int n);
+
+/** Continue the n run folders paths[0..n-1] together as one population (each from its newest
+ *  checkpoint, with its config.ini). Returns the largest exit status. */
+int mbpo_resume_population(int n, char* const* paths);
+
 /** Continue the run in the folder run_path from its newest checkpoint (checkpoint.latest) with the
  *  folder's config.ini. Returns the process exit status; bad or missing checkpoints are fatal. */
 int mbpo_resume(const char* run_path);

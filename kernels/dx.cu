@@ -33,6 +33,8 @@ struct dxc_state {
   size_t select_tmp_bytes;
 };
 
+extern "C" int backend_cuda_ordinal_impl(void); // kernels/device.cu
+
 extern "C" void* dxc_create(char* err, int n) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
@@ -41,8 +43,9 @@ extern "C" void* dxc_create(char* err, int n) {
              e != cudaSuccess ? cudaGetErrorString(e) : "none found");
     return nullptr;
   }
-  if ((e = cudaSetDevice(0)) != cudaSuccess || (e = cudaFree(0)) != cudaSuccess) {
-    snprintf(err, (size_t)n, "CUDA device 0 is not usable: %s", cudaGetErrorString(e));
+  int ord = backend_cuda_ordinal_impl();
+  if ((e = cudaSetDevice(ord)) != cudaSuccess || (e = cudaFree(0)) != cudaSuccess) {
+    snprintf(err, (size_t)n, "CUDA device %d is not usable: %s", ord, cudaGetErrorString(e));
     return nullptr;
   }
   dxc_state* s = new dxc_state();

@@ -60,7 +60,7 @@ static int col(const csv* t, const char* name) {
   return -1;
 }
 
-static double num(const csv* t, int r, const char* name) {
+static inline double num(const csv* t, int r, const char* name) {
   int c = col(t, name);
   if (c < 0 || r >= t->nrow || c >= t->rcol[r]) return NAN;
   return atof(t->cell[r][c]);

@@ -1,0 +1,202 @@
+/* test_population.c: populations of runs (sweep.*, host/population.c) and MPI ranks, through the
+ * real binary (MBPO_BIN; skipped when unset). A run inside a population must read exactly as the
+ * same run alone: on the CPU backend every progress.csv column before the timing columns and every
+ * model_train.csv column but `seconds` are compared as text, so "exactly" means bit-for-bit.
+ *
+ *   - a 2 seeds x 2 rollout schedules sweep (threads=1: one thread per run, two runs at a time on two
+ *     cores) vs two of its runs trained alone (a run is reproduced bit for bit with the same
+ *     `threads`: OpenBLAS's threaded GEMMs sum in another order with another thread count);
+ *   - that population interrupted mid-epoch (all its runs checkpoint) and resumed with
+ *     `--resume A B C D` equals the uninterrupted one;
+ *   - the device path on its host emulation (MBPO_DEVICE_EMULATE=1): population vs alone;
+ *   - `mpirun -n 2` (Open MPI; skipped when mpirun or the MPI build is missing): the ranks' runs equal
+ *     the runs alone, rank 0 writes the summary of all of them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "csv_read.h"
+#include "test.h"
+
+static const char* const ARGS =
+    "steps=300 epoch_length=100 init_steps=100 min_pool=250 max_path_length=100 "
+    "model.train_freq=50 model.hidden=32 model.max_epochs=5 rollout.batch=500 "
+    "sac.hidden=32 sac.updates=2 eval.episodes=2 checkpoint.every=1";
+static const char* const SCHED = "rollout.min_epoch=0 rollout.max_epoch=2 rollout.min_length=1";
+
+static char g_tmp[] = "/tmp/mbpo_test_population_XXXXXX";
+static const char* g_bin;
+
+/* Run `mbpo train inverted_pendulum ARGS <args>` with env before it; 0 on success. */
+static int train(const char* env, const char* args, const char* log) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive %s '%s' train inverted_pendulum %s %s > '%s/%s.log' 2>&1",
+           env, g_bin, ARGS, args, g_tmp, log);
+  int rc = system(cmd);
+  if (rc != 0) {
+    fprintf(stderr, "  command failed (status %d): %s\n", rc, cmd);
+    snprintf(cmd, sizeof cmd, "tail -n 20 '%s/%s.log' >&2", g_tmp, log);
+    if (system(cmd) != 0) fprintf(stderr, "  (no log)\n");
+  }
+  return rc;
+}
+
+/* Columns of file in run folders a and b before the column named stop (or all but `skip`) equal as
+ * text, row by row. */
+static void same_file(const char* a, const char* b, const char* file, const char* stop, const char* skip) {
+  char pa[4096], pb[4096];
+  snprintf(pa, sizeof pa, "%s/%s/%s", g_tmp, a, file);
+  snprintf(pb, sizeof pb, "%s/%s/%s", g_tmp, b, file);
+  csv x, y;
+  int ra = csv_read(pa, &x), rb = csv_read(pb, &y);
+  CHECK(ra == 0 && rb == 0, "cannot read %s or %s", pa, pb);
+  if (ra || rb) {
+    if (!ra) csv_free(&x);
+    if (!rb) csv_free(&y);
+    return;
+  }
+  int end = stop ? col(&x, stop) : x.ncol, sk = skip ? col(&x, skip) : -1;
+  CHECK(x.nrow == y.nrow && x.ncol == y.ncol && x.nrow > 0 && end > 0, "%s: %s has %d x %d, %s %d x %d", file, a,
+        x.nrow, x.ncol, b, y.nrow, y.ncol);
+  int shown = 0;
+  for (int r = 0; r < x.nrow && r < y.nrow; r++)
+    for (int k = 0; k < end && k < x.rcol[r] && k < y.rcol[r]; k++) {
+      if (k == sk) continue;
+      int same = strcmp(x.cell[r][k], y.cell[r][k]) == 0;
+      CHECK(same || shown > 6, "%s row %d %s: %s %s vs %s %s", file, r, x.head[k], a, x.cell[r][k], b,
+            y.cell[r][k]);
+      shown += !same;
+    }
+  csv_free(&x);
+  csv_free(&y);
+}
+
+/* Run folders a and b hold the same run. */
+static void same_run(const char* a, const char* b) {
+  same_file(a, b, "progress.csv", "wall_time_s", NULL);
+  same_file(a, b, "model_train.csv", NULL, "seconds");
+}
+
+static int exists(const char* rel) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", g_tmp, rel);
+  return access(p, F_OK) == 0;
+}
+
+#define POP "pop/inverted_pendulum-mbpo-rollout_schedule_0_2_1_"
+#define SWEEP "'sweep.seed=0,1' 'sweep.rollout_schedule=0:2:1:3;0:2:1:1'"
+
+static void test_population_equals_alone(void) {
+  char args[2048];
+  snprintf(args, sizeof args, "run_dir=%s/pop threads=1 %s", g_tmp, SWEEP);
+  CHECK(train("", args, "pop") == 0, "population failed");
+  /* two of the four runs alone, with their tags so that the folder names match */
+  snprintf(args, sizeof args, "run_dir=%s/alone threads=1 seed=1 %s rollout.max_length=3 tag=mbpo-rollout_schedule_0_2_1_3",
+           g_tmp, SCHED);
+  CHECK(train("", args, "alone1") == 0, "run alone failed");
+  snprintf(args, sizeof args, "run_dir=%s/alone threads=1 seed=0 %s rollout.max_length=1 tag=mbpo-rollout_schedule_0_2_1_1",
+           g_tmp, SCHED);
+  CHECK(train("", args, "alone0") == 0, "run alone failed");
+  same_run(POP "3-s1", "alone/inverted_pendulum-mbpo-rollout_schedule_0_2_1_3-s1");
+  same_run(POP "1-s0", "alone/inverted_pendulum-mbpo-rollout_schedule_0_2_1_1-s0");
+  CHECK(exists(POP "3-s0/progress.csv") && exists(POP "1-s1/progress.csv"), "the other runs' folders");
+  CHECK(exists("pop/inverted_pendulum-mbpo-summary/summary.md"), "no summary after the population");
+}
+
+static void test_population_interrupt_resume(void) {
+  char args[2048];
+  snprintf(args, sizeof args, "run_dir=%s/int threads=1 %s", g_tmp, SWEEP);
+  CHECK(train("MBPO_TEST_INTERRUPT_STEP=130", args, "int") == 0, "interrupted population failed");
+  CHECK(!exists("int/inverted_pendulum-mbpo-summary"), "a summary of unfinished runs");
+  const char* sfx[4] = {"3-s0", "1-s0", "3-s1", "1-s1"};
+  char resume[4096] = "";
+  for (int i = 0; i < 4; i++) {
+    char rel[512];
+    snprintf(rel, sizeof rel, "int/inverted_pendulum-mbpo-rollout_schedule_0_2_1_%s/checkpoint.latest", sfx[i]);
+    CHECK(exists(rel), "%s missing", rel);
+    size_t n = strlen(resume);
+    snprintf(resume + n, sizeof resume - n, " %s/int/inverted_pendulum-mbpo-rollout_schedule_0_2_1_%s", g_tmp, sfx[i]);
+  }
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive '%s' train --resume %s > '%s/resume.log' 2>&1", g_bin, resume, g_tmp);
+  CHECK(system(cmd) == 0, "resume failed: %s", cmd);
+  for (int i = 0; i < 4; i++) {
+    char a[512], b[512];
+    snprintf(a, sizeof a, "int/inverted_pendulum-mbpo-rollout_schedule_0_2_1_%s", sfx[i]);
+    snprintf(b, sizeof b, POP "%s", sfx[i]);
+    same_run(a, b);
+  }
+}
+
+static void test_population_device_emulation(void) {
+  char args[2048];
+  snprintf(args, sizeof args, "run_dir=%s/emu threads=1 'sweep.seed=0,1' %s rollout.max_length=3", g_tmp, SCHED);
+  CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu") == 0, "emulated population failed");
+  snprintf(args, sizeof args, "run_dir=%s/emu1 threads=1 seed=1 %s rollout.max_length=3", g_tmp, SCHED);
+  CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu1") == 0, "emulated run alone failed");
+  same_run("emu/inverted_pendulum-mbpo-s1", "emu1/inverted_pendulum-mbpo-s1");
+  /* the CPU backend's run for the MPI case */
+  snprintf(args, sizeof args, "run_dir=%s/cpu0 threads=1 seed=0 %s rollout.max_length=3", g_tmp, SCHED);
+  CHECK(train("", args, "cpu0") == 0, "run alone failed");
+}
+
+static void test_mpirun(void) {
+  if (system("command -v mpirun > /dev/null 2>&1") != 0) SKIP("mpirun not found (make deps MPI=1 installs Open MPI)");
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "'%s' --version | grep -q 'MPI yes'", g_bin);
+  if (system(cmd) != 0) SKIP("this mbpo was built without MPI (libopenmpi-dev missing at build time)");
+  /* Open MPI refuses root without these; --oversubscribe: 2 ranks on fewer cores */
+  snprintf(cmd, sizeof cmd,
+           "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
+           "OMP_WAIT_POLICY=passive mpirun -n 2 --oversubscribe '%s' train inverted_pendulum %s run_dir=%s/mpi "
+           "threads=1 'sweep.seed=0,1,2' %s rollout.max_length=3 > '%s/mpi.log' 2>&1",
+           g_bin, ARGS, g_tmp, SCHED, g_tmp);
+  int rc = system(cmd);
+  CHECK(rc == 0, "mpirun failed (status %d): %s", rc, cmd);
+  if (rc != 0) {
+    snprintf(cmd, sizeof cmd, "tail -n 30 '%s/mpi.log' >&2", g_tmp);
+    if (system(cmd) != 0) fprintf(stderr, "  (no log)\n");
+    return;
+  }
+  snprintf(cmd, sizeof cmd, "grep -q 'MPI rank 1 of 2: 1 of the 3 runs' '%s/mpi.log'", g_tmp);
+  CHECK(system(cmd) == 0, "rank 1 did not train its one run (see %s/mpi.log)", g_tmp);
+  /* rank 1's run, and one of rank 0's two */
+  same_run("mpi/inverted_pendulum-mbpo-s1", "alone/inverted_pendulum-mbpo-rollout_schedule_0_2_1_3-s1");
+  same_run("mpi/inverted_pendulum-mbpo-s0", "cpu0/inverted_pendulum-mbpo-s0");
+  /* the summary of all three runs, by rank 0 */
+  snprintf(cmd, sizeof cmd, "grep -q '| 3 |' '%s/mpi/inverted_pendulum-mbpo-summary/summary.md'", g_tmp);
+  CHECK(system(cmd) == 0, "rank 0's summary does not cover the 3 runs");
+}
+
+/* A sweep key that changes shapes is refused before anything runs. */
+static void test_bad_sweep(void) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "'%s' train inverted_pendulum run_dir=%s/bad 'sweep.model.hidden=32,64' > '%s/bad.log' 2>&1",
+           g_bin, g_tmp, g_tmp);
+  CHECK(system(cmd) != 0, "a sweep over model.hidden was accepted");
+  snprintf(cmd, sizeof cmd, "grep -q 'model.hidden' '%s/bad.log'", g_tmp);
+  CHECK(system(cmd) == 0, "the error does not name model.hidden");
+  CHECK(!exists("bad"), "a run folder was made");
+}
+
+int main(void) {
+  g_bin = getenv("MBPO_BIN");
+  if (!g_bin || !mkdtemp(g_tmp)) {
+    fprintf(stderr, "SKIP all: MBPO_BIN not set (run through tests/run.sh)\n");
+    printf("0 passed, 0 failed, 5 skipped\n");
+    return 0;
+  }
+  RUN(test_population_equals_alone);
+  RUN(test_population_interrupt_resume);
+  RUN(test_population_device_emulation);
+  RUN(test_mpirun);
+  RUN(test_bad_sweep);
+  int rc = test_done();
+  if (rc == 0) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", g_tmp);
+  }
+  return rc;
+}
