@@ -1,4 +1,5 @@
 /* main.c: the `mbpo` command line: usage, dispatch to the subcommands, and the subcommands. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,12 @@
 #include "env.h"
 #include "evaluate_cmd.h"
 #include "log.h"
+#include "sweep.h"
 #include "plot.h"
+#include "backend.h"
+#include "ranks.h"
+#include "run.h"
+#include "summary.h"
 
 /** One subcommand: its name, argument synopsis, description and entry point. The entry point gets
  *  the arguments from the command name on (argv[0] = the command name). */
@@ -64,11 +70,15 @@ static int cmd_config(int argc, char** argv) {
     if (i > 0 && strcmp(argv[i], "--ini") == 0) ini = 1;
     else args[n++] = argv[i];
   }
-  mbpo_config cfg;
-  cli_resolve_config(n, args, 1, &cfg);
+  mbpo_config* cfgs = NULL;
+  int nrun = 0;
+  cli_resolve_population(n, args, 1, &cfgs, &nrun);
   free(args);
-  if (ini) cfg_write_ini(&cfg, stdout);
-  else cfg_print(&cfg, stdout);
+  if (ini) cfg_write_ini(&cfgs[0], stdout);
+  else cfg_print(&cfgs[0], stdout);
+  if (nrun > 1 && ini) mbpo_note("a sweep of %d runs: this is the first run's configuration", nrun);
+  else if (nrun > 1) sweep_print(cfgs, nrun, stdout);
+  free(cfgs);
   return 0;
 }
 
@@ -85,20 +95,77 @@ static int not_built(const char* name, const char* issue, int argc, char** argv,
   return 2;
 }
 
-/** `mbpo train <preset> [key=value ...]` (argv[0] = "train"): resolve and check the configuration,
- *  then run MBPO. Returns the process exit status. */
-int cmd_train(int argc, char** argv) {
-  if (argc >= 2 && strcmp(argv[1], "--resume") == 0) {
-    if (argc != 3) mbpo_fatal("usage: mbpo train --resume <run folder>");
-    return mbpo_resume(argv[2]);
+/* The tag of a sweep's runs without the suffixes the sweep added ("-<key>_<value>"): the longest
+ * prefix common to all tags, cut before the first "-<letter>" where they start to differ. */
+static void base_tag(const mbpo_config* cfgs, int n, char* out, int len) {
+  snprintf(out, (size_t)len, "%s", cfgs[0].tag);
+  size_t common = strlen(out);
+  for (int i = 1; i < n; i++) {
+    size_t k = 0;
+    while (k < common && cfgs[i].tag[k] == out[k]) k++;
+    common = k;
   }
-  if (!cli_preset_arg(argc, argv, 1)) {
+  if (common == strlen(out)) return; /* all equal (a sweep of seeds only) */
+  while (common > 0 && !(out[common - 1] == '-' && isalpha((unsigned char)out[common]))) common--;
+  out[common > 0 ? common - 1 : 0] = '\0';
+}
+
+/* After a population (rank 0, once every rank is done): <run_dir>/<task>-<tag>-summary/ of all its
+ * runs. A failure is a warning: the runs themselves are complete. */
+static void write_summary(const mbpo_config* cfgs, int n) {
+  char tag[CFG_STR_MAX], dir[4096], err[4400];
+  base_tag(cfgs, n, tag, sizeof tag);
+  mbpo_fmt(dir, sizeof dir, "%s/%s-%s-summary", cfgs[0].run_dir, cfgs[0].task, tag);
+  char** paths = (char**)calloc((size_t)n, sizeof *paths);
+  if (!paths) mbpo_fatal("out of memory");
+  for (int i = 0; i < n; i++) {
+    paths[i] = (char*)malloc(4096);
+    if (!paths[i]) mbpo_fatal("out of memory");
+    run_path(&cfgs[i], paths[i], 4096);
+  }
+  if (summary_write(n, paths, dir, 0, err, sizeof err) != 0) mbpo_warn("no summary: %s", err);
+  else mbpo_note("summary of %d runs in %s", n, dir);
+  for (int i = 0; i < n; i++) free(paths[i]);
+  free(paths);
+}
+
+/** `mbpo train <preset> [key=value ...] [sweep.key=v1,v2,...]` (argv[0] = "train") or `mbpo train
+ *  --resume RUN...`: resolve and check the configuration (a sweep: the population of its runs), then
+ *  run MBPO. Under mpirun each rank trains every size-th run of the population (from its rank on) on
+ *  its local GPU, and rank 0 writes the summary. Returns the process exit status. */
+int cmd_train(int argc, char** argv) {
+  int resume = argc >= 2 && strcmp(argv[1], "--resume") == 0;
+  if (resume && argc < 3) mbpo_fatal("usage: mbpo train --resume <run folder>...");
+  if (!resume && !cli_preset_arg(argc, argv, 1)) {
     print_command_usage(find_command("train"), stderr);
     mbpo_fatal("train needs a preset or .ini file as its first argument");
   }
-  mbpo_config cfg;
-  cli_resolve_config(argc, argv, 1, &cfg);
-  return mbpo_train(&cfg);
+  mbpo_config* cfgs = NULL;
+  int n = resume ? argc - 2 : 0;
+  if (!resume) cli_resolve_population(argc, argv, 1, &cfgs, &n);
+  ranks_init();
+  int rank = ranks_rank(), size = ranks_size();
+  backend_select_gpu(ranks_local());
+  /* this rank's runs: every size-th from its rank on */
+  int mine = 0;
+  mbpo_config* my_cfgs = resume ? NULL : (mbpo_config*)calloc((size_t)n, sizeof *my_cfgs);
+  char** my_paths = (char**)calloc((size_t)n, sizeof *my_paths);
+  if ((!resume && !my_cfgs) || !my_paths) mbpo_fatal("out of memory");
+  for (int i = rank; i < n; i += size) {
+    if (resume) my_paths[mine++] = argv[2 + i];
+    else my_cfgs[mine++] = cfgs[i];
+  }
+  if (size > 1)
+    mbpo_note("MPI rank %d of %d: %d of the %d runs", rank, size, mine, n);
+  int rc = 0;
+  if (mine > 0) rc = resume ? mbpo_resume_population(mine, my_paths) : mbpo_train_population(my_cfgs, mine);
+  rc = ranks_max(rc); /* waits for every rank */
+  if (rank == 0 && !resume && n > 1) write_summary(cfgs, n);
+  ranks_finalize();
+  free(my_cfgs);
+  free(my_paths);
+  free(cfgs);
+  return rc;
 }
 
 static int cmd_eval(int argc, char** argv) { return evalcmd_eval(argc, argv); }
@@ -123,12 +190,17 @@ static int cmd_help(int argc, char** argv) {
 }
 
 static const command g_commands[] = {
-    {"train", "<preset> [key=value ...] | --resume <run folder>", "train MBPO on a task",
+    {"train", "<preset> [key=value ...] [sweep.key=v1,v2,...] | --resume <run folder>...", "train MBPO on a task",
      "Train MBPO. Progress goes to the terminal; the run folder <run_dir>/<task>-<tag>-s<seed>\n"
      "gets config.ini, progress.csv, model_train.csv, checkpoints and plots.\n"
-     "Checkpoints (checkpoint.every epochs, and at the end) let `--resume <run folder>` continue a\n"
-     "run exactly; Ctrl-C finishes the current step, writes a checkpoint and exits (twice: at once).\n"
-     "Example: mbpo train hopper sac.lr=1e-4 seed=3\n\n",
+     "Checkpoints (checkpoint.every epochs, and at the end) let `--resume <run folder>...` continue\n"
+     "runs exactly; Ctrl-C finishes the current step, writes a checkpoint and exits (twice: at once).\n"
+     "sweep.<key>=v1,v2,... (product over keys; sweep.zip=k1,k2 varies keys together;\n"
+     "sweep.rollout_schedule=a:b:c:d;...) trains a population of runs in one process, each with its\n"
+     "own folder, then writes <run_dir>/<task>-<tag>-summary/. Under `mpirun -n N` each rank trains\n"
+     "every N-th run on its local GPU and rank 0 writes the summary.\n"
+     "Example: mbpo train hopper sac.lr=1e-4 seed=3\n"
+     "         mbpo train hopper sweep.seed=0,1,2,3,4 sweep.rollout_schedule='20:150:1:15;20:150:1:1'\n\n",
      cmd_train},
     {"eval", "<run folder> [options] [--video FILE]",
      "evaluate a run's policy (deterministic episodes)", evalcmd_eval_help, cmd_eval},
@@ -147,6 +219,9 @@ static const command g_commands[] = {
      cmd_envs},
     {"plot", "RUN... [-o FILE.png|.svg] [options]",
      "plot learning curves (mean ± std per setting)", plot_help, cmd_plot},
+    {"summary", "RUN... [-o DIR] [options]",
+     "final and best returns per setting: mean ± std, IQM, bootstrap CI", summary_help,
+     cmd_summary},
     {"help", "[command]", "this text, or a command's usage", "Print the usage of mbpo or of one command.\n\n", cmd_help},
 };
 #define NCOMMANDS ((int)(sizeof g_commands / sizeof g_commands[0]))
@@ -176,7 +251,8 @@ static int print_version(void) {
 #else
   const char* backends = "cpu (built without CUDA)";
 #endif
-  printf("mbpo: backends %s; environments %s\n", backends, ENV_VERSION);
+  printf("mbpo: backends %s; MPI %s; environments %s\n", backends, ranks_built() ? "yes" : "no (built without Open MPI)",
+         ENV_VERSION);
   return 0;
 }
 
