@@ -6,6 +6,7 @@
 #include "dx.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,15 @@ struct dx_ctx {
   uint64_t* sort_tmp;    /* host sort workspace */
 };
 
+/* CUDA contexts of a population are driven by several host threads. A capture (one thread, its
+ * own stream, thread-local capture mode) and the allocations and frees of the other threads
+ * (cudaFree synchronizes the device) are kept apart by this process-wide lock: a capture holds it
+ * from begin to end. Recursive, so that the capturing thread's own calls reach the clear errors
+ * below instead of a deadlock. The host emulation does not take it. */
+static pthread_mutex_t g_cuda_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+#define CUDA_LOCK(c) do { if ((c)->kind == DX_CUDA) pthread_mutex_lock(&g_cuda_lock); } while (0)
+#define CUDA_UNLOCK(c) do { if ((c)->kind == DX_CUDA) pthread_mutex_unlock(&g_cuda_lock); } while (0)
+
 dx_ctx* dx_create(int kind) {
   dx_ctx* c = calloc(1, sizeof *c);
   if (!c) mbpo_fatal("out of memory");
@@ -41,7 +51,9 @@ dx_ctx* dx_create(int kind) {
   if (kind == DX_CUDA) {
 #ifdef MBPO_CUDA
     char err[512];
+    CUDA_LOCK(c);
     c->cuda = dxc_create(err, sizeof err);
+    CUDA_UNLOCK(c);
     if (!c->cuda) mbpo_fatal("CUDA backend: %s", err);
 #else
     mbpo_fatal("CUDA backend: this binary was built without CUDA (nvcc was not found or CUDA=0)");
@@ -55,7 +67,9 @@ dx_ctx* dx_create(int kind) {
 void dx_destroy(dx_ctx* c) {
   if (!c) return;
 #ifdef MBPO_CUDA
+  CUDA_LOCK(c);
   if (c->cuda) dxc_destroy(c->cuda);
+  CUDA_UNLOCK(c);
 #endif
   free(c->sort_tmp);
   free(c);
@@ -97,7 +111,9 @@ void* dx_alloc(dx_ctx* c, size_t bytes) {
   if (c->capturing) mbpo_fatal("dx_alloc inside a capture");
   if (IS_CUDA(c)) {
     void* p = NULL;
+    CUDA_LOCK(c);
     CUDA_ONLY(p = dxc_alloc(c->cuda, bytes));
+    CUDA_UNLOCK(c);
     return p;
   }
   size_t b = (bytes + 63) & ~(size_t)63;
@@ -112,14 +128,21 @@ float* dx_allocf(dx_ctx* c, size_t n) { return (float*)dx_alloc(c, n * sizeof(fl
 
 void dx_free(dx_ctx* c, void* p) {
   if (!p) return;
-  if (IS_CUDA(c)) CUDA_ONLY(dxc_free(c->cuda, p));
-  else free(p);
+  if (IS_CUDA(c)) {
+    CUDA_LOCK(c);
+    CUDA_ONLY(dxc_free(c->cuda, p));
+    CUDA_UNLOCK(c);
+  } else {
+    free(p);
+  }
 }
 
 void* dx_alloc_pinned(dx_ctx* c, size_t bytes) {
   if (IS_CUDA(c)) {
     void* p = NULL;
+    CUDA_LOCK(c);
     CUDA_ONLY(p = dxc_alloc_pinned(c->cuda, bytes));
+    CUDA_UNLOCK(c);
     return p;
   }
   void* p = calloc(1, bytes ? bytes : 1);
@@ -129,8 +152,13 @@ void* dx_alloc_pinned(dx_ctx* c, size_t bytes) {
 
 void dx_free_pinned(dx_ctx* c, void* p) {
   if (!p) return;
-  if (IS_CUDA(c)) CUDA_ONLY(dxc_free_pinned(c->cuda, p));
-  else free(p);
+  if (IS_CUDA(c)) {
+    CUDA_LOCK(c);
+    CUDA_ONLY(dxc_free_pinned(c->cuda, p));
+    CUDA_UNLOCK(c);
+  } else {
+    free(p);
+  }
 }
 
 typedef struct copy_blob {
@@ -183,6 +211,7 @@ void dx_capture_begin(dx_ctx* c) {
   if (c->capturing) mbpo_fatal("dx_capture_begin: already capturing");
   c->capturing = 1;
   if (IS_CUDA(c)) {
+    CUDA_LOCK(c); /* released by dx_capture_end */
     CUDA_ONLY(dxc_capture_begin(c->cuda));
     return;
   }
@@ -199,6 +228,7 @@ dx_graph* dx_capture_end(dx_ctx* c) {
     if (!g) mbpo_fatal("out of memory");
     g->kind = DX_CUDA;
     CUDA_ONLY(g->cuda = dxc_capture_end(c->cuda));
+    CUDA_UNLOCK(c);
     return g;
   }
   dx_graph* g = c->rec;
@@ -218,7 +248,11 @@ void dx_graph_launch(dx_ctx* c, dx_graph* g) {
 void dx_graph_free(dx_ctx* c, dx_graph* g) {
   (void)c;
   if (!g) return;
-  if (g->kind == DX_CUDA) CUDA_ONLY(dxc_graph_free(g->cuda));
+  if (g->kind == DX_CUDA) {
+    pthread_mutex_lock(&g_cuda_lock);
+    CUDA_ONLY(dxc_graph_free(g->cuda));
+    pthread_mutex_unlock(&g_cuda_lock);
+  }
   for (int i = 0; i < g->n; i++) free(g->recs[i].blob);
   free(g->recs);
   free(g);
@@ -292,7 +326,9 @@ void dx_reserve_sort(dx_ctx* c, long n) {
   if (n <= c->sort_cap) return;
   c->sort_cap = n;
   if (IS_CUDA(c)) {
+    CUDA_LOCK(c);
     CUDA_ONLY(dxc_reserve_sort(c->cuda, n));
+    CUDA_UNLOCK(c);
     return;
   }
   free(c->sort_tmp);
@@ -304,7 +340,11 @@ void dx_reserve_select(dx_ctx* c, long n) {
   if (c->capturing) mbpo_fatal("dx_reserve_select inside a capture");
   if (n <= c->select_cap) return;
   c->select_cap = n;
-  if (IS_CUDA(c)) CUDA_ONLY(dxc_reserve_select(c->cuda, n));
+  if (IS_CUDA(c)) {
+    CUDA_LOCK(c);
+    CUDA_ONLY(dxc_reserve_select(c->cuda, n));
+    CUDA_UNLOCK(c);
+  }
 }
 
 typedef struct sort_blob {

@@ -190,7 +190,7 @@ static int cmd_help(int argc, char** argv) {
 }
 
 static const command g_commands[] = {
-    {"train", "<preset> [key=value ...] [sweep.key=v1,v2,...] | --resume <run folder>...", "train MBPO on a task",
+    {"train", "<preset> [key=value ...] | --resume RUN...", "train MBPO (one run, or a sweep's population)",
      "Train MBPO. Progress goes to the terminal; the run folder <run_dir>/<task>-<tag>-s<seed>\n"
      "gets config.ini, progress.csv, model_train.csv, checkpoints and plots.\n"
      "Checkpoints (checkpoint.every epochs, and at the end) let `--resume <run folder>...` continue\n"
