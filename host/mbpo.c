@@ -13,6 +13,7 @@
 #include "mbpo.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <math.h>
 #include <signal.h>
@@ -124,22 +125,33 @@ static void env_step_and_store(mbpo_state* s, const float* a) {
 }
 
 
-static void log_fit(const mbpo_state* s, int epoch, const model_fit_stats* fs, const rollout_stats* rs,
-                  double secs) {
+/* One model_train.csv row (the header first while the file is empty). A row that cannot be
+ * written (disk full) is cut off whole and warned once per streak; the run goes on. */
+static void log_fit(mbpo_state* s, int epoch, const model_fit_stats* fs, const rollout_stats* rs,
+                    double secs) {
   FILE* f = s->run.model_train;
   int E = (int)s->c->model_ensemble;
-  if (s->fits == 0) {
-    fprintf(f, "fit,epoch,env_steps,n_train,n_holdout,epochs,train_loss");
-    for (int m = 0; m < E; m++) fprintf(f, ",holdout_mse_%d", m);
-    fprintf(f, ",elites,elite_mse,rollout_length,rollout_rows,rollout_done_frac,seconds\n");
-  }
-  fprintf(f, "%u,%d,%llu,%d,%d,%d,%.9g", s->fits, epoch, (unsigned long long)s->env_steps,
-          fs->n_train, fs->n_holdout, fs->epochs, fs->train_loss);
-  for (int m = 0; m < E; m++) fprintf(f, ",%.9g", fs->holdout_mse[m]);
-  fputc(',', f);
-  for (int i = 0; i < fs->n_elites; i++) fprintf(f, "%s%d", i ? " " : "", fs->elites[i]);
-  fprintf(f, ",%.9g,%d,%ld,%.6g,%.3f\n", fs->elite_mse, s->k, rs->rows_added, rs->done_frac, secs);
+  char text[16384];
+  size_t n = 0, cap = sizeof text;
+#define ADD(...) (n += (size_t)snprintf(text + n, n < cap ? cap - n : 0, __VA_ARGS__))
+  struct stat st;
   fflush(f);
+  if (fstat(fileno(f), &st) == 0 && st.st_size == 0) {
+    ADD("fit,epoch,env_steps,n_train,n_holdout,epochs,train_loss");
+    for (int m = 0; m < E; m++) ADD(",holdout_mse_%d", m);
+    ADD(",elites,elite_mse,rollout_length,rollout_rows,rollout_done_frac,seconds\n");
+  }
+  ADD("%u,%d,%llu,%d,%d,%d,%.9g", s->fits, epoch, (unsigned long long)s->env_steps, fs->n_train,
+      fs->n_holdout, fs->epochs, fs->train_loss);
+  for (int m = 0; m < E; m++) ADD(",%.9g", fs->holdout_mse[m]);
+  ADD(",");
+  for (int i = 0; i < fs->n_elites; i++) ADD("%s%d", i ? " " : "", fs->elites[i]);
+  ADD(",%.9g,%d,%ld,%.6g,%.3f\n", fs->elite_mse, s->k, rs->rows_added, rs->done_frac, secs);
+#undef ADD
+  int ok = n < cap && run_csv_text(f, text) == 0;
+  if (!ok && !s->fit_csv_failing)
+    mbpo_warn("%smodel_train.csv: row of model fit %u not written: %s", s->prefix, s->fits, strerror(errno));
+  s->fit_csv_failing = !ok;
 }
 
 /* Fit the model on all of D_env, set k, resize D_model, roll out. Fills the model columns. */

@@ -58,6 +58,7 @@ typedef struct mbpo_state {
   char last_ckpt[64];    /* name of the newest checkpoint written ("" = none yet) */
   int ckpt_failed;       /* the last checkpoint could not be written */
   int csv_failing;       /* the last progress.csv row could not be written (warned once) */
+  int fit_csv_failing;   /* the same for model_train.csv */
   env_batch* envs;       /* P = 1 training env */
   sac* agent;
   dyn_model* model;

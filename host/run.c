@@ -112,18 +112,17 @@ static FILE* truncate_csv(const char* path, long rows, char* err, int errlen) {
     return NULL;
   }
   long keep = 0, lines = 0;
-  int ch, fresh = 1;
+  int ch;
   while (lines < rows + 1 && (ch = fgetc(f)) != EOF) {
     keep++;
     if (ch == '\n') lines++;
-    fresh = 0;
   }
   fclose(f);
-  if (!fresh && lines < rows + 1 && rows > 0) {
-    mbpo_fmt(err, errlen, "%s has fewer rows (%ld) than the checkpoint expects (%ld)", path,
-             lines ? lines - 1 : 0, rows);
-    return NULL;
-  }
+  /* Fewer rows than the checkpoint expects: rows lost to failed writes (a full disk; they were
+   * warned about then). The run itself is whole, so it goes on. */
+  if (lines < rows + 1 && rows > 0)
+    mbpo_warn("%s has %ld rows, the checkpoint expects %ld (rows lost to failed writes); continuing",
+              path, lines ? lines - 1 : 0, rows);
   if (truncate(path, keep) != 0) {
     mbpo_fmt(err, errlen, "cannot truncate %s: %s", path, strerror(errno));
     return NULL;
@@ -163,6 +162,17 @@ void run_csv_header(FILE* f, int ncol, const char* const* names) {
   fflush(f);
 }
 
+/* After a failed write: drop what stdio still holds and cut the file back to start (errno kept). */
+static int cut_back(FILE* f, long start) {
+  int e = errno ? errno : EIO;
+  __fpurge(f);
+  clearerr(f);
+  if (start >= 0 && ftruncate(fileno(f), start) == 0) (void)fseek(f, start, SEEK_SET);
+  clearerr(f);
+  errno = e;
+  return -1;
+}
+
 int run_csv_row(FILE* f, int ncol, const double* v) {
   long start = ftell(f);
   for (int i = 0; i < ncol; i++) {
@@ -174,14 +184,14 @@ int run_csv_row(FILE* f, int ncol, const double* v) {
   }
   fputc('\n', f);
   if (fflush(f) == 0 && !ferror(f)) return 0;
-  int e = errno ? errno : EIO;
-  /* drop what stdio still holds of the row and cut the file back to the row's start */
-  __fpurge(f);
-  clearerr(f);
-  if (start >= 0 && ftruncate(fileno(f), start) == 0) (void)fseek(f, start, SEEK_SET);
-  clearerr(f);
-  errno = e;
-  return -1;
+  return cut_back(f, start);
+}
+
+int run_csv_text(FILE* f, const char* text) {
+  long start = ftell(f);
+  fputs(text, f);
+  if (fflush(f) == 0 && !ferror(f)) return 0;
+  return cut_back(f, start);
 }
 
 void run_status(const run_folder* r, int final, const char* fmt, ...) {

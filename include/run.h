@@ -39,6 +39,10 @@ void run_csv_header(FILE* f, int ncol, const char* const* names);
  *  the row began, so that it never holds a partial row. */
 int run_csv_row(FILE* f, int ncol, const double* v);
 
+/** Write text (whole CSV lines) to f and flush. Returns 0, or -1 (errno set) when it could not be
+ *  written completely: the file is then cut back to where the text began. */
+int run_csv_text(FILE* f, const char* text);
+
 /** Write a file atomically: to path.tmp, fsync, rename. Returns 0 or -1 (errno set). */
 int run_write_atomic(const char* path, const void* data, size_t n);
 
