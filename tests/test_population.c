@@ -146,8 +146,11 @@ static void test_mpirun(void) {
   char cmd[8192];
   snprintf(cmd, sizeof cmd, "'%s' --version | grep -q 'MPI yes'", g_bin);
   if (system(cmd) != 0) SKIP("this mbpo was built without MPI (libopenmpi-dev missing at build time)");
-  /* Open MPI refuses root without these; --oversubscribe: 2 ranks on fewer cores */
+  /* Open MPI refuses root without these; --oversubscribe: 2 ranks on fewer cores. Under
+   * `make test SAN=1` LeakSanitizer is off for the ranks only: Open MPI's own plugins leak at
+   * MPI_Finalize (unfixable here); the population code they run is leak-checked by the cases above. */
   snprintf(cmd, sizeof cmd,
+           "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
            "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
            "OMP_WAIT_POLICY=passive mpirun -n 2 --oversubscribe '%s' train inverted_pendulum %s run_dir=%s/mpi "
            "threads=1 'sweep.seed=0,1,2' %s rollout.max_length=3 > '%s/mpi.log' 2>&1",
