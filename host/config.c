@@ -98,8 +98,7 @@ static int ieq(const char* a, const char* b) {
   return *a == *b;
 }
 
-/* Case-insensitive Levenshtein distance (strings capped at 127 characters). */
-static int levenshtein(const char* a, const char* b) {
+int cfg_edit_distance(const char* a, const char* b) {
   int la = (int)strlen(a), lb = (int)strlen(b);
   if (la > 127) la = 127;
   if (lb > 127) lb = 127;
@@ -129,8 +128,8 @@ static const char* last_component(const char* key) {
 /* Score of candidate k for a mistyped key: the smaller of the whole-key distance and the distance
  * of the last components plus one; ties go to the smaller whole-key distance. */
 static void key_score(const char* key, const char* k, int* primary, int* whole) {
-  *whole = levenshtein(key, k);
-  int tail = levenshtein(last_component(key), last_component(k)) + 1;
+  *whole = cfg_edit_distance(key, k);
+  int tail = cfg_edit_distance(last_component(key), last_component(k)) + 1;
   *primary = tail < *whole ? tail : *whole;
 }
 
@@ -153,7 +152,7 @@ static void unknown_key_message(const char* key, char* err, int errlen) {
   int nsame = 0;
   /* every key with this last component ("lr": model.lr, sac.lr), unless a section was given
    * and only mistyped ("modle.lr": model.lr) */
-  int typo_of_best = strchr(key, '.') && levenshtein(key, best) <= 2;
+  int typo_of_best = strchr(key, '.') && cfg_edit_distance(key, best) <= 2;
   if (ieq(tail, last_component(best)) && !typo_of_best)
     for (int i = 0; i < NDESC; i++)
       if (ieq(tail, last_component(g_desc[i].key))) same[nsame++] = g_desc[i].key;

@@ -188,26 +188,28 @@ static int pop_run(pop* p, int threads_setting) {
   return rc;
 }
 
-static mbpo_state** alloc_runs(int n) {
-  mbpo_state** r = (mbpo_state**)calloc((size_t)n, sizeof *r);
-  if (!r) mbpo_fatal("out of memory");
-  for (int i = 0; i < n; i++)
-    if (!(r[i] = (mbpo_state*)calloc(1, sizeof(mbpo_state)))) mbpo_fatal("out of memory");
-  return r;
-}
-
-int mbpo_train_population(const mbpo_config* cfgs, int n) {
-  if (n < 1) mbpo_fatal("a population needs at least one run");
+/* Train (paths = NULL) or resume (paths[i], cfgs read from their folders) the n runs cfgs. */
+static int pop_main(const mbpo_config* cfgs, int n, char* const* paths) {
   int kind = backend_resolve((int)cfgs[0].device);
   pop p;
   memset(&p, 0, sizeof p);
   p.n = n;
   p.kind = kind;
-  p.runs = alloc_runs(n);
+  p.runs = (mbpo_state**)calloc((size_t)n, sizeof *p.runs);
+  if (!p.runs) mbpo_fatal("out of memory");
   threads_set((int)cfgs[0].threads);
   int named = n > 1 || ranks_size() > 1; /* log lines name their run */
-  for (int i = 0; i < n; i++) mbpo_run_open(p.runs[i], &cfgs[i], kind, named);
+  for (int i = 0; i < n; i++) {
+    if (!(p.runs[i] = (mbpo_state*)calloc(1, sizeof(mbpo_state)))) mbpo_fatal("out of memory");
+    if (paths) mbpo_run_resume(p.runs[i], &cfgs[i], paths[i], kind, named);
+    else mbpo_run_open(p.runs[i], &cfgs[i], kind, named);
+  }
   return pop_run(&p, (int)cfgs[0].threads);
+}
+
+int mbpo_train_population(const mbpo_config* cfgs, int n) {
+  if (n < 1) mbpo_fatal("a population needs at least one run");
+  return pop_main(cfgs, n, NULL);
 }
 
 int mbpo_resume_population(int n, char* const* paths) {
@@ -215,16 +217,7 @@ int mbpo_resume_population(int n, char* const* paths) {
   mbpo_config* cfgs = (mbpo_config*)calloc((size_t)n, sizeof *cfgs);
   if (!cfgs) mbpo_fatal("out of memory");
   for (int i = 0; i < n; i++) mbpo_run_load_config(paths[i], &cfgs[i]);
-  int kind = backend_resolve((int)cfgs[0].device);
-  pop p;
-  memset(&p, 0, sizeof p);
-  p.n = n;
-  p.kind = kind;
-  p.runs = alloc_runs(n);
-  threads_set((int)cfgs[0].threads);
-  int named = n > 1 || ranks_size() > 1;
-  for (int i = 0; i < n; i++) mbpo_run_resume(p.runs[i], &cfgs[i], paths[i], kind, named);
-  int rc = pop_run(&p, (int)cfgs[0].threads);
+  int rc = pop_main(cfgs, n, paths);
   free(cfgs);
   return rc;
 }

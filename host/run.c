@@ -17,7 +17,7 @@ void run_path(const mbpo_config* c, char* out, int n) {
   snprintf(out, (size_t)n, "%s/%s-%s-s%ld", c->run_dir, c->task, c->tag, c->seed);
 }
 
-static int mkdir_p(const char* path) {
+int run_mkdir_p(const char* path) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s", path);
   for (char* p = tmp + 1; *p; p++)
@@ -27,6 +27,12 @@ static int mkdir_p(const char* path) {
       *p = '/';
     }
   if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
+  struct stat sb;
+  if (stat(tmp, &sb) != 0) return -1;
+  if (!S_ISDIR(sb.st_mode)) {
+    errno = ENOTDIR;
+    return -1;
+  }
   return 0;
 }
 
@@ -74,7 +80,7 @@ int run_open(run_folder* r, const mbpo_config* c, char* err, int errlen) {
     mbpo_fmt(err, errlen, "run folder %s already holds a run; choose another tag= or seed=", r->path);
     return -1;
   }
-  if (mkdir_p(r->path) != 0) {
+  if (run_mkdir_p(r->path) != 0) {
     mbpo_fmt(err, errlen, "cannot create run folder %s: %s", r->path, strerror(errno));
     return -1;
   }

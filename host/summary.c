@@ -214,25 +214,6 @@ void summary_csv(const summary_row* rows, int nrows, FILE* f) {
 
 /* ---- files -------------------------------------------------------------------------------- */
 
-static int mkdir_p(const char* path) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char* p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = '\0';
-      if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-  struct stat sb;
-  if (stat(tmp, &sb) != 0) return -1;
-  if (!S_ISDIR(sb.st_mode)) {
-    errno = ENOTDIR;
-    return -1;
-  }
-  return 0;
-}
-
 /* A memory stream (f, *buf) written to dir/name atomically. 0 or -1 with err. */
 static int write_stream(const char* dir, const char* name, FILE* f, char** buf, size_t* len,
                         char* err, int errlen) {
@@ -249,7 +230,7 @@ static int write_stream(const char* dir, const char* name, FILE* f, char** buf, 
 /* Write the files of summary_write for a loaded set. */
 static int write_files(const plot_set* s, const summary_row* rows, int nrows, const char* outdir,
                        int nboot, char* err, int errlen) {
-  if (mkdir_p(outdir) != 0) {
+  if (run_mkdir_p(outdir) != 0) {
     mbpo_fmt(err, errlen, "cannot create %s: %s", outdir, strerror(errno));
     return -1;
   }

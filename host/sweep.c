@@ -64,34 +64,12 @@ static int trim_into(const char* s, size_t len, char* buf, size_t n) {
   return 0;
 }
 
-/* Case-insensitive edit distance (strings capped at 127 characters). */
-static int edit_distance(const char* a, const char* b) {
-  int la = (int)strlen(a), lb = (int)strlen(b);
-  if (la > 127) la = 127;
-  if (lb > 127) lb = 127;
-  int row[128];
-  for (int j = 0; j <= lb; j++) row[j] = j;
-  for (int i = 1; i <= la; i++) {
-    int diag = row[0];
-    row[0] = i;
-    for (int j = 1; j <= lb; j++) {
-      int up = row[j];
-      int v = diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-      if (row[j] + 1 < v) v = row[j] + 1;
-      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-      row[j] = v;
-      diag = up;
-    }
-  }
-  return row[lb];
-}
-
 /* The same score as cfg_closest_key's: whole-key distance, or the last components' plus one. */
 static int key_distance(const char* key, const char* k) {
   const char* a = strrchr(key, '.');
   const char* b = strrchr(k, '.');
-  int whole = edit_distance(key, k);
-  int tail = edit_distance(a ? a + 1 : key, b ? b + 1 : k) + 1;
+  int whole = cfg_edit_distance(key, k);
+  int tail = cfg_edit_distance(a ? a + 1 : key, b ? b + 1 : k) + 1;
   return tail < whole ? tail : whole;
 }
 

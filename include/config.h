@@ -124,6 +124,10 @@ const cfg_desc* cfg_find(const char* key);
 /** The valid key closest to key (edit distance), for "did you mean" messages. */
 const char* cfg_closest_key(const char* key);
 
+/** Case-insensitive Levenshtein distance of a and b (each capped at 127 characters), for "did you
+ *  mean" messages. */
+int cfg_edit_distance(const char* a, const char* b);
+
 /** Fill every setting with its default. */
 void cfg_defaults(mbpo_config* c);
 

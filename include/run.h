@@ -43,6 +43,10 @@ int run_csv_row(FILE* f, int ncol, const double* v);
  *  written completely: the file is then cut back to where the text began. */
 int run_csv_text(FILE* f, const char* text);
 
+/** Create the folder path and its parents (existing ones are fine). Returns 0, or -1 (errno set;
+ *  ENOTDIR when path exists but is not a folder). */
+int run_mkdir_p(const char* path);
+
 /** Write a file atomically: to path.tmp, fsync, rename. Returns 0 or -1 (errno set). */
 int run_write_atomic(const char* path, const void* data, size_t n);
 
