@@ -959,8 +959,7 @@ static void plot_usage_line(FILE* f) {
              "`mbpo plot --help` explains them.\n");
 }
 
-/* The value of option name (argv[*i]): "--x COL", "--x=COL". NULL when it is not that option. */
-static const char* opt_value(int argc, char** argv, int* i, const char* name, int* missing) {
+const char* plot_opt_value(int argc, char** argv, int* i, const char* name, int* missing) {
   size_t l = strlen(name);
   if (strncmp(argv[*i], name, l) != 0) return NULL;
   if (argv[*i][l] == '=') return argv[*i] + l + 1;
@@ -987,12 +986,12 @@ int cmd_plot(int argc, char** argv) {
       opts = 0;
     } else if (strcmp(a, "--text") == 0) {
       text = 1;
-    } else if ((v = opt_value(argc, argv, &i, "-o", &missing)) != NULL ||
-               (!missing && (v = opt_value(argc, argv, &i, "--output", &missing)) != NULL)) {
+    } else if ((v = plot_opt_value(argc, argv, &i, "-o", &missing)) != NULL ||
+               (!missing && (v = plot_opt_value(argc, argv, &i, "--output", &missing)) != NULL)) {
       out = v;
-    } else if (!missing && (v = opt_value(argc, argv, &i, "--x", &missing)) != NULL) {
+    } else if (!missing && (v = plot_opt_value(argc, argv, &i, "--x", &missing)) != NULL) {
       xcol = v;
-    } else if (!missing && (v = opt_value(argc, argv, &i, "--y", &missing)) != NULL) {
+    } else if (!missing && (v = plot_opt_value(argc, argv, &i, "--y", &missing)) != NULL) {
       ycol = v;
     } else {
       plot_usage_line(stderr);

@@ -293,20 +293,6 @@ static void usage_line(FILE* f) {
              "`mbpo summary --help` explains them.\n");
 }
 
-/* The value of option name (argv[*i]): "--y COL" or "--y=COL". NULL when it is not that option;
- * *missing = 1 when it is but no value follows. */
-static const char* opt_value(int argc, char** argv, int* i, const char* name, int* missing) {
-  size_t l = strlen(name);
-  if (strncmp(argv[*i], name, l) != 0) return NULL;
-  if (argv[*i][l] == '=') return argv[*i] + l + 1;
-  if (argv[*i][l] != '\0') return NULL;
-  if (*i + 1 >= argc) {
-    *missing = 1;
-    return NULL;
-  }
-  return argv[++*i];
-}
-
 int cmd_summary(int argc, char** argv) {
   const char *outdir = NULL, *ycol = "eval_return_mean", *boot = NULL;
   int n = 0, opts = 1;
@@ -320,12 +306,12 @@ int cmd_summary(int argc, char** argv) {
       runs[n++] = argv[i];
     } else if (strcmp(a, "--") == 0) {
       opts = 0;
-    } else if ((v = opt_value(argc, argv, &i, "-o", &missing)) != NULL ||
-               (!missing && (v = opt_value(argc, argv, &i, "--output", &missing)) != NULL)) {
+    } else if ((v = plot_opt_value(argc, argv, &i, "-o", &missing)) != NULL ||
+               (!missing && (v = plot_opt_value(argc, argv, &i, "--output", &missing)) != NULL)) {
       outdir = v;
-    } else if (!missing && (v = opt_value(argc, argv, &i, "--boot", &missing)) != NULL) {
+    } else if (!missing && (v = plot_opt_value(argc, argv, &i, "--boot", &missing)) != NULL) {
       boot = v;
-    } else if (!missing && (v = opt_value(argc, argv, &i, "--y", &missing)) != NULL) {
+    } else if (!missing && (v = plot_opt_value(argc, argv, &i, "--y", &missing)) != NULL) {
       ycol = v;
     } else {
       usage_line(stderr);

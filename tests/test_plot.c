@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "plot.h"
+#include "sh_capture.h"
 #include "test.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -81,22 +82,6 @@ static void make_fixture(void) {
   make_run(g_runs, &b, text, g_b, sizeof g_b);
   snprintf(text, sizeof text, "%s0,1000,6000,50,1,\n1,2000,7000,60,2,\n", HEAD);
   make_run(g_runs, &c, text, g_c, sizeof g_c);
-}
-
-/* Run a shell command line, capturing stdout and stderr together. Returns the exit status. */
-static int run_sh(const char* cmdline, char* out, size_t n) {
-  char cmd[8192];
-  snprintf(cmd, sizeof cmd, "%s 2>&1", cmdline);
-  FILE* p = popen(cmd, "r");
-  if (!p) return -2;
-  size_t len = 0, got;
-  while (len + 1 < n && (got = fread(out + len, 1, n - 1 - len, p)) > 0) len += got;
-  out[len] = 0;
-  char sink[4096];
-  while (fread(sink, 1, sizeof sink, p) > 0) {
-  }
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* `[env] $MBPO_BIN plot ARGS`, output in out. */

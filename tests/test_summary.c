@@ -10,6 +10,7 @@
 #include "config.h"
 #include "plot.h"
 #include "summary.h"
+#include "sh_capture.h"
 #include "test.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -116,22 +117,6 @@ static void make_fixture(void) {
   mbpo_config c = base_cfg("walker2d", "base", 0);
   progress(text, sizeof text, 2, (const double[]){7, 3});
   make_run(g_runs, &c, text);
-}
-
-/* Run a shell command line, capturing stdout and stderr together. Returns the exit status. */
-static int run_sh(const char* cmdline, char* out, size_t n) {
-  char cmd[8300];
-  snprintf(cmd, sizeof cmd, "%s 2>&1", cmdline);
-  FILE* p = popen(cmd, "r");
-  if (!p) return -2;
-  size_t len = 0, got;
-  while (len + 1 < n && (got = fread(out + len, 1, n - 1 - len, p)) > 0) len += got;
-  out[len] = 0;
-  char sink[4096];
-  while (fread(sink, 1, sizeof sink, p) > 0) {
-  }
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* `[env] $MBPO_BIN summary ARGS`, output in out. */

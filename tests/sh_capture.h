@@ -1,0 +1,25 @@
+/* sh_capture.h: run a shell command line from a test, capturing stdout and stderr together. */
+#ifndef MBPO_SH_CAPTURE_H
+#define MBPO_SH_CAPTURE_H
+
+#include <stdio.h>
+#include <sys/wait.h>
+
+/* Run cmdline with its output (stdout and stderr) in out (n bytes, NUL-terminated; the rest is
+ * read and dropped). Returns the exit status (-1 on a signal, -2 when it could not start). */
+static int run_sh(const char* cmdline, char* out, size_t n) {
+  char cmd[8300];
+  snprintf(cmd, sizeof cmd, "%s 2>&1", cmdline);
+  FILE* p = popen(cmd, "r");
+  if (!p) return -2;
+  size_t len = 0, got;
+  while (len + 1 < n && (got = fread(out + len, 1, n - 1 - len, p)) > 0) len += got;
+  out[len] = 0;
+  char sink[4096];
+  while (fread(sink, 1, sizeof sink, p) > 0) {
+  }
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#endif
