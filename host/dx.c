@@ -319,6 +319,29 @@ void dx_gemm(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const 
   host_submit(c, gemm_fn, &g, sizeof g);
 }
 
+void dx_gemm2(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
+              long soA, long siA, const float* B, int ldb, long soB, long siB, float beta, float* C,
+              int ldc, long soC, long siC, int outer, int inner) {
+  if (outer <= 0 || inner <= 0) return;
+  if (inner == 1 || outer == 1) { /* one level: one call */
+    long sa = inner == 1 ? soA : siA, sb = inner == 1 ? soB : siB, sc = inner == 1 ? soC : siC;
+    dx_gemm(c, ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, outer * inner);
+    return;
+  }
+  if (soA == inner * siA && soB == inner * siB && soC == inner * siC) {
+    dx_gemm(c, ta, tb, M, N, K, alpha, A, lda, siA, B, ldb, siB, beta, C, ldc, siC, outer * inner);
+    return;
+  }
+  if (inner <= outer) /* one batched call per member, over the runs */
+    for (int i = 0; i < inner; i++)
+      dx_gemm(c, ta, tb, M, N, K, alpha, A + (size_t)i * siA, lda, soA, B + (size_t)i * siB, ldb, soB, beta,
+              C + (size_t)i * siC, ldc, soC, outer);
+  else
+    for (int o = 0; o < outer; o++)
+      dx_gemm(c, ta, tb, M, N, K, alpha, A + (size_t)o * soA, lda, siA, B + (size_t)o * soB, ldb, siB, beta,
+              C + (size_t)o * soC, ldc, siC, inner);
+}
+
 /* ---- sort and select ---- */
 
 void dx_reserve_sort(dx_ctx* c, long n) {

@@ -122,6 +122,15 @@ void dx_gemm(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const 
              long strideA, const float* B, int ldb, long strideB, float beta, float* C, int ldc,
              long strideC, int batch);
 
+/** dx_gemm over a two-level batch (outer runs x inner members): for o < outer, i < inner,
+ *  X_(o,i) = X + o * soX + i * siX. The population's tensors are [P][E][...] with a member's
+ *  weights at run stride nparams and a shared input at member stride 0, which one stride cannot
+ *  express; where the strides do collapse (inner == 1, outer == 1, or so == inner * si for all
+ *  three) this is one dx_gemm, else one dx_gemm per index of the smaller level. */
+void dx_gemm2(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
+              long soA, long siA, const float* B, int ldb, long soB, long siB, float beta, float* C,
+              int ldc, long soC, long siC, int outer, int inner);
+
 /** Sort n (key, value) pairs by key, stable (equal keys keep their order): keys_in/vals_in ->
  *  keys_out/vals_out (device arrays of n). Keys are 64-bit. n <= the size given to dx_reserve_sort. */
 void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const int* vals_in,

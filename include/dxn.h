@@ -6,7 +6,14 @@
  * fused element op (bias + activation); the backward is two GEMMs per layer (weight and input
  * gradients), a column-sum op for the bias gradient and an op for the activation's derivative.
  * Everything is enqueued on the context and may be captured into a graph: nothing reads the host
- * and nothing allocates after dxn_cache_alloc / dxn_adam_alloc. */
+ * and nothing allocates after dxn_cache_alloc / dxn_adam_alloc.
+ *
+ * Populations. A cache, an Adam state and the updates below may cover P runs of one network at
+ * once (DESIGN.md's leading run dimension): parameters [P][nparams] (each run's vector in nn.h's
+ * layout, so one run moves to and from the host as one copy), activations [P][E][B][...], inputs
+ * [P][B][in] (shared) or [P][E][B][in]. Every op covers all P runs in one launch; the GEMMs are
+ * dx_gemm2 calls (one strided-batched call, or E of them where a shared input's strides do not
+ * collapse). P = 1 is the plain case. */
 #ifndef MBPO_DXN_H
 #define MBPO_DXN_H
 
@@ -18,44 +25,54 @@
 
 /** What a forward keeps for its backward (device buffers for up to Bmax rows). */
 typedef struct dxn_cache {
+  int P;                          /* runs */
   int Bmax, B, shared_input;
   const float* x;                 /* the input of the last forward (device) */
-  float* a[NN_MAX_LAYERS + 1];    /* a[l], 1 <= l < nlayers: input of layer l, [E][B][dims[l]] */
+  float* a[NN_MAX_LAYERS + 1];    /* a[l], 1 <= l < nlayers: input of layer l, [P][E][B][dims[l]] */
   float* z[NN_MAX_LAYERS];        /* z[l]: pre-activation of hidden layer l */
-  float* buf[2];                  /* backward workspaces [E][Bmax][max hidden] */
-  float* dxe;                     /* per-member input gradients [E][Bmax][dims[0]] */
+  float* buf[2];                  /* backward workspaces [P][E][Bmax][max hidden] */
+  float* dxe;                     /* per-member input gradients [P][E][Bmax][dims[0]] */
 } dxn_cache;
 
-/** Allocate a cache for up to Bmax rows on c. */
+/** Allocate a cache for up to Bmax rows of one run on c. */
 dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax);
+
+/** Allocate a cache for up to Bmax rows of each of P runs (parameters [P][nparams]). */
+dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax);
 
 /** Free a cache (NULL is allowed). */
 void dxn_cache_free(dx_ctx* c, dxn_cache* k);
 
 /** Forward of B <= k->Bmax rows, as nn_forward: x [B][in] when shared_input, else [E][B][in];
- *  y [E][B][out]. x must stay valid until the backward. */
+ *  y [E][B][out]; with k->P runs params is [P][nparams] and x, y get the leading [P]. x must stay
+ *  valid until the backward. */
 void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* params, int B, const float* x,
                  int shared_input, dxn_cache* k, float* y);
 
 /** Backward of the last forward, as nn_backward: dy [E][B][out]; adds the parameter gradients to
  *  grads (may be NULL); writes the input gradient to dx (may be NULL; [B][in] summed over the
- *  members for a shared input, else [E][B][in]). */
+ *  members for a shared input, else [E][B][in]); all with the leading [P] of the cache's runs. */
 void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* params, dxn_cache* k, const float* dy,
                   float* grads, float* dx);
 
 /** Adam state on the device, TF1 form as nn_adam: the step count t and the bias-corrected rate
  *  live in device memory so that a captured graph advances them on every replay. */
 typedef struct dxn_adam {
-  size_t n;
-  float lr, b1, b2, eps;
-  float* m;        /* [n] */
-  float* v;        /* [n] */
-  int64_t* t;      /* [1] steps taken */
-  float* lr_t;     /* [1] lr sqrt(1 - b2^t) / (1 - b1^t) of the current step */
+  size_t n;        /* parameters of one run */
+  int P;           /* runs */
+  float lr, b1, b2, eps; /* lr: run 0's (each run's is in lrs) */
+  float* m;        /* [P][n] */
+  float* v;        /* [P][n] */
+  int64_t* t;      /* [P] steps taken */
+  float* lr_t;     /* [P] lr sqrt(1 - b2^t) / (1 - b1^t) of the current step */
+  float* lrs;      /* [P] learning rates */
 } dxn_adam;
 
 /** Adam state for n parameters (moments zero, t = 0), TF1 defaults as nn_adam_alloc. */
 dxn_adam* dxn_adam_alloc(dx_ctx* c, size_t n, float lr);
+
+/** The same for P runs of n parameters each, run q with learning rate lrs[q] (host array). */
+dxn_adam* dxn_adam_alloc_runs(dx_ctx* c, size_t n, int P, const float* lrs);
 
 /** Free Adam state (NULL is allowed). */
 void dxn_adam_free(dx_ctx* c, dxn_adam* a);
@@ -63,12 +80,24 @@ void dxn_adam_free(dx_ctx* c, dxn_adam* a);
 /** One Adam step of params with gradients g: t += 1, then the update (two ops). */
 void dxn_adam_step(dx_ctx* c, dxn_adam* a, float* params, const float* g);
 
+/** The same for every run q with active[q] != 0 (device [P]; NULL = all); params, g [P][n]. */
+void dxn_adam_step_runs(dx_ctx* c, dxn_adam* a, float* params, const float* g, const int* active);
+
 /** Copy host Adam state (moments and t) to the device, or back (dx_sync'd). */
 void dxn_adam_upload(dx_ctx* c, dxn_adam* a, const nn_adam* h);
 void dxn_adam_download(dx_ctx* c, const dxn_adam* a, nn_adam* h);
 
+/** The same for run q of a population's Adam state. */
+void dxn_adam_upload_run(dx_ctx* c, dxn_adam* a, int q, const nn_adam* h);
+void dxn_adam_download_run(dx_ctx* c, const dxn_adam* a, int q, nn_adam* h);
+
 /** target = tau src + (1 - tau) target over n floats. */
 void dxn_polyak(dx_ctx* c, float* target, const float* src, size_t n, float tau);
+
+/** The same over P runs of n floats, run q with rate taus[q] (device [P]), only where active[q]
+ *  (device [P]; NULL = all). */
+void dxn_polyak_runs(dx_ctx* c, float* target, const float* src, size_t n, int P, const float* taus,
+                     const int* active);
 
 /** out[e][j] = scale * sum_r x[e][r][j] (+ out[e][j] when accumulate) for x [E][R][D]: one thread
  *  per column, rows summed in order (deterministic, the same on both kinds). */
@@ -79,6 +108,9 @@ void dxn_concat(dx_ctx* c, const float* a, int da, const float* b, int db, int R
 
 /** *ctr += v on the device (one thread): the counters a captured graph advances on each replay. */
 void dxn_ctr_add(dx_ctx* c, uint64_t* ctr, uint64_t v);
+
+/** ctr[q] += v for the P runs' counters where active[q] (device [P]; NULL = all). */
+void dxn_ctr_add_runs(dx_ctx* c, uint64_t* ctr, int P, uint64_t v, const int* active);
 
 /** Random draws on the device: u[i] = rng_u32 and z[i] = rng_normal of the stream (key, c0, c1) at
  *  index first + i (either may be NULL): the device generator's check against the host's. */

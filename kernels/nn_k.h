@@ -23,18 +23,27 @@ MBPO_HD static float nnk_swish_grad(float x) {
   return s * (1.0f + x * (1.0f - s));
 }
 
-/* z[e][r][j] += b[e][j]; a = act(z) (a may be NULL: linear output, z is the output) */
+/* Where member m (= run * E + e of a population's [P][E] members) keeps its D biases: the runs'
+ * parameter vectors are pstride floats apart, a run's members D apart. */
+MBPO_HD static long nnk_member_at(long m, int E, long pstride, int D) {
+  return (m / E) * pstride + (m % E) * (long)D;
+}
+
+/* z[m][r][j] += b[m][j]; a = act(z) (a may be NULL: linear output, z is the output); m over the
+ * population's P * E members */
 typedef struct nnk_bias_act_args {
   float* z;
   float* a;
   const float* b;
   long rows_per_member; /* B */
   int D, act;
+  int E;                /* members per run */
+  long pstride;         /* floats between runs' parameter vectors */
 } nnk_bias_act_args;
 MBPO_HD static void nnk_bias_act_body(long i, const nnk_bias_act_args* p) {
-  long e = i / (p->rows_per_member * p->D);
+  long m = i / (p->rows_per_member * p->D);
   int j = (int)(i % p->D);
-  float z = p->z[i] + p->b[e * p->D + j];
+  float z = p->z[i] + p->b[nnk_member_at(m, p->E, p->pstride, p->D) + j];
   p->z[i] = z;
   if (p->act == 0) p->a[i] = z > 0.0f ? z : 0.0f;
   else if (p->act == 1) p->a[i] = nnk_swish(z);
@@ -51,24 +60,28 @@ MBPO_HD static void nnk_act_back_body(long i, const nnk_act_back_args* p) {
   else p->d[i] *= nnk_swish_grad(p->z[i]);
 }
 
-/* out[e][j] = scale * sum_r x[e][r][j] (+ out) ; i = e * D + j */
+/* out[m][j] = scale * sum_r x[m][r][j] (+ out); i = m * D + j, member m's out at
+ * nnk_member_at(m, E, pstride, D) (E = 1, pstride = D: a plain [M][D]) */
 typedef struct nnk_colsum_args {
   const float* x;
   float* out;
   int R, D, accumulate;
   float scale;
+  int E;
+  long pstride;
 } nnk_colsum_args;
 MBPO_HD static void nnk_colsum_body(long i, const nnk_colsum_args* p) {
-  long e = i / p->D;
+  long m = i / p->D;
   int j = (int)(i % p->D);
-  const float* x = p->x + e * (long)p->R * p->D + j;
+  const float* x = p->x + m * (long)p->R * p->D + j;
   float s = 0.0f;
   for (int r = 0; r < p->R; r++) s += x[(long)r * p->D];
   s *= p->scale;
-  p->out[i] = p->accumulate ? p->out[i] + s : s;
+  float* o = p->out + nnk_member_at(m, p->E, p->pstride, p->D) + j;
+  *o = p->accumulate ? *o + s : s;
 }
 
-/* dx[r][k] = sum_e dxe[e][r][k], i over B * in */
+/* dx[q][r][k] = sum_e dxe[q][e][r][k], i over P * B * in (q the run) */
 typedef struct nnk_sum_members_args {
   const float* dxe;
   float* dx;
@@ -76,50 +89,68 @@ typedef struct nnk_sum_members_args {
   long n; /* B * in */
 } nnk_sum_members_args;
 MBPO_HD static void nnk_sum_members_body(long i, const nnk_sum_members_args* p) {
-  float s = p->dxe[i];
-  for (int e = 1; e < p->E; e++) s += p->dxe[e * p->n + i];
+  long q = i / p->n, r = i % p->n;
+  const float* d = p->dxe + q * p->E * p->n + r;
+  float s = d[0];
+  for (int e = 1; e < p->E; e++) s += d[e * p->n];
   p->dx[i] = s;
 }
 
-/* one thread: t += 1; lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) in double, rounded once (TF1) */
+/* one thread per run q: t += 1; lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) in double, rounded once
+ * (TF1); runs with active[q] == 0 (active may be NULL: all) are left as they are */
 typedef struct nnk_adam_tick_args {
-  int64_t* t;
-  float* lr_t;
-  float lr, b1, b2;
+  int64_t* t;        /* [P] */
+  float* lr_t;       /* [P] */
+  const float* lr;   /* [P] */
+  const int* active; /* [P] or NULL */
+  float b1, b2;
 } nnk_adam_tick_args;
-MBPO_HD static void nnk_adam_tick_body(long i, const nnk_adam_tick_args* p) {
-  (void)i;
-  int64_t t = *p->t + 1;
-  *p->t = t;
+MBPO_HD static void nnk_adam_tick_body(long q, const nnk_adam_tick_args* p) {
+  if (p->active && !p->active[q]) return;
+  int64_t t = p->t[q] + 1;
+  p->t[q] = t;
   double bc1 = 1.0 - pow((double)p->b1, (double)t);
   double bc2 = 1.0 - pow((double)p->b2, (double)t);
-  *p->lr_t = (float)((double)p->lr * sqrt(bc2) / bc1);
+  p->lr_t[q] = (float)((double)p->lr[q] * sqrt(bc2) / bc1);
 }
 
+/* i over P * n: run q = i / n takes its step with lr_t[q] (skipped when inactive) */
 typedef struct nnk_adam_args {
   float* p;
   const float* g;
   float* m;
   float* v;
   const float* lr_t;
+  const int* active;
+  long n;
   float b1, b2, eps;
 } nnk_adam_args;
 MBPO_HD static void nnk_adam_body(long i, const nnk_adam_args* a) {
+  const long q = i / a->n;
+  if (a->active && !a->active[q]) return;
   float g = a->g[i];
   float m = a->b1 * a->m[i] + (1.0f - a->b1) * g;
   float v = a->b2 * a->v[i] + (1.0f - a->b2) * g * g;
   a->m[i] = m;
   a->v[i] = v;
-  a->p[i] -= *a->lr_t * m / (sqrtf(v) + a->eps);
+  a->p[i] -= a->lr_t[q] * m / (sqrtf(v) + a->eps);
 }
 
+/* target = tau src + (1 - tau) target, i over P * n; run q = i / n uses taus[q] when taus is not
+ * NULL (else tau) and is skipped when inactive */
 typedef struct nnk_polyak_args {
   float* t;
   const float* s;
+  const float* taus;
+  const int* active;
+  long n;
   float tau;
 } nnk_polyak_args;
 MBPO_HD static void nnk_polyak_body(long i, const nnk_polyak_args* a) {
-  a->t[i] = a->tau * a->s[i] + (1.0f - a->tau) * a->t[i];
+  const long q = i / a->n;
+  if (a->active && !a->active[q]) return;
+  const float tau = a->taus ? a->taus[q] : a->tau;
+  a->t[i] = tau * a->s[i] + (1.0f - tau) * a->t[i];
 }
 
 /* out[r] = [a[r], b[r]], i over R * (da + db) */
@@ -142,14 +173,16 @@ typedef struct nnk_fill_args {
 } nnk_fill_args;
 MBPO_HD static void nnk_fill_body(long i, const nnk_fill_args* p) { p->x[i] = p->v; }
 
-/* one thread: *ctr += v (device-side counters that captured graphs advance) */
+/* one thread per run q: ctr[q] += v unless inactive (device-side counters that captured graphs
+ * advance) */
 typedef struct nnk_ctr_add_args {
   uint64_t* ctr;
+  const int* active;
   uint64_t v;
 } nnk_ctr_add_args;
-MBPO_HD static void nnk_ctr_add_body(long i, const nnk_ctr_add_args* p) {
-  (void)i;
-  *p->ctr += p->v;
+MBPO_HD static void nnk_ctr_add_body(long q, const nnk_ctr_add_args* p) {
+  if (p->active && !p->active[q]) return;
+  p->ctr[q] += p->v;
 }
 
 /* out[i] = rng_u32 / rng_normal of the stream (key, c0, c1) at index first + i (device = cuRAND's

@@ -31,139 +31,163 @@ MBPO_HD static float sack_clip_log_std(float x) {
   return x < SACK_LOG_STD_MIN ? SACK_LOG_STD_MIN : (x > SACK_LOG_STD_MAX ? SACK_LOG_STD_MAX : x);
 }
 
-/* Tanh-Gaussian sample with log-probability, one thread per row b (sample_row of sac.c):
- *   x[b] = [obs[b], tanh(u)] with u = mu + exp(clip(log sigma)) eps, the critic input;
- *   logp[b] = sum_i (-eps^2/2 - log(2 pi)/2 - ls - 2 (log 2 - u - softplus(-2 u)));
- *   eps[b][i] (when not NULL) = rng_normal(key, c0, c1, idx0 + b * A + i), kept for the backward,
- * with (c0, c1) the low and high words of *ctr (the update number). */
+/* The settings of one run of a population (device array [P]): the ops below cover all P runs of
+ * a device agent in one launch, each run with its own noise key and hyperparameters. Rows are
+ * [P][B], the critics' outputs [P][2][B]; a run's counters lie ctr_stride words apart. */
+typedef struct sack_run {
+  rng_key noise_key;
+  float reward_scale, gamma, target_entropy, pad;
+} sack_run;
+
+/* Tanh-Gaussian sample with log-probability, one thread per row i = q * B + b (sample_row of sac.c):
+ *   x[i] = [obs[i], tanh(u)] with u = mu + exp(clip(log sigma)) eps, the critic input;
+ *   logp[i] = sum_k (-eps^2/2 - log(2 pi)/2 - ls - 2 (log 2 - u - softplus(-2 u)));
+ *   eps[i][k] (when not NULL) = rng_normal(run q's key, c0, c1, idx0 + b * A + k), kept for the
+ * backward, with (c0, c1) the low and high words of run q's update number. */
 typedef struct sack_sample_args {
-  const float* out;  /* policy output [B][2A]: [mu | raw log sigma] */
-  const float* obs;  /* [B][O] */
-  float* x;          /* [B][O + A] */
-  float* logp;       /* [B] */
-  float* eps;        /* [B][A] or NULL */
+  const float* out;  /* policy output [P][B][2A]: [mu | raw log sigma] */
+  const float* obs;  /* [P][B][O] */
+  float* x;          /* [P][B][O + A] */
+  float* logp;       /* [P][B] */
+  float* eps;        /* [P][B][A] or NULL */
   const uint64_t* ctr;
+  const sack_run* runs;
   uint64_t idx0;     /* 0 for a' at s', B * A for a~ at s */
-  rng_key key;
-  int O, A;
+  long ctr_stride;
+  int B, O, A;
 } sack_sample_args;
-MBPO_HD static void sack_sample_body(long b, const sack_sample_args* p) {
+MBPO_HD static void sack_sample_body(long i, const sack_sample_args* p) {
   const int O = p->O, A = p->A, D = O + A;
-  const uint64_t k = *p->ctr;
+  const long q = i / p->B, b = i % p->B;
+  const uint64_t k = p->ctr[q * p->ctr_stride];
   const uint32_t c0 = (uint32_t)k, c1 = (uint32_t)(k >> 32);
-  const float* out = p->out + b * 2 * A;
-  float* x = p->x + b * D;
-  for (int j = 0; j < O; j++) x[j] = p->obs[b * O + j];
+  const rng_key key = p->runs[q].noise_key;
+  const float* out = p->out + i * 2 * A;
+  float* x = p->x + i * D;
+  for (int j = 0; j < O; j++) x[j] = p->obs[i * O + j];
   float lp = 0.0f;
-  for (int i = 0; i < A; i++) {
-    float e = rng_normal(p->key, c0, c1, p->idx0 + (uint64_t)b * (uint64_t)A + (uint64_t)i);
-    if (p->eps) p->eps[b * A + i] = e;
-    float ls = sack_clip_log_std(out[A + i]);
-    float ui = out[i] + expf(ls) * e;
-    x[O + i] = tanhf(ui);
+  for (int a = 0; a < A; a++) {
+    float e = rng_normal(key, c0, c1, p->idx0 + (uint64_t)b * (uint64_t)A + (uint64_t)a);
+    if (p->eps) p->eps[i * A + a] = e;
+    float ls = sack_clip_log_std(out[A + a]);
+    float ui = out[a] + expf(ls) * e;
+    x[O + a] = tanhf(ui);
     lp += -0.5f * e * e - SACK_HALF_LOG_2PI - ls - 2.0f * (SACK_LOG_2 - ui - sack_softplus(-2.0f * ui));
   }
-  p->logp[b] = lp;
+  p->logp[i] = lp;
 }
 
-/* Bellman target, one thread per row:
- *   y = rs r + gamma (1 - d) (min(Qt_0, Qt_1) - alpha log pi'),  alpha = exp(*log_alpha) */
+/* Bellman target, one thread per row i = q * B + b:
+ *   y = rs r + gamma (1 - d) (min(Qt_0, Qt_1) - alpha log pi'),  alpha = exp(log_alpha[q]) */
 typedef struct sack_target_args {
-  const float* qn;   /* [2][B] target critics at [s', a'] */
+  const float* qn;   /* [P][2][B] target critics at [s', a'] */
   const float* logp_n;
   const float* rew;
   const float* done;
-  const float* log_alpha;
+  const float* log_alpha; /* [P] */
+  const sack_run* runs;
   float* y;
   int B;
-  float reward_scale, gamma;
 } sack_target_args;
-MBPO_HD static void sack_target_body(long b, const sack_target_args* p) {
-  const float alpha = expf(p->log_alpha[0]);
-  float qmin = fminf(p->qn[b], p->qn[p->B + b]);
-  p->y[b] = p->reward_scale * p->rew[b] + p->gamma * (1.0f - p->done[b]) * (qmin - alpha * p->logp_n[b]);
+MBPO_HD static void sack_target_body(long i, const sack_target_args* p) {
+  const long q = i / p->B, b = i % p->B;
+  const float alpha = expf(p->log_alpha[q]);
+  const float* qn = p->qn + q * 2 * p->B;
+  float qmin = fminf(qn[b], qn[p->B + b]);
+  p->y[i] = p->runs[q].reward_scale * p->rew[i] +
+            p->runs[q].gamma * (1.0f - p->done[i]) * (qmin - alpha * p->logp_n[i]);
 }
 
-/* Critic loss gradient dL/dQ_j = (Q_j - y) / B, one thread per (j, b), i = j * B + b. */
+/* Critic loss gradient dL/dQ_j = (Q_j - y) / B, one thread per (q, j, b), i = (q * 2 + j) * B + b. */
 typedef struct sack_critic_grad_args {
-  const float* qv;   /* [2][B] critics at [s, a] */
-  const float* y;
-  float* dq;         /* [2][B] */
+  const float* qv;   /* [P][2][B] critics at [s, a] */
+  const float* y;    /* [P][B] */
+  float* dq;         /* [P][2][B] */
   int B;
   float invB;
 } sack_critic_grad_args;
 MBPO_HD static void sack_critic_grad_body(long i, const sack_critic_grad_args* p) {
-  float diff = p->qv[i] - p->y[i % p->B];
+  const long q = i / (2L * p->B);
+  float diff = p->qv[i] - p->y[q * p->B + i % p->B];
   p->dq[i] = diff * p->invB;
 }
 
 /* Output gradient of the critics at [s, a~] for the policy loss -mean_b min_j Q_j: -1/B to the
- * smaller Q, split equally between exact ties. One thread per row. */
+ * smaller Q, split equally between exact ties. One thread per row i = q * B + b. */
 typedef struct sack_pi_q_grad_args {
-  const float* qp;   /* [2][B] */
-  float* dqp;        /* [2][B] */
+  const float* qp;   /* [P][2][B] */
+  float* dqp;        /* [P][2][B] */
   int B;
   float invB;
 } sack_pi_q_grad_args;
-MBPO_HD static void sack_pi_q_grad_body(long b, const sack_pi_q_grad_args* p) {
-  float q0 = p->qp[b], q1 = p->qp[p->B + b];
+MBPO_HD static void sack_pi_q_grad_body(long i, const sack_pi_q_grad_args* p) {
+  const long q = i / p->B, b = i % p->B, o = q * 2 * p->B;
+  float q0 = p->qp[o + b], q1 = p->qp[o + p->B + b];
   float g0 = q0 < q1 ? 1.0f : (q0 > q1 ? 0.0f : 0.5f);
-  p->dqp[b] = -p->invB * g0;
-  p->dqp[p->B + b] = -p->invB * (1.0f - g0);
+  p->dqp[o + b] = -p->invB * g0;
+  p->dqp[o + p->B + b] = -p->invB * (1.0f - g0);
 }
 
-/* Policy output gradient through tanh, the sample and the log sigma clip, one thread per (b, i):
+/* Policy output gradient through tanh, the sample and the log sigma clip, one thread per (row, k):
  *   dL/du = (alpha / B) 2 tanh(u) + dL/da~ (1 - tanh(u)^2);  dL/dmu = dL/du;
  *   dL/dlog sigma = -alpha / B + dL/du sigma eps inside [-20, 2], else 0.
  * dL/da~ is the action columns of the critics' input gradient at [s, a~]. */
 typedef struct sack_pi_back_args {
-  const float* x_sp; /* [B][D]: tanh(u) in the action columns */
-  const float* dxp;  /* [B][D] */
-  const float* out;  /* policy output at s [B][2A] */
-  const float* eps;  /* [B][A] */
-  const float* log_alpha;
-  float* dpi;        /* [B][2A] */
-  int O, A;
+  const float* x_sp; /* [P][B][D]: tanh(u) in the action columns */
+  const float* dxp;  /* [P][B][D] */
+  const float* out;  /* policy output at s [P][B][2A] */
+  const float* eps;  /* [P][B][A] */
+  const float* log_alpha; /* [P] */
+  float* dpi;        /* [P][B][2A] */
+  int B, O, A;
   float invB;
 } sack_pi_back_args;
 MBPO_HD static void sack_pi_back_body(long n, const sack_pi_back_args* p) {
   const int O = p->O, A = p->A, D = O + A;
-  const long b = n / A;
+  const long r = n / A;
   const int i = (int)(n % A);
-  const float alpha = expf(p->log_alpha[0]), invB = p->invB;
-  const float* out = p->out + b * 2 * A;
-  float* d = p->dpi + b * 2 * A;
-  float t = p->x_sp[b * D + O + i];
-  float ga = p->dxp[b * D + O + i];
+  const float alpha = expf(p->log_alpha[r / p->B]), invB = p->invB;
+  const float* out = p->out + r * 2 * A;
+  float* d = p->dpi + r * 2 * A;
+  float t = p->x_sp[r * D + O + i];
+  float ga = p->dxp[r * D + O + i];
   float gu = alpha * invB * 2.0f * t + ga * (1.0f - t * t);
   float raw = out[A + i];
   int inside = raw >= SACK_LOG_STD_MIN && raw <= SACK_LOG_STD_MAX;
   d[i] = gu;
-  d[A + i] = inside ? -alpha * invB + gu * expf(raw) * p->eps[b * A + i] : 0.0f;
+  d[A + i] = inside ? -alpha * invB + gu * expf(raw) * p->eps[r * A + i] : 0.0f;
 }
 
-/* Temperature gradient and statistics, each index summing the batch in order in double (as sac.c):
- *   i = 0: log_alpha_g = -(mean log pi + target entropy);
- *   i = 1 + k (k < SACD_NSTATS, only when stats is not NULL): statistic k in sac_stats order. */
+/* Temperature gradient and statistics of run q, each index summing the batch in order in double
+ * (as sac.c); i = q * K + k with K = 1 + SACD_NSTATS (stats not NULL) or 1:
+ *   k = 0: log_alpha_g[q] = -(mean log pi + target entropy);
+ *   k = 1 + j: statistic j in sac_stats order into stats[q][j]. */
 typedef struct sack_alpha_stats_args {
-  const float* qv;   /* [2][B] critics at [s, a] */
-  const float* y;
-  const float* qp;   /* [2][B] critics at [s, a~] */
-  const float* logp; /* [B] at s */
+  const float* qv;   /* [P][2][B] critics at [s, a] */
+  const float* y;    /* [P][B] */
+  const float* qp;   /* [P][2][B] critics at [s, a~] */
+  const float* logp; /* [P][B] at s */
   const float* log_alpha;
+  const sack_run* runs;
   float* log_alpha_g;
-  float* stats;
-  int B;
-  float target_entropy;
+  float* stats;      /* [P][nstats] or NULL */
+  int B, nstats;
 } sack_alpha_stats_args;
-MBPO_HD static void sack_alpha_stats_body(long i, const sack_alpha_stats_args* p) {
-  const int B = p->B;
-  const float alpha = expf(p->log_alpha[0]);
+MBPO_HD static void sack_alpha_stats_body(long n, const sack_alpha_stats_args* p) {
+  const int B = p->B, K = p->stats ? 1 + p->nstats : 1;
+  const long q = n / K;
+  const int i = (int)(n % K);
+  const float* qv = p->qv + q * 2 * B;
+  const float* qp = p->qp + q * 2 * B;
+  const float* y = p->y + q * B;
+  const float* logp = p->logp + q * B;
+  const float target_entropy = p->runs[q].target_entropy;
+  const float alpha = expf(p->log_alpha[q]);
   double lsum = 0;
-  for (int b = 0; b < B; b++) lsum += p->logp[b];
+  for (int b = 0; b < B; b++) lsum += logp[b];
   const double mean_logp = lsum / B;
   if (i == 0) {
-    p->log_alpha_g[0] = (float)(-(mean_logp + p->target_entropy));
+    p->log_alpha_g[q] = (float)(-(mean_logp + target_entropy));
     return;
   }
   double s = 0;
@@ -171,44 +195,50 @@ MBPO_HD static void sack_alpha_stats_body(long i, const sack_alpha_stats_args* p
     case 0: /* q1_loss */
     case 1: /* q2_loss */
       for (int b = 0; b < B; b++) {
-        float diff = p->qv[(long)(i - 1) * B + b] - p->y[b];
+        float diff = qv[(long)(i - 1) * B + b] - y[b];
         s += 0.5 * (double)diff * diff;
       }
       s /= B;
       break;
     case 2: /* pi_loss */
-      for (int b = 0; b < B; b++) s += (double)alpha * p->logp[b] - fminf(p->qp[b], p->qp[B + b]);
+      for (int b = 0; b < B; b++) s += (double)alpha * logp[b] - fminf(qp[b], qp[B + b]);
       s /= B;
       break;
     case 3: s = alpha; break;
-    case 4: s = -(double)p->log_alpha[0] * (mean_logp + p->target_entropy); break;
+    case 4: s = -(double)p->log_alpha[q] * (mean_logp + target_entropy); break;
     case 5: s = -mean_logp; break;
     default: /* q_mean */
-      for (long j = 0; j < 2L * B; j++) s += p->qv[j];
+      for (long j = 0; j < 2L * B; j++) s += qv[j];
       s /= (2.0 * B);
       break;
   }
-  p->stats[i - 1] = (float)s;
+  p->stats[q * p->nstats + i - 1] = (float)s;
 }
 
-/* Acting, one thread per (r, i): a = tanh(mu + exp(clip(log sigma)) eps) with
- * eps = rng_normal(key, c0, (uint32_t)*c1_ctr, r * A + i), or tanh(mu) when deterministic. */
+/* Acting, one thread per (q, r, k), n = (q * B + r) * A + k: a = tanh(mu + exp(clip(log sigma)) eps)
+ * with eps = rng_normal(key, c0, (uint32_t)c1_ctr[q * ctr_stride], r * A + k), key = keys[q] (a
+ * device array; NULL: the one key), or tanh(mu) when deterministic. */
 typedef struct sack_act_args {
-  const float* out;  /* [B][2A] */
-  float* act;        /* [B][A] */
+  const float* out;  /* [P][B][2A] */
+  float* act;        /* [P][B][A] */
   const uint64_t* c1_ctr;
+  const rng_key* keys;
   rng_key key;
   uint32_t c0;
-  int A, deterministic;
+  long ctr_stride;
+  int B, A, deterministic;
 } sack_act_args;
 MBPO_HD static void sack_act_body(long n, const sack_act_args* p) {
   const int A = p->A;
-  const long r = n / A;
+  const long row = n / A, q = row / p->B, r = row % p->B;
   const int i = (int)(n % A);
-  const float* o = p->out + r * 2 * A;
+  const float* o = p->out + row * 2 * A;
   float u = o[i];
-  if (!p->deterministic)
-    u += expf(sack_clip_log_std(o[A + i])) * rng_normal(p->key, p->c0, (uint32_t)*p->c1_ctr, (uint64_t)n);
+  if (!p->deterministic) {
+    const rng_key key = p->keys ? p->keys[q] : p->key;
+    const uint32_t c1 = (uint32_t)p->c1_ctr[q * p->ctr_stride];
+    u += expf(sack_clip_log_std(o[A + i])) * rng_normal(key, p->c0, c1, (uint64_t)(r * A + i));
+  }
   p->act[n] = tanhf(u);
 }
 

@@ -26,12 +26,13 @@ static int max_hidden(const nn_mlp* net) {
   return m;
 }
 
-dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) {
-  if (Bmax < 1) mbpo_fatal("dxn_cache_alloc: Bmax %d", Bmax);
+dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
+  if (Bmax < 1 || P < 1) mbpo_fatal("dxn_cache_alloc: Bmax %d, P %d", Bmax, P);
   dxn_cache* k = calloc(1, sizeof *k);
   if (!k) mbpo_fatal("out of memory");
+  k->P = P;
   k->Bmax = Bmax;
-  size_t EB = (size_t)net->E * (size_t)Bmax;
+  size_t EB = (size_t)P * (size_t)net->E * (size_t)Bmax;
   for (int l = 1; l < net->nlayers; l++) {
     k->a[l] = dx_allocf(c, EB * (size_t)net->dims[l]);
     k->z[l - 1] = dx_allocf(c, EB * (size_t)net->dims[l]);
@@ -41,6 +42,8 @@ dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) {
   k->dxe = dx_allocf(c, EB * (size_t)net->dims[0]);
   return k;
 }
+
+dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) { return dxn_cache_alloc_runs(c, net, 1, Bmax); }
 
 void dxn_cache_free(dx_ctx* c, dxn_cache* k) {
   if (!k) return;
@@ -52,70 +55,84 @@ void dxn_cache_free(dx_ctx* c, dxn_cache* k) {
   free(k);
 }
 
+/* The layers' GEMMs over [P][E]: a member's weights lie din * dout apart inside a run's vector and
+ * the runs' vectors nparams apart; activations [P][E][B][d]; a shared input [P][B][d] (member
+ * stride 0). */
 void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x,
                  int shared_input, dxn_cache* k, float* y) {
   if (B > k->Bmax) mbpo_fatal("dxn_forward: %d rows exceed the cache's %d", B, k->Bmax);
-  const int L = net->nlayers, E = net->E;
+  const int L = net->nlayers, E = net->E, R = k->P;
+  const long ps = (long)net->nparams;
   k->B = B;
   k->shared_input = shared_input;
   k->x = x;
   for (int l = 0; l < L; l++) {
     const int din = net->dims[l], dout = net->dims[l + 1];
     const float* in = l == 0 ? x : k->a[l];
-    long s_in = l == 0 && shared_input ? 0 : (long)B * din;
+    int shared = l == 0 && shared_input;
+    long si_in = shared ? 0 : (long)B * din, so_in = shared ? (long)B * din : (long)E * B * din;
     float* out = l == L - 1 ? y : k->z[l];
-    dx_gemm(c, 0, 0, B, dout, din, 1.0f, in, din, s_in, P + net->w_off[l], dout, (long)din * dout, 0.0f,
-            out, dout, (long)B * dout, E);
+    dx_gemm2(c, 0, 0, B, dout, din, 1.0f, in, din, so_in, si_in, P + net->w_off[l], dout, ps,
+             (long)din * dout, 0.0f, out, dout, (long)E * B * dout, (long)B * dout, R, E);
     nnk_bias_act_args a = {out, l == L - 1 ? NULL : k->a[l + 1], P + net->b_off[l], B, dout,
-                           l == L - 1 ? NNK_LINEAR : net->act};
-    DX_RUN(c, nnk_bias_act, a, (long)E * B * dout);
+                           l == L - 1 ? NNK_LINEAR : net->act, E, ps};
+    DX_RUN(c, nnk_bias_act, a, (long)R * E * B * dout);
   }
 }
 
 void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
                   float* grads, float* dx) {
-  const int L = net->nlayers, E = net->E, B = k->B;
+  const int L = net->nlayers, E = net->E, B = k->B, R = k->P;
+  const long ps = (long)net->nparams;
   if (!k->x) mbpo_fatal("dxn_backward without a forward");
   const float* dz = dy;
   for (int l = L - 1; l >= 0; l--) {
     const int din = net->dims[l], dout = net->dims[l + 1];
     if (grads) {
       const float* in = l > 0 ? k->a[l] : k->x;
-      long s_in = l == 0 && k->shared_input ? 0 : (long)B * din;
-      dx_gemm(c, 1, 0, din, dout, B, 1.0f, in, din, s_in, dz, dout, (long)B * dout, 1.0f,
-              grads + net->w_off[l], dout, (long)din * dout, E);
-      nnk_colsum_args cs = {dz, grads + net->b_off[l], B, dout, 1, 1.0f};
-      DX_RUN(c, nnk_colsum, cs, (long)E * dout);
+      int shared = l == 0 && k->shared_input;
+      long si_in = shared ? 0 : (long)B * din, so_in = shared ? (long)B * din : (long)E * B * din;
+      dx_gemm2(c, 1, 0, din, dout, B, 1.0f, in, din, so_in, si_in, dz, dout, (long)E * B * dout,
+               (long)B * dout, 1.0f, grads + net->w_off[l], dout, ps, (long)din * dout, R, E);
+      nnk_colsum_args cs = {dz, grads + net->b_off[l], B, dout, 1, 1.0f, E, ps};
+      DX_RUN(c, nnk_colsum, cs, (long)R * E * dout);
     }
     if (l == 0 && !dx) break;
     float* out = l > 0 ? k->buf[l & 1] : (k->shared_input && E > 1 ? k->dxe : dx);
-    dx_gemm(c, 0, 1, B, din, dout, 1.0f, dz, dout, (long)B * dout, P + net->w_off[l], dout,
-            (long)din * dout, 0.0f, out, din, (long)B * din, E);
+    dx_gemm2(c, 0, 1, B, din, dout, 1.0f, dz, dout, (long)E * B * dout, (long)B * dout, P + net->w_off[l],
+             dout, ps, (long)din * dout, 0.0f, out, din, (long)E * B * din, (long)B * din, R, E);
     if (l > 0) {
       nnk_act_back_args ab = {out, k->z[l - 1], net->act};
-      DX_RUN(c, nnk_act_back, ab, (long)E * B * din);
+      DX_RUN(c, nnk_act_back, ab, (long)R * E * B * din);
     } else if (k->shared_input && E > 1) {
       nnk_sum_members_args sm = {k->dxe, dx, E, (long)B * din};
-      DX_RUN(c, nnk_sum_members, sm, (long)B * din);
+      DX_RUN(c, nnk_sum_members, sm, (long)R * B * din);
     }
     dz = out;
   }
 }
 
-dxn_adam* dxn_adam_alloc(dx_ctx* c, size_t n, float lr) {
+dxn_adam* dxn_adam_alloc_runs(dx_ctx* c, size_t n, int P, const float* lrs) {
+  if (P < 1) mbpo_fatal("dxn_adam_alloc: P %d", P);
   dxn_adam* a = calloc(1, sizeof *a);
   if (!a) mbpo_fatal("out of memory");
   a->n = n;
-  a->lr = lr;
+  a->P = P;
+  a->lr = lrs[0];
   a->b1 = 0.9f;
   a->b2 = 0.999f;
   a->eps = 1e-8f;
-  a->m = dx_allocf(c, n);
-  a->v = dx_allocf(c, n);
-  a->t = (int64_t*)dx_alloc(c, sizeof(int64_t));
-  a->lr_t = dx_allocf(c, 1);
+  a->m = dx_allocf(c, (size_t)P * n);
+  a->v = dx_allocf(c, (size_t)P * n);
+  a->t = (int64_t*)dx_alloc(c, (size_t)P * sizeof(int64_t));
+  a->lr_t = dx_allocf(c, (size_t)P);
+  a->lrs = dx_allocf(c, (size_t)P);
+  dx_upload(c, a->lrs, lrs, (size_t)P * sizeof(float));
+  dx_sync(c); /* lrs is the caller's pageable memory */
   return a;
 }
+
+dxn_adam* dxn_adam_alloc(dx_ctx* c, size_t n, float lr) { return dxn_adam_alloc_runs(c, n, 1, &lr); }
 
 void dxn_adam_free(dx_ctx* c, dxn_adam* a) {
   if (!a) return;
@@ -123,42 +140,59 @@ void dxn_adam_free(dx_ctx* c, dxn_adam* a) {
   dx_free(c, a->v);
   dx_free(c, a->t);
   dx_free(c, a->lr_t);
+  dx_free(c, a->lrs);
   free(a);
 }
 
-void dxn_adam_step(dx_ctx* c, dxn_adam* a, float* params, const float* g) {
-  nnk_adam_tick_args t = {a->t, a->lr_t, a->lr, a->b1, a->b2};
-  DX_RUN(c, nnk_adam_tick, t, 1);
-  nnk_adam_args u = {params, g, a->m, a->v, a->lr_t, a->b1, a->b2, a->eps};
-  DX_RUN(c, nnk_adam, u, (long)a->n);
+void dxn_adam_step_runs(dx_ctx* c, dxn_adam* a, float* params, const float* g, const int* active) {
+  nnk_adam_tick_args t = {a->t, a->lr_t, a->lrs, active, a->b1, a->b2};
+  DX_RUN(c, nnk_adam_tick, t, a->P);
+  nnk_adam_args u = {params, g, a->m, a->v, a->lr_t, active, (long)a->n, a->b1, a->b2, a->eps};
+  DX_RUN(c, nnk_adam, u, (long)a->P * (long)a->n);
 }
 
-void dxn_adam_upload(dx_ctx* c, dxn_adam* a, const nn_adam* h) {
-  if (h->n != a->n) mbpo_fatal("dxn_adam_upload: %zu vs %zu parameters", h->n, a->n);
+void dxn_adam_step(dx_ctx* c, dxn_adam* a, float* params, const float* g) {
+  dxn_adam_step_runs(c, a, params, g, NULL);
+}
+
+void dxn_adam_upload_run(dx_ctx* c, dxn_adam* a, int q, const nn_adam* h) {
+  if (h->n != a->n || q < 0 || q >= a->P)
+    mbpo_fatal("dxn_adam_upload: %zu vs %zu parameters, run %d of %d", h->n, a->n, q, a->P);
   int64_t t = h->t;
-  dx_upload(c, a->m, h->m, a->n * sizeof(float));
-  dx_upload(c, a->v, h->v, a->n * sizeof(float));
-  dx_upload(c, a->t, &t, sizeof t);
+  dx_upload(c, a->m + (size_t)q * a->n, h->m, a->n * sizeof(float));
+  dx_upload(c, a->v + (size_t)q * a->n, h->v, a->n * sizeof(float));
+  dx_upload(c, a->t + q, &t, sizeof t);
   dx_sync(c);
 }
 
-void dxn_adam_download(dx_ctx* c, const dxn_adam* a, nn_adam* h) {
-  if (h->n != a->n) mbpo_fatal("dxn_adam_download: %zu vs %zu parameters", h->n, a->n);
+void dxn_adam_download_run(dx_ctx* c, const dxn_adam* a, int q, nn_adam* h) {
+  if (h->n != a->n || q < 0 || q >= a->P)
+    mbpo_fatal("dxn_adam_download: %zu vs %zu parameters, run %d of %d", h->n, a->n, q, a->P);
   int64_t t = 0;
-  dx_download(c, h->m, a->m, a->n * sizeof(float));
-  dx_download(c, h->v, a->v, a->n * sizeof(float));
-  dx_download(c, &t, a->t, sizeof t);
+  dx_download(c, h->m, a->m + (size_t)q * a->n, a->n * sizeof(float));
+  dx_download(c, h->v, a->v + (size_t)q * a->n, a->n * sizeof(float));
+  dx_download(c, &t, a->t + q, sizeof t);
   dx_sync(c);
   h->t = (long)t;
 }
 
+void dxn_adam_upload(dx_ctx* c, dxn_adam* a, const nn_adam* h) { dxn_adam_upload_run(c, a, 0, h); }
+
+void dxn_adam_download(dx_ctx* c, const dxn_adam* a, nn_adam* h) { dxn_adam_download_run(c, a, 0, h); }
+
+void dxn_polyak_runs(dx_ctx* c, float* target, const float* src, size_t n, int P, const float* taus,
+                     const int* active) {
+  nnk_polyak_args p = {target, src, taus, active, (long)n, 0.0f};
+  DX_RUN(c, nnk_polyak, p, (long)P * (long)n);
+}
+
 void dxn_polyak(dx_ctx* c, float* target, const float* src, size_t n, float tau) {
-  nnk_polyak_args p = {target, src, tau};
+  nnk_polyak_args p = {target, src, NULL, NULL, (long)n, tau};
   DX_RUN(c, nnk_polyak, p, (long)n);
 }
 
 void dxn_colsum(dx_ctx* c, const float* x, int E, int R, int D, float scale, int accumulate, float* out) {
-  nnk_colsum_args a = {x, out, R, D, accumulate, scale};
+  nnk_colsum_args a = {x, out, R, D, accumulate, scale, 1, D};
   DX_RUN(c, nnk_colsum, a, (long)E * D);
 }
 
@@ -172,9 +206,11 @@ void dxn_fill(dx_ctx* c, float* x, float v, size_t n) {
   DX_RUN(c, nnk_fill, p, (long)n);
 }
 
-void dxn_ctr_add(dx_ctx* c, uint64_t* ctr, uint64_t v) {
-  nnk_ctr_add_args p = {ctr, v};
-  DX_RUN(c, nnk_ctr_add, p, 1);
+void dxn_ctr_add(dx_ctx* c, uint64_t* ctr, uint64_t v) { dxn_ctr_add_runs(c, ctr, 1, v, NULL); }
+
+void dxn_ctr_add_runs(dx_ctx* c, uint64_t* ctr, int P, uint64_t v, const int* active) {
+  nnk_ctr_add_args p = {ctr, active, v};
+  DX_RUN(c, nnk_ctr_add, p, P);
 }
 
 void dxn_rng(dx_ctx* c, rng_key key, uint32_t c0, uint32_t c1, uint64_t first, long n, uint32_t* u, float* z) {

@@ -10,7 +10,8 @@
  *   6. sack_pi_back: dxp's action columns through tanh and the clip -> dpi -> backward into pi_g
  *   7. sack_alpha_stats: log_alpha_g and the statistics (before any parameter moves)
  * then the three Adam steps (critics, policy, log alpha) and Polyak averaging of the targets:
- * every gradient is taken at the pre-update parameters, as the host agent does. */
+ * every gradient is taken at the pre-update parameters, as the host agent does. Each step covers
+ * the P runs of the agent in one op or GEMM (dxn.h's population layout). */
 #include "sac_dev.h"
 
 #include <stdlib.h>
@@ -44,24 +45,33 @@ struct sacd_work {
 
 static void check_shapes(const sac_dev* d, const sac* h, const char* what) {
   if (h->obs_dim != d->obs_dim || h->act_dim != d->act_dim || h->pi.nparams != d->pi.nparams ||
-      h->q.nparams != d->q.nparams)
-    mbpo_fatal("%s: host agent (obs %d, act %d, %zu + %zu parameters) differs from the device agent "
-               "(obs %d, act %d, %zu + %zu)", what, h->obs_dim, h->act_dim, h->pi.nparams, h->q.nparams,
-               d->obs_dim, d->act_dim, d->pi.nparams, d->q.nparams);
+      h->q.nparams != d->q.nparams || h->p.batch != d->p.batch)
+    mbpo_fatal("%s: host agent (obs %d, act %d, %zu + %zu parameters, batch %d) differs from the device "
+               "agent (obs %d, act %d, %zu + %zu, batch %d)", what, h->obs_dim, h->act_dim, h->pi.nparams,
+               h->q.nparams, h->p.batch, d->obs_dim, d->act_dim, d->pi.nparams, d->q.nparams, d->p.batch);
 }
 
-static dxn_adam* adam_like(dx_ctx* c, const nn_adam* h) {
-  dxn_adam* a = dxn_adam_alloc(c, h->n, h->lr);
-  a->b1 = h->b1, a->b2 = h->b2, a->eps = h->eps;
+/* Adam state of P runs shaped like the host agents' (which = 0 policy, 1 critics, 2 log alpha). */
+static dxn_adam* adam_like(dx_ctx* c, const sac* const* hosts, int P, int which) {
+  float* lrs = malloc((size_t)P * sizeof *lrs);
+  if (!lrs) mbpo_fatal("out of memory");
+  const nn_adam* h0 = which == 0 ? hosts[0]->pi_adam : which == 1 ? hosts[0]->q_adam : hosts[0]->alpha_adam;
+  for (int q = 0; q < P; q++)
+    lrs[q] = (which == 0 ? hosts[q]->pi_adam : which == 1 ? hosts[q]->q_adam : hosts[q]->alpha_adam)->lr;
+  dxn_adam* a = dxn_adam_alloc_runs(c, h0->n, P, lrs);
+  a->b1 = h0->b1, a->b2 = h0->b2, a->eps = h0->eps;
+  free(lrs);
   return a;
 }
 
-sac_dev* sacd_create(dx_ctx* c, const sac* host, int act_rows) {
-  if (act_rows < 1) mbpo_fatal("sacd_create: act_rows %d", act_rows);
+sac_dev* sacd_create_runs(dx_ctx* c, const sac* const* hosts, int P, int act_rows) {
+  if (act_rows < 1 || P < 1) mbpo_fatal("sacd_create: act_rows %d, P %d", act_rows, P);
+  const sac* host = hosts[0];
   sac_dev* d = calloc(1, sizeof *d);
   struct sacd_work* w = calloc(1, sizeof *w);
   if (!d || !w) mbpo_fatal("out of memory");
   d->c = c;
+  d->P = P;
   d->obs_dim = host->obs_dim;
   d->act_dim = host->act_dim;
   d->p = host->p;
@@ -70,27 +80,46 @@ sac_dev* sacd_create(dx_ctx* c, const sac* host, int act_rows) {
   d->q = host->q;
   d->act_rows = act_rows;
   d->w = w;
+  for (int q = 1; q < P; q++) check_shapes(d, hosts[q], "sacd_create");
 
-  d->pi_w = dx_allocf(c, d->pi.nparams);
-  d->q_w = dx_allocf(c, d->q.nparams);
-  d->qt_w = dx_allocf(c, d->q.nparams);
-  d->log_alpha = dx_allocf(c, 1);
-  d->pi_g = dx_allocf(c, d->pi.nparams);
-  d->q_g = dx_allocf(c, d->q.nparams);
-  d->log_alpha_g = dx_allocf(c, 1);
-  d->pi_adam = adam_like(c, host->pi_adam);
-  d->q_adam = adam_like(c, host->q_adam);
-  d->alpha_adam = adam_like(c, host->alpha_adam);
+  const size_t R = (size_t)P;
+  d->pi_w = dx_allocf(c, R * d->pi.nparams);
+  d->q_w = dx_allocf(c, R * d->q.nparams);
+  d->qt_w = dx_allocf(c, R * d->q.nparams);
+  d->log_alpha = dx_allocf(c, R);
+  d->pi_g = dx_allocf(c, R * d->pi.nparams);
+  d->q_g = dx_allocf(c, R * d->q.nparams);
+  d->log_alpha_g = dx_allocf(c, R);
+  d->pi_adam = adam_like(c, hosts, P, 0);
+  d->q_adam = adam_like(c, hosts, P, 1);
+  d->alpha_adam = adam_like(c, hosts, P, 2);
+  d->runs = dx_alloc(c, R * sizeof(sack_run));
+  d->taus = dx_allocf(c, R);
+  sack_run* runs = calloc(R, sizeof *runs);
+  float* taus = calloc(R, sizeof *taus);
+  if (!runs || !taus) mbpo_fatal("out of memory");
+  for (int q = 0; q < P; q++) {
+    runs[q].noise_key = hosts[q]->noise_key;
+    runs[q].reward_scale = hosts[q]->p.reward_scale;
+    runs[q].gamma = hosts[q]->p.gamma;
+    runs[q].target_entropy = hosts[q]->p.target_entropy;
+    taus[q] = hosts[q]->p.tau;
+  }
+  dx_upload(c, d->runs, runs, R * sizeof *runs);
+  dx_upload(c, d->taus, taus, R * sizeof *taus);
+  dx_sync(c);
+  free(runs);
+  free(taus);
 
   const int A = d->act_dim, D = d->obs_dim + A, Bm = d->p.batch;
-  const size_t B = (size_t)Bm;
+  const size_t B = R * (size_t)Bm; /* rows of all runs */
   w->Bmax = Bm;
-  w->pi_c = dxn_cache_alloc(c, &d->pi, Bm);
-  w->pin_c = dxn_cache_alloc(c, &d->pi, Bm);
-  w->q_c = dxn_cache_alloc(c, &d->q, Bm);
-  w->qp_c = dxn_cache_alloc(c, &d->q, Bm);
-  w->qt_c = dxn_cache_alloc(c, &d->q, Bm);
-  w->act_c = dxn_cache_alloc(c, &d->pi, act_rows);
+  w->pi_c = dxn_cache_alloc_runs(c, &d->pi, P, Bm);
+  w->pin_c = dxn_cache_alloc_runs(c, &d->pi, P, Bm);
+  w->q_c = dxn_cache_alloc_runs(c, &d->q, P, Bm);
+  w->qp_c = dxn_cache_alloc_runs(c, &d->q, P, Bm);
+  w->qt_c = dxn_cache_alloc_runs(c, &d->q, P, Bm);
+  w->act_c = dxn_cache_alloc_runs(c, &d->pi, P, act_rows);
   w->x_sa = dx_allocf(c, B * D);
   w->x_na = dx_allocf(c, B * D);
   w->x_sp = dx_allocf(c, B * D);
@@ -107,10 +136,12 @@ sac_dev* sacd_create(dx_ctx* c, const sac* host, int act_rows) {
   w->dqp = dx_allocf(c, 2 * B);
   w->dxp = dx_allocf(c, B * D);
   w->dpi = dx_allocf(c, B * 2 * A);
-  w->act_out = dx_allocf(c, (size_t)act_rows * 2 * A);
-  sacd_upload(d, host);
+  w->act_out = dx_allocf(c, R * (size_t)act_rows * 2 * A);
+  for (int q = 0; q < P; q++) sacd_upload_run(d, q, hosts[q]);
   return d;
 }
+
+sac_dev* sacd_create(dx_ctx* c, const sac* host, int act_rows) { return sacd_create_runs(c, &host, 1, act_rows); }
 
 void sacd_free(sac_dev* d) {
   if (!d) return;
@@ -120,8 +151,9 @@ void sacd_free(sac_dev* d) {
   for (size_t i = 0; i < sizeof caches / sizeof caches[0]; i++) dxn_cache_free(c, caches[i]);
   float* bufs[] = {w->x_sa, w->x_na, w->x_sp, w->pi_out, w->pin_out, w->eps, w->logp, w->logp_n,
                    w->y, w->qv, w->qn, w->qp, w->dq, w->dqp, w->dxp, w->dpi, w->act_out,
-                   d->pi_w, d->q_w, d->qt_w, d->log_alpha, d->pi_g, d->q_g, d->log_alpha_g};
+                   d->pi_w, d->q_w, d->qt_w, d->log_alpha, d->pi_g, d->q_g, d->log_alpha_g, d->taus};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
+  dx_free(c, d->runs);
   dxn_adam_free(c, d->pi_adam);
   dxn_adam_free(c, d->q_adam);
   dxn_adam_free(c, d->alpha_adam);
@@ -129,84 +161,104 @@ void sacd_free(sac_dev* d) {
   free(d);
 }
 
-void sacd_upload(sac_dev* d, const sac* host) {
+float* sacd_pi_params(const sac_dev* d, int q) { return d->pi_w + (size_t)q * d->pi.nparams; }
+
+static void check_run(const sac_dev* d, int q, const char* what) {
+  if (q < 0 || q >= d->P) mbpo_fatal("%s: run %d of %d", what, q, d->P);
+}
+
+void sacd_upload_run(sac_dev* d, int q, const sac* host) {
   check_shapes(d, host, "sacd_upload");
+  check_run(d, q, "sacd_upload");
   dx_ctx* c = d->c;
-  dx_upload(c, d->pi_w, host->pi_w, d->pi.nparams * sizeof(float));
-  dx_upload(c, d->q_w, host->q_w, d->q.nparams * sizeof(float));
-  dx_upload(c, d->qt_w, host->qt_w, d->q.nparams * sizeof(float));
-  dx_upload(c, d->log_alpha, host->log_alpha, sizeof(float));
-  dxn_adam_upload(c, d->pi_adam, host->pi_adam); /* each syncs */
-  dxn_adam_upload(c, d->q_adam, host->q_adam);
-  dxn_adam_upload(c, d->alpha_adam, host->alpha_adam);
+  const size_t np = d->pi.nparams, nq = d->q.nparams;
+  dx_upload(c, d->pi_w + q * np, host->pi_w, np * sizeof(float));
+  dx_upload(c, d->q_w + q * nq, host->q_w, nq * sizeof(float));
+  dx_upload(c, d->qt_w + q * nq, host->qt_w, nq * sizeof(float));
+  dx_upload(c, d->log_alpha + q, host->log_alpha, sizeof(float));
+  dxn_adam_upload_run(c, d->pi_adam, q, host->pi_adam); /* each syncs */
+  dxn_adam_upload_run(c, d->q_adam, q, host->q_adam);
+  dxn_adam_upload_run(c, d->alpha_adam, q, host->alpha_adam);
 }
 
-void sacd_download(const sac_dev* d, sac* host) {
+void sacd_download_run(const sac_dev* d, int q, sac* host) {
   check_shapes(d, host, "sacd_download");
+  check_run(d, q, "sacd_download");
   dx_ctx* c = d->c;
-  dx_download(c, host->pi_w, d->pi_w, d->pi.nparams * sizeof(float));
-  dx_download(c, host->q_w, d->q_w, d->q.nparams * sizeof(float));
-  dx_download(c, host->qt_w, d->qt_w, d->q.nparams * sizeof(float));
-  dx_download(c, host->log_alpha, d->log_alpha, sizeof(float));
-  dxn_adam_download(c, d->pi_adam, host->pi_adam); /* each syncs */
-  dxn_adam_download(c, d->q_adam, host->q_adam);
-  dxn_adam_download(c, d->alpha_adam, host->alpha_adam);
+  const size_t np = d->pi.nparams, nq = d->q.nparams;
+  dx_download(c, host->pi_w, d->pi_w + q * np, np * sizeof(float));
+  dx_download(c, host->q_w, d->q_w + q * nq, nq * sizeof(float));
+  dx_download(c, host->qt_w, d->qt_w + q * nq, nq * sizeof(float));
+  dx_download(c, host->log_alpha, d->log_alpha + q, sizeof(float));
+  dxn_adam_download_run(c, d->pi_adam, q, host->pi_adam); /* each syncs */
+  dxn_adam_download_run(c, d->q_adam, q, host->q_adam);
+  dxn_adam_download_run(c, d->alpha_adam, q, host->alpha_adam);
 }
 
-void sacd_update(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
-                 const float* done, int B, const uint64_t* update_index, float* stats) {
+void sacd_upload(sac_dev* d, const sac* host) { sacd_upload_run(d, 0, host); }
+
+void sacd_download(const sac_dev* d, sac* host) { sacd_download_run(d, 0, host); }
+
+void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const float* rew,
+                      const float* next_obs, const float* done, int B, const uint64_t* update_index,
+                      long ctr_stride, const int* active, float* stats) {
   struct sacd_work* w = d->w;
   dx_ctx* c = d->c;
-  const int O = d->obs_dim, A = d->act_dim;
-  const sac_params* p = &d->p;
+  const int O = d->obs_dim, A = d->act_dim, P = d->P;
   if (B < 1 || B > w->Bmax) mbpo_fatal("sacd_update: batch of %d rows (1..%d)", B, w->Bmax);
   const float invB = 1.0f / (float)B;
+  const long PB = (long)P * B;
 
   /* 1-2: the Bellman target from the target critics and a fresh a' ~ pi(.|s') */
   dxn_forward(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
-  sack_sample_args sn = {w->pin_out, next_obs, w->x_na, w->logp_n, NULL, update_index, 0,
-                         d->noise_key, O, A};
-  DX_RUN(c, sack_sample, sn, B);
+  sack_sample_args sn = {w->pin_out, next_obs, w->x_na, w->logp_n, NULL, update_index, d->runs, 0,
+                         ctr_stride, B, O, A};
+  DX_RUN(c, sack_sample, sn, PB);
   dxn_forward(c, &d->q, d->qt_w, B, w->x_na, 1, w->qt_c, w->qn);
-  sack_target_args ta = {w->qn, w->logp_n, rew, done, d->log_alpha, w->y, B, p->reward_scale, p->gamma};
-  DX_RUN(c, sack_target, ta, B);
+  sack_target_args ta = {w->qn, w->logp_n, rew, done, d->log_alpha, d->runs, w->y, B};
+  DX_RUN(c, sack_target, ta, PB);
 
   /* 3: critic loss gradients at [s, a] */
-  dxn_concat(c, obs, O, act, A, B, w->x_sa);
+  dxn_concat(c, obs, O, act, A, (int)PB, w->x_sa);
   dxn_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
   sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB};
-  DX_RUN(c, sack_critic_grad, cg, 2L * B);
-  dx_zero(c, d->q_g, d->q.nparams * sizeof(float));
+  DX_RUN(c, sack_critic_grad, cg, 2 * PB);
+  dx_zero(c, d->q_g, (size_t)P * d->q.nparams * sizeof(float));
   dxn_backward(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
 
   /* 4: a~ = tanh(mu + sigma eps) at s */
   dxn_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
-  sack_sample_args sc = {w->pi_out, obs, w->x_sp, w->logp, w->eps, update_index,
-                         (uint64_t)B * (uint64_t)A, d->noise_key, O, A};
-  DX_RUN(c, sack_sample, sc, B);
+  sack_sample_args sc = {w->pi_out, obs, w->x_sp, w->logp, w->eps, update_index, d->runs,
+                         (uint64_t)B * (uint64_t)A, ctr_stride, B, O, A};
+  DX_RUN(c, sack_sample, sc, PB);
 
   /* 5: dL/da~ through min_j Q_j(s, a~) (input gradient only, critics' own cache) */
   dxn_forward(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
   sack_pi_q_grad_args pq = {w->qp, w->dqp, B, invB};
-  DX_RUN(c, sack_pi_q_grad, pq, B);
+  DX_RUN(c, sack_pi_q_grad, pq, PB);
   dxn_backward(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL, w->dxp);
 
   /* 6: into the policy */
-  sack_pi_back_args pb = {w->x_sp, w->dxp, w->pi_out, w->eps, d->log_alpha, w->dpi, O, A, invB};
-  DX_RUN(c, sack_pi_back, pb, (long)B * A);
-  dx_zero(c, d->pi_g, d->pi.nparams * sizeof(float));
+  sack_pi_back_args pb = {w->x_sp, w->dxp, w->pi_out, w->eps, d->log_alpha, w->dpi, B, O, A, invB};
+  DX_RUN(c, sack_pi_back, pb, PB * A);
+  dx_zero(c, d->pi_g, (size_t)P * d->pi.nparams * sizeof(float));
   dxn_backward(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
 
   /* 7: temperature gradient and statistics, with the pre-update log alpha */
-  sack_alpha_stats_args as = {w->qv, w->y, w->qp, w->logp, d->log_alpha, d->log_alpha_g, stats, B,
-                              p->target_entropy};
-  DX_RUN(c, sack_alpha_stats, as, stats ? 1 + SACD_NSTATS : 1);
+  sack_alpha_stats_args as = {w->qv, w->y, w->qp, w->logp, d->log_alpha, d->runs, d->log_alpha_g, stats,
+                              B, SACD_NSTATS};
+  DX_RUN(c, sack_alpha_stats, as, (long)P * (stats ? 1 + SACD_NSTATS : 1));
 
-  /* apply: the order of sac_apply_grads */
-  dxn_adam_step(c, d->q_adam, d->q_w, d->q_g);
-  dxn_adam_step(c, d->pi_adam, d->pi_w, d->pi_g);
-  dxn_adam_step(c, d->alpha_adam, d->log_alpha, d->log_alpha_g);
-  dxn_polyak(c, d->qt_w, d->q_w, d->q.nparams, p->tau);
+  /* apply: the order of sac_apply_grads; inactive runs keep their state */
+  dxn_adam_step_runs(c, d->q_adam, d->q_w, d->q_g, active);
+  dxn_adam_step_runs(c, d->pi_adam, d->pi_w, d->pi_g, active);
+  dxn_adam_step_runs(c, d->alpha_adam, d->log_alpha, d->log_alpha_g, active);
+  dxn_polyak_runs(c, d->qt_w, d->q_w, d->q.nparams, P, d->taus, active);
+}
+
+void sacd_update(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
+                 const float* done, int B, const uint64_t* update_index, float* stats) {
+  sacd_update_runs(d, obs, act, rew, next_obs, done, B, update_index, 1, NULL, stats);
 }
 
 void sacd_stats_to_host(const float* s, sac_stats* st) {
@@ -219,11 +271,23 @@ void sacd_stats_to_host(const float* s, sac_stats* st) {
   st->q_mean = s[6];
 }
 
-void sacd_act(sac_dev* d, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
-              const uint64_t* c1_ctr, float* act) {
+static void act_common(sac_dev* d, const float* obs, int B, int deterministic, const rng_key* keys, rng_key key,
+                       uint32_t c0, const uint64_t* c1_ctr, long ctr_stride, float* act) {
   struct sacd_work* w = d->w;
   if (B < 1 || B > d->act_rows) mbpo_fatal("sacd_act: %d rows (1..%d)", B, d->act_rows);
+  if (!deterministic && !c1_ctr) mbpo_fatal("sacd_act: stochastic actions need the counter");
   dxn_forward(d->c, &d->pi, d->pi_w, B, obs, 1, w->act_c, w->act_out);
-  sack_act_args a = {w->act_out, act, c1_ctr, key, c0, d->act_dim, deterministic};
-  DX_RUN(d->c, sack_act, a, (long)B * d->act_dim);
+  sack_act_args a = {w->act_out, act, c1_ctr, keys, key, c0, ctr_stride, B, d->act_dim, deterministic};
+  DX_RUN(d->c, sack_act, a, (long)d->P * B * d->act_dim);
+}
+
+void sacd_act(sac_dev* d, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
+              const uint64_t* c1_ctr, float* act) {
+  if (d->P != 1) mbpo_fatal("sacd_act on a population of %d runs: sacd_act_runs", d->P);
+  act_common(d, obs, B, deterministic, NULL, key, c0, c1_ctr, 1, act);
+}
+
+void sacd_act_runs(sac_dev* d, const float* obs, int B, int deterministic, const rng_key* keys, uint32_t c0,
+                   const uint64_t* c1_ctr, long ctr_stride, float* act) {
+  act_common(d, obs, B, deterministic, keys, (rng_key){0, 0}, c0, c1_ctr, ctr_stride, act);
 }
