@@ -217,18 +217,8 @@ static void sac_phase(mbpo_state* s, double* row, sac_stats* last) {
   row[P_UPDATES] += (double)c->sac_updates;
 }
 
-/* The same on the device: one graph with the G updates and the next step's action. */
-static void dev_sac_phase(mbpo_state* s, double* row, sac_stats* last) {
-  const mbpo_config* c = s->c;
-  int bad = mbpod_updates_and_act(s->dev, s->obs, s->env_steps, s->next_act, last);
-  s->updates += (uint64_t)c->sac_updates;
-  s->have_act = 1;
-  if (bad)
-    run_fail(s, "NaN/Inf in the SAC losses (updates %llu-%llu, env step %llu)",
-               (unsigned long long)(s->updates - (uint64_t)c->sac_updates + 1), (unsigned long long)s->updates,
-               (unsigned long long)s->env_steps);
-  row[P_UPDATES] += (double)c->sac_updates;
-}
+/* The same on the device happens in the population's step after this tick (mbpo_pdev_step: one
+ * graph with every run's G updates and next action); mbpo_run_after_step takes its results. */
 
 /* When the pending epoch's evaluation is the best so far and its epoch-end checkpoint exists,
  * ckpt-best.npz becomes a hard link to it (replaced atomically). */
@@ -296,17 +286,16 @@ static void epoch_step(mbpo_state* s, long n_epochs) {
   float a[ENV_MAX_ACT];
   if (!s->dev)
     sac_act(s->agent, s->obs, 1, 0, (rng_key){(uint32_t)c->seed, RNG_ACT}, 0, (uint32_t)s->env_steps, a);
-  else if (s->have_act) /* computed by the previous step's graph: same policy, same counter */
+  else /* computed by the previous population step: same policy, same counter */
     memcpy(a, s->next_act, sizeof(float) * (size_t)s->ad);
-  else
-    mbpod_act(s->dev, s->obs, s->env_steps, a);
   s->have_act = 0;
   env_step_and_store(s, a);
   s->train_steps++;
-  if (s->real->size >= c->min_pool) {
+  if (s->dev) { /* the updates (when due) and the next action: the population's step */
+    s->want = s->real->size >= c->min_pool ? MBPOD_WANT_STEP : MBPOD_WANT_ACT;
+  } else if (s->real->size >= c->min_pool) {
     double t0 = now_s();
-    if (s->dev) dev_sac_phase(s, s->row, &s->last);
-    else sac_phase(s, s->row, &s->last);
+    sac_phase(s, s->row, &s->last);
     s->sac_time += now_s() - t0;
   }
   if (s->run.tty && (s->t % 50 == 0)) {
@@ -510,8 +499,10 @@ static void run_finish(mbpo_state* s) {
 
 int mbpo_run_tick(mbpo_state* s) {
   const mbpo_config* c = s->c;
+  s->want = MBPOD_WANT_NONE;
   if (s->phase == MBPO_PHASE_DONE) return MBPO_TICK_DONE;
   if (setjmp(s->fail)) { /* run_fail: NaN/Inf, reported; the run stops, nothing more is written */
+    s->want = MBPOD_WANT_NONE;
     s->phase = MBPO_PHASE_DONE;
     s->rc = 1;
     return MBPO_TICK_DONE;
@@ -547,11 +538,40 @@ int mbpo_run_tick(mbpo_state* s) {
       if (stop) s->epoch = n_epochs;
       continue;
     }
+    if (s->dev && !s->have_act) {
+      /* no action pending (the first training step, or just resumed): this round's population
+       * step computes it, and the run steps in the next round */
+      s->want = MBPOD_WANT_ACT;
+      return MBPO_TICK_STEP;
+    }
     if (s->t == 0) epoch_begin(s);
     epoch_step(s, n_epochs);
     s->t++;
+    if (s->dev) mbpod_sync(s->dev); /* its real rows are on the device before the step samples them */
     return MBPO_TICK_STEP;
   }
+}
+
+void mbpo_run_after_step(mbpo_state* s, double seconds) {
+  const mbpo_config* c = s->c;
+  int want = s->want;
+  s->want = MBPOD_WANT_NONE;
+  if (want == MBPOD_WANT_NONE || s->phase == MBPO_PHASE_DONE) return;
+  if (setjmp(s->fail)) {
+    s->phase = MBPO_PHASE_DONE;
+    s->rc = 1;
+    return;
+  }
+  s->have_act = 1;
+  if (want != MBPOD_WANT_STEP) return;
+  s->updates += (uint64_t)c->sac_updates;
+  s->row[P_UPDATES] += (double)c->sac_updates;
+  s->sac_time += seconds;
+  const sac_stats* l = &s->last;
+  if (!isfinite(l->q1_loss) || !isfinite(l->q2_loss) || !isfinite(l->pi_loss) || !isfinite(l->alpha))
+    run_fail(s, "NaN/Inf in the SAC losses (updates %llu-%llu, env step %llu)",
+             (unsigned long long)(s->updates - (uint64_t)c->sac_updates + 1), (unsigned long long)s->updates,
+             (unsigned long long)s->env_steps);
 }
 
 /* ---- opening and closing a run ---- */

@@ -66,6 +66,7 @@ typedef struct mbpo_state {
   rollout_ctx* ro;
   struct mbpo_dev* dev;  /* the device side (CUDA backend; NULL on the CPU backend) */
   int have_act;          /* device: next_act holds the action for obs (computed by the last graph) */
+  int want;              /* device: what this tick asks of the population's step (MBPOD_WANT_*) */
   float next_act[ENV_MAX_ACT];
   evaluator* ev;
   path_buf path;
@@ -114,6 +115,11 @@ void mbpo_run_resume(mbpo_state* s, const mbpo_config* cfg, const char* run_path
  *  MBPO_TICK_STEP, or MBPO_TICK_DONE once the run has ended (s->rc holds its exit status; a NaN/Inf
  *  ends only this run, reported with the phase named). */
 int mbpo_run_tick(mbpo_state* s);
+
+/** After the population's device step (mbpo_pdev_step, seconds long): take its results for this
+ *  run (the next action; with updates, their count, time and statistics, a NaN stopping the run).
+ *  Nothing when the tick asked for nothing. */
+void mbpo_run_after_step(mbpo_state* s, double seconds);
 
 /** Interrupted (Ctrl-C, SIGTERM): wait for the evaluation, write the mid-epoch checkpoint
  *  ckpt-e<epoch>-t<step>.npz, and end the run. Returns its exit status (1 when not written). Only

@@ -6,6 +6,11 @@
  * that also step their MuJoCo environments. Runs share nothing mutable, so a run inside a population
  * computes exactly what it computes alone (tests/test_population.c holds this on the CPU backend).
  *
+ * On the CUDA backend each run fits its model and rolls out on its own stream from its worker
+ * thread, and after the round's ticks one graph launch (host/dev/mbpo_dev.c, mbpo_pdev_step) runs
+ * the SAC updates and next actions of all runs at once: the agents of the population are one
+ * P-run device agent, every op and GEMM covering all runs.
+ *
  * Ctrl-C / SIGTERM: every run finishes its step and writes its mid-epoch checkpoint (runs still
  * exploring finish exploring first); a second Ctrl-C exits at once. */
 #include <errno.h>
@@ -23,6 +28,7 @@
 #include "log.h"
 #include "mbpo.h"
 #include "mbpo_state.h"
+#include "dev/mbpo_dev.h"
 #include "ranks.h"
 #include "threads.h"
 
@@ -60,6 +66,7 @@ typedef struct pop {
   int n;                 /* runs */
   mbpo_state** runs;
   int kind;              /* backend */
+  struct mbpo_pdev* pd;  /* the runs' agents on the device (CUDA backend), else NULL */
   int nthreads;          /* workers including the main thread */
   int per_run_threads;   /* OpenMP threads inside a run's phases */
   pthread_t* th;
@@ -131,16 +138,21 @@ static void pop_start(pop* p, int threads_setting) {
     if (pthread_create(&p->th[i], NULL, pop_worker, p) != 0) mbpo_fatal("cannot start a worker thread");
 }
 
-/* One round: every unfinished run takes one step. */
+/* One round: every unfinished run takes one step; on the device, then the SAC updates and next
+ * actions of all runs in one launch. */
 static void pop_round(pop* p) {
   p->next = 0;
   if (p->nthreads <= 1) {
     pop_round_work(p);
-    return;
+  } else {
+    pthread_barrier_wait(&p->go);
+    pop_round_work(p);
+    pthread_barrier_wait(&p->done);
   }
-  pthread_barrier_wait(&p->go);
-  pop_round_work(p);
-  pthread_barrier_wait(&p->done);
+  if (p->pd) {
+    double dt = mbpo_pdev_step(p->pd, p->runs);
+    for (int i = 0; i < p->n; i++) mbpo_run_after_step(p->runs[i], dt);
+  }
 }
 
 static void pop_stop(pop* p) {
@@ -183,6 +195,7 @@ static int pop_run(pop* p, int threads_setting) {
     mbpo_run_close(p->runs[i]);
     free(p->runs[i]);
   }
+  mbpo_pdev_free(p->pd);
   if (p->n > 1 && failed) mbpo_warn("%d of the population's %d runs failed (their messages are above)", failed, p->n);
   free(p->runs);
   return rc;
@@ -204,6 +217,7 @@ static int pop_main(const mbpo_config* cfgs, int n, char* const* paths) {
     if (paths) mbpo_run_resume(p.runs[i], &cfgs[i], paths[i], kind, named);
     else mbpo_run_open(p.runs[i], &cfgs[i], kind, named);
   }
+  if (p.runs[0]->dev) p.pd = mbpo_pdev_create(p.runs, n);
   return pop_run(&p, (int)cfgs[0].threads);
 }
 

@@ -68,6 +68,43 @@ MBPO_HD static void pdk_gather_body(long i, const pdk_gather_args* p) {
   out[j * w + k] = p->src.a[which][(long)s * w + k];
 }
 
+/* Where run q of a population draws its SAC minibatch from: rows j < nreal from its real pool,
+ * the rest from its model pool, row j being draw j of (key, update counter) as sac_phase's two
+ * pool_sample_indices calls number them (the model rows continue at first = nreal). A device
+ * array [P] of these is re-uploaded when a model pool is reallocated, so captured graphs stay
+ * valid. */
+typedef struct pdk_batch_src {
+  pdk_rows real, model;
+  const long* real_state;
+  const long* model_state;
+  rng_key key;
+  int nreal, pad;
+} pdk_batch_src;
+
+/* The minibatches of P runs at once, i over P * B * W: dst [P][B][width]. */
+typedef struct pdk_gather_runs_args {
+  const pdk_batch_src* src; /* device [P] */
+  pdk_rows dst;
+  const uint64_t* ctr;      /* run q's counter at ctr[q * ctr_stride] */
+  long ctr_stride;
+  int B, od, ad, W;
+} pdk_gather_runs_args;
+MBPO_HD static void pdk_gather_runs_body(long i, const pdk_gather_runs_args* p) {
+  long row = i / p->W, q = row / p->B, j = row % p->B;
+  int c = (int)(i % p->W), k;
+  int which = pdk_column(c, p->od, p->ad, &k);
+  float* out = p->dst.a[which];
+  if (!out) return;
+  const pdk_batch_src* s = &p->src[q];
+  int real = j < s->nreal;
+  uint64_t v = p->ctr[q * p->ctr_stride];
+  uint32_t size = (uint32_t)(real ? s->real_state : s->model_state)[0];
+  uint32_t r = rng_index(s->key, (uint32_t)v, (uint32_t)(v >> 32), (uint64_t)j, size);
+  int w = which == 0 || which == 3 ? p->od : which == 1 ? p->ad : 1;
+  const float* from = (real ? s->real : s->model).a[which];
+  out[row * w + k] = from[(long)r * w + k];
+}
+
 /* One thread: state = [size, next]. */
 typedef struct pdk_set_state_args {
   long* state;
@@ -113,7 +150,7 @@ MBPO_HD static void pdk_advance_body(long i, const pdk_advance_args* p) {
   p->state[0] = size > p->cap ? p->cap : size;
 }
 
-extern const dx_op dxop_pdk_gather, dxop_pdk_set_state, dxop_pdk_append, dxop_pdk_advance;
+extern const dx_op dxop_pdk_gather, dxop_pdk_gather_runs, dxop_pdk_set_state, dxop_pdk_append, dxop_pdk_advance;
 
 #ifdef __cplusplus
 }

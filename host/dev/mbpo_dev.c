@@ -1,93 +1,68 @@
-/* mbpo_dev.c: the CUDA backend's phases of the MBPO loop (mbpo_dev.h). */
+/* mbpo_dev.c: the CUDA backend's phases of the MBPO loop (mbpo_dev.h): each run's model, pools and
+ * rollouts, and the population's agents with the one step graph of all runs. */
 #include "mbpo_dev.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dx.h"
 #include "dxn.h"
 #include "log.h"
 #include "model_dev.h"
 #include "pool_dev.h"
+#include "pool_k.h"
 #include "rollout_dev.h"
 #include "sac_dev.h"
 
-/* Counters on the device, advanced by the graphs. */
-enum { CTR_UPDATES = 0, CTR_ENV_STEP = 1, CTR_N };
-
-/* Pinned staging of one step: what the graph reads at its start and writes at its end. */
-typedef struct step_io {
-  uint64_t env_step;
-  float obs[ENV_MAX_OBS];
-  float act[ENV_MAX_ACT];
-  float stats[SACD_NSTATS];
-} step_io;
+/* ---- one run: model, pools, rollouts ---- */
 
 struct mbpo_dev {
   dx_ctx* c;
   const mbpo_config* cfg;
-  int od, ad, B, nreal, nmodel, G;
-  rng_key batch_key, act_key, roll_key;
-  sac_dev* agent;
+  rng_key roll_key;
   model_dev* model;
   pool_dev *real, *mpool;
   rollout_dev* ro;
-  uint64_t* ctr;            /* device [CTR_N] */
-  step_io* io;              /* pinned */
-  float *d_obs, *d_act;     /* device obs [1][od] and action [1][ad] of the step */
-  float *bobs, *bact, *brew, *bnext, *bdone; /* device minibatch */
-  float* stats;             /* device [SACD_NSTATS] */
-  dx_graph* g_step;         /* inputs, G updates, act, outputs */
-  dx_graph* g_act;          /* inputs, act, outputs */
-  const float* g_mpool_obs; /* the model pool's buffer when g_step was captured */
+  struct mbpo_pdev* pd; /* the population device holding this run's agent ... */
+  int q;                /* ... as its run q */
 };
 
-/* Enqueue: pinned obs and acting counter to the device. */
-static void enq_inputs(struct mbpo_dev* d) {
-  dx_upload(d->c, d->d_obs, d->io->obs, sizeof(float) * (size_t)d->od);
-  dx_upload(d->c, &d->ctr[CTR_ENV_STEP], &d->io->env_step, sizeof(uint64_t));
-}
+/* ---- the population: P agents and the step graphs ---- */
 
-/* Enqueue: the stochastic action for the device obs, and the outputs back to pinned memory. */
-static void enq_act_outputs(struct mbpo_dev* d) {
-  sacd_act(d->agent, d->d_obs, 1, 0, d->act_key, 0, &d->ctr[CTR_ENV_STEP], d->d_act);
-  dx_download(d->c, d->io->act, d->d_act, sizeof(float) * (size_t)d->ad);
-  dx_download(d->c, d->io->stats, d->stats, sizeof(float) * SACD_NSTATS);
-}
+/* Pinned staging of one step, [P] each: what the graph reads at its start and writes at its end. */
+typedef struct step_io {
+  uint64_t* env_step;  /* [P] acting counters */
+  int* active;         /* [P] 1: the run takes its G updates */
+  float* obs;          /* [P][od] */
+  float* act;          /* [P][ad] */
+  float* stats;        /* [P][SACD_NSTATS] */
+} step_io;
 
-/* Enqueue one SAC update: minibatch of nreal real + nmodel model rows drawn with the update
- * counter (pool_sample_indices' convention), the update, the counter advanced. */
-static void enq_update(struct mbpo_dev* d) {
-  const uint64_t* u = &d->ctr[CTR_UPDATES];
-  poold_sample_gather(d->c, d->real, d->batch_key, u, 0, d->nreal, d->bobs, d->bact, d->brew, d->bnext,
-                      d->bdone);
-  if (d->nmodel > 0)
-    poold_sample_gather(d->c, d->mpool, d->batch_key, u, (uint64_t)d->nreal, d->nmodel,
-                        d->bobs + (size_t)d->nreal * d->od, d->bact + (size_t)d->nreal * d->ad,
-                        d->brew + d->nreal, d->bnext + (size_t)d->nreal * d->od, d->bdone + d->nreal);
-  sacd_update(d->agent, d->bobs, d->bact, d->brew, d->bnext, d->bdone, d->B, u, d->stats);
-  dxn_ctr_add(d->c, &d->ctr[CTR_UPDATES], 1);
-}
+struct mbpo_pdev {
+  dx_ctx* c;
+  int P, od, ad, B, G;
+  sac_dev* agent;          /* the P runs' agents */
+  struct mbpo_dev** runs;  /* [P] the runs' device sides (their pools) */
+  uint64_t *upd, *env;     /* device [P]: update and acting counters */
+  int* active;             /* device [P] */
+  rng_key* act_keys;       /* device [P]: (seed, RNG_ACT) */
+  pdk_batch_src* srcs;     /* device [P]: where each run's minibatch comes from */
+  pdk_batch_src* srcs_h;   /* host copy (re-uploaded when a model pool moved) */
+  void* io_mem;            /* pinned */
+  step_io io;
+  float *d_obs, *d_act;    /* device [P][od], [P][ad] */
+  float *bobs, *bact, *brew, *bnext, *bdone; /* device minibatches [P][B][...] */
+  float* stats;            /* device [P][SACD_NSTATS] */
+  dx_graph* g_step;        /* inputs, G updates of the active runs, every run's action, outputs */
+  dx_graph* g_act;         /* inputs, every run's action, outputs */
+};
 
-static void capture_graphs(struct mbpo_dev* d) {
-  dx_graph_free(d->c, d->g_step);
-  dx_graph_free(d->c, d->g_act);
-  dx_capture_begin(d->c);
-  enq_inputs(d);
-  enq_act_outputs(d);
-  d->g_act = dx_capture_end(d->c);
-  dx_capture_begin(d->c);
-  for (int g = 0; g < d->G; g++) enq_update(d);
-  enq_inputs(d);
-  enq_act_outputs(d);
-  d->g_step = dx_capture_end(d->c);
-  d->g_mpool_obs = d->mpool ? d->mpool->obs : NULL;
-}
-
-/* Re-capture when the model pool was reallocated (its pointers are frozen in the graph). */
-static void ensure_graphs(struct mbpo_dev* d) {
-  if (!d->g_step || (d->mpool ? d->mpool->obs : NULL) != d->g_mpool_obs) capture_graphs(d);
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
@@ -96,17 +71,7 @@ struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
   if (!d) mbpo_fatal("out of memory");
   d->c = dx_create(kind);
   d->cfg = c;
-  d->od = s->od;
-  d->ad = s->ad;
-  d->B = (int)c->sac_batch;
-  d->nreal = (int)(c->sac_batch * c->sac_real_ratio);
-  d->nmodel = d->B - d->nreal;
-  d->G = (int)c->sac_updates;
-  uint32_t seed = (uint32_t)c->seed;
-  d->batch_key = (rng_key){seed, RNG_SAC_BATCH};
-  d->act_key = (rng_key){seed, RNG_ACT};
-  d->roll_key = (rng_key){seed, RNG_ROLLOUT};
-  d->agent = sacd_create(d->c, s->agent, 1);
+  d->roll_key = (rng_key){(uint32_t)c->seed, RNG_ROLLOUT};
   d->model = modeld_create(d->c, s->model, c->real_pool_size);
   d->real = poold_create(d->c, s->od, s->ad, s->real->cap);
   poold_upload(d->c, d->real, s->real);
@@ -114,24 +79,11 @@ struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
     d->mpool = poold_create(d->c, s->od, s->ad, s->mpool->cap);
     poold_upload(d->c, d->mpool, s->mpool);
   } else {
-    /* the first model phase sizes it; until then a placeholder keeps the graphs' pointers valid */
+    /* the first model phase sizes it; until then a placeholder keeps the sampling's pointers valid */
     d->mpool = poold_create(d->c, s->od, s->ad, 1);
   }
   d->ro = rolloutd_create(d->c, &s->model->net, &s->agent->pi, s->od, s->ad, (int)c->rollout_batch,
                           s->task->term);
-  d->ctr = dx_alloc(d->c, CTR_N * sizeof(uint64_t));
-  d->io = dx_alloc_pinned(d->c, sizeof *d->io);
-  d->d_obs = dx_allocf(d->c, (size_t)s->od);
-  d->d_act = dx_allocf(d->c, (size_t)s->ad);
-  size_t B = (size_t)d->B;
-  d->bobs = dx_allocf(d->c, B * (size_t)s->od);
-  d->bact = dx_allocf(d->c, B * (size_t)s->ad);
-  d->brew = dx_allocf(d->c, B);
-  d->bnext = dx_allocf(d->c, B * (size_t)s->od);
-  d->bdone = dx_allocf(d->c, B);
-  d->stats = dx_allocf(d->c, SACD_NSTATS);
-  uint64_t ctr[CTR_N] = {s->updates, s->env_steps};
-  dx_upload(d->c, d->ctr, ctr, sizeof ctr);
   dx_sync(d->c);
   return d;
 }
@@ -139,23 +91,10 @@ struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
 void mbpod_free(struct mbpo_dev* d) {
   if (!d) return;
   dx_sync(d->c);
-  dx_graph_free(d->c, d->g_step);
-  dx_graph_free(d->c, d->g_act);
-  sacd_free(d->agent);
   modeld_free(d->model);
   poold_free(d->c, d->real);
   poold_free(d->c, d->mpool);
   rolloutd_free(d->ro);
-  dx_free(d->c, d->ctr);
-  dx_free_pinned(d->c, d->io);
-  dx_free(d->c, d->d_obs);
-  dx_free(d->c, d->d_act);
-  dx_free(d->c, d->bobs);
-  dx_free(d->c, d->bact);
-  dx_free(d->c, d->brew);
-  dx_free(d->c, d->bnext);
-  dx_free(d->c, d->bdone);
-  dx_free(d->c, d->stats);
   dx_destroy(d->c);
   free(d);
 }
@@ -169,41 +108,26 @@ void mbpod_push_real(struct mbpo_dev* d, long n, const float* obs, const float* 
   poold_add_host(d->c, d->real, n, obs, act, rew, next_obs, done);
 }
 
-void mbpod_act(struct mbpo_dev* d, const float* obs, uint64_t env_step, float* a) {
-  ensure_graphs(d);
-  memcpy(d->io->obs, obs, sizeof(float) * (size_t)d->od);
-  d->io->env_step = env_step;
-  dx_graph_launch(d->c, d->g_act);
-  dx_sync(d->c);
-  memcpy(a, d->io->act, sizeof(float) * (size_t)d->ad);
-}
+void mbpod_sync(struct mbpo_dev* d) { dx_sync(d->c); }
 
-int mbpod_updates_and_act(struct mbpo_dev* d, const float* next_obs, uint64_t env_step, float* a,
-                          sac_stats* last) {
-  ensure_graphs(d);
-  memcpy(d->io->obs, next_obs, sizeof(float) * (size_t)d->od);
-  d->io->env_step = env_step;
-  dx_graph_launch(d->c, d->g_step);
-  dx_sync(d->c);
-  memcpy(a, d->io->act, sizeof(float) * (size_t)d->ad);
-  sacd_stats_to_host(d->io->stats, last);
-  return isfinite(last->q1_loss) && isfinite(last->q2_loss) && isfinite(last->pi_loss) &&
-                 isfinite(last->alpha)
-             ? 0
-             : -1;
+static sac_dev* agent_of(const struct mbpo_dev* d) {
+  if (!d->pd) mbpo_fatal("mbpo_dev: the run has not joined a population device");
+  return d->pd->agent;
 }
 
 int mbpod_model_phase(struct mbpo_dev* d, uint32_t fit_index, int k, long cap, model_fit_stats* fs,
                       rollout_stats* rs) {
   pool_dev* R = d->real;
+  sac_dev* agent = agent_of(d);
   int rc = modeld_train(d->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, fit_index, fs);
   if (rc == MODEL_NONFINITE) return rc;
-  if (cap != d->mpool->cap) poold_resize(d->c, d->mpool, cap);
+  if (cap != d->mpool->cap) poold_resize(d->c, d->mpool, cap); /* the population re-points its sampling */
   model_dev* m = d->model;
   rolloutd_model rm = {&m->net, m->params, m->max_lv, m->min_lv, m->norm_mean, m->norm_std, m->elites,
                        m->p.elites};
-  if (rolloutd_run(d->ro, &rm, &d->agent->pi, d->agent->pi_w, R, d->mpool, (int)d->cfg->rollout_batch, k,
-                   d->roll_key, fit_index, rs) != 0)
+  /* the policy's parameters are the population device's (idle while the runs take their steps) */
+  if (rolloutd_run(d->ro, &rm, &agent->pi, sacd_pi_params(agent, d->q), R, d->mpool,
+                   (int)d->cfg->rollout_batch, k, d->roll_key, fit_index, rs) != 0)
     return -2;
   return 0;
 }
@@ -214,12 +138,13 @@ void mbpod_model_pool_size(const struct mbpo_dev* d, long* size, long* cap) {
 }
 
 void mbpod_to_host(struct mbpo_dev* d, mbpo_state* s, int policy_only) {
+  sac_dev* agent = agent_of(d);
   if (policy_only) {
-    dx_download(d->c, s->agent->pi_w, d->agent->pi_w, sizeof(float) * s->agent->pi.nparams);
-    dx_sync(d->c);
+    dx_download(agent->c, s->agent->pi_w, sacd_pi_params(agent, d->q), sizeof(float) * s->agent->pi.nparams);
+    dx_sync(agent->c);
     return;
   }
-  sacd_download(d->agent, s->agent);
+  sacd_download_run(agent, d->q, s->agent);
   modeld_download(d->model, s->model);
   if (d->mpool->cap > 1 || s->mpool) {
     if (!s->mpool) s->mpool = pool_create(s->od, s->ad, d->mpool->cap);
@@ -227,4 +152,176 @@ void mbpod_to_host(struct mbpo_dev* d, mbpo_state* s, int policy_only) {
     poold_download(d->c, d->mpool, s->mpool);
   }
   dx_sync(d->c);
+}
+
+/* ---- the population's step ---- */
+
+/* Enqueue: the pinned inputs to the device (acting counters, observations; active flags when
+ * updating). */
+static void enq_inputs(struct mbpo_pdev* pd, int with_active) {
+  const size_t P = (size_t)pd->P;
+  if (with_active) dx_upload(pd->c, pd->active, pd->io.active, P * sizeof(int));
+  dx_upload(pd->c, pd->env, pd->io.env_step, P * sizeof(uint64_t));
+  dx_upload(pd->c, pd->d_obs, pd->io.obs, P * (size_t)pd->od * sizeof(float));
+}
+
+/* Enqueue: every run's stochastic action for its observation, and the outputs back to pinned
+ * memory. */
+static void enq_act_outputs(struct mbpo_pdev* pd, int with_stats) {
+  const size_t P = (size_t)pd->P;
+  sacd_act_runs(pd->agent, pd->d_obs, 1, 0, pd->act_keys, 0, pd->env, 1, pd->d_act);
+  dx_download(pd->c, pd->io.act, pd->d_act, P * (size_t)pd->ad * sizeof(float));
+  if (with_stats) dx_download(pd->c, pd->io.stats, pd->stats, P * SACD_NSTATS * sizeof(float));
+}
+
+/* Enqueue one SAC update of every active run: its minibatch drawn with its update counter
+ * (sac_phase's draws), the update, the counter advanced. */
+static void enq_update(struct mbpo_pdev* pd) {
+  poold_sample_gather_runs(pd->c, pd->srcs, pd->P, pd->upd, 1, pd->B, pd->od, pd->ad, pd->bobs, pd->bact,
+                           pd->brew, pd->bnext, pd->bdone);
+  sacd_update_runs(pd->agent, pd->bobs, pd->bact, pd->brew, pd->bnext, pd->bdone, pd->B, pd->upd, 1, pd->active,
+                   pd->stats);
+  dxn_ctr_add_runs(pd->c, pd->upd, pd->P, 1, pd->active);
+}
+
+/* Run q's minibatch sources from its pools as they are now. */
+static pdk_batch_src batch_src(const struct mbpo_dev* d, int nreal) {
+  const pool_dev *r = d->real, *m = d->mpool;
+  pdk_batch_src b;
+  memset(&b, 0, sizeof b);
+  b.real = (pdk_rows){{r->obs, r->act, r->rew, r->next_obs, r->done}};
+  b.model = (pdk_rows){{m->obs, m->act, m->rew, m->next_obs, m->done}};
+  b.real_state = r->state;
+  b.model_state = m->state;
+  b.key = (rng_key){(uint32_t)d->cfg->seed, RNG_SAC_BATCH};
+  b.nreal = nreal;
+  return b;
+}
+
+/* Re-upload the sources when a run's model pool was reallocated (outside any capture). */
+static void refresh_sources(struct mbpo_pdev* pd) {
+  int dirty = 0;
+  for (int q = 0; q < pd->P; q++) {
+    pdk_batch_src b = batch_src(pd->runs[q], pd->srcs_h[q].nreal);
+    if (memcmp(&b, &pd->srcs_h[q], sizeof b) != 0) pd->srcs_h[q] = b, dirty = 1;
+  }
+  if (!dirty) return;
+  dx_upload(pd->c, pd->srcs, pd->srcs_h, (size_t)pd->P * sizeof *pd->srcs_h);
+  dx_sync(pd->c);
+}
+
+struct mbpo_pdev* mbpo_pdev_create(mbpo_state* const* runs, int P) {
+  if (P < 1 || !runs[0]->dev) mbpo_fatal("mbpo_pdev_create: %d runs without device sides", P);
+  const mbpo_state* s0 = runs[0];
+  const mbpo_config* c0 = s0->c;
+  struct mbpo_pdev* pd = calloc(1, sizeof *pd);
+  const sac** hosts = calloc((size_t)P, sizeof *hosts);
+  if (!pd || !hosts) mbpo_fatal("out of memory");
+  pd->c = dx_create(dx_kind(s0->dev->c));
+  pd->P = P;
+  pd->od = s0->od;
+  pd->ad = s0->ad;
+  pd->B = (int)c0->sac_batch;
+  pd->G = (int)c0->sac_updates;
+  pd->runs = calloc((size_t)P, sizeof *pd->runs);
+  pd->srcs_h = dx_alloc_pinned(pd->c, (size_t)P * sizeof *pd->srcs_h);
+  rng_key* keys = calloc((size_t)P, sizeof *keys);
+  uint64_t* upd = calloc((size_t)P, sizeof *upd);
+  if (!pd->runs || !keys || !upd) mbpo_fatal("out of memory");
+  for (int q = 0; q < P; q++) {
+    const mbpo_state* s = runs[q];
+    if (!s->dev || s->od != pd->od || s->ad != pd->ad || (int)s->c->sac_batch != pd->B ||
+        (int)s->c->sac_updates != pd->G)
+      mbpo_fatal("mbpo_pdev_create: run %d differs in its shapes or its lockstep from run 0", q);
+    hosts[q] = s->agent;
+    pd->runs[q] = s->dev;
+    s->dev->pd = pd;
+    s->dev->q = q;
+    keys[q] = (rng_key){(uint32_t)s->c->seed, RNG_ACT};
+    upd[q] = s->updates;
+    pd->srcs_h[q] = batch_src(s->dev, (int)(s->c->sac_batch * s->c->sac_real_ratio));
+  }
+  pd->agent = sacd_create_runs(pd->c, hosts, P, 1);
+  const size_t R = (size_t)P, B = R * (size_t)pd->B;
+  pd->upd = dx_alloc(pd->c, R * sizeof(uint64_t));
+  pd->env = dx_alloc(pd->c, R * sizeof(uint64_t));
+  pd->active = dx_alloc(pd->c, R * sizeof(int));
+  pd->act_keys = dx_alloc(pd->c, R * sizeof(rng_key));
+  pd->srcs = dx_alloc(pd->c, R * sizeof(pdk_batch_src));
+  dx_upload(pd->c, pd->upd, upd, R * sizeof(uint64_t));
+  dx_upload(pd->c, pd->act_keys, keys, R * sizeof(rng_key));
+  dx_upload(pd->c, pd->srcs, pd->srcs_h, R * sizeof(pdk_batch_src));
+  /* pinned staging, one block */
+  size_t o_env = 0, o_act = o_env + R * sizeof(uint64_t), o_obs = o_act + R * sizeof(int);
+  size_t o_a = o_obs + R * (size_t)pd->od * sizeof(float), o_st = o_a + R * (size_t)pd->ad * sizeof(float);
+  pd->io_mem = dx_alloc_pinned(pd->c, o_st + R * SACD_NSTATS * sizeof(float));
+  char* m = pd->io_mem;
+  pd->io = (step_io){(uint64_t*)(m + o_env), (int*)(m + o_act), (float*)(m + o_obs), (float*)(m + o_a),
+                     (float*)(m + o_st)};
+  pd->d_obs = dx_allocf(pd->c, R * (size_t)pd->od);
+  pd->d_act = dx_allocf(pd->c, R * (size_t)pd->ad);
+  pd->bobs = dx_allocf(pd->c, B * (size_t)pd->od);
+  pd->bact = dx_allocf(pd->c, B * (size_t)pd->ad);
+  pd->brew = dx_allocf(pd->c, B);
+  pd->bnext = dx_allocf(pd->c, B * (size_t)pd->od);
+  pd->bdone = dx_allocf(pd->c, B);
+  pd->stats = dx_allocf(pd->c, R * SACD_NSTATS);
+  dx_sync(pd->c);
+  free(keys);
+  free(upd);
+  free(hosts);
+  /* the graphs, once: every pointer they hold stays (the pools are reached through srcs) */
+  dx_capture_begin(pd->c);
+  enq_inputs(pd, 0);
+  enq_act_outputs(pd, 0);
+  pd->g_act = dx_capture_end(pd->c);
+  dx_capture_begin(pd->c);
+  enq_inputs(pd, 1);
+  for (int g = 0; g < pd->G; g++) enq_update(pd);
+  enq_act_outputs(pd, 1);
+  pd->g_step = dx_capture_end(pd->c);
+  return pd;
+}
+
+void mbpo_pdev_free(struct mbpo_pdev* pd) {
+  if (!pd) return;
+  dx_sync(pd->c);
+  dx_graph_free(pd->c, pd->g_step);
+  dx_graph_free(pd->c, pd->g_act);
+  sacd_free(pd->agent);
+  void* bufs[] = {pd->upd, pd->env, pd->active, pd->act_keys, pd->srcs, pd->d_obs, pd->d_act, pd->bobs,
+                  pd->bact, pd->brew, pd->bnext, pd->bdone, pd->stats};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(pd->c, bufs[i]);
+  dx_free_pinned(pd->c, pd->io_mem);
+  dx_free_pinned(pd->c, pd->srcs_h);
+  dx_destroy(pd->c);
+  free(pd->runs);
+  free(pd);
+}
+
+double mbpo_pdev_step(struct mbpo_pdev* pd, mbpo_state* const* runs) {
+  int any = 0, update = 0;
+  for (int q = 0; q < pd->P; q++) {
+    const mbpo_state* s = runs[q];
+    any |= s->want != MBPOD_WANT_NONE;
+    update |= s->want == MBPOD_WANT_STEP;
+  }
+  if (!any) return 0;
+  double t0 = now_s();
+  if (update) refresh_sources(pd);
+  for (int q = 0; q < pd->P; q++) {
+    const mbpo_state* s = runs[q];
+    pd->io.active[q] = s->want == MBPOD_WANT_STEP;
+    pd->io.env_step[q] = s->env_steps;
+    memcpy(pd->io.obs + (size_t)q * pd->od, s->obs, sizeof(float) * (size_t)pd->od);
+  }
+  dx_graph_launch(pd->c, update ? pd->g_step : pd->g_act);
+  dx_sync(pd->c);
+  for (int q = 0; q < pd->P; q++) {
+    mbpo_state* s = runs[q];
+    if (s->want == MBPOD_WANT_NONE) continue;
+    memcpy(s->next_act, pd->io.act + (size_t)q * pd->ad, sizeof(float) * (size_t)pd->ad);
+    if (s->want == MBPOD_WANT_STEP) sacd_stats_to_host(pd->io.stats + (size_t)q * SACD_NSTATS, &s->last);
+  }
+  return now_s() - t0;
 }

@@ -5,13 +5,21 @@
  * environment, the running episode and mirrors of the real pool and the counters, and receives
  * the rest (mbpod_to_host) only for checkpoints and the evaluation's policy snapshot.
  *
- * Per environment step one graph runs (captured once, re-captured when the model pool is
- * reallocated): upload the next observation and the step counter from pinned memory, the G SAC
- * updates (each: 12 real + 244 model rows sampled on the device, one update, the update counter
- * advanced on the device), the stochastic action for the next observation, and one copy of the
- * action and the last update's statistics back to pinned memory. The action for step t + 1 is
- * thereby ready when the host has stepped MuJoCo for step t; the model phase in between does not
- * change the policy or the acting counter, so it is valid across it.
+ * The device side is in two parts. Each run has its own (struct mbpo_dev, its own context: stream,
+ * cuBLAS handle, graphs): the model, both pools and the rollouts, so that the runs of a population
+ * fit and roll out concurrently from their worker threads. The agents of all runs live in one
+ * population device (struct mbpo_pdev, one context) as one P-run device agent (sac_dev.h), with
+ * the runs' counters, and per round of the population one graph runs for all of them (captured
+ * once): upload the runs' next observations, acting counters and which runs update this step, the
+ * G SAC updates of every updating run (each: its 12 real + 244 model rows sampled on the device,
+ * one update, its update counter advanced; runs not updating keep their state), the stochastic
+ * action of every run for its next observation, and one copy of the actions and the last updates'
+ * statistics back to pinned memory. A run alone is the population of one (P = 1).
+ *
+ * A run tells the population's step what it needs in s->want (MBPOD_WANT_*): the action for
+ * s->obs at acting counter s->env_steps, with or without its G updates first. The action for step
+ * t + 1 is thereby ready when the host has stepped MuJoCo for step t; the model phase in between
+ * does not change the policy or the acting counter, so it is valid across it.
  *
  * The context kind is DX_CUDA, or DX_HOST when the environment variable MBPO_DEVICE_EMULATE=1 is
  * set: the device path run on the CPU, which is how the tests compare it with the CPU loop on a
@@ -24,9 +32,14 @@
 #include "rollout.h"
 
 struct mbpo_dev;
+struct mbpo_pdev;
+
+/** What a run asks of the population's next step (mbpo_state.want). */
+enum { MBPOD_WANT_NONE = 0, MBPOD_WANT_ACT = 1, MBPOD_WANT_STEP = 2 };
 
 /** Build the device side of a run from s (set up, and restored when resuming): allocates
- *  everything and uploads the agent, the model, the pools and the counters. */
+ *  everything and uploads the model and the pools. The agent joins the population device
+ *  (mbpo_pdev_create) before the run's first step. */
 struct mbpo_dev* mbpod_create(mbpo_state* s, int kind);
 
 /** Free the device side (NULL is allowed). */
@@ -40,15 +53,22 @@ const char* mbpod_name(const struct mbpo_dev* d);
 void mbpod_push_real(struct mbpo_dev* d, long n, const float* obs, const float* act, const float* rew,
                      const float* next_obs, const float* done);
 
-/** The action for obs at acting counter env_step (no SAC updates): used when no action is
- *  pending (the first step, and steps while the real pool is below min_pool). */
-void mbpod_act(struct mbpo_dev* d, const float* obs, uint64_t env_step, float* a);
+/** Wait for the run's own queued work (its real rows reach the device pool before the
+ *  population's step samples them). */
+void mbpod_sync(struct mbpo_dev* d);
 
-/** G SAC updates (update counter continues from the device's), then the action for next_obs at
- *  acting counter env_step into a; last gets the last update's statistics. Returns 0, or -1 when
- *  a statistic is not finite. */
-int mbpod_updates_and_act(struct mbpo_dev* d, const float* next_obs, uint64_t env_step, float* a,
-                          sac_stats* last);
+/** The population device of the P runs (each opened with a device side): one P-run agent from the
+ *  runs' host agents, the counters from their states, the step graphs. */
+struct mbpo_pdev* mbpo_pdev_create(mbpo_state* const* runs, int P);
+
+/** Free it (NULL is allowed), after the runs' device sides. */
+void mbpo_pdev_free(struct mbpo_pdev* pd);
+
+/** One step of the population: for every run with want STEP its G SAC updates, then for every run
+ *  with want other than NONE the action for s->obs at acting counter s->env_steps into
+ *  s->next_act, and for the updating runs the last update's statistics into s->last. One graph
+ *  launch for all runs; nothing when no run wants anything. Returns the seconds it took. */
+double mbpo_pdev_step(struct mbpo_pdev* pd, mbpo_state* const* runs);
 
 /** Model phase on the device: fit on the real pool (fit index s->fits), resize the model pool to
  *  cap rows, roll out k steps. Returns 0, or MODEL_NONFINITE from the fit, or -2 when the rollout

@@ -8,6 +8,7 @@
 #include "pool_k.h"
 
 DX_OP(pdk_gather, pdk_gather_args)
+DX_OP(pdk_gather_runs, pdk_gather_runs_args)
 DX_OP(pdk_set_state, pdk_set_state_args)
 DX_OP(pdk_append, pdk_append_args)
 DX_OP(pdk_advance, pdk_advance_args)
@@ -128,6 +129,14 @@ void poold_sample_gather_c(dx_ctx* c, const pool_dev* p, rng_key key, uint32_t c
                            uint64_t first, int n, float* obs, float* act, float* rew,
                            float* next_obs, float* done) {
   gather(c, p, key, NULL, c0, c1, first, n, obs, act, rew, next_obs, done);
+}
+
+void poold_sample_gather_runs(dx_ctx* c, const struct pdk_batch_src* srcs, int P, const uint64_t* ctr,
+                              long ctr_stride, int B, int obs_dim, int act_dim, float* obs, float* act,
+                              float* rew, float* next_obs, float* done) {
+  const int W = 2 * obs_dim + act_dim + 2;
+  pdk_gather_runs_args a = {srcs, {{obs, act, rew, next_obs, done}}, ctr, ctr_stride, B, obs_dim, act_dim, W};
+  DX_RUN(c, pdk_gather_runs, a, (long)P * B * W);
 }
 
 void poold_sync_state(dx_ctx* c, pool_dev* p) {
