@@ -2,6 +2,11 @@
  * kind: the host emulation always, the GPU when one is usable (else each GPU case is a visible
  * skip). Every op is held against the CPU reference (nn.h, rng.h, plain loops):
  *   GEMM (all four transpose cases, shared and strided batches)   1e-5 of max |C| (host), 1e-4 (GPU)
+ *   two-level GEMM (dx_gemm2: inner 1, outer 1, collapsing strides, a shared input with
+ *     inner <= outer and > outer, one operand alone not collapsing; all four transpose cases,
+ *     beta != 0; padded ld) vs a naive loop                        as GEMM
+ *   MLP over P = 3 runs of an E = 2 ensemble (dxn_cache_alloc_runs) vs the same net with P = 1 on
+ *     each run's slice: outputs, parameter and input gradients   bit for bit (host), 1e-4 (GPU)
  *   MLP forward / backward vs nn_forward / nn_backward (ReLU, swish, shared and per-member input)
  *                                                                  1e-5 host, 1e-4 GPU
  *   Adam (3 steps, and one step captured and replayed 3 times), Polyak   1e-6 host, 1e-5 GPU
@@ -122,6 +127,142 @@ static void test_mlp(void) {
   for (int E = 1; E <= 3; E += 2)
     for (int act = 0; act < 2; act++)
       for (int shared = 0; shared < 2; shared++) mlp_case(E, act, shared, 41);
+}
+
+/* ---- two-level GEMM (dx_gemm2) ---- */
+
+/* One dx_gemm2 case on random data: A, B, C laid out with the given strides (sizes cover the
+ * furthest matrix), C starting random (beta != 0 reads it), compared with ref_gemm at every
+ * (o, i). The (o, i) matrices of C must not overlap; padding between them must stay untouched, so
+ * the whole C buffer is compared. Row strides are padded (ld > the row length). */
+static void gemm2_case(const char* what, int ta, int tb, int outer, int inner, long soA, long siA, long soB,
+                       long siB, long soC, long siC) {
+  const int M = 13, N = 7, K_ = 19;
+  const int lda = (ta ? M : K_) + 2, ldb = (tb ? K_ : N) + 1, ldc = N + 3;
+  const size_t nA = (size_t)(ta ? K_ : M) * lda, nB = (size_t)(tb ? N : K_) * ldb, nC = (size_t)M * ldc;
+  const size_t sA = (size_t)((outer - 1) * soA + (inner - 1) * siA) + nA;
+  const size_t sB = (size_t)((outer - 1) * soB + (inner - 1) * siB) + nB;
+  const size_t sC = (size_t)((outer - 1) * soC + (inner - 1) * siC) + nC;
+  float *A = malloc(sA * 4), *B = malloc(sB * 4), *C = malloc(sC * 4);
+  fill_normal(A, sA, K, 70, (uint32_t)(ta * 2 + tb), 1);
+  fill_normal(B, sB, K, 71, (uint32_t)(ta * 2 + tb), 1);
+  fill_normal(C, sC, K, 72, (uint32_t)(ta * 2 + tb), 1);
+  float *dA = up(A, sA), *dB = up(B, sB), *dC = up(C, sC);
+  dx_gemm2(ctx(), ta, tb, M, N, K_, 0.5f, dA, lda, soA, siA, dB, ldb, soB, siB, 0.25f, dC, ldc, soC, siC,
+           outer, inner);
+  float* got = down(dC, sC);
+  for (int o = 0; o < outer; o++)
+    for (int i = 0; i < inner; i++)
+      ref_gemm(ta, tb, M, N, K_, 0.5f, A + o * soA + i * siA, lda, B + o * soB + i * siB, ldb, 0.25f,
+               C + o * soC + i * siC, ldc);
+  double e = rel_err(got, C, sC);
+  CHECK(e < tol(1e-5, 1e-4), "%s (outer %d inner %d) ta %d tb %d: rel err %.3g", what, outer, inner, ta, tb, e);
+  dx_free(ctx(), dA);
+  dx_free(ctx(), dB);
+  dx_free(ctx(), dC);
+  free(A);
+  free(B);
+  free(C);
+  free(got);
+}
+
+static void test_gemm2(void) {
+  NEED_KIND();
+  const int M = 13, N = 7, K_ = 19;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      /* matrix sizes with the padded row strides of gemm2_case */
+      const long nA = (long)(ta ? K_ : M) * ((ta ? M : K_) + 2), nB = (long)(tb ? N : K_) * ((tb ? K_ : N) + 1),
+                 nC = (long)M * (N + 3);
+      /* inner == 1: the member strides (small, so that using them by mistake reads other data
+       * inside the buffers) must be ignored */
+      gemm2_case("inner 1", ta, tb, 4, 1, nA + 5, 3, nB + 2, 5, nC + 1, 7);
+      gemm2_case("inner 1, shared A", ta, tb, 3, 1, 0, 3, nB, 5, nC, 7);
+      /* outer == 1: the run strides must be ignored */
+      gemm2_case("outer 1", ta, tb, 1, 4, 3, nA + 1, 5, nB + 4, 7, nC + 2);
+      gemm2_case("outer 1, shared A", ta, tb, 1, 3, 3, 0, 5, nB, 7, nC);
+      /* collapsing: so == inner * si for all three */
+      gemm2_case("collapsing", ta, tb, 3, 2, 2 * (nA + 1), nA + 1, 2 * nB, nB, 2 * (nC + 2), nC + 2);
+      /* a shared input over the members (siA = 0), weights at a padded run stride (nparams), C
+       * [outer][inner]: inner <= outer and inner > outer */
+      gemm2_case("shared input, inner <= outer", ta, tb, 3, 2, nA, 0, 2 * nB + 11, nB, 2 * nC, nC);
+      gemm2_case("shared input, inner == outer", ta, tb, 2, 2, nA, 0, 2 * nB + 11, nB, 2 * nC, nC);
+      gemm2_case("shared input, inner > outer", ta, tb, 2, 3, nA, 0, 3 * nB + 11, nB, 3 * nC, nC);
+      /* nothing collapses: C stored [inner][outer], B shared over the runs */
+      gemm2_case("C transposed, inner <= outer", ta, tb, 3, 2, 2 * nA, nA, 0, nB, nC, 3 * nC);
+      gemm2_case("C transposed, inner > outer", ta, tb, 2, 3, 3 * nA + 1, nA, 0, nB, nC, 2 * nC);
+      /* one operand alone not collapsing (C [inner][outer]; B [inner][outer]) */
+      gemm2_case("C alone not collapsing", ta, tb, 3, 2, 2 * nA, nA, 2 * nB, nB, nC, 3 * nC);
+      gemm2_case("B alone not collapsing", ta, tb, 2, 3, 3 * nA, nA, nB, 2 * nB, 3 * nC, nC);
+    }
+}
+
+/* ---- MLP over a population of runs ---- */
+
+/* Forward and backward of an E = 2 ensemble over P = 3 runs (each run its own parameters, input,
+ * output gradient and initial gradient buffer) vs the same net with P = 1 on each run's slice. */
+static void mlp_runs_case(int act, int shared, int B) {
+  enum { E = 2, R = 3 };
+  dx_ctx* c = ctx();
+  int dims[4] = {9, 33, 17, 5};
+  nn_mlp net = nn_mlp_make(E, 3, dims, act);
+  const size_t np = net.nparams;
+  const size_t nx = (size_t)(shared ? 1 : E) * B * dims[0], ny = (size_t)E * B * dims[3];
+  float *P = nn_alloc(R * np), *x = nn_alloc(R * nx), *dy = nn_alloc(R * ny), *g = nn_alloc(R * np);
+  for (int q = 0; q < R; q++) {
+    fill_normal(P + q * np, np, K, 80, (uint32_t)q, 0.3f);
+    fill_normal(x + q * nx, nx, K, 81, (uint32_t)q, 1);
+    fill_normal(dy + q * ny, ny, K, 82, (uint32_t)q, 1);
+    fill_normal(g + q * np, np, K, 83, (uint32_t)q, 0.1f); /* gradients accumulate */
+  }
+  /* the population */
+  float *dP = up(P, R * np), *dX = up(x, R * nx), *dDY = up(dy, R * ny), *dG = up(g, R * np);
+  float *dY = dx_allocf(c, R * ny), *dDX = dx_allocf(c, R * nx);
+  dxn_cache* pc = dxn_cache_alloc_runs(c, &net, R, B + 3);
+  dxn_forward(c, &net, dP, B, dX, shared, pc, dY);
+  dxn_backward(c, &net, dP, pc, dDY, dG, dDX);
+  float *py = down(dY, R * ny), *pg = down(dG, R * np), *pdx = down(dDX, R * nx);
+  /* each run alone */
+  dxn_cache* sc = dxn_cache_alloc(c, &net, B);
+  float *sP = dx_allocf(c, np), *sX = dx_allocf(c, nx), *sDY = dx_allocf(c, ny), *sG = dx_allocf(c, np);
+  float *sY = dx_allocf(c, ny), *sDX = dx_allocf(c, nx);
+  float *ry = nn_alloc(ny), *rg = nn_alloc(np), *rdx = nn_alloc(nx);
+  for (int q = 0; q < R; q++) {
+    dx_upload(c, sP, P + q * np, np * 4);
+    dx_upload(c, sX, x + q * nx, nx * 4);
+    dx_upload(c, sDY, dy + q * ny, ny * 4);
+    dx_upload(c, sG, g + q * np, np * 4);
+    dxn_forward(c, &net, sP, B, sX, shared, sc, sY);
+    dxn_backward(c, &net, sP, sc, sDY, sG, sDX);
+    down_into(ry, sY, ny * 4);
+    down_into(rg, sG, np * 4);
+    down_into(rdx, sDX, nx * 4);
+    const float* gs[3] = {py + q * ny, pg + q * np, pdx + q * nx};
+    const float* rs[3] = {ry, rg, rdx};
+    const size_t ns[3] = {ny, np, nx};
+    const char* names[3] = {"output", "param grad", "input grad"};
+    for (int k = 0; k < 3; k++) {
+      if (g_kind == DX_HOST) {
+        CHECK(memcmp(gs[k], rs[k], ns[k] * 4) == 0, "act %d shared %d run %d: %s differs from P = 1 (rel err %.3g)",
+              act, shared, q, names[k], rel_err(gs[k], rs[k], ns[k]));
+      } else {
+        double e = rel_err(gs[k], rs[k], ns[k]);
+        CHECK(e <= 1e-4, "act %d shared %d run %d: %s rel err %.3g vs P = 1", act, shared, q, names[k], e);
+      }
+    }
+  }
+  dxn_cache_free(c, pc);
+  dxn_cache_free(c, sc);
+  float* dev[] = {dP, dX, dDY, dG, dY, dDX, sP, sX, sDY, sG, sY, sDX};
+  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) dx_free(c, dev[i]);
+  float* host[] = {P, x, dy, g, py, pg, pdx, ry, rg, rdx};
+  for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+}
+
+static void test_mlp_runs(void) {
+  NEED_KIND();
+  for (int act = 0; act < 2; act++)
+    for (int shared = 1; shared >= 0; shared--) mlp_runs_case(act, shared, 29);
 }
 
 /* ---- Adam, Polyak, capture ---- */
@@ -338,7 +479,9 @@ static void test_sort_select(void) {
 }
 
 GPU_TWIN(test_gemm)
+GPU_TWIN(test_gemm2)
 GPU_TWIN(test_mlp)
+GPU_TWIN(test_mlp_runs)
 GPU_TWIN(test_adam_capture)
 GPU_TWIN(test_ctr_capture)
 GPU_TWIN(test_small_ops)
@@ -347,7 +490,9 @@ GPU_TWIN(test_sort_select)
 
 int main(void) {
   RUN_KINDS(test_gemm);
+  RUN_KINDS(test_gemm2);
   RUN_KINDS(test_mlp);
+  RUN_KINDS(test_mlp_runs);
   RUN_KINDS(test_adam_capture);
   RUN_KINDS(test_ctr_capture);
   RUN_KINDS(test_small_ops);

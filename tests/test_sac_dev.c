@@ -15,6 +15,15 @@
  *   acting (stochastic, deterministic, and captured with the env-step counter advanced on the
  *     device) vs sac_act: 1e-6 / 1e-4
  *   upload / download round trip: exact.
+ * Populations (sacd_*_runs), P = 3 runs from three host agents of different seeds and settings (lr,
+ * gamma, tau, target entropy, reward scale, initial log alpha), against three P = 1 device agents
+ * that take the same updates on the same rows with the same update numbers:
+ *   3 updates with run 1 masked off, then 2 with every run, per-run counters 1 or 2 words apart:
+ *     the masked run's state untouched (exact); then every run's parameters, targets, log alpha,
+ *     Adam moments and counts, and the active runs' statistics of every update, equal to its
+ *     P = 1 agent's (host emulation bit for bit; GPU 1e-2, as the graph case)
+ *   acting (deterministic, stochastic; per-run keys and counters) equal row by row to sacd_act of
+ *     the P = 1 agents (bit for bit / 1e-4). GPU bounds of the population cases not yet measured.
  * The host emulation performs the CPU agent's operations in its order and measures exactly equal
  * (0 error) on every state buffer on this machine; only the statistics differ (~5e-8, float
  * storage). The GPU tolerances are set from the arithmetic (libm ulps, FMA contraction, cuBLAS
@@ -75,10 +84,10 @@ static sac_params params(void) {
 
 /* An agent away from its initial state. tie: critic member 1 (and its target) equal to member 0,
  * so that min_j Q ties exactly on every row. */
-static sac* make_agent(uint32_t seed, int tie) {
-  sac_params p = params();
+static sac* make_agent_with(uint32_t seed, int tie, const sac_params* sp, float log_alpha) {
+  sac_params p = *sp;
   sac* s = sac_create(O, A, &p, (rng_key){seed, 0});
-  s->log_alpha[0] = -0.3f;
+  s->log_alpha[0] = log_alpha;
   for (size_t i = 0; i < s->q.nparams; i++) s->qt_w[i] += 0.02f * rng_normal(K, 50, 0, i);
   for (int l = 0; l < s->q.nlayers; l++)
     for (int j = 0; j < 2 * s->q.dims[l + 1]; j++)
@@ -100,6 +109,11 @@ static sac* make_agent(uint32_t seed, int tie) {
     }
   }
   return s;
+}
+
+static sac* make_agent(uint32_t seed, int tie) {
+  sac_params p = params();
+  return make_agent_with(seed, tie, &p, -0.3f);
 }
 
 static sac* blank_agent(void) {
@@ -325,6 +339,211 @@ static void test_roundtrip(void) {
   sac_free(b);
 }
 
+/* ---- populations ------------------------------------------------------------------------- */
+
+enum { NP = 3 };
+
+/* Three agents of different seeds and settings (every per-run setting differs), moved off their
+ * initial states as make_agent does. */
+static void make_population(sac* hosts[NP], uint32_t seed0) {
+  const float lr[NP] = {3e-4f, 1e-3f, 5e-4f}, gamma[NP] = {0.99f, 0.95f, 0.9f};
+  const float tau[NP] = {5e-3f, 2e-2f, 1e-2f}, ent[NP] = {-2.5f, -1.0f, -3.5f};
+  const float rs[NP] = {1.3f, 0.5f, 2.0f}, la[NP] = {-0.3f, 0.2f, -1.1f};
+  for (int q = 0; q < NP; q++) {
+    sac_params p = params();
+    p.lr = lr[q], p.gamma = gamma[q], p.tau = tau[q], p.target_entropy = ent[q], p.reward_scale = rs[q];
+    hosts[q] = make_agent_with(seed0 + (uint32_t)q, 0, &p, la[q]);
+  }
+}
+
+/* a equals b exactly on the host emulation, within t (compare_agents) on the GPU */
+static void check_equal(sac* a, sac* b, double t, const char* what) {
+  if (g_kind == DX_HOST) check_exact(a, b, what);
+  else compare_agents(a, b, t, what);
+}
+
+/* Rows [NP][B][...] of a population's update: run q's rows are the first B of its batch. */
+typedef struct pop_rows {
+  float obs[NP * NB * O], act[NP * NB * A], rew[NP * NB], next[NP * NB * O], done[NP * NB];
+} pop_rows;
+
+static void pack_rows(pop_rows* r, const batch* b, int B) {
+  for (int q = 0; q < NP; q++) {
+    memcpy(r->obs + (size_t)q * B * O, b[q].obs, (size_t)B * O * sizeof(float));
+    memcpy(r->act + (size_t)q * B * A, b[q].act, (size_t)B * A * sizeof(float));
+    memcpy(r->rew + (size_t)q * B, b[q].rew, (size_t)B * sizeof(float));
+    memcpy(r->next + (size_t)q * B * O, b[q].next, (size_t)B * O * sizeof(float));
+    memcpy(r->done + (size_t)q * B, b[q].done, (size_t)B * sizeof(float));
+  }
+}
+
+/* A population of NP runs takes UPD updates, the first MASKED with run 1 inactive, on rows [NP][B]
+ * with per-run update numbers ctr_stride words apart (the words between hold decoys); three P = 1
+ * agents take the same updates (agent 1 skips the masked ones) on their runs' rows with the same
+ * update numbers. */
+static void pop_update(long ctr_stride, int B) {
+  NEED_KIND();
+  enum { UPD = 5, MASKED = 3 };
+  dx_ctx* c = ctx();
+  sac* hosts[NP];
+  make_population(hosts, 40);
+  sac_dev* pd = sacd_create_runs(c, (const sac* const*)hosts, NP, 16);
+  sac_dev* sd[NP];
+  for (int q = 0; q < NP; q++) sd[q] = sacd_create(c, hosts[q], 16);
+
+  static batch b[NP];
+  static pop_rows rows;
+  const size_t nrows = (size_t)NP * B;
+  float *pobs = dx_allocf(c, nrows * O), *pact = dx_allocf(c, nrows * A), *prew = dx_allocf(c, nrows),
+        *pnext = dx_allocf(c, nrows * O), *pdone = dx_allocf(c, nrows);
+  uint64_t* pctr = dx_alloc(c, (size_t)NP * ctr_stride * sizeof(uint64_t));
+  uint64_t* sctr = dx_alloc(c, sizeof(uint64_t));
+  int* dact = dx_alloc(c, NP * sizeof(int));
+  float *pstats = dx_allocf(c, (size_t)NP * SACD_NSTATS), *sstats = dx_allocf(c, SACD_NSTATS);
+  /* run q's n-th update has number base[q] + n (both words nonzero for run 0, crossing 2^32 for
+   * run 2) */
+  const uint64_t base[NP] = {(7ull << 32) + 11u, 901, (1ull << 32) - 2};
+  int taken[NP] = {0, 0, 0};
+
+  for (int u = 0; u < UPD; u++) {
+    const int active[NP] = {1, u >= MASKED, 1};
+    for (int q = 0; q < NP; q++) make_batch(&b[q], 200 + (uint32_t)(u * NP + q));
+    pack_rows(&rows, b, B);
+    dx_upload(c, pobs, rows.obs, nrows * O * sizeof(float));
+    dx_upload(c, pact, rows.act, nrows * A * sizeof(float));
+    dx_upload(c, prew, rows.rew, nrows * sizeof(float));
+    dx_upload(c, pnext, rows.next, nrows * O * sizeof(float));
+    dx_upload(c, pdone, rows.done, nrows * sizeof(float));
+    uint64_t ctr[NP * 2];
+    for (long j = 0; j < NP * ctr_stride; j++) ctr[j] = 0xdecafbadull * (uint64_t)(j + 1); /* decoys */
+    for (int q = 0; q < NP; q++) ctr[q * ctr_stride] = base[q] + (uint64_t)taken[q];
+    dx_upload(c, pctr, ctr, (size_t)NP * ctr_stride * sizeof(uint64_t));
+    dx_upload(c, dact, active, sizeof active);
+    dx_sync(c);
+    sacd_update_runs(pd, pobs, pact, prew, pnext, pdone, B, pctr, ctr_stride, dact, pstats);
+    float ps[NP * SACD_NSTATS];
+    down_into(ps, pstats, sizeof ps);
+    for (int q = 0; q < NP; q++) {
+      if (!active[q]) continue;
+      const uint64_t k = base[q] + (uint64_t)taken[q];
+      dx_upload(c, sctr, &k, sizeof k);
+      dx_sync(c);
+      const size_t o = (size_t)q * B;
+      sacd_update(sd[q], pobs + o * O, pact + o * A, prew + o, pnext + o * O, pdone + o, B, sctr, sstats);
+      float ss[SACD_NSTATS];
+      down_into(ss, sstats, sizeof ss);
+      char what[96];
+      snprintf(what, sizeof what, "stride %ld B %d update %d run %d", ctr_stride, B, u, q);
+      if (g_kind == DX_HOST) {
+        CHECK(memcmp(ps + q * SACD_NSTATS, ss, sizeof ss) == 0, "%s: statistics differ from P = 1", what);
+      } else {
+        sac_stats st;
+        sacd_stats_to_host(ss, &st);
+        compare_stats(ps + q * SACD_NSTATS, &st, 1e-2, what);
+      }
+      taken[q]++;
+    }
+    uint64_t back[NP * 2];
+    down_into(back, pctr, (size_t)NP * ctr_stride * sizeof(uint64_t));
+    CHECK(memcmp(back, ctr, (size_t)NP * ctr_stride * sizeof(uint64_t)) == 0,
+          "update %d: sacd_update_runs changed the counters", u);
+
+    if (u == MASKED - 1) { /* the masked run is exactly as created */
+      sac* got = blank_agent();
+      sacd_download_run(pd, 1, got);
+      check_exact(got, hosts[1], "masked run after 3 masked updates");
+      sac_free(got);
+    }
+  }
+
+  for (int q = 0; q < NP; q++) {
+    sac *got = blank_agent(), *want = blank_agent();
+    sacd_download_run(pd, q, got);
+    sacd_download(sd[q], want);
+    char what[64];
+    snprintf(what, sizeof what, "stride %ld B %d run %d", ctr_stride, B, q);
+    check_equal(got, want, 1e-2, what);
+    const long t = 2 + (q == 1 ? UPD - MASKED : UPD);
+    CHECK(got->pi_adam->t == t && got->q_adam->t == t && got->alpha_adam->t == t,
+          "%s: Adam counts %ld %ld %ld, expected %ld", what, got->pi_adam->t, got->q_adam->t,
+          got->alpha_adam->t, t);
+    /* and it moved: the run is not its initial state */
+    CHECK(memcmp(got->pi_w, hosts[q]->pi_w, hosts[q]->pi.nparams * sizeof(float)) != 0,
+          "%s: policy did not change", what);
+    sac_free(got);
+    sac_free(want);
+  }
+
+  float* dev[] = {pobs, pact, prew, pnext, pdone, pstats, sstats};
+  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) dx_free(c, dev[i]);
+  dx_free(c, pctr);
+  dx_free(c, sctr);
+  dx_free(c, dact);
+  sacd_free(pd);
+  for (int q = 0; q < NP; q++) {
+    sacd_free(sd[q]);
+    sac_free(hosts[q]);
+  }
+}
+
+static void test_update_runs(void) { pop_update(1, NB); }
+static void test_update_runs_stride2(void) { pop_update(2, 100); }
+
+/* Acting of a population vs the P = 1 agents, row by row: per-run keys and per-run counters
+ * (ctr_stride 2, decoys between), B = act_rows and fewer. */
+static void test_act_runs(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  sac* hosts[NP];
+  make_population(hosts, 60);
+  sac_dev* pd = sacd_create_runs(c, (const sac* const*)hosts, NP, NR);
+  sac_dev* sd[NP];
+  for (int q = 0; q < NP; q++) sd[q] = sacd_create(c, hosts[q], NR);
+  const size_t n_obs = (size_t)NP * NR * O, n_act = (size_t)NP * NR * A;
+  float* obs = malloc(n_obs * sizeof(float));
+  for (size_t i = 0; i < n_obs; i++) obs[i] = rng_normal(K, 61, 0, (uint64_t)i);
+  float* dobs = up_bytes(obs, n_obs * sizeof(float));
+  float *pact = dx_allocf(c, n_act), *sact = dx_allocf(c, (size_t)NR * A);
+  const rng_key keys[NP] = {{2024, RNG_ACT}, {77, RNG_ACT}, {2024, RNG_ACT + 1}};
+  rng_key* dkeys = up_bytes(keys, sizeof keys);
+  const uint64_t ctr[NP * 2] = {77, 0xdead, (1ull << 32) + 5, 0xbeef, 3, 0xf00d};
+  uint64_t* dctr = up_bytes(ctr, sizeof ctr);
+  uint64_t* sctr = dx_alloc(c, sizeof(uint64_t));
+  float *got = malloc(n_act * sizeof(float)), *want = malloc((size_t)NR * A * sizeof(float));
+  const int rows[2] = {NR, 100};
+  for (int det = 0; det < 2; det++)
+    for (int ri = 0; ri < 2; ri++) {
+      const int B = rows[ri];
+      sacd_act_runs(pd, dobs, B, det, dkeys, 3, det ? NULL : dctr, 2, pact);
+      down_into(got, pact, (size_t)NP * B * A * sizeof(float));
+      for (int q = 0; q < NP; q++) {
+        dx_upload(c, sctr, &ctr[2 * q], sizeof(uint64_t));
+        sacd_act(sd[q], dobs + (size_t)q * B * O, B, det, keys[q], 3, det ? NULL : sctr, sact);
+        down_into(want, sact, (size_t)B * A * sizeof(float));
+        const float* g = got + (size_t)q * B * A;
+        if (g_kind == DX_HOST) {
+          CHECK(memcmp(g, want, (size_t)B * A * sizeof(float)) == 0,
+                "act runs (deterministic %d, %d rows) run %d differs from P = 1 (rel err %.3g)", det, B, q,
+                rel_err(g, want, (size_t)B * A));
+        } else {
+          double e = rel_err(g, want, (size_t)B * A);
+          CHECK(e <= 1e-4, "act runs (deterministic %d, %d rows) run %d: rel err %.3g", det, B, q, e);
+        }
+      }
+    }
+  /* the runs really differ (keys, counters, policies): run 0's stochastic actions are not run 2's */
+  sacd_act_runs(pd, dobs, 100, 0, dkeys, 3, dctr, 2, pact);
+  down_into(got, pact, (size_t)NP * 100 * A * sizeof(float));
+  CHECK(memcmp(got, got + 2 * 100 * A, 100 * A * sizeof(float)) != 0, "runs 0 and 2 act alike");
+  free(obs), free(got), free(want);
+  dx_free(c, dobs), dx_free(c, pact), dx_free(c, sact), dx_free(c, dkeys), dx_free(c, dctr), dx_free(c, sctr);
+  sacd_free(pd);
+  for (int q = 0; q < NP; q++) {
+    sacd_free(sd[q]);
+    sac_free(hosts[q]);
+  }
+}
+
 int main(void) {
   const int kinds[2] = {DX_HOST, DX_CUDA};
   for (int i = 0; i < 2; i++) {
@@ -335,6 +554,9 @@ int main(void) {
     RUN(test_update_small_batch);
     RUN(test_graph);
     RUN(test_act);
+    RUN(test_update_runs);
+    RUN(test_update_runs_stride2);
+    RUN(test_act_runs);
   }
   dxt_destroy_all();
   return test_done();
