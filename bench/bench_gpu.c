@@ -14,6 +14,12 @@
  *            the update counter; then the next action (sacd_act, 1 row) and the env-step counter.
  *            Replayed with dx_graph_launch; microseconds per update = graph time / G. Also the same
  *            ops enqueued without capture (launch overhead visible).
+ *   sac_pop  the same per-env-step graph for a population of P = 1, 2, 4, 8, 16 runs as the training
+ *            loop runs it (host/dev/mbpo_dev.c): one P-run agent (sacd_create_runs), each update's
+ *            minibatches of all runs in one op (poold_sample_gather_runs), sacd_update_runs with an
+ *            active mask, dxn_ctr_add_runs, then every run's next action (sacd_act_runs).
+ *            Microseconds per env step (G updates of every run) and time(P) / time(P = 1), against
+ *            P separate runs' P x time(1) (issue 6: P = 8 in at most 2x the time of P = 1).
  *   model    minibatch steps per second: modeld_step (E 7, 14 -> 4 x 200 swish -> 24, batch 256 per
  *            member; loss with soft bounds, gradient, one Adam over all parameters) on one fixed
  *            device minibatch, G steps captured in one graph (as an epoch is), and uncaptured; and
@@ -50,6 +56,7 @@
 #include "model.h"
 #include "model_dev.h"
 #include "pool_dev.h"
+#include "pool_k.h"
 #include "rng.h"
 #include "rollout_dev.h"
 #include "sac.h"
@@ -186,6 +193,82 @@ static sac_fig bench_sac(dx_ctx* c, sac_dev* d, pool_dev* real, pool_dev* mpool)
   void* bufs[] = {s.upd, s.envstep, s.obs, s.nxt, s.act, s.rew, s.done, s.stats, s.obs1, s.act1};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
   return f;
+}
+
+/* ---- SAC of a population: the per-env-step graph of P runs ---- */
+
+enum { NPOPS = 5 };
+static const int POPS[NPOPS] = {1, 2, 4, 8, 16};
+static int g_npops = NPOPS;
+
+typedef struct pop_prog {
+  dx_ctx* c;
+  sac_dev* d;
+  int P;
+  pdk_batch_src* srcs;
+  rng_key* keys;
+  int* active;
+  uint64_t *upd, *envstep;
+  float *obs, *act, *rew, *nxt, *done, *stats, *obs1, *act1;
+  dx_graph* graph;
+} pop_prog;
+
+static void pop_replay(void* ctx) {
+  pop_prog* s = ctx;
+  dx_graph_launch(s->c, s->graph);
+}
+
+/* Microseconds per env step of P runs (every run's G updates and next action, one graph). */
+static double bench_sac_pop(dx_ctx* c, const sac* hs, pool_dev* real, pool_dev* mpool, int P) {
+  const sac** hosts = xmalloc(sizeof *hosts * (size_t)P);
+  pdk_batch_src* srcs = xmalloc(sizeof *srcs * (size_t)P);
+  rng_key* keys = xmalloc(sizeof *keys * (size_t)P);
+  int* ones = xmalloc(sizeof *ones * (size_t)P);
+  for (int q = 0; q < P; q++) {
+    hosts[q] = hs;
+    memset(&srcs[q], 0, sizeof srcs[q]);
+    srcs[q].real = (pdk_rows){{real->obs, real->act, real->rew, real->next_obs, real->done}};
+    srcs[q].model = (pdk_rows){{mpool->obs, mpool->act, mpool->rew, mpool->next_obs, mpool->done}};
+    srcs[q].real_state = real->state;
+    srcs[q].model_state = mpool->state;
+    srcs[q].key = (rng_key){(uint32_t)q, RNG_SAC_BATCH};
+    srcs[q].nreal = NREAL;
+    keys[q] = (rng_key){(uint32_t)q, RNG_ACT};
+    ones[q] = 1;
+  }
+  const size_t R = (size_t)P, B = R * BATCH;
+  pop_prog s = {.c = c, .P = P};
+  s.d = sacd_create_runs(c, hosts, P, 1);
+  s.srcs = dx_alloc(c, R * sizeof *srcs);
+  s.keys = dx_alloc(c, R * sizeof *keys);
+  s.active = dx_alloc(c, R * sizeof *ones);
+  dx_upload(c, s.srcs, srcs, R * sizeof *srcs);
+  dx_upload(c, s.keys, keys, R * sizeof *keys);
+  dx_upload(c, s.active, ones, R * sizeof *ones);
+  s.upd = dx_alloc(c, R * sizeof(uint64_t));
+  s.envstep = dx_alloc(c, R * sizeof(uint64_t));
+  s.obs = dx_allocf(c, B * OBS), s.nxt = dx_allocf(c, B * OBS);
+  s.act = dx_allocf(c, B * ACT), s.rew = dx_allocf(c, B), s.done = dx_allocf(c, B);
+  s.stats = dx_allocf(c, R * SACD_NSTATS);
+  s.obs1 = dx_allocf(c, R * OBS), s.act1 = dx_allocf(c, R * ACT);
+  dx_sync(c);
+  dx_capture_begin(c);
+  for (int g = 0; g < G; g++) {
+    poold_sample_gather_runs(c, s.srcs, P, s.upd, 1, BATCH, OBS, ACT, s.obs, s.act, s.rew, s.nxt, s.done);
+    sacd_update_runs(s.d, s.obs, s.act, s.rew, s.nxt, s.done, BATCH, s.upd, 1, s.active, s.stats);
+    dxn_ctr_add_runs(c, s.upd, P, 1, s.active);
+  }
+  sacd_act_runs(s.d, s.obs1, 1, 0, s.keys, 0, s.envstep, 1, s.act1);
+  dxn_ctr_add_runs(c, s.envstep, P, 1, NULL);
+  s.graph = dx_capture_end(c);
+  double us = 1e6 * best_per_call(c, pop_replay, &s);
+  printf("SAC step of a population of %2d runs (%d updates of each + next actions, one graph): %.1f us\n", P, G, us);
+  dx_graph_free(c, s.graph);
+  void* bufs[] = {s.srcs, s.keys, s.active, s.upd, s.envstep, s.obs, s.nxt, s.act, s.rew, s.done, s.stats, s.obs1, s.act1};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
+  sacd_free(s.d);
+  free(hosts), free(srcs), free(keys), free(ones);
+  return us;
 }
 
 /* ---- model ---- */
@@ -505,7 +588,7 @@ int main(int argc, char** argv) {
   const char* hv = getenv("BENCH_GPU_HOST");
   const int host = hv && atoi(hv) == 1;
   if (host) {
-    REAL = 5000, MPOOL = 20000, ROWS = 5000, FIT_ROWS = 2000;
+    REAL = 5000, MPOOL = 20000, ROWS = 5000, FIT_ROWS = 2000, g_npops = 2;
     snprintf(gpu, sizeof gpu, "host emulation (BENCH_GPU_HOST=1: smoke test, figures meaningless)");
     printf("bench_gpu: %s\n", gpu);
   } else if (!backend_cuda_probe(gpu, sizeof gpu)) {
@@ -536,6 +619,8 @@ int main(int argc, char** argv) {
   dyn_model* hm = model_create(OBS, ACT, &mp, (rng_key){1, 0});
 
   sac_fig sf = bench_sac(c, sd, real, mpool);
+  double pop_us[NPOPS];
+  for (int i = 0; i < g_npops; i++) pop_us[i] = bench_sac_pop(c, hs, real, mpool, POPS[i]);
   poold_free(c, mpool);
   model_fig mf = bench_model(c, hm);
   roll_fig rf = bench_rollout(c, hm, sd, real);
@@ -568,6 +653,14 @@ int main(int argc, char** argv) {
   fprintf(f, "  \"sac\": {\"us_per_update_graph\": %.3f, \"updates_per_s_graph\": %.1f, \"us_per_update_uncaptured\": "
              "%.3f, \"finite\": %s, \"last_q1_loss\": %.6g, \"last_alpha\": %.6g},\n",
           sf.us_graph, 1e6 / sf.us_graph, sf.us_eager, sf.finite ? "true" : "false", sf.q1_loss, sf.alpha);
+  fprintf(f, "  \"sac_population\": {\"note\": \"us per env step: G updates of each of P runs and their next "
+             "actions in one graph; ratio = time(P) / time(1); P separate runs would take P x time(1)\", \"runs\": [");
+  for (int i = 0; i < g_npops; i++)
+    fprintf(f, "%s{\"P\": %d, \"us_per_step\": %.2f, \"ratio_to_p1\": %.3f}", i ? ", " : "", POPS[i], pop_us[i],
+            pop_us[i] / pop_us[0]);
+  fprintf(f, "]");
+  if (g_npops > 3) fprintf(f, ", \"goal_p8_within_2x_p1\": %s", pop_us[3] <= 2 * pop_us[0] ? "true" : "false");
+  fprintf(f, "},\n");
   fprintf(f, "  \"model\": {\"us_per_step_graph\": %.3f, \"steps_per_s_graph\": %.1f, \"us_per_step_uncaptured\": %.3f, "
              "\"last_loss\": %.6g, \"fit_rows\": %d, \"fit_epochs\": %d, \"fit_steps\": %ld, \"fit_s\": %.4f, "
              "\"fit_us_per_step\": %.3f, \"fit_status\": %d},\n",

@@ -22,6 +22,7 @@ typedef struct host_rec {
 struct dx_graph {
   int kind;
   void* cuda;            /* cudaGraphExec_t */
+  long nodes;            /* CUDA: the graph's nodes */
   host_rec* recs;
   int n, cap;
 };
@@ -227,7 +228,7 @@ dx_graph* dx_capture_end(dx_ctx* c) {
     dx_graph* g = calloc(1, sizeof *g);
     if (!g) mbpo_fatal("out of memory");
     g->kind = DX_CUDA;
-    CUDA_ONLY(g->cuda = dxc_capture_end(c->cuda));
+    CUDA_ONLY(g->cuda = dxc_capture_end(c->cuda, &g->nodes));
     CUDA_UNLOCK(c);
     return g;
   }
@@ -244,6 +245,8 @@ void dx_graph_launch(dx_ctx* c, dx_graph* g) {
   }
   for (int i = 0; i < g->n; i++) g->recs[i].fn(g->recs[i].blob);
 }
+
+long dx_graph_ops(const dx_graph* g) { return g->kind == DX_CUDA ? g->nodes : g->n; }
 
 void dx_graph_free(dx_ctx* c, dx_graph* g) {
   (void)c;

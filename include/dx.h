@@ -85,6 +85,10 @@ dx_graph* dx_capture_end(dx_ctx* c);
 /** Replay a graph in stream order. */
 void dx_graph_launch(dx_ctx* c, dx_graph* g);
 
+/** The number of ops in a graph (CUDA: its nodes, as cudaGraphGetNodes counts them; a library
+ *  call may be several). What a replay launches, for tests and benchmarks. */
+long dx_graph_ops(const dx_graph* g);
+
 /** Free a graph (NULL is allowed). */
 void dx_graph_free(dx_ctx* c, dx_graph* g);
 

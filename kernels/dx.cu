@@ -142,10 +142,13 @@ extern "C" void dxc_capture_begin(void* p) {
   CK(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
 }
 
-extern "C" void* dxc_capture_end(void* p) {
+extern "C" void* dxc_capture_end(void* p, long* nodes) {
   dxc_state* s = (dxc_state*)p;
   cudaGraph_t g;
   CK(cudaStreamEndCapture(s->stream, &g));
+  size_t n = 0;
+  CK(cudaGraphGetNodes(g, NULL, &n));
+  *nodes = (long)n;
   cudaGraphExec_t x;
   CK(cudaGraphInstantiate(&x, g, 0));
   CK(cudaGraphDestroy(g));

@@ -25,7 +25,7 @@ void dxc_zero(void* s, void* dst, size_t bytes);
 void dxc_sync(void* s);
 void dxc_capture_begin(void* s);
 /** Ends the capture and instantiates it; returns the cudaGraphExec_t. */
-void* dxc_capture_end(void* s);
+void* dxc_capture_end(void* s, long* nodes);
 void dxc_graph_launch(void* s, void* exec);
 void dxc_graph_free(void* exec);
 /** Launch an element op through its launcher (checks the launch). */

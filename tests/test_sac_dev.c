@@ -24,6 +24,7 @@
  *     P = 1 agent's (host emulation bit for bit; GPU 1e-2, as the graph case)
  *   acting (deterministic, stochastic; per-run keys and counters) equal row by row to sacd_act of
  *     the P = 1 agents (bit for bit / 1e-4). GPU bounds of the population cases not yet measured.
+ *   one launch per op for all runs: the ops of a captured update are the same at P = 2 and P = 6.
  * The host emulation performs the CPU agent's operations in its order and measures exactly equal
  * (0 error) on every state buffer on this machine; only the statistics differ (~5e-8, float
  * storage). The GPU tolerances are set from the arithmetic (libm ulps, FMA contraction, cuBLAS
@@ -544,6 +545,45 @@ static void test_act_runs(void) {
   }
 }
 
+/* One launch per op for the whole population: the ops of a captured update are the same for P = 2
+ * and P = 6 runs. P = 1 has fewer: a critic GEMM of P > 1 runs is one call per member over the runs
+ * (a run's members' weights and the runs' vectors lie at strides that do not collapse into one),
+ * 17 such GEMMs per update. */
+static void test_update_runs_ops(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  sac* h = make_agent(5, 0);
+  const sac* hosts[6] = {h, h, h, h, h, h};
+  const int Ps[3] = {1, 2, 6};
+  long ops[3];
+  for (int i = 0; i < 3; i++) {
+    const int P = Ps[i];
+    const size_t R = (size_t)P;
+    sac_dev* d = sacd_create_runs(c, hosts, P, 1);
+    float* obs = dx_allocf(c, R * NB * O);
+    float* next = dx_allocf(c, R * NB * O);
+    float* act = dx_allocf(c, R * NB * A);
+    float* rew = dx_allocf(c, R * NB);
+    float* done = dx_allocf(c, R * NB);
+    float* stats = dx_allocf(c, R * SACD_NSTATS);
+    uint64_t* ctr = dx_alloc(c, R * sizeof(uint64_t));
+    int* active = dx_alloc(c, R * sizeof(int));
+    dx_capture_begin(c);
+    sacd_update_runs(d, obs, act, rew, next, done, NB, ctr, 1, active, stats);
+    dx_graph* g = dx_capture_end(c);
+    ops[i] = dx_graph_ops(g);
+    dx_graph_free(c, g);
+    void* bufs[] = {obs, next, act, rew, done, stats, ctr, active};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) dx_free(c, bufs[k]);
+    sacd_free(d);
+  }
+  printf("  ops of one captured update: P = 1: %ld, P = 2: %ld, P = 6: %ld\n", ops[0], ops[1], ops[2]);
+  CHECK(ops[1] == ops[2], "ops grow with P: %ld at P = 2, %ld at P = 6", ops[1], ops[2]);
+  CHECK(ops[0] > 20 && ops[1] >= ops[0] && ops[1] <= ops[0] + 17 * (g_kind == DX_CUDA ? 2 : 1),
+        "P = 1: %ld ops, P = 2: %ld", ops[0], ops[1]);
+  sac_free(h);
+}
+
 int main(void) {
   const int kinds[2] = {DX_HOST, DX_CUDA};
   for (int i = 0; i < 2; i++) {
@@ -557,6 +597,7 @@ int main(void) {
     RUN(test_update_runs);
     RUN(test_update_runs_stride2);
     RUN(test_act_runs);
+    RUN(test_update_runs_ops);
   }
   dxt_destroy_all();
   return test_done();
