@@ -55,6 +55,11 @@ void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* params, int B, const
 void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* params, dxn_cache* k, const float* dy,
                   float* grads, float* dx);
 
+/** dxn_backward with the parameter gradients written to grads instead of added (no zeroing op
+ *  before it: the weight GEMMs take beta = 0). */
+void dxn_backward_set(dx_ctx* c, const nn_mlp* net, const float* params, dxn_cache* k, const float* dy,
+                      float* grads, float* dx);
+
 /** Adam state on the device, TF1 form as nn_adam: the step count t and the bias-corrected rate
  *  live in device memory so that a captured graph advances them on every replay. */
 typedef struct dxn_adam {

@@ -105,13 +105,28 @@ typedef struct nnk_adam_tick_args {
   const int* active; /* [P] or NULL */
   float b1, b2;
 } nnk_adam_tick_args;
+/* the tick of one Adam state (shared with the SAC agent's fused apply step, kernels/sac_k.h) */
+MBPO_HD static void nnk_adam_tick_one(int64_t* tp, float* lr_t, float lr, float b1, float b2) {
+  int64_t t = *tp + 1;
+  *tp = t;
+  double bc1 = 1.0 - pow((double)b1, (double)t);
+  double bc2 = 1.0 - pow((double)b2, (double)t);
+  *lr_t = (float)((double)lr * sqrt(bc2) / bc1);
+}
 MBPO_HD static void nnk_adam_tick_body(long q, const nnk_adam_tick_args* p) {
   if (p->active && !p->active[q]) return;
-  int64_t t = p->t[q] + 1;
-  p->t[q] = t;
-  double bc1 = 1.0 - pow((double)p->b1, (double)t);
-  double bc2 = 1.0 - pow((double)p->b2, (double)t);
-  p->lr_t[q] = (float)((double)p->lr[q] * sqrt(bc2) / bc1);
+  nnk_adam_tick_one(&p->t[q], &p->lr_t[q], p->lr[q], p->b1, p->b2);
+}
+
+/* one Adam step of element i (shared with kernels/sac_k.h) */
+MBPO_HD static void nnk_adam_elem(float* p, const float* gv, float* mv, float* vv, long i, float lr_t, float b1,
+                                  float b2, float eps) {
+  float g = gv[i];
+  float m = b1 * mv[i] + (1.0f - b1) * g;
+  float v = b2 * vv[i] + (1.0f - b2) * g * g;
+  mv[i] = m;
+  vv[i] = v;
+  p[i] -= lr_t * m / (sqrtf(v) + eps);
 }
 
 /* i over P * n: run q = i / n takes its step with lr_t[q] (skipped when inactive) */
@@ -128,12 +143,7 @@ typedef struct nnk_adam_args {
 MBPO_HD static void nnk_adam_body(long i, const nnk_adam_args* a) {
   const long q = i / a->n;
   if (a->active && !a->active[q]) return;
-  float g = a->g[i];
-  float m = a->b1 * a->m[i] + (1.0f - a->b1) * g;
-  float v = a->b2 * a->v[i] + (1.0f - a->b2) * g * g;
-  a->m[i] = m;
-  a->v[i] = v;
-  a->p[i] -= a->lr_t[q] * m / (sqrtf(v) + a->eps);
+  nnk_adam_elem(a->p, a->g, a->m, a->v, i, a->lr_t[q], a->b1, a->b2, a->eps);
 }
 
 /* target = tau src + (1 - tau) target, i over P * n; run q = i / n uses taus[q] when taus is not

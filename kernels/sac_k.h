@@ -13,6 +13,7 @@
 
 #include "dx_op.h"
 #include "hd.h"
+#include "nn_k.h"
 #include "rng.h"
 
 #ifdef __cplusplus
@@ -215,6 +216,58 @@ MBPO_HD static void sack_alpha_stats_body(long n, const sack_alpha_stats_args* p
   p->stats[q * p->nstats + i - 1] = (float)s;
 }
 
+/* The apply step of an update, fused into two ops (sac_apply_grads' arithmetic and order per
+ * element): the Adam states of the critics (set 0), the policy (1) and log alpha (2) of P runs,
+ * then Polyak averaging of the target critics. Runs with active[q] == 0 (active may be NULL: all)
+ * are left as they are. */
+typedef struct sack_adam_set {
+  float* p;          /* [P][n] parameters */
+  const float* g;    /* [P][n] gradients */
+  float* m;
+  float* v;
+  int64_t* t;        /* [P] */
+  float* lr_t;       /* [P] */
+  const float* lr;   /* [P] */
+  long n;
+  float b1, b2, eps;
+} sack_adam_set;
+
+/* one thread per (set k, run q), i = k * P + q: t += 1 and the step's rate (nnk_adam_tick_one) */
+typedef struct sack_apply_tick_args {
+  sack_adam_set s[3];
+  const int* active;
+  int P;
+} sack_apply_tick_args;
+MBPO_HD static void sack_apply_tick_body(long i, const sack_apply_tick_args* p) {
+  const long k = i / p->P, q = i % p->P;
+  if (p->active && !p->active[q]) return;
+  const sack_adam_set* s = &p->s[k];
+  nnk_adam_tick_one(&s->t[q], &s->lr_t[q], s->lr[q], s->b1, s->b2);
+}
+
+/* one thread per parameter of the three sets (set 0's P n[0] first, then set 1's, then set 2's):
+ * its Adam step; a critic parameter then moves its target: qt = tau q + (1 - tau) qt */
+typedef struct sack_apply_args {
+  sack_adam_set s[3];
+  float* qt;         /* [P][n0] target critics */
+  const float* taus; /* [P] */
+  const int* active;
+  int P;
+} sack_apply_args;
+MBPO_HD static void sack_apply_body(long i, const sack_apply_args* p) {
+  const long e0 = (long)p->P * p->s[0].n, e1 = e0 + (long)p->P * p->s[1].n;
+  const int k = i < e0 ? 0 : (i < e1 ? 1 : 2);
+  const long j = i - (k == 0 ? 0 : (k == 1 ? e0 : e1));
+  const sack_adam_set* s = &p->s[k];
+  const long q = j / s->n;
+  if (p->active && !p->active[q]) return;
+  nnk_adam_elem(s->p, s->g, s->m, s->v, j, s->lr_t[q], s->b1, s->b2, s->eps);
+  if (k == 0) {
+    const float tau = p->taus[q];
+    p->qt[j] = tau * s->p[j] + (1.0f - tau) * p->qt[j];
+  }
+}
+
 /* Acting, one thread per (q, r, k), n = (q * B + r) * A + k: a = tanh(mu + exp(clip(log sigma)) eps)
  * with eps = rng_normal(key, c0, (uint32_t)c1_ctr[q * ctr_stride], r * A + k), key = keys[q] (a
  * device array; NULL: the one key), or tanh(mu) when deterministic. */
@@ -242,7 +295,7 @@ MBPO_HD static void sack_act_body(long n, const sack_act_args* p) {
   p->act[n] = tanhf(u);
 }
 
-extern const dx_op dxop_sack_sample, dxop_sack_target, dxop_sack_critic_grad, dxop_sack_pi_q_grad,
+extern const dx_op dxop_sack_apply_tick, dxop_sack_apply, dxop_sack_sample, dxop_sack_target, dxop_sack_critic_grad, dxop_sack_pi_q_grad,
     dxop_sack_pi_back, dxop_sack_alpha_stats, dxop_sack_act;
 
 #ifdef __cplusplus

@@ -80,8 +80,9 @@ void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const floa
   }
 }
 
-void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
-                  float* grads, float* dx) {
+/* accumulate: the parameter gradients are added to grads (1) or overwrite them (0) */
+static void backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
+                     float* grads, float* dx, int accumulate) {
   const int L = net->nlayers, E = net->E, B = k->B, R = k->P;
   const long ps = (long)net->nparams;
   if (!k->x) mbpo_fatal("dxn_backward without a forward");
@@ -93,8 +94,8 @@ void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, co
       int shared = l == 0 && k->shared_input;
       long si_in = shared ? 0 : (long)B * din, so_in = shared ? (long)B * din : (long)E * B * din;
       dx_gemm2(c, 1, 0, din, dout, B, 1.0f, in, din, so_in, si_in, dz, dout, (long)E * B * dout,
-               (long)B * dout, 1.0f, grads + net->w_off[l], dout, ps, (long)din * dout, R, E);
-      nnk_colsum_args cs = {dz, grads + net->b_off[l], B, dout, 1, 1.0f, E, ps};
+               (long)B * dout, accumulate ? 1.0f : 0.0f, grads + net->w_off[l], dout, ps, (long)din * dout, R, E);
+      nnk_colsum_args cs = {dz, grads + net->b_off[l], B, dout, accumulate, 1.0f, E, ps};
       DX_RUN(c, nnk_colsum, cs, (long)R * E * dout);
     }
     if (l == 0 && !dx) break;
@@ -110,6 +111,16 @@ void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, co
     }
     dz = out;
   }
+}
+
+void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
+                  float* grads, float* dx) {
+  backward(c, net, P, k, dy, grads, dx, 1);
+}
+
+void dxn_backward_set(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
+                      float* grads, float* dx) {
+  backward(c, net, P, k, dy, grads, dx, 0);
 }
 
 dxn_adam* dxn_adam_alloc_runs(dx_ctx* c, size_t n, int P, const float* lrs) {

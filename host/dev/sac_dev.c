@@ -27,6 +27,8 @@ DX_OP(sack_pi_q_grad, sack_pi_q_grad_args)
 DX_OP(sack_pi_back, sack_pi_back_args)
 DX_OP(sack_alpha_stats, sack_alpha_stats_args)
 DX_OP(sack_act, sack_act_args)
+DX_OP(sack_apply_tick, sack_apply_tick_args)
+DX_OP(sack_apply, sack_apply_args)
 
 struct sacd_work {
   int Bmax;
@@ -199,6 +201,12 @@ void sacd_upload(sac_dev* d, const sac* host) { sacd_upload_run(d, 0, host); }
 
 void sacd_download(const sac_dev* d, sac* host) { sacd_download_run(d, 0, host); }
 
+/* An Adam state with its parameters and gradients, as the fused apply ops take it. */
+static sack_adam_set adam_set(dxn_adam* a, float* params, const float* grads) {
+  sack_adam_set s = {params, grads, a->m, a->v, a->t, a->lr_t, a->lrs, (long)a->n, a->b1, a->b2, a->eps};
+  return s;
+}
+
 void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const float* rew,
                       const float* next_obs, const float* done, int B, const uint64_t* update_index,
                       long ctr_stride, const int* active, float* stats) {
@@ -223,8 +231,7 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   dxn_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
   sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB};
   DX_RUN(c, sack_critic_grad, cg, 2 * PB);
-  dx_zero(c, d->q_g, (size_t)P * d->q.nparams * sizeof(float));
-  dxn_backward(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
+  dxn_backward_set(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
 
   /* 4: a~ = tanh(mu + sigma eps) at s */
   dxn_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
@@ -241,19 +248,20 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   /* 6: into the policy */
   sack_pi_back_args pb = {w->x_sp, w->dxp, w->pi_out, w->eps, d->log_alpha, w->dpi, B, O, A, invB};
   DX_RUN(c, sack_pi_back, pb, PB * A);
-  dx_zero(c, d->pi_g, (size_t)P * d->pi.nparams * sizeof(float));
-  dxn_backward(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
+  dxn_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
 
   /* 7: temperature gradient and statistics, with the pre-update log alpha */
   sack_alpha_stats_args as = {w->qv, w->y, w->qp, w->logp, d->log_alpha, d->runs, d->log_alpha_g, stats,
                               B, SACD_NSTATS};
   DX_RUN(c, sack_alpha_stats, as, (long)P * (stats ? 1 + SACD_NSTATS : 1));
 
-  /* apply: the order of sac_apply_grads; inactive runs keep their state */
-  dxn_adam_step_runs(c, d->q_adam, d->q_w, d->q_g, active);
-  dxn_adam_step_runs(c, d->pi_adam, d->pi_w, d->pi_g, active);
-  dxn_adam_step_runs(c, d->alpha_adam, d->log_alpha, d->log_alpha_g, active);
-  dxn_polyak_runs(c, d->qt_w, d->q_w, d->q.nparams, P, d->taus, active);
+  /* apply: sac_apply_grads' arithmetic (critics, policy, log alpha, then Polyak) in two ops;
+   * inactive runs keep their state */
+  sack_apply_tick_args at = {{adam_set(d->q_adam, d->q_w, d->q_g), adam_set(d->pi_adam, d->pi_w, d->pi_g),
+                              adam_set(d->alpha_adam, d->log_alpha, d->log_alpha_g)}, active, P};
+  DX_RUN(c, sack_apply_tick, at, 3L * P);
+  sack_apply_args ap = {{at.s[0], at.s[1], at.s[2]}, d->qt_w, d->taus, active, P};
+  DX_RUN(c, sack_apply, ap, (long)P * (long)(d->q.nparams + d->pi.nparams + 1));
 }
 
 void sacd_update(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
