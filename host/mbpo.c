@@ -154,42 +154,51 @@ static void log_fit(mbpo_state* s, int epoch, const model_fit_stats* fs, const r
   s->fit_csv_failing = !ok;
 }
 
-/* Fit the model on all of D_env, set k, resize D_model, roll out. Fills the model columns. */
-static void model_phase(mbpo_state* s, int epoch, double* row, double* model_time) {
+/* The model columns and the fit's log line of a complete model phase (dt seconds). */
+static void model_phase_done(mbpo_state* s, const model_fit_stats* fs, const rollout_stats* rs, double dt) {
+  double* row = s->row;
+  row[P_MODEL_TIME] += dt;
+  row[P_MODEL_LOSS] = fs->train_loss;
+  row[P_MODEL_MSE] = fs->elite_mse;
+  row[P_MODEL_EPOCHS] = fs->epochs;
+  row[P_ROLLOUT_K] = s->k;
+  row[P_ROLLOUT_ROWS] += (double)rs->rows_added;
+  log_fit(s, (int)s->epoch, fs, rs, dt);
+  s->fits++;
+}
+
+/* Fit the model on all of D_env, set k, resize D_model, roll out. On the device the run fits here
+ * and the rollout is the population's, for all its runs at once (s->mstate = MBPO_MODEL_ROLLOUT;
+ * mbpo_run_after_rollout completes the phase). */
+static void model_phase(mbpo_state* s) {
   const mbpo_config* c = s->c;
   double t0 = now_s();
   model_fit_stats fs;
   rollout_stats rs;
-  s->k = mbpo_rollout_length(c, epoch);
+  s->k = mbpo_rollout_length(c, (int)s->epoch);
   long cap = mbpo_model_pool_capacity(c, s->k);
   int rc;
-  if (s->dev) { /* the same phase on the device */
-    rc = mbpod_model_phase(s->dev, s->fits, s->k, cap, &fs, &rs);
+  if (s->dev) {
+    rc = mbpod_fit(s->dev, s->fits, cap, &fs);
   } else {
     pool* R = s->real; /* rows 0..size-1 of the ring are all valid; their order does not matter */
     rc = model_train(s->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, s->fits, &fs);
-    if (rc != MODEL_NONFINITE) {
-      if (!s->mpool) s->mpool = pool_create(s->od, s->ad, cap);
-      else if (cap != s->mpool->cap) pool_resize(s->mpool, cap);
-      rng_key rk = {(uint32_t)c->seed, RNG_ROLLOUT};
-      rc = rollout_run(s->ro, s->model, s->agent, R, s->mpool, (int)c->rollout_batch, s->k, rk, s->fits,
-                       &rs) != 0 ? -2 : 0;
-    }
   }
   if (rc == MODEL_NONFINITE)
-    run_fail(s, "NaN/Inf in the model training loss (model fit %u, epoch %d, env step %llu)", s->fits,
-               epoch, (unsigned long long)s->env_steps);
-  if (rc != 0)
-    run_fail(s, "NaN/Inf in a model prediction during the rollout (model fit %u, epoch %d)", s->fits, epoch);
-  double dt = now_s() - t0;
-  *model_time += dt;
-  row[P_MODEL_LOSS] = fs.train_loss;
-  row[P_MODEL_MSE] = fs.elite_mse;
-  row[P_MODEL_EPOCHS] = fs.epochs;
-  row[P_ROLLOUT_K] = s->k;
-  row[P_ROLLOUT_ROWS] += (double)rs.rows_added;
-  log_fit(s, epoch, &fs, &rs, dt);
-  s->fits++;
+    run_fail(s, "NaN/Inf in the model training loss (model fit %u, epoch %ld, env step %llu)", s->fits,
+             s->epoch, (unsigned long long)s->env_steps);
+  if (s->dev) {
+    s->mfit = fs;
+    s->mfit_time = now_s() - t0;
+    s->mstate = MBPO_MODEL_ROLLOUT;
+    return;
+  }
+  if (!s->mpool) s->mpool = pool_create(s->od, s->ad, cap);
+  else if (cap != s->mpool->cap) pool_resize(s->mpool, cap);
+  rng_key rk = {(uint32_t)c->seed, RNG_ROLLOUT};
+  if (rollout_run(s->ro, s->model, s->agent, s->real, s->mpool, (int)c->rollout_batch, s->k, rk, s->fits, &rs) != 0)
+    run_fail(s, "NaN/Inf in a model prediction during the rollout (model fit %u, epoch %ld)", s->fits, s->epoch);
+  model_phase_done(s, &fs, &rs, now_s() - t0);
 }
 
 /* G SAC updates, each on int(batch * real_ratio) real rows and the rest model rows. */
@@ -278,11 +287,16 @@ static void epoch_begin(mbpo_state* s) {
   s->t_epoch = now_s();
 }
 
-/* Step t of the epoch: model phase when t mod F == 0, one env step, G SAC updates. */
-static void epoch_step(mbpo_state* s, long n_epochs) {
+/* Step t of the epoch: model phase when t mod F == 0, one env step, G SAC updates. Returns 1 when
+ * it stopped for the population's rollout (device; called again for the same t afterwards). */
+static int epoch_step(mbpo_state* s, long n_epochs) {
   const mbpo_config* c = s->c;
-  if (s->t % c->model_train_freq == 0 && c->sac_real_ratio < 1.0)
-    model_phase(s, (int)s->epoch, s->row, &s->row[P_MODEL_TIME]);
+  if (s->mstate == MBPO_MODEL_RESUME) { /* the model phase of this t is complete */
+    s->mstate = MBPO_MODEL_NONE;
+  } else if (s->t % c->model_train_freq == 0 && c->sac_real_ratio < 1.0) {
+    model_phase(s);
+    if (s->mstate == MBPO_MODEL_ROLLOUT) return 1;
+  }
   float a[ENV_MAX_ACT];
   if (!s->dev)
     sac_act(s->agent, s->obs, 1, 0, (rng_key){(uint32_t)c->seed, RNG_ACT}, 0, (uint32_t)s->env_steps, a);
@@ -305,6 +319,7 @@ static void epoch_step(mbpo_state* s, long n_epochs) {
                s->epoch, (unsigned long long)s->train_steps, s->last_eval, s->row[P_MODEL_MSE], s->k,
                s->sac_time > 0 ? s->row[P_UPDATES] / s->sac_time : 0.0, eta / 60);
   }
+  return 0;
 }
 
 /* End of the epoch: log the previous epoch (its evaluation ran meanwhile), start this epoch's
@@ -544,12 +559,29 @@ int mbpo_run_tick(mbpo_state* s) {
       s->want = MBPOD_WANT_ACT;
       return MBPO_TICK_STEP;
     }
-    if (s->t == 0) epoch_begin(s);
-    epoch_step(s, n_epochs);
+    if (s->t == 0 && s->mstate != MBPO_MODEL_RESUME) epoch_begin(s);
+    if (epoch_step(s, n_epochs)) {
+      mbpod_sync(s->dev); /* the fit and the model pool's resize are done before the rollout */
+      return MBPO_TICK_MODEL;
+    }
     s->t++;
     if (s->dev) mbpod_sync(s->dev); /* its real rows are on the device before the step samples them */
     return MBPO_TICK_STEP;
   }
+}
+
+void mbpo_run_after_rollout(mbpo_state* s, double seconds) {
+  if (s->mstate != MBPO_MODEL_ROLLOUT) return;
+  s->mstate = MBPO_MODEL_RESUME;
+  if (s->phase == MBPO_PHASE_DONE) return;
+  if (setjmp(s->fail)) {
+    s->phase = MBPO_PHASE_DONE;
+    s->rc = 1;
+    return;
+  }
+  if (s->mroll_rc != 0)
+    run_fail(s, "NaN/Inf in a model prediction during the rollout (model fit %u, epoch %ld)", s->fits, s->epoch);
+  model_phase_done(s, &s->mfit, &s->mroll, s->mfit_time + seconds);
 }
 
 void mbpo_run_after_step(mbpo_state* s, double seconds) {

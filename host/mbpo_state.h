@@ -38,8 +38,13 @@ typedef struct path_buf {
 /* Where a run is: exploring, training (epochs), or finished (done, stopped, failed, interrupted). */
 enum { MBPO_PHASE_EXPLORE, MBPO_PHASE_TRAIN, MBPO_PHASE_DONE };
 
-/* What mbpo_run_tick did. */
-enum { MBPO_TICK_STEP, MBPO_TICK_DONE };
+/* What mbpo_run_tick did. MBPO_TICK_MODEL (device): it fitted the model and stopped before the
+ * rollout, which the population runs for all its runs at once (mbpo_pdev_rollout); after
+ * mbpo_run_after_rollout the next tick goes on from there (the env step of the same t). */
+enum { MBPO_TICK_STEP, MBPO_TICK_DONE, MBPO_TICK_MODEL };
+
+/* Where a run's model phase is on the device (mbpo_state.mstate). */
+enum { MBPO_MODEL_NONE, MBPO_MODEL_ROLLOUT, MBPO_MODEL_RESUME };
 
 /* Everything one run holds. */
 typedef struct mbpo_state {
@@ -68,6 +73,11 @@ typedef struct mbpo_state {
   int have_act;          /* device: next_act holds the action for obs (computed by the last graph) */
   int want;              /* device: what this tick asks of the population's step (MBPOD_WANT_*) */
   float next_act[ENV_MAX_ACT];
+  int mstate;            /* device: MBPO_MODEL_*: the model phase waits for / has had the population's rollout */
+  model_fit_stats mfit;  /* device: the fit of the model phase in progress ... */
+  double mfit_time;      /* ... its seconds ... */
+  rollout_stats mroll;   /* ... and its rollout's statistics and status (mbpo_pdev_rollout) */
+  int mroll_rc;
   evaluator* ev;
   path_buf path;
   float obs[ENV_MAX_OBS];
@@ -112,9 +122,15 @@ void mbpo_run_resume(mbpo_state* s, const mbpo_config* cfg, const char* run_path
 
 /** Advance run s by one env step (exploration or training: with the model phase when due and the G
  *  SAC updates), handling the epoch ends (log, evaluation, checkpoint) on the way. Returns
- *  MBPO_TICK_STEP, or MBPO_TICK_DONE once the run has ended (s->rc holds its exit status; a NaN/Inf
+ *  MBPO_TICK_STEP, MBPO_TICK_MODEL (device: paused for the population's rollout), or
+ *  MBPO_TICK_DONE once the run has ended (s->rc holds its exit status; a NaN/Inf
  *  ends only this run, reported with the phase named). */
 int mbpo_run_tick(mbpo_state* s);
+
+/** After the population's rollout (mbpo_pdev_rollout, seconds long): complete the model phase of a
+ *  run whose tick returned MBPO_TICK_MODEL (its log line and progress columns; a NaN in the
+ *  rollout stops the run). Nothing for other runs. */
+void mbpo_run_after_rollout(mbpo_state* s, double seconds);
 
 /** After the population's device step (mbpo_pdev_step, seconds long): take its results for this
  *  run (the next action; with updates, their count, time and statistics, a NaN stopping the run).

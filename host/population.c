@@ -6,10 +6,12 @@
  * that also step their MuJoCo environments. Runs share nothing mutable, so a run inside a population
  * computes exactly what it computes alone (tests/test_population.c holds this on the CPU backend).
  *
- * On the CUDA backend each run fits its model and rolls out on its own stream from its worker
- * thread, and after the round's ticks one graph launch (host/dev/mbpo_dev.c, mbpo_pdev_step) runs
- * the SAC updates and next actions of all runs at once: the agents of the population are one
- * P-run device agent, every op and GEMM covering all runs.
+ * On the CUDA backend each run fits its model on its own stream from its worker thread; the
+ * rollouts of the runs whose model phase came up in the round are one batched rollout
+ * (host/dev/mbpo_dev.c, mbpo_pdev_rollout), after which those runs finish their step; and after
+ * the round's ticks one graph launch (mbpo_pdev_step) runs the SAC updates and next actions of all
+ * runs at once: the agents of the population are one P-run device agent, every op and GEMM
+ * covering all runs.
  *
  * Ctrl-C / SIGTERM: every run finishes its step and writes its mid-epoch checkpoint (runs still
  * exploring finish exploring first); a second Ctrl-C exits at once. */
@@ -72,6 +74,7 @@ typedef struct pop {
   pthread_t* th;
   pthread_barrier_t go, done;
   int next;              /* next run to tick in this round (atomic) */
+  int resuming;          /* this pass ticks only the runs resuming after the population's rollout */
   int quit;
 } pop;
 
@@ -80,6 +83,7 @@ static void pop_round_work(pop* p) {
   for (;;) {
     int i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
     if (i >= p->n) return;
+    if (p->resuming && p->runs[i]->mstate != MBPO_MODEL_RESUME) continue;
     mbpo_run_tick(p->runs[i]); /* finished runs return at once */
   }
 }
@@ -138,10 +142,10 @@ static void pop_start(pop* p, int threads_setting) {
     if (pthread_create(&p->th[i], NULL, pop_worker, p) != 0) mbpo_fatal("cannot start a worker thread");
 }
 
-/* One round: every unfinished run takes one step; on the device, then the SAC updates and next
- * actions of all runs in one launch. */
-static void pop_round(pop* p) {
+/* One pass of ticks over the runs (all, or only those resuming), spread over the threads. */
+static void pop_pass(pop* p, int resuming) {
   p->next = 0;
+  p->resuming = resuming;
   if (p->nthreads <= 1) {
     pop_round_work(p);
   } else {
@@ -149,10 +153,23 @@ static void pop_round(pop* p) {
     pop_round_work(p);
     pthread_barrier_wait(&p->done);
   }
-  if (p->pd) {
-    double dt = mbpo_pdev_step(p->pd, p->runs);
-    for (int i = 0; i < p->n; i++) mbpo_run_after_step(p->runs[i], dt);
+}
+
+/* One round: every unfinished run takes one step. On the device: the runs whose model phase came
+ * up fitted in their ticks and stopped; their rollouts run as one (mbpo_pdev_rollout) and those
+ * runs then finish their step; then the SAC updates and next actions of all runs in one launch. */
+static void pop_round(pop* p) {
+  pop_pass(p, 0);
+  if (!p->pd) return;
+  int paused = 0;
+  for (int i = 0; i < p->n; i++) paused += p->runs[i]->mstate == MBPO_MODEL_ROLLOUT;
+  if (paused) {
+    double dt = mbpo_pdev_rollout(p->pd, p->runs);
+    for (int i = 0; i < p->n; i++) mbpo_run_after_rollout(p->runs[i], dt);
+    pop_pass(p, 1);
   }
+  double dt = mbpo_pdev_step(p->pd, p->runs);
+  for (int i = 0; i < p->n; i++) mbpo_run_after_step(p->runs[i], dt);
 }
 
 static void pop_stop(pop* p) {

@@ -25,7 +25,8 @@
 
 /** What a forward keeps for its backward (device buffers for up to Bmax rows). */
 typedef struct dxn_cache {
-  int P;                          /* runs */
+  int P;                          /* runs the next forward covers (dxn_cache_use_runs) */
+  int Pmax;                       /* runs allocated */
   int Bmax, B, shared_input;
   const float* x;                 /* the input of the last forward (device) */
   float* a[NN_MAX_LAYERS + 1];    /* a[l], 1 <= l < nlayers: input of layer l, [P][E][B][dims[l]] */
@@ -39,6 +40,10 @@ dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax);
 
 /** Allocate a cache for up to Bmax rows of each of P runs (parameters [P][nparams]). */
 dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax);
+
+/** Make the next forwards (and their backwards) cover the first P <= k->Pmax runs only: the strides
+ *  do not depend on the run count, so a population's cache serves any prefix of its runs. */
+void dxn_cache_use_runs(dxn_cache* k, int P);
 
 /** Free a cache (NULL is allowed). */
 void dxn_cache_free(dx_ctx* c, dxn_cache* k);

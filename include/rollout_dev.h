@@ -18,7 +18,13 @@
  *
  * The live batch size after compaction stays on the device: every op of a step is launched for the
  * first batch size and the indices past the live count do nothing (the GEMMs run over all rows).
- * The host waits once, at the end, for the statistics and the model pool's state. */
+ * The host waits once, at the end, for the statistics and the model pool's state.
+ *
+ * Populations: one rollout covers the runs of a population at once (rolloutd_run_runs, DESIGN.md's
+ * leading run dimension): every op and GEMM spans the runs, and runs with different rollout
+ * lengths share it (the runs are ordered by length, and step i covers only those whose length
+ * exceeds i). A run's rows are drawn by their index within the run, so its results are the same as
+ * its rollout alone. */
 #ifndef MBPO_ROLLOUT_DEV_H
 #define MBPO_ROLLOUT_DEV_H
 
@@ -39,10 +45,23 @@ typedef struct rolloutd_model {
   int n_elites;
 } rolloutd_model;
 
-/** Device workspaces of rollouts of up to Bmax rows (private). */
+/** One run's part of a rollout over several runs (rolloutd_run_runs): its inputs, and its results
+ *  once the call returns. */
+typedef struct rolloutd_job {
+  rolloutd_model m;          /* its model (device arrays on any context of this device) */
+  const float* pi_w;         /* its policy's parameters (device) */
+  pool_dev *real, *model_pool;
+  int k;                     /* rollout length */
+  rng_key key;
+  uint32_t fit_index;
+  rollout_stats st;          /* out: as rolloutd_run's */
+  int rc;                    /* out: 0, or -1 when a prediction was not finite */
+} rolloutd_job;
+
+/** Device workspaces of rollouts of up to Bmax rows for each of up to P runs (private). */
 typedef struct rollout_dev rollout_dev;
 
-/** Rows of one model forward (the model's workspaces hold E x this many rows). */
+/** Rows of one model forward per run (the model's workspaces hold P x E x this many rows). */
 #define ROLLOUTD_CHUNK 16384
 
 /** Allocate the workspaces of rollouts of up to Bmax rows on c for a model of shape model_net and a
@@ -51,9 +70,10 @@ typedef struct rollout_dev rollout_dev;
 rollout_dev* rolloutd_create(dx_ctx* c, const nn_mlp* model_net, const nn_mlp* pi, int obs_dim,
                              int act_dim, int Bmax, int term_kind);
 
-/** rolloutd_create with the model run in chunks of `chunk` rows (tests use small chunks). */
-rollout_dev* rolloutd_create_chunked(dx_ctx* c, const nn_mlp* model_net, const nn_mlp* pi, int obs_dim,
-                                     int act_dim, int Bmax, int term_kind, int chunk);
+/** rolloutd_create for up to P runs at once (rolloutd_run_runs), the model run in chunks of
+ *  `chunk` rows of every run (tests use small chunks). */
+rollout_dev* rolloutd_create_runs(dx_ctx* c, const nn_mlp* model_net, const nn_mlp* pi, int obs_dim,
+                                  int act_dim, int P, int Bmax, int term_kind, int chunk);
 
 /** Free the workspaces (NULL is allowed). */
 void rolloutd_free(rollout_dev* r);
@@ -63,9 +83,18 @@ void rolloutd_free(rollout_dev* r);
  *  device parameters pi_w, every row appended to model_pool on the device. One host sync at the
  *  end fills st (rows added, steps run, mean reward, done fraction) and refreshes model_pool's
  *  mirror. Returns 0, or -1 when a prediction was not finite (st still filled). Not capturable
- *  (it waits for the statistics); allocates nothing. */
+ *  (it waits for the statistics); allocates nothing. It is rolloutd_run_runs with one run. */
 int rolloutd_run(rollout_dev* r, const rolloutd_model* m, const nn_mlp* pi, const float* pi_w,
                  pool_dev* real, pool_dev* model_pool, int B, int k, rng_key key, uint32_t fit_index,
                  rollout_stats* st);
+
+/** The rollouts of n <= P runs in one: B rows each (at most Bmax), run j with its own model,
+ *  policy, pools, length, key and fit index (jobs[j]); models and policies of one shape (the
+ *  rollout's). Every op covers all runs; a step covers the runs whose length reaches it. Each run's
+ *  rows, draws, pool appends and statistics are those of rolloutd_run for it alone. The models'
+ *  and policies' parameters are copied into the rollout's own [P] arrays first (on c; the runs'
+ *  contexts must have finished writing them). One host sync at the end fills jobs[j].st and .rc
+ *  and refreshes the model pools' mirrors. Not capturable; allocates nothing. */
+void rolloutd_run_runs(rollout_dev* r, const nn_mlp* pi, rolloutd_job* jobs, int n, int B);
 
 #endif

@@ -2,9 +2,15 @@
  * for the host emulation and the GPU (kernels/dx_op.h). The arithmetic follows host/rollout.c and
  * sac_policy_act (host/cpu/sac.c) expression by expression, with the same draws (rollout.h).
  *
- * The live batch size after compaction is known only on the device (*count), so every op is
- * launched for the rollout's first batch size B0 and the indices beyond *count do nothing (the
- * model step clears their keep flags, so that the compaction over B0 items ignores them). */
+ * A rollout covers the n runs of a population at once (n = 1 alone). Run p's rows are [p][B][...]
+ * (B rows launched per run); its key, fit index, length k and elites are in the run table rdk_run
+ * [n]; its live row count after compaction is count[p], known only on the device, so every op is
+ * launched for all n B rows and the rows of run p at or past count[p] do nothing (the model step
+ * clears their keep flags, so that the compaction ignores them). A row's draws use its index b
+ * within its run, so run p's rows are exactly the rows it would roll out alone.
+ *
+ * The model input X is laid out chunk by chunk, each chunk [n][nc][in] (nc rows of every run, the
+ * last chunk shorter), so that each chunk is one shared-input forward over the n runs (dxn.h). */
 #ifndef MBPO_ROLLOUT_K_H
 #define MBPO_ROLLOUT_K_H
 
@@ -22,29 +28,48 @@
 extern "C" {
 #endif
 
-/** Partial sums of the statistics: rows are split into this many consecutive chunks, each summed in
- *  row order by one thread, then the chunks in order by one thread (deterministic). */
+/** Partial sums of the statistics: a run's rows are split into this many consecutive chunks, each
+ *  summed in row order by one thread, then the chunks in order by one thread (deterministic). */
 #define RDK_NCH 256
 
-/** The statistics a rollout accumulates on the device, and the model pool's state at the end
- *  (downloaded once). */
+/** Partial sums per chunk: reward, done, non-finite, kept. */
+#define RDK_NSUM 4
+
+/** The statistics a run's rollout accumulates on the device, and its model pool's state at the
+ *  end (downloaded once). */
 typedef struct rdk_stats {
   double rew_sum, done_sum;
   int64_t rows_added, steps_run, bad;
   int64_t pool_size, pool_next;
 } rdk_stats;
 
-/* One thread: zero the statistics, *count = B. */
+/** One run of a rollout: its draws, length, elites and model pool (device table [n]). */
+typedef struct rdk_run {
+  rng_key key;
+  uint32_t c0;       /* the fit index */
+  int k;             /* steps (0: the run adds nothing) */
+  int n_elites;
+  int elites[MODEL_MAX_ENSEMBLE];
+  const long* pool_state; /* the run's model pool state (size, next) */
+} rdk_run;
+
+/* Row b of run p in the chunked model input: chunk c = b / chunk holds [n][nc][in]. */
+MBPO_HD static long rdk_xrow(long p, long b, long n, long B, long chunk) {
+  long c = b / chunk, r = b - c * chunk, nc = B - c * chunk < chunk ? B - c * chunk : chunk;
+  return c * chunk * n + p * nc + r;
+}
+
+/* One thread per run: zero its statistics, count[p] = B when it has steps to run, else 0. */
 typedef struct rdk_init_args {
   rdk_stats* st;
   int* count;
+  const rdk_run* tab;
   int B;
 } rdk_init_args;
 MBPO_HD static void rdk_init_body(long i, const rdk_init_args* p) {
-  (void)i;
   rdk_stats z = {0, 0, 0, 0, 0, 0, 0};
-  *p->st = z;
-  *p->count = p->B;
+  p->st[i] = z;
+  p->count[i] = p->tab[i].k > 0 ? p->B : 0;
 }
 
 /* rows[i] = i (the items that dx_select_flagged compacts). */
@@ -53,50 +78,50 @@ typedef struct rdk_iota_args {
 } rdk_iota_args;
 MBPO_HD static void rdk_iota_body(long i, const rdk_iota_args* p) { p->rows[i] = (int)i; }
 
-/* Policy sample, elite pick and normalisation of one step; i over B0 * act (row b, action j):
- *   A[b][j] = tanh(mu + exp(clip(log sigma)) eps), eps = rng_normal(key, c0, c_pol, b act + j)
- *   X[b][obs + j] = (A[b][j] - mean) / std;  j = 0 also: pick[b] = elites[rng_index(key, c0,
- *   c_pick, b, n_elites)] and X[b][0..obs) = (S[b] - mean) / std. */
+/* Policy sample, elite pick and normalisation of one step; i over n B act (run p, row b, action j):
+ *   A[p][b][j] = tanh(mu + exp(clip(log sigma)) eps), eps = rng_normal(key, c0, c_pol, b act + j)
+ *   X[p, b][obs + j] = (A[p][b][j] - mean) / std;  j = 0 also: pick[p][b] = elites[rng_index(key,
+ *   c0, c_pick, b, n_elites)] and X[p, b][0..obs) = (S[p][b] - mean) / std (run p's key, fit index,
+ *   elites and normaliser). */
 typedef struct rdk_act_args {
-  const float* po;    /* policy output [B0][2 act]: mu | raw log sigma */
-  const float* S;     /* [B0][obs] */
-  float* A;           /* [B0][act] */
-  float* X;           /* [B0][obs + act] normalised model input */
-  int* pick;          /* [B0] */
-  const float* mean;  /* normaliser [obs + act] */
-  const float* sd;
-  const int* count;
-  rng_key key;
-  uint32_t c0, c_pol, c_pick;
-  int od, ad, n_elites;
-  int elites[MODEL_MAX_ENSEMBLE];
+  const float* po;    /* policy output [n][B][2 act]: mu | raw log sigma */
+  const float* S;     /* [n][B][obs] */
+  float* A;           /* [n][B][act] */
+  float* X;           /* chunked [n B][obs + act] normalised model input (rdk_xrow) */
+  int* pick;          /* [n][B] */
+  const float* norm;  /* [n][2][obs + act]: mean, std */
+  const int* count;   /* [n] */
+  const rdk_run* tab; /* [n] */
+  uint32_t c_pol, c_pick;
+  int od, ad, n, B, chunk;
 } rdk_act_args;
 MBPO_HD static void rdk_act_body(long i, const rdk_act_args* p) {
   const int ad = p->ad, od = p->od, in = od + ad;
-  long b = i / ad;
-  int j = (int)(i % ad);
-  if (b >= *p->count) return;
-  const float* o = p->po + b * 2 * ad;
+  const long per = (long)p->B * ad, q = i / per, b = (i % per) / ad, rb = q * p->B + b;
+  const int j = (int)(i % ad);
+  if (b >= p->count[q]) return;
+  const rdk_run* t = &p->tab[q];
+  const float *o = p->po + rb * 2 * ad, *mean = p->norm + q * 2 * in, *sd = mean + in;
   float ls = o[ad + j];
   ls = ls < SAC_LOG_STD_MIN ? SAC_LOG_STD_MIN : (ls > SAC_LOG_STD_MAX ? SAC_LOG_STD_MAX : ls);
   float u = o[j];
-  u += expf(ls) * rng_normal(p->key, p->c0, p->c_pol, (uint64_t)b * (uint64_t)ad + (uint64_t)j);
+  u += expf(ls) * rng_normal(t->key, t->c0, p->c_pol, (uint64_t)b * (uint64_t)ad + (uint64_t)j);
   float a = tanhf(u);
-  p->A[b * ad + j] = a;
-  float* x = p->X + b * in;
-  x[od + j] = (a - p->mean[od + j]) / p->sd[od + j];
+  p->A[rb * ad + j] = a;
+  float* x = p->X + rdk_xrow(q, b, p->n, p->B, p->chunk) * in;
+  x[od + j] = (a - mean[od + j]) / sd[od + j];
   if (j == 0) {
-    p->pick[b] = p->elites[rng_index(p->key, p->c0, p->c_pick, (uint64_t)b, (uint32_t)p->n_elites)];
-    const float* s = p->S + b * od;
-    for (int k = 0; k < od; k++) x[k] = (s[k] - p->mean[k]) / p->sd[k];
+    p->pick[rb] = t->elites[rng_index(t->key, t->c0, p->c_pick, (uint64_t)b, (uint32_t)t->n_elites)];
+    const float* s = p->S + rb * od;
+    for (int k = 0; k < od; k++) x[k] = (s[k] - mean[k]) / sd[k];
   }
 }
 
-/* The model step of rows [r0, r0 + n) from the ensemble output of that chunk, mo [E][n][2 D]: the
- * picked member's mean and soft-clamped log-variance, y = mu + eps exp(lv / 2) with
- * eps = rng_normal(key, c0, c_noise, b D + d); rew[b] = y[0], S2[b] = S[b] + y[1..], done[b] =
- * term_done(S2[b]), keep[b] = !done, bad[b] = non-finite entries of y. i over n; rows at or past
- * *count only clear keep[b]. */
+/* The model step of rows [r0, r0 + nc) of every run from the ensemble output of that chunk,
+ * mo [n][E][nc][2 D]: the picked member's mean and soft-clamped log-variance (run p's bounds),
+ * y = mu + eps exp(lv / 2) with eps = rng_normal(key, c0, c_noise, b D + d); rew[b] = y[0],
+ * S2[b] = S[b] + y[1..], done[b] = term_done(S2[b]), keep[b] = !done and a next step remains,
+ * bad[b] = non-finite entries of y. i over n nc; rows at or past count[p] only clear keep. */
 typedef struct rdk_step_args {
   const float* mo;
   const int* pick;
@@ -106,118 +131,148 @@ typedef struct rdk_step_args {
   float* done;
   uint8_t* keep;
   int* bad;
-  const float* max_lv;
-  const float* min_lv;
+  const float* bounds; /* [n][2][D]: max, min log-variance */
   const int* count;
-  rng_key key;
-  uint32_t c0, c_noise;
-  long r0, n;
-  int od, D, term_kind;
+  const rdk_run* tab;
+  uint32_t c_noise;
+  long r0, nc;
+  int step, od, D, E, B, term_kind;
 } rdk_step_args;
 MBPO_HD static void rdk_step_body(long i, const rdk_step_args* p) {
-  const long b = p->r0 + i;
+  const long q = i / p->nc, ii = i % p->nc, b = p->r0 + ii, rb = q * p->B + b;
   const int D = p->D, od = p->od;
-  if (b >= *p->count) {
-    p->keep[b] = 0;
+  if (b >= p->count[q]) {
+    p->keep[rb] = 0;
     return;
   }
-  const float* o = p->mo + ((long)p->pick[b] * p->n + i) * 2 * D;
-  const float* s = p->S + b * od;
-  float* s2 = p->S2 + b * od;
+  const rdk_run* t = &p->tab[q];
+  const float* o = p->mo + ((q * p->E + p->pick[rb]) * p->nc + ii) * 2 * D;
+  const float *max_lv = p->bounds + q * 2 * D, *min_lv = max_lv + D;
+  const float* s = p->S + rb * od;
+  float* s2 = p->S2 + rb * od;
   int bad = 0;
   for (int d = 0; d < D; d++) {
-    float lv = model_soft_clamp(o[D + d], p->max_lv[d], p->min_lv[d]);
-    float y = o[d] + rng_normal(p->key, p->c0, p->c_noise, (uint64_t)b * (uint64_t)D + (uint64_t)d) *
+    float lv = model_soft_clamp(o[D + d], max_lv[d], min_lv[d]);
+    float y = o[d] + rng_normal(t->key, t->c0, p->c_noise, (uint64_t)b * (uint64_t)D + (uint64_t)d) *
                          expf(0.5f * lv);
     bad += !isfinite(y);
-    if (d == 0) p->rew[b] = y;
+    if (d == 0) p->rew[rb] = y;
     else s2[d - 1] = s[d - 1] + y;
   }
   int dn = term_done(p->term_kind, s2, od);
-  p->done[b] = (float)dn;
-  p->keep[b] = (uint8_t)(dn == 0);
-  p->bad[b] = bad;
+  p->done[rb] = (float)dn;
+  p->keep[rb] = (uint8_t)(dn == 0 && p->step + 1 < t->k);
+  p->bad[rb] = bad;
 }
 
-/* Chunk sums of the step's rows [0, *count): part[c] = sum rew, part[nch + c] = sum done,
- * part[2 nch + c] = sum bad over rows [c chunk, (c + 1) chunk), in row order. i over nch. */
+/* Chunk sums of run p's rows [0, count[p]): part[p][s][c] for s = reward, done, non-finite, kept
+ * over rows [c chunk, (c + 1) chunk), in row order. i over n nch. */
 typedef struct rdk_partial_args {
   const float* rew;
   const float* done;
   const int* bad;
+  const uint8_t* keep;
   const int* count;
   double* part;
   long chunk;
-  int nch;
+  int nch, B;
 } rdk_partial_args;
 MBPO_HD static void rdk_partial_body(long i, const rdk_partial_args* p) {
-  long lo = i * p->chunk, hi = lo + p->chunk, cnt = *p->count;
+  const long q = i / p->nch, ch = i % p->nch, base = q * p->B;
+  long lo = ch * p->chunk, hi = lo + p->chunk, cnt = p->count[q];
   if (hi > cnt) hi = cnt;
-  double r = 0, d = 0, e = 0;
+  double r = 0, d = 0, e = 0, k = 0;
   for (long b = lo; b < hi; b++) {
-    r += p->rew[b];
-    d += p->done[b];
-    e += p->bad[b];
+    r += p->rew[base + b];
+    d += p->done[base + b];
+    e += p->bad[base + b];
+    k += p->keep[base + b];
   }
-  p->part[i] = r;
-  p->part[p->nch + i] = d;
-  p->part[2 * p->nch + i] = e;
+  double* o = p->part + q * RDK_NSUM * p->nch + ch;
+  o[0] = r;
+  o[p->nch] = d;
+  o[2 * p->nch] = e;
+  o[3 * p->nch] = k;
 }
 
-/* One thread: add the step's chunk sums (in chunk order) and its rows to the statistics; a step
- * with rows sets steps_run = step + 1. */
+/* One thread per run: add the step's chunk sums (in chunk order) and its rows to the statistics
+ * (a step with rows sets steps_run = step + 1); next[p] = the rows kept for the next step. */
 typedef struct rdk_total_args {
   rdk_stats* st;
   const double* part;
   const int* count;
+  int* next;
   int nch, step;
 } rdk_total_args;
 MBPO_HD static void rdk_total_body(long i, const rdk_total_args* p) {
-  (void)i;
-  int cnt = *p->count;
+  int cnt = p->count[i];
+  p->next[i] = 0;
   if (cnt <= 0) return;
-  double r = 0, d = 0, e = 0;
+  const double* o = p->part + i * RDK_NSUM * p->nch;
+  double r = 0, d = 0, e = 0, k = 0;
   for (int c = 0; c < p->nch; c++) {
-    r += p->part[c];
-    d += p->part[p->nch + c];
-    e += p->part[2 * p->nch + c];
+    r += o[c];
+    d += o[p->nch + c];
+    e += o[2 * p->nch + c];
+    k += o[3 * p->nch + c];
   }
-  rdk_stats* st = p->st;
+  rdk_stats* st = &p->st[i];
   st->rew_sum += r;
   st->done_sum += d;
   st->bad += (int64_t)e;
   st->rows_added += cnt;
   st->steps_run = p->step + 1;
+  p->next[i] = (int)k;
 }
 
-/* Compaction of the surviving rows' next states: S[j] = S2[sel[j]] for j < *count (the count after
- * dx_select_flagged). i over B0 * obs. */
+/* One thread: after the compaction, count[p] = next[p] and off[p] = the kept rows of the runs
+ * before p (where run p's rows start in the selection). */
+typedef struct rdk_counts_args {
+  int* count;
+  int* off;
+  const int* next;
+  int n;
+} rdk_counts_args;
+MBPO_HD static void rdk_counts_body(long i, const rdk_counts_args* p) {
+  (void)i;
+  int o = 0;
+  for (int q = 0; q < p->n; q++) {
+    p->count[q] = p->next[q];
+    p->off[q] = o;
+    o += p->next[q];
+  }
+}
+
+/* Compaction of the surviving rows' next states: S[p][j] = S2[sel[off[p] + j]] for j < count[p]
+ * (sel: the kept rows' indices p B + b, in order). i over n B obs. */
 typedef struct rdk_compact_args {
   float* S;
   const float* S2;
   const int* sel;
   const int* count;
-  int od;
+  const int* off;
+  int od, B;
 } rdk_compact_args;
 MBPO_HD static void rdk_compact_body(long i, const rdk_compact_args* p) {
-  long j = i / p->od;
-  if (j >= *p->count) return;
-  p->S[i] = p->S2[(long)p->sel[j] * p->od + i % p->od];
+  const long per = (long)p->B * p->od, q = i / per, j = (i % per) / p->od;
+  if (j >= p->count[q]) return;
+  p->S[i] = p->S2[(long)p->sel[p->off[q] + j] * p->od + i % p->od];
 }
 
-/* One thread: copy the model pool's device state into the statistics (one download at the end). */
+/* One thread per run: copy its model pool's device state into its statistics (one download at
+ * the end). */
 typedef struct rdk_finish_args {
   rdk_stats* st;
-  const long* state;
+  const rdk_run* tab;
 } rdk_finish_args;
 MBPO_HD static void rdk_finish_body(long i, const rdk_finish_args* p) {
-  (void)i;
-  p->st->pool_size = p->state[0];
-  p->st->pool_next = p->state[1];
+  const long* s = p->tab[i].pool_state;
+  p->st[i].pool_size = s[0];
+  p->st[i].pool_next = s[1];
 }
 
 extern const dx_op dxop_rdk_init, dxop_rdk_iota, dxop_rdk_act, dxop_rdk_step, dxop_rdk_partial,
-    dxop_rdk_total, dxop_rdk_compact, dxop_rdk_finish;
+    dxop_rdk_total, dxop_rdk_counts, dxop_rdk_compact, dxop_rdk_finish;
 
 #ifdef __cplusplus
 }

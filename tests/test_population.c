@@ -130,21 +130,24 @@ static void test_population_interrupt_resume(void) {
 }
 
 /* The device path's population is one P-run agent (every SAC op and GEMM over both runs, the runs'
- * own seeds, Polyak rates and real/model mixes, updates masked while a run's pool is short): each
- * run equals the same run alone. */
+ * own seeds, Polyak rates and real/model mixes, updates masked while a run's pool is short) and one
+ * batched rollout (the runs' own models, policies and rollout lengths, 1 and 3): each run equals the
+ * same run alone. */
 static void test_population_device_emulation(void) {
   char args[2048];
   snprintf(args, sizeof args,
            "run_dir=%s/emu threads=1 'sweep.seed=0,1' 'sweep.sac.tau=0.005,0.02' 'sweep.sac.real_ratio=0.05,0.5' "
-           "sweep.zip=seed,sac.tau,sac.real_ratio %s rollout.max_length=3", g_tmp, SCHED);
+           "'sweep.rollout.max_length=1,3' sweep.zip=seed,sac.tau,sac.real_ratio,rollout.max_length %s", g_tmp, SCHED);
   CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu") == 0, "emulated population failed");
   snprintf(args, sizeof args, "run_dir=%s/emu1 threads=1 seed=1 sac.tau=0.02 sac.real_ratio=0.5 %s rollout.max_length=3",
            g_tmp, SCHED);
   CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu1") == 0, "emulated run alone failed");
-  snprintf(args, sizeof args, "run_dir=%s/emu0 threads=1 seed=0 %s rollout.max_length=3", g_tmp, SCHED);
+  snprintf(args, sizeof args, "run_dir=%s/emu0 threads=1 seed=0 %s rollout.max_length=1", g_tmp, SCHED);
   CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu0") == 0, "emulated run alone failed");
-  same_run("emu/inverted_pendulum-mbpo-sac_tau_0.02-sac_real_ratio_0.5-s1", "emu1/inverted_pendulum-mbpo-s1");
-  same_run("emu/inverted_pendulum-mbpo-sac_tau_0.005-sac_real_ratio_0.05-s0", "emu0/inverted_pendulum-mbpo-s0");
+  same_run("emu/inverted_pendulum-mbpo-sac_tau_0.02-sac_real_ratio_0.5-rollout_max_length_3-s1",
+           "emu1/inverted_pendulum-mbpo-s1");
+  same_run("emu/inverted_pendulum-mbpo-sac_tau_0.005-sac_real_ratio_0.05-rollout_max_length_1-s0",
+           "emu0/inverted_pendulum-mbpo-s0");
   /* the CPU backend's run for the MPI case */
   snprintf(args, sizeof args, "run_dir=%s/cpu0 threads=1 seed=0 %s rollout.max_length=3", g_tmp, SCHED);
   CHECK(train("", args, "cpu0") == 0, "run alone failed");

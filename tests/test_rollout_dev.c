@@ -202,7 +202,7 @@ static void test_rollout_matches_cpu(void) {
   const int B = 2000, K = 3;
   const rng_key key = {77, RNG_ROLLOUT};
   rollout_ctx* rc = rollout_create(f.m, BMAX, TERM_HOPPER);
-  rollout_dev* rd = rolloutd_create_chunked(ctx(), &f.m->net, &f.ag->pi, OD, AD, BMAX, TERM_HOPPER, 700);
+  rollout_dev* rd = rolloutd_create_runs(ctx(), &f.m->net, &f.ag->pi, OD, AD, 1, BMAX, TERM_HOPPER, 700);
   /* cap, pre-filled rows, rollouts in a row */
   static const long cases[][3] = {{100000, 0, 1}, {7000, 4000, 2}, {1500, 0, 1}};
   char what[96];
@@ -288,12 +288,131 @@ static void test_rollout_edges(void) {
   free_fixture(&f);
 }
 
+/* Run j's variant of a fixture: the reward and Δs[2..] columns of the model's output layer and the
+ * policy's parameters scaled (the knife-edge columns Δs[0], Δs[1] left as they are), its elites
+ * set, all uploaded. */
+static void vary(fixture* f, int j, const int* elites) {
+  const nn_mlp* net = &f->m->net;
+  const int L = net->nlayers - 1, H = net->dims[L], O = net->dims[L + 1];
+  for (int e = 0; e < NE; e++) {
+    float* W = f->m->params + net->w_off[L] + (size_t)e * H * O;
+    for (int h = 0; h < H; h++)
+      for (int o = 0; o < DD; o++)
+        if (o == 0 || o >= 3) W[h * O + o] *= 1.0f + 0.25f * (float)j;
+  }
+  for (size_t i = 0; i < f->ag->pi.nparams; i++) f->ag->pi_w[i] *= 1.0f + 0.1f * (float)j;
+  memcpy(f->m->elites, elites, NEL * sizeof(int));
+  dx_upload(ctx(), f->dparams, f->m->params, f->m->nparams * sizeof(float));
+  dx_upload(ctx(), f->dpi, f->ag->pi_w, f->ag->pi.nparams * sizeof(float));
+}
+
+/* Two device pools hold the same stored rows (bit for bit), size and next. */
+static int same_pool(pool_dev* a, pool_dev* b) {
+  pool *ha = pool_create(OD, AD, 1), *hb = pool_create(OD, AD, 1);
+  poold_download(ctx(), a, ha);
+  poold_download(ctx(), b, hb);
+  int same = ha->cap == hb->cap && ha->size == hb->size && ha->next == hb->next;
+  for (long i = 0; same && i < ha->size; i++) {
+    long r = pool_physical(ha, i);
+    same = !memcmp(ha->obs + r * OD, hb->obs + r * OD, OD * sizeof(float)) &&
+           !memcmp(ha->act + r * AD, hb->act + r * AD, AD * sizeof(float)) &&
+           !memcmp(ha->next_obs + r * OD, hb->next_obs + r * OD, OD * sizeof(float)) &&
+           !memcmp(ha->rew + r, hb->rew + r, sizeof(float)) && !memcmp(ha->done + r, hb->done + r, sizeof(float));
+  }
+  pool_free(ha);
+  pool_free(hb);
+  return same;
+}
+
+/* The rollouts of 4 runs in one (rolloutd_run_runs): different models, policies, elites, keys, fit
+ * indices, lengths (3, 1, 0, 2: not in order, one adding nothing) and model pools (one wrapping, one
+ * pre-filled), in chunks of 700 rows of every run. Each run against rollout_run on the CPU
+ * (compare's tolerances); on the host emulation also bit for bit against rolloutd_run of that run
+ * alone. Then again on the same pools with run 3's rewards NaN: only run 3 returns -1. */
+static void test_rollout_runs(void) {
+  NEED_KIND();
+  enum { NR = 4, B = 2000 };
+  static const int K[NR] = {3, 1, 0, 2};
+  static const long CAP[NR] = {100000, 7000, 5000, 1500}, FILL[NR] = {0, 4000, 10, 0};
+  static const int EL[NR][NEL] = {{6, 2, 4, 0, 5}, {0, 1, 2, 3, 4}, {3, 3, 1, 6, 2}, {5, 4, 6, 1, 0}};
+  const int host = g_kind == DX_HOST;
+  fixture f[NR];
+  pool* ref[NR];
+  pool_dev *dmp[NR], *alone[NR];
+  rolloutd_job jobs[NR];
+  rollout_ctx* rc = NULL;
+  rollout_dev* rd = NULL;
+  rollout_dev* r1 = NULL;
+  for (int j = 0; j < NR; j++) {
+    f[j] = make_fixture();
+    vary(&f[j], j, EL[j]);
+    ref[j] = pool_create(OD, AD, CAP[j]);
+    dmp[j] = poold_create(ctx(), OD, AD, CAP[j]);
+    alone[j] = poold_create(ctx(), OD, AD, CAP[j]);
+    prefill(ref[j], dmp[j], f[j].real, FILL[j]);
+    poold_upload(ctx(), alone[j], ref[j]);
+  }
+  rc = rollout_create(f[0].m, BMAX, TERM_HOPPER);
+  rd = rolloutd_create_runs(ctx(), &f[0].m->net, &f[0].ag->pi, OD, AD, NR + 1, BMAX, TERM_HOPPER, 700);
+  r1 = rolloutd_create_runs(ctx(), &f[0].m->net, &f[0].ag->pi, OD, AD, 1, BMAX, TERM_HOPPER, 700);
+  char what[96];
+  for (int round = 0; round < 2; round++) {
+    if (round == 1) { /* run 3's rewards NaN */
+      const nn_mlp* net = &f[3].m->net;
+      const int L = net->nlayers - 1, O = net->dims[L + 1];
+      for (int e = 0; e < NE; e++) f[3].m->params[net->b_off[L] + (size_t)e * O] = NAN;
+      dx_upload(ctx(), f[3].dparams, f[3].m->params, f[3].m->nparams * sizeof(float));
+    }
+    for (int j = 0; j < NR; j++) {
+      memset(&jobs[j], 0, sizeof jobs[j]);
+      jobs[j].m = f[j].dm;
+      jobs[j].pi_w = f[j].dpi;
+      jobs[j].real = f[j].dreal;
+      jobs[j].model_pool = dmp[j];
+      jobs[j].k = K[j];
+      jobs[j].key = (rng_key){(uint32_t)(40 + 7 * j), RNG_ROLLOUT};
+      jobs[j].fit_index = (uint32_t)(3 * j + round);
+    }
+    rolloutd_run_runs(rd, &f[0].ag->pi, jobs, NR, B);
+    for (int j = 0; j < NR; j++) {
+      snprintf(what, sizeof what, "round %d, run %d of %d (k %d)", round, j, NR, K[j]);
+      rollout_stats cs, as;
+      int rc_cpu = rollout_run(rc, f[j].m, f[j].ag, f[j].real, ref[j], B, K[j], jobs[j].key, jobs[j].fit_index, &cs);
+      int want = round == 1 && j == 3 ? -1 : 0;
+      CHECK(rc_cpu == want && jobs[j].rc == want, "%s: returned %d (CPU %d, expected %d)", what, jobs[j].rc,
+            rc_cpu, want);
+      if (want == 0) compare(dmp[j], ref[j], &jobs[j].st, &cs, what);
+      else CHECK(jobs[j].st.rows_added == cs.rows_added, "%s: rows %ld, CPU %ld", what, jobs[j].st.rows_added, cs.rows_added);
+      if (K[j] == 0)
+        CHECK(jobs[j].st.rows_added == 0 && jobs[j].st.steps_run == 0, "%s: k = 0 added %ld rows", what,
+              jobs[j].st.rows_added);
+      if (!host) continue;
+      int a = rolloutd_run(r1, &f[j].dm, &f[j].ag->pi, f[j].dpi, f[j].dreal, alone[j], B, K[j], jobs[j].key,
+                           jobs[j].fit_index, &as);
+      CHECK(a == jobs[j].rc && !memcmp(&as, &jobs[j].st, sizeof as), "%s: statistics differ from the run alone",
+            what);
+      CHECK(same_pool(dmp[j], alone[j]), "%s: model pool differs from the run alone (bit for bit)", what);
+    }
+  }
+  rollout_free(rc);
+  rolloutd_free(rd);
+  rolloutd_free(r1);
+  for (int j = 0; j < NR; j++) {
+    pool_free(ref[j]);
+    poold_free(ctx(), dmp[j]);
+    poold_free(ctx(), alone[j]);
+    free_fixture(&f[j]);
+  }
+}
+
 GPU_TWIN(test_rollout_matches_cpu)
 GPU_TWIN(test_rollout_edges)
+GPU_TWIN(test_rollout_runs)
 
 int main(void) {
   RUN_KINDS(test_rollout_matches_cpu);
   RUN_KINDS(test_rollout_edges);
+  RUN_KINDS(test_rollout_runs);
   fprintf(stderr, "largest relative errors: obs %.3g act %.3g rew %.3g next_obs %.3g; smallest margin "
           "to a threshold %.3g; done fraction %.3f..%.3f\n", g_worst[0], g_worst[1], g_worst[2],
           g_worst[3], g_margin, g_done[0], g_done[1]);

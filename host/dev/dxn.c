@@ -30,7 +30,7 @@ dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
   if (Bmax < 1 || P < 1) mbpo_fatal("dxn_cache_alloc: Bmax %d, P %d", Bmax, P);
   dxn_cache* k = calloc(1, sizeof *k);
   if (!k) mbpo_fatal("out of memory");
-  k->P = P;
+  k->P = k->Pmax = P;
   k->Bmax = Bmax;
   size_t EB = (size_t)P * (size_t)net->E * (size_t)Bmax;
   for (int l = 1; l < net->nlayers; l++) {
@@ -44,6 +44,11 @@ dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
 }
 
 dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) { return dxn_cache_alloc_runs(c, net, 1, Bmax); }
+
+void dxn_cache_use_runs(dxn_cache* k, int P) {
+  if (P < 1 || P > k->Pmax) mbpo_fatal("dxn_cache_use_runs: %d runs of a cache for %d", P, k->Pmax);
+  k->P = P;
+}
 
 void dxn_cache_free(dx_ctx* c, dxn_cache* k) {
   if (!k) return;

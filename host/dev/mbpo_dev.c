@@ -24,7 +24,6 @@ struct mbpo_dev {
   rng_key roll_key;
   model_dev* model;
   pool_dev *real, *mpool;
-  rollout_dev* ro;
   struct mbpo_pdev* pd; /* the population device holding this run's agent ... */
   int q;                /* ... as its run q */
 };
@@ -44,6 +43,8 @@ struct mbpo_pdev {
   dx_ctx* c;
   int P, od, ad, B, G;
   sac_dev* agent;          /* the P runs' agents */
+  rollout_dev* ro;         /* the rollouts of up to P runs at once */
+  rolloutd_job* jobs;      /* [P] */
   struct mbpo_dev** runs;  /* [P] the runs' device sides (their pools) */
   uint64_t *upd, *env;     /* device [P]: update and acting counters */
   int* active;             /* device [P] */
@@ -82,8 +83,6 @@ struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
     /* the first model phase sizes it; until then a placeholder keeps the sampling's pointers valid */
     d->mpool = poold_create(d->c, s->od, s->ad, 1);
   }
-  d->ro = rolloutd_create(d->c, &s->model->net, &s->agent->pi, s->od, s->ad, (int)c->rollout_batch,
-                          s->task->term);
   dx_sync(d->c);
   return d;
 }
@@ -94,7 +93,6 @@ void mbpod_free(struct mbpo_dev* d) {
   modeld_free(d->model);
   poold_free(d->c, d->real);
   poold_free(d->c, d->mpool);
-  rolloutd_free(d->ro);
   dx_destroy(d->c);
   free(d);
 }
@@ -115,20 +113,11 @@ static sac_dev* agent_of(const struct mbpo_dev* d) {
   return d->pd->agent;
 }
 
-int mbpod_model_phase(struct mbpo_dev* d, uint32_t fit_index, int k, long cap, model_fit_stats* fs,
-                      rollout_stats* rs) {
+int mbpod_fit(struct mbpo_dev* d, uint32_t fit_index, long cap, model_fit_stats* fs) {
   pool_dev* R = d->real;
-  sac_dev* agent = agent_of(d);
   int rc = modeld_train(d->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, fit_index, fs);
   if (rc == MODEL_NONFINITE) return rc;
   if (cap != d->mpool->cap) poold_resize(d->c, d->mpool, cap); /* the population re-points its sampling */
-  model_dev* m = d->model;
-  rolloutd_model rm = {&m->net, m->params, m->max_lv, m->min_lv, m->norm_mean, m->norm_std, m->elites,
-                       m->p.elites};
-  /* the policy's parameters are the population device's (idle while the runs take their steps) */
-  if (rolloutd_run(d->ro, &rm, &agent->pi, sacd_pi_params(agent, d->q), R, d->mpool,
-                   (int)d->cfg->rollout_batch, k, d->roll_key, fit_index, rs) != 0)
-    return -2;
   return 0;
 }
 
@@ -242,6 +231,10 @@ struct mbpo_pdev* mbpo_pdev_create(mbpo_state* const* runs, int P) {
     pd->srcs_h[q] = batch_src(s->dev, (int)(s->c->sac_batch * s->c->sac_real_ratio));
   }
   pd->agent = sacd_create_runs(pd->c, hosts, P, 1);
+  pd->ro = rolloutd_create_runs(pd->c, &s0->model->net, &s0->agent->pi, pd->od, pd->ad, P, (int)c0->rollout_batch,
+                                s0->task->term, ROLLOUTD_CHUNK);
+  pd->jobs = calloc((size_t)P, sizeof *pd->jobs);
+  if (!pd->jobs) mbpo_fatal("out of memory");
   const size_t R = (size_t)P, B = R * (size_t)pd->B;
   pd->upd = dx_alloc(pd->c, R * sizeof(uint64_t));
   pd->env = dx_alloc(pd->c, R * sizeof(uint64_t));
@@ -289,6 +282,8 @@ void mbpo_pdev_free(struct mbpo_pdev* pd) {
   dx_graph_free(pd->c, pd->g_step);
   dx_graph_free(pd->c, pd->g_act);
   sacd_free(pd->agent);
+  rolloutd_free(pd->ro);
+  free(pd->jobs);
   void* bufs[] = {pd->upd, pd->env, pd->active, pd->act_keys, pd->srcs, pd->d_obs, pd->d_act, pd->bobs,
                   pd->bact, pd->brew, pd->bnext, pd->bdone, pd->stats};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(pd->c, bufs[i]);
@@ -297,6 +292,37 @@ void mbpo_pdev_free(struct mbpo_pdev* pd) {
   dx_destroy(pd->c);
   free(pd->runs);
   free(pd);
+}
+
+double mbpo_pdev_rollout(struct mbpo_pdev* pd, mbpo_state* const* runs) {
+  int n = 0;
+  double t0 = now_s();
+  for (int q = 0; q < pd->P; q++) {
+    const mbpo_state* s = runs[q];
+    if (s->mstate != MBPO_MODEL_ROLLOUT || s->phase == MBPO_PHASE_DONE) continue;
+    const struct mbpo_dev* d = s->dev;
+    const model_dev* m = d->model;
+    rolloutd_job* j = &pd->jobs[n++];
+    memset(j, 0, sizeof *j);
+    j->m = (rolloutd_model){&m->net, m->params, m->max_lv, m->min_lv, m->norm_mean, m->norm_std, m->elites,
+                            m->p.elites};
+    j->pi_w = sacd_pi_params(pd->agent, q); /* idle while the runs take their steps */
+    j->real = d->real;
+    j->model_pool = d->mpool;
+    j->k = s->k;
+    j->key = d->roll_key;
+    j->fit_index = s->fits;
+  }
+  if (!n) return 0;
+  rolloutd_run_runs(pd->ro, &pd->agent->pi, pd->jobs, n, (int)runs[0]->c->rollout_batch);
+  for (int q = 0, i = 0; q < pd->P; q++) {
+    mbpo_state* s = runs[q];
+    if (s->mstate != MBPO_MODEL_ROLLOUT || s->phase == MBPO_PHASE_DONE) continue;
+    s->mroll = pd->jobs[i].st;
+    s->mroll_rc = pd->jobs[i].rc;
+    i++;
+  }
+  return now_s() - t0;
 }
 
 double mbpo_pdev_step(struct mbpo_pdev* pd, mbpo_state* const* runs) {
