@@ -30,6 +30,9 @@
  *            (model_create's weights with the output layer scaled by 0.01, log-variance bounds -8 /
  *            -12, normaliser fitted on the real pool) so that rows survive several steps as with a
  *            trained model; the peer's synthetic model is built the same way.
+ *   roll_pop one batched rollout of P = 1, 2, 4, 8, 16 runs (rolloutd_run_runs, as the training loop
+ *            rolls out a population): 100,000 rows and k = 5 each, the same benign model and policy,
+ *            each run its own key and model pool; ms per rollout and time(P) / time(P = 1).
  *   e2e      seconds per 1,000 env steps of `$MBPO_BIN train hopper device=cuda` (a short run,
  *            BENCH_GPU_E2E_STEPS env steps after exploration, default 6000, 0 = skip; timeout 900 s),
  *            from the last epoch row of progress.csv; when the run fails, the reason is recorded
@@ -354,7 +357,48 @@ typedef struct roll_fig {
   double rows_steps_per_s[2], ms_per_step[2], done_frac[2];
   long rows_added[2];
   int steps_run[2], status[2];
+  double pop_ms[NPOPS];      /* one rollout of P runs (POPS), k = POP_K */
+  long pop_rows[NPOPS];      /* rows added by all of them */
 } roll_fig;
+
+enum { POP_K = 5 };
+
+/* Milliseconds of one rollout of P runs at once (rolloutd_run_runs: ROWS rows and k = POP_K each,
+ * the same model and policy, each run its own key and model pool); rows added by all into *rows. */
+static double bench_rollout_pop(dx_ctx* c, const rolloutd_model* rm, const sac_dev* agent, pool_dev* real, int P,
+                                long* rows) {
+  rollout_dev* r = rolloutd_create_runs(c, rm->net, &agent->pi, OBS, ACT, P, ROWS, TERM_HOPPER, ROLLOUTD_CHUNK);
+  pool_dev** mp = xmalloc(sizeof *mp * (size_t)P);
+  rolloutd_job* jobs = xmalloc(sizeof *jobs * (size_t)P);
+  for (int q = 0; q < P; q++) mp[q] = poold_create(c, OBS, ACT, (long)ROWS * POP_K);
+  double best = 1e30;
+  for (int rep = 0; rep < 4; rep++) { /* the first is the warm-up */
+    for (int q = 0; q < P; q++) {
+      memset(&jobs[q], 0, sizeof jobs[q]);
+      jobs[q].m = *rm;
+      jobs[q].pi_w = agent->pi_w;
+      jobs[q].real = real;
+      jobs[q].model_pool = mp[q];
+      jobs[q].k = POP_K;
+      jobs[q].key = (rng_key){(uint32_t)(100 + q), RNG_ROLLOUT};
+      jobs[q].fit_index = (uint32_t)rep;
+    }
+    double t0 = now_s();
+    rolloutd_run_runs(r, &agent->pi, jobs, P, ROWS);
+    double dt = now_s() - t0;
+    if (rep > 0 && dt < best) {
+      best = dt;
+      *rows = 0;
+      for (int q = 0; q < P; q++) *rows += jobs[q].st.rows_added;
+    }
+  }
+  printf("rollout of a population of %2d runs (%d rows, k = %d each, one batched rollout): %.2f ms, %ld rows\n", P,
+         ROWS, POP_K, 1e3 * best, *rows);
+  for (int q = 0; q < P; q++) poold_free(c, mp[q]);
+  free(mp), free(jobs);
+  rolloutd_free(r);
+  return 1e3 * best;
+}
 
 /* The benign model of the header comment: output layer x 0.01, bounds -8 / -12. */
 static void benign_model(dyn_model* m, int n, const float* obs, const float* act) {
@@ -412,6 +456,7 @@ static roll_fig bench_rollout(dx_ctx* c, dyn_model* host, const sac_dev* agent, 
            ROWS, k, f.rows_steps_per_s[ki], f.ms_per_step[ki], f.rows_added[ki], f.steps_run[ki],
            f.done_frac[ki], f.status[ki]);
   }
+  for (int i = 0; i < g_npops; i++) f.pop_ms[i] = bench_rollout_pop(c, &rm, agent, real, POPS[i], &f.pop_rows[i]);
   poold_free(c, mp);
   rolloutd_free(r);
   modeld_free(md);
@@ -672,7 +717,12 @@ int main(int argc, char** argv) {
                "%d, \"done_frac\": %.5f, \"status\": %d}",
             ki ? ", " : "", KS[ki], rf.rows_steps_per_s[ki], rf.ms_per_step[ki], rf.rows_added[ki], rf.steps_run[ki],
             rf.done_frac[ki], rf.status[ki]);
-  fprintf(f, "],\n  \"e2e\": {\"measured\": %s, \"env_steps_after_exploration\": %ld, \"wall_s\": %.2f, ",
+  fprintf(f, "],\n  \"rollout_population\": {\"note\": \"ms per rollout of P runs at once (%d rows and k = %d each); "
+             "ratio = time(P) / time(1); P separate rollouts would take P x time(1)\", \"runs\": [", ROWS, POP_K);
+  for (int i = 0; i < g_npops; i++)
+    fprintf(f, "%s{\"P\": %d, \"ms\": %.3f, \"rows_added\": %ld, \"ratio_to_p1\": %.3f}", i ? ", " : "", POPS[i],
+            rf.pop_ms[i], rf.pop_rows[i], rf.pop_ms[i] / rf.pop_ms[0]);
+  fprintf(f, "]},\n  \"e2e\": {\"measured\": %s, \"env_steps_after_exploration\": %ld, \"wall_s\": %.2f, ",
           ef.ok ? "true" : "false", ef.steps, ef.wall_s);
   if (ef.ok) fprintf(f, "\"s_per_1000_env_steps\": %.3f, \"last_epoch\": %.0f, ", ef.s_per_1000, ef.last_epoch);
   fprintf(f, "\"note\": ");
