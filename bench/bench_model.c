@@ -52,25 +52,11 @@ typedef struct peer {
 static peer run_peer(int threads, double seconds) {
   peer r;
   memset(&r, 0, sizeof r);
-  const char* root = getenv("MBPO_ROOT");
-  char script[2048], cmd[4096];
-  snprintf(script, sizeof script, "%s/bench/peers/torch_model.py", root ? root : ".");
-  if (access(script, R_OK) != 0) {
-    snprintf(r.note, sizeof r.note, "bench/peers/torch_model.py not found (MBPO_ROOT %s)", root ? "set" : "unset");
+  char args[128], last[4096];
+  int rc;
+  snprintf(args, sizeof args, "--threads %d --seconds %g", threads, seconds);
+  if (bench_peer_run("torch_model.py", args, "", last, sizeof last, &rc, r.note, sizeof r.note) != 0)
     return r;
-  }
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --threads %d --seconds %g 2>&1", script, threads, seconds);
-  FILE* p = popen(cmd, "r");
-  if (!p) {
-    snprintf(r.note, sizeof r.note, "cannot run python3");
-    return r;
-  }
-  char line[4096], last[4096] = "";
-  while (fgets(line, sizeof line, p)) {
-    if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
-    else fputs(line, stdout);
-  }
-  int rc = pclose(p);
   if (!last[0]) {
     snprintf(r.note, sizeof r.note, "peer gave no figures (exit %d)", rc);
     return r;
@@ -105,15 +91,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bench_machine mach = bench_machine_read();
-  const int threads = mach.threads, blas_threads = mach.blas_threads;
-  const long cores = mach.cores;
-  const double load0 = mach.load0;
-  const char *cpu = mach.cpu, *commit = mach.commit;
+  const int threads = mach.threads;
 
-  mbpo_config c;
-  cfg_defaults(&c);
-  model_params p = model_params_from_config(&c);
-  dyn_model* m = model_create(OBS, ACT, &p, (rng_key){1, 0});
+  model_params p;
+  dyn_model* m = bench_default_model(OBS, ACT, &p);
   const int E = p.ensemble, B = p.batch, I = OBS + ACT, D = OBS + 1;
 
   /* steps */
@@ -172,13 +153,9 @@ int main(int argc, char** argv) {
            best_pred / pr.predict_rows_per_s);
   else
     printf("peer PyTorch: skipped (%s)\n", pr.note);
-  const double load1 = loadavg1();
 
-  FILE* f = bench_json_open(out, "model", cpu, commit, cores, load0, load1);
+  FILE* f = bench_json_open_cpu(out, "model", &mach, loadavg1());
   if (!f) return 1;
-  fprintf(f, "  \"backend\": \"cpu\",\n  \"threads\": {\"openmp\": %d, \"openblas\": %d, \"omp_wait_policy\": ",
-          threads, blas_threads);
-  json_str(f, getenv("OMP_WAIT_POLICY"));
   fprintf(f, "},\n");
   fprintf(f, "  \"model\": {\"obs\": %d, \"act\": %d, \"ensemble\": %d, \"hidden\": %d, \"layers\": %d, "
              "\"batch\": %d, \"outputs\": %d},\n",

@@ -130,32 +130,12 @@ typedef struct peer {
 static peer run_peer(int threads, int reps) {
   peer r;
   memset(&r, 0, sizeof r);
-  const char* root = getenv("MBPO_ROOT");
-  char script[2048], cmd[4096];
-  snprintf(script, sizeof script, "%s/bench/peers/torch_rollout.py", root ? root : ".");
-  if (access(script, R_OK) != 0) {
-    snprintf(r.note, sizeof r.note, "bench/peers/torch_rollout.py not found (run from the repo root or set MBPO_ROOT)");
+  char args[256];
+  int rc;
+  snprintf(args, sizeof args, "--threads %d --rows %d --reps %d --term %s --real %d", threads, ROWS, reps,
+           TERM == TERM_HOPPER ? "hopper" : "halfcheetah", REAL);
+  if (bench_peer_run("torch_rollout.py", args, "  peer: ", r.line, sizeof r.line, &rc, r.note, sizeof r.note) != 0)
     return r;
-  }
-  if (access("/usr/bin/python3", X_OK) != 0) {
-    snprintf(r.note, sizeof r.note, "/usr/bin/python3 not found");
-    return r;
-  }
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --threads %d --rows %d --reps %d --term %s --real %d 2>&1", script,
-           threads, ROWS, reps, TERM == TERM_HOPPER ? "hopper" : "halfcheetah", REAL);
-  fflush(stdout);
-  FILE* p = popen(cmd, "r");
-  if (!p) {
-    snprintf(r.note, sizeof r.note, "popen failed");
-    return r;
-  }
-  char line[4096];
-  while (fgets(line, sizeof line, p)) {
-    if (line[0] == '{') snprintf(r.line, sizeof r.line, "%s", line);
-    else printf("  peer: %s", line);
-  }
-  int rc = pclose(p);
-  r.line[strcspn(r.line, "\r\n")] = 0;
   const char* sk = strstr(r.line, "\"skipped\": \"");
   if (sk) {
     snprintf(r.note, sizeof r.note, "%s", sk + 12);
@@ -187,15 +167,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bench_machine mach = bench_machine_read();
-  const int threads = mach.threads, blas_threads = mach.blas_threads;
-  const long cores = mach.cores;
-  const double load0 = mach.load0;
-  const char *cpu = mach.cpu, *commit = mach.commit;
+  const int threads = mach.threads;
 
-  mbpo_config c;
-  cfg_defaults(&c);
-  model_params mp = model_params_from_config(&c);
-  dyn_model* m = model_create(OBS, ACT, &mp, (rng_key){1, 0});
+  model_params mp;
+  dyn_model* m = bench_default_model(OBS, ACT, &mp);
   sac_params sp = sac_params_default(ACT);
   sac* agent = sac_create(OBS, ACT, &sp, (rng_key){1, RNG_INIT});
 
@@ -300,14 +275,11 @@ int main(int argc, char** argv) {
     printf("peer PyTorch: skipped (%s)\n", pr.note);
   }
   const double load1 = loadavg1();
-  printf("load average (1 min) %.2f at the start, %.2f at the end: timings on a shared machine are noisy\n", load0,
-         load1);
+  printf("load average (1 min) %.2f at the start, %.2f at the end: timings on a shared machine are noisy\n",
+         mach.load0, load1);
 
-  FILE* f = bench_json_open(out, "rollout", cpu, commit, cores, load0, load1);
+  FILE* f = bench_json_open_cpu(out, "rollout", &mach, load1);
   if (!f) return 1;
-  fprintf(f, "  \"backend\": \"cpu\",\n");
-  fprintf(f, "  \"threads\": {\"openmp\": %d, \"openblas\": %d, \"omp_wait_policy\": ", threads, blas_threads);
-  json_str(f, getenv("OMP_WAIT_POLICY"));
   fprintf(f, ", \"torch\": %d},\n", threads);
   fprintf(f, "  \"dims\": {\"obs\": %d, \"act\": %d, \"ensemble\": %d, \"elites\": %d, \"model_hidden\": %d, "
              "\"model_layers\": %d, \"policy_hidden\": %d, \"policy_layers\": %d, \"rows\": %d, \"real_pool\": %d, "

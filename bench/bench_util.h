@@ -1,5 +1,6 @@
 /* bench_util.h: what every benchmark program shares: a monotonic clock, the machine and commit
- * for the JSON, the output folder, and JSON helpers. Header-only (the benches are single files). */
+ * for the JSON, the output folder, JSON helpers, the CPU benches' default model, and running a
+ * PyTorch peer. Header-only (the benches are single files). */
 #ifndef MBPO_BENCH_UTIL_H
 #define MBPO_BENCH_UTIL_H
 
@@ -13,6 +14,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+#include "config.h"
+#include "model.h"
 
 int openblas_get_num_threads(void); /* OpenBLAS */
 
@@ -149,6 +153,67 @@ static inline FILE* bench_json_open(const char* out, const char* name, const cha
   fprintf(f, ", \"cores\": %ld, \"loadavg_1min_start\": %.2f, \"loadavg_1min_end\": %.2f},\n", cores,
           load0, load1);
   return f;
+}
+
+/** bench_json_open for a CPU benchmark on machine m (the load at its end now), then its
+ *  "backend": "cpu" and the start of "threads" ({"openmp", "openblas", "omp_wait_policy"}: the
+ *  caller may add entries, then closes it with "},\n"). NULL after printing why, as
+ *  bench_json_open. */
+static inline FILE* bench_json_open_cpu(const char* out, const char* name, const bench_machine* m,
+                                        double load1) {
+  FILE* f = bench_json_open(out, name, m->cpu, m->commit, m->cores, m->load0, load1);
+  if (!f) return NULL;
+  fprintf(f, "  \"backend\": \"cpu\",\n  \"threads\": {\"openmp\": %d, \"openblas\": %d, "
+             "\"omp_wait_policy\": ",
+          m->threads, m->blas_threads);
+  json_str(f, getenv("OMP_WAIT_POLICY"));
+  return f;
+}
+
+/** The model of the CPU benches: the default configuration's (its settings in *p) for obs + act
+ *  inputs, untrained, key {1, 0}. */
+static inline dyn_model* bench_default_model(int obs, int act, model_params* p) {
+  mbpo_config c;
+  cfg_defaults(&c);
+  *p = model_params_from_config(&c);
+  return model_create(obs, act, p, (rng_key){1, 0});
+}
+
+/** Run the peer bench/peers/<script> (below $MBPO_ROOT, else the current folder) as
+ *  `/usr/bin/python3 SCRIPT ARGS 2>&1`. Its lines are echoed on stdout after prefix, all but its
+ *  answer, the last line starting with '{', which goes to answer (n bytes, line end removed; ""
+ *  when none). Returns 0 with pclose's status in *status, or -1 with why in note (nn bytes) when
+ *  the script or python3 is missing or does not start. */
+static inline int bench_peer_run(const char* script, const char* args, const char* prefix,
+                                 char* answer, size_t n, int* status, char* note, size_t nn) {
+  const char* root = getenv("MBPO_ROOT");
+  char path[2048], cmd[4096];
+  snprintf(path, sizeof path, "%s/bench/peers/%s", root ? root : ".", script);
+  if (access(path, R_OK) != 0) {
+    if (root) snprintf(note, nn, "bench/peers/%s not found below MBPO_ROOT %.120s", script, root);
+    else snprintf(note, nn, "bench/peers/%s not found (run from the repo root or set MBPO_ROOT)", script);
+    return -1;
+  }
+  if (access("/usr/bin/python3", X_OK) != 0) {
+    snprintf(note, nn, "/usr/bin/python3 not found");
+    return -1;
+  }
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' %s 2>&1", path, args);
+  fflush(stdout); /* what the bench printed comes before the peer's lines */
+  FILE* p = popen(cmd, "r");
+  if (!p) {
+    snprintf(note, nn, "cannot run /usr/bin/python3");
+    return -1;
+  }
+  char line[4096];
+  answer[0] = 0;
+  while (fgets(line, sizeof line, p)) {
+    if (line[0] == '{') snprintf(answer, n, "%s", line);
+    else printf("%s%s", prefix, line);
+  }
+  *status = pclose(p);
+  answer[strcspn(answer, "\r\n")] = 0;
+  return 0;
 }
 
 /** malloc that exits on failure. */

@@ -1,6 +1,8 @@
-/* cli.c: what the `mbpo` subcommands share (cli.h): configuration from arguments, the task table. */
+/* cli.c: what the `mbpo` subcommands share (cli.h): configuration from arguments, the options of
+ * the commands that read run folders, the task table. */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -139,6 +141,72 @@ int cli_resolve_population(int argc, char** argv, int first, mbpo_config** cfgs,
   if (sweep_expand(&sweep, &base, cfgs, n, err, sizeof err)) mbpo_fatal("%s", err);
   warn_task_change(&base, preset, preset_task);
   sweep_free(&sweep);
+  return 0;
+}
+
+/* The value of option name at argv[*i] ("--y COL" or "--y=COL"; *i advances past a separate
+ * value): NULL when argv[*i] is not that option, and then *missing = 1 when it is but no value
+ * follows. */
+static const char* opt_value(int argc, char** argv, int* i, const char* name, int* missing) {
+  size_t l = strlen(name);
+  if (strncmp(argv[*i], name, l) != 0) return NULL;
+  if (argv[*i][l] == '=') return argv[*i] + l + 1;
+  if (argv[*i][l] != '\0') return NULL;
+  if (*i + 1 >= argc) {
+    *missing = 1;
+    return NULL;
+  }
+  return argv[++*i];
+}
+
+/* Apply argv[*i] when it is one of opts: 1; 0 when it is none of them; -1 when it is a value
+ * option without its value. */
+static int apply_opt(int argc, char** argv, int* i, const cli_opt* opts, int nopts) {
+  const char* a = argv[*i];
+  for (int k = 0; k < nopts; k++) {
+    const cli_opt* o = &opts[k];
+    if (!o->value) {
+      if (strcmp(a, o->name) != 0 && !(o->alias && strcmp(a, o->alias) == 0)) continue;
+      *o->flag = 1;
+      return 1;
+    }
+    int missing = 0;
+    const char* v = opt_value(argc, argv, i, o->name, &missing);
+    if (!v && !missing && o->alias) v = opt_value(argc, argv, i, o->alias, &missing);
+    if (missing) return -1;
+    if (v) {
+      *o->value = v;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int cli_parse_opts(int argc, char** argv, const cli_opt* opts, int nopts, void (*usage)(FILE*),
+                   char*** args, int* nargs) {
+  char** runs = (char**)calloc((size_t)argc + 1, sizeof(char*));
+  if (!runs) mbpo_fatal("out of memory");
+  int n = 0, options = 1;
+  for (int i = 1; i < argc; i++) {
+    const char* a = argv[i];
+    if (!options || a[0] != '-' || a[1] == '\0') {
+      runs[n++] = argv[i];
+      continue;
+    }
+    if (strcmp(a, "--") == 0) {
+      options = 0;
+      continue;
+    }
+    const int r = apply_opt(argc, argv, &i, opts, nopts);
+    if (r > 0) continue;
+    usage(stderr);
+    if (r < 0) fprintf(stderr, "mbpo: error: %s needs a value\n", a);
+    else fprintf(stderr, "mbpo: error: unknown option '%s'\n", a);
+    free(runs);
+    return 2;
+  }
+  *args = runs;
+  *nargs = n;
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "log.h"
 
 const char plot_help[] =
@@ -959,48 +960,16 @@ static void plot_usage_line(FILE* f) {
              "`mbpo plot --help` explains them.\n");
 }
 
-const char* plot_opt_value(int argc, char** argv, int* i, const char* name, int* missing) {
-  size_t l = strlen(name);
-  if (strncmp(argv[*i], name, l) != 0) return NULL;
-  if (argv[*i][l] == '=') return argv[*i] + l + 1;
-  if (argv[*i][l] != '\0') return NULL;
-  if (*i + 1 >= argc) {
-    *missing = 1;
-    return NULL;
-  }
-  return argv[++*i];
-}
-
 int cmd_plot(int argc, char** argv) {
   const char *out = NULL, *xcol = "env_steps", *ycol = "eval_return_mean";
-  int text = 0, n = 0, opts = 1;
-  char** runs = (char**)calloc((size_t)argc + 1, sizeof(char*));
-  if (!runs) mbpo_fatal("out of memory");
-  for (int i = 1; i < argc; i++) {
-    const char* a = argv[i];
-    int missing = 0;
-    const char* v;
-    if (!opts || a[0] != '-' || a[1] == '\0') {
-      runs[n++] = argv[i];
-    } else if (strcmp(a, "--") == 0) {
-      opts = 0;
-    } else if (strcmp(a, "--text") == 0) {
-      text = 1;
-    } else if ((v = plot_opt_value(argc, argv, &i, "-o", &missing)) != NULL ||
-               (!missing && (v = plot_opt_value(argc, argv, &i, "--output", &missing)) != NULL)) {
-      out = v;
-    } else if (!missing && (v = plot_opt_value(argc, argv, &i, "--x", &missing)) != NULL) {
-      xcol = v;
-    } else if (!missing && (v = plot_opt_value(argc, argv, &i, "--y", &missing)) != NULL) {
-      ycol = v;
-    } else {
-      plot_usage_line(stderr);
-      if (missing) fprintf(stderr, "mbpo: error: %s needs a value\n", a);
-      else fprintf(stderr, "mbpo: error: unknown option '%s'\n", a);
-      free(runs);
-      return 2;
-    }
-  }
+  int text = 0, n;
+  char** runs;
+  const cli_opt opts[] = {{"--text", NULL, NULL, &text},
+                          {"-o", "--output", &out, NULL},
+                          {"--x", NULL, &xcol, NULL},
+                          {"--y", NULL, &ycol, NULL}};
+  const int nopts = (int)(sizeof opts / sizeof opts[0]);
+  if (cli_parse_opts(argc, argv, opts, nopts, plot_usage_line, &runs, &n) != 0) return 2;
   const char* bad = NULL;
   if (n == 0) bad = "plot needs at least one run folder (or a folder of run folders)";
   else if (!xcol[0] || strlen(xcol) >= 64 || !ycol[0] || strlen(ycol) >= 64)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "log.h"
 #include "rng.h"
 #include "run.h"
@@ -295,32 +296,13 @@ static void usage_line(FILE* f) {
 
 int cmd_summary(int argc, char** argv) {
   const char *outdir = NULL, *ycol = "eval_return_mean", *boot = NULL;
-  int n = 0, opts = 1;
-  char** runs = (char**)calloc((size_t)argc + 1, sizeof(char*));
-  if (!runs) mbpo_fatal("out of memory");
-  for (int i = 1; i < argc; i++) {
-    const char* a = argv[i];
-    int missing = 0;
-    const char* v;
-    if (!opts || a[0] != '-' || a[1] == '\0') {
-      runs[n++] = argv[i];
-    } else if (strcmp(a, "--") == 0) {
-      opts = 0;
-    } else if ((v = plot_opt_value(argc, argv, &i, "-o", &missing)) != NULL ||
-               (!missing && (v = plot_opt_value(argc, argv, &i, "--output", &missing)) != NULL)) {
-      outdir = v;
-    } else if (!missing && (v = plot_opt_value(argc, argv, &i, "--boot", &missing)) != NULL) {
-      boot = v;
-    } else if (!missing && (v = plot_opt_value(argc, argv, &i, "--y", &missing)) != NULL) {
-      ycol = v;
-    } else {
-      usage_line(stderr);
-      if (missing) fprintf(stderr, "mbpo: error: %s needs a value\n", a);
-      else fprintf(stderr, "mbpo: error: unknown option '%s'\n", a);
-      free(runs);
-      return 2;
-    }
-  }
+  int n;
+  char** runs;
+  const cli_opt opts[] = {{"-o", "--output", &outdir, NULL},
+                          {"--boot", NULL, &boot, NULL},
+                          {"--y", NULL, &ycol, NULL}};
+  const int nopts = (int)(sizeof opts / sizeof opts[0]);
+  if (cli_parse_opts(argc, argv, opts, nopts, usage_line, &runs, &n) != 0) return 2;
   long nboot = SUMMARY_BOOT_DEFAULT;
   char bad[256] = "";
   if (boot) {

@@ -1,5 +1,6 @@
 /* cli.h: what the `mbpo` subcommands share: turning command-line arguments into a validated
- * configuration, and the task table of `mbpo envs`. */
+ * configuration, the options of the commands that read run folders, and the task table of
+ * `mbpo envs`. */
 #ifndef MBPO_CLI_H
 #define MBPO_CLI_H
 
@@ -25,6 +26,24 @@ int cli_resolve_population(int argc, char** argv, int first, mbpo_config** cfgs,
 /** The preset argument that cli_resolve_config would use (argv[first] when it is neither an option
  *  nor key=value), or NULL when none is given. */
 const char* cli_preset_arg(int argc, char** argv, int first);
+
+/** An option of a command that takes RUN... arguments and options (plot, summary): its name
+ *  ("--y") and an optional second spelling (alias: "--output" beside "-o"; NULL: none). A value
+ *  option ("--y COL" or "--y=COL") has value, which gets the value; a flag (value NULL, given
+ *  exactly) sets *flag to 1. */
+typedef struct cli_opt {
+  const char* name;
+  const char* alias;
+  const char** value;
+  int* flag;
+} cli_opt;
+
+/** Parse argv[1 .. argc-1] of a command: an option of opts[0 .. nopts-1] is applied; every other
+ *  argument, "-" and all after "--" go in order into *args (malloc'ed, NULL-terminated; the caller
+ *  frees it), their count into *nargs. Returns 0, or 2 (nothing to free) after printing usage on
+ *  stderr and "mbpo: error: unknown option '-x'" or "mbpo: error: --y needs a value". */
+int cli_parse_opts(int argc, char** argv, const cli_opt* opts, int nopts, void (*usage)(FILE*),
+                   char*** args, int* nargs);
 
 /** Print the table of `mbpo envs` on f: per task its name, gym id, observation and action sizes,
  *  control range, dt, total mass and env-version string, from the model compiled from model_dir

@@ -179,6 +179,35 @@ void model_holdout_mse(dyn_model* m, int N, const float* obs, const float* act, 
  *  its members for the elites (shared by both backends). */
 void model_rank_members(const double* mse, int E, int* order);
 
+/** The start of a fit of N rows, shared by both backends: st zeroed, then the holdout split,
+ *  st->n_holdout = min(int(holdout_ratio N), max_holdout) (Python's int(): truncation) and
+ *  st->n_train the rest. Returns MODEL_OK, or MODEL_NO_DATA (also in st->status) when N < 1. */
+int model_fit_begin(const model_params* p, int N, model_fit_stats* st);
+
+/** The per-member early stopping of a fit (mbpo.md §8), kept on the host by both backends: each
+ *  member's best score so far and the epochs since any member last improved. */
+typedef struct model_stopper {
+  double best[MODEL_MAX_ENSEMBLE];
+  int since;
+} model_stopper;
+
+/** Start a fit's early stopping for E members: best scores 1e10, no snapshot in st (best_epoch -1,
+ *  best_mse NaN). */
+void model_stopper_begin(model_stopper* s, int E, model_fit_stats* st);
+
+/** The decision after epoch `epoch` (st->epochs already counts it) from the members' scores
+ *  mse[E]: a member whose score improves on its best by more than p->improvement (relative) gets
+ *  snap[e] = 1, its score and epoch recorded in st (the caller snapshots its weights); the others
+ *  snap[e] = 0. Returns 1 when the fit stops (more than p->patience epochs without a snapshot, or
+ *  p->max_epochs reached), else 0. Shared by both backends, so they stop alike. */
+int model_stopper_epoch(model_stopper* s, const model_params* p, int epoch, const double* mse,
+                        model_fit_stats* st, int* snap);
+
+/** The end of a fit, from st->holdout_mse (after the snapshots are restored): the members ranked
+ *  (model_rank_members) into st->elites and elites[E] (the model's list), st->n_elites and
+ *  st->elite_mse (the mean holdout MSE of the first p->elites). Shared by both backends. */
+void model_choose_elites(const model_params* p, model_fit_stats* st, int* elites);
+
 /** The elite members (best first); *n gets their count. */
 const int* model_elites(const dyn_model* m, int* n);
 

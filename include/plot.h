@@ -108,11 +108,6 @@ int plot_have_gnuplot(void);
  *  messages included). */
 int plot_gnuplot(const plot_set* s, const char* out, char* err, int errlen);
 
-/** The value of option name at argv[*i] ("--y COL" or "--y=COL"; *i advances past a separate
- *  value): NULL when argv[*i] is not that option, and then *missing = 1 when it is but no value
- *  follows. Shared by the commands that take options (plot, summary). */
-const char* plot_opt_value(int argc, char** argv, int* i, const char* name, int* missing);
-
 /** `mbpo plot RUN... [-o FILE] [--x COL] [--y COL] [--text]` (argv[0] = "plot"). Returns the exit
  *  status: 0, 1 (bad run, gnuplot failed, an image asked for without gnuplot) or 2 (usage). */
 int cmd_plot(int argc, char** argv);

@@ -1,7 +1,6 @@
 /* test_plot.c: `mbpo plot`: reading progress.csv, grouping runs by setting, mean/std across runs on
  * the common grid, the text plot, the gnuplot images (skipped without gnuplot) and the errors, through
  * the C API and the real binary (MBPO_BIN). */
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,54 +8,10 @@
 
 #include "config.h"
 #include "plot.h"
-#include "sh_capture.h"
 #include "test.h"
+#include "run_fixture.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static char g_tmp[256]; /* scratch folder of this program */
-
-static void write_text(const char* path, const char* text) {
-  FILE* f = fopen(path, "w");
-  if (!f) {
-    fprintf(stderr, "cannot write %s\n", path);
-    exit(2);
-  }
-  fputs(text, f);
-  fclose(f);
-}
-
-/* A run folder <root>/<task>-<tag>-s<seed> with config.ini (cfg_write_ini) and progress.csv. */
-static void make_run(const char* root, const mbpo_config* c, const char* progress, char* out,
-                     size_t n) {
-  snprintf(out, n, "%s/%s-%s-s%ld", root, c->task, c->tag, c->seed);
-  mkdir(root, 0777);
-  if (mkdir(out, 0777) != 0) {
-    fprintf(stderr, "cannot create %s\n", out);
-    exit(2);
-  }
-  char p[1024];
-  snprintf(p, sizeof p, "%s/config.ini", out);
-  FILE* f = fopen(p, "w");
-  if (!f) exit(2);
-  cfg_write_ini(c, f);
-  fclose(f);
-  snprintf(p, sizeof p, "%s/progress.csv", out);
-  write_text(p, progress);
-}
-
-static mbpo_config base_cfg(const char* task, const char* tag, long seed) {
-  mbpo_config c;
-  char err[512];
-  cfg_defaults(&c);
-  if (cfg_set(&c, "task", task, err, sizeof err) != 0 || cfg_set(&c, "tag", tag, err, sizeof err) != 0) {
-    fprintf(stderr, "%s\n", err);
-    exit(2);
-  }
-  c.seed = seed;
-  snprintf(c.run_dir, sizeof c.run_dir, "%s", g_tmp);
-  return c;
-}
 
 static const char* const HEAD =
     "epoch,env_steps,total_env_steps,eval_return_mean,eval_return_std,train_return\n";
@@ -86,21 +41,7 @@ static void make_fixture(void) {
 
 /* `[env] $MBPO_BIN plot ARGS`, output in out. */
 static int run_plot(const char* env, const char* args, char* out, size_t n) {
-  char cmd[8192];
-  snprintf(cmd, sizeof cmd, "%s '%s' plot %s", env ? env : "", getenv("MBPO_BIN"), args);
-  return run_sh(cmd, out, n);
-}
-
-static long file_size(const char* path) {
-  struct stat sb;
-  return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
-}
-
-static int rm_entry(const char* p, const struct stat* sb, int flag, struct FTW* ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
+  return run_mbpo(env, "plot", args, out, n);
 }
 
 /* ---- the C API ---------------------------------------------------------------------------- */
@@ -318,11 +259,6 @@ static void test_text_api(void) {
 
 /* ---- the command -------------------------------------------------------------------------- */
 
-#define NEED_BIN()                                                          \
-  do {                                                                      \
-    if (!getenv("MBPO_BIN")) SKIP("MBPO_BIN is not set (run through tests/run.sh)"); \
-  } while (0)
-
 static void test_cli_text(void) {
   NEED_BIN();
   char out[16384], args[4096];
@@ -378,13 +314,8 @@ static void test_cli_images(void) {
   snprintf(args, sizeof args, "'%s' -o '%s'", g_runs, svg);
   rc = run_plot(NULL, args, out, sizeof out);
   CHECK(rc == 0, "svg: exit %d:\n%s", rc, out);
-  char* text = NULL;
-  f = fopen(svg, "r");
-  if (f) {
-    text = (char*)calloc(1, 1 << 20);
-    if (text) CHECK(fread(text, 1, (1 << 20) - 1, f) > 0, "empty SVG");
-    fclose(f);
-  }
+  char* text = read_text(svg);
+  if (text) CHECK(text[0], "empty SVG");
   CHECK(text && strstr(text, "<svg") && strstr(text, "</svg>"), "%s is not an SVG", svg);
   CHECK(text && strstr(text, "sac.lr=0.0001"), "the legend is in the SVG");
   free(text);
@@ -431,12 +362,7 @@ static void test_cli_errors(void) {
 }
 
 int main(void) {
-  const char* t = getenv("TMPDIR");
-  snprintf(g_tmp, sizeof g_tmp, "%.200s/mbpo_test_plot_XXXXXX", t && *t ? t : "/tmp");
-  if (!mkdtemp(g_tmp)) {
-    perror("mkdtemp");
-    return 2;
-  }
+  if (fixture_tmp_make("plot") != 0) return 2;
   make_fixture();
   RUN(test_read_csv);
   RUN(test_same_setting);
@@ -448,6 +374,6 @@ int main(void) {
   RUN(test_cli_no_gnuplot);
   RUN(test_cli_images);
   RUN(test_cli_errors);
-  if (!getenv("TEST_KEEP")) nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  fixture_tmp_remove();
   return test_done();
 }

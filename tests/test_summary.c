@@ -1,7 +1,6 @@
 /* test_summary.c: `mbpo summary`: mean, sample std and IQM of the final and best returns against
  * hand-computed values (settings of 5, 4 and 1 runs), the bootstrap interval (brackets the IQM,
  * deterministic), the Markdown and CSV files, and the binary's exit statuses (MBPO_BIN). */
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,69 +9,10 @@
 #include "config.h"
 #include "plot.h"
 #include "summary.h"
-#include "sh_capture.h"
 #include "test.h"
+#include "run_fixture.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static char g_tmp[256]; /* scratch folder of this program */
-
-static void write_text(const char* path, const char* text) {
-  FILE* f = fopen(path, "w");
-  if (!f) {
-    fprintf(stderr, "cannot write %s\n", path);
-    exit(2);
-  }
-  fputs(text, f);
-  fclose(f);
-}
-
-/* The whole of a file (malloc'ed; NULL when it cannot be read). */
-static char* read_text(const char* path) {
-  FILE* f = fopen(path, "r");
-  if (!f) return NULL;
-  char* buf = (char*)calloc(1, 1 << 20);
-  if (buf && fread(buf, 1, (1 << 20) - 1, f) == 0) buf[0] = '\0';
-  fclose(f);
-  return buf;
-}
-
-static long file_size(const char* path) {
-  struct stat sb;
-  return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
-}
-
-/* A run folder <root>/<task>-<tag>-s<seed> with config.ini (cfg_write_ini) and progress.csv. */
-static void make_run(const char* root, const mbpo_config* c, const char* progress) {
-  char dir[1100], p[1200];
-  snprintf(dir, sizeof dir, "%s/%s-%s-s%ld", root, c->task, c->tag, c->seed);
-  mkdir(root, 0777);
-  if (mkdir(dir, 0777) != 0) {
-    fprintf(stderr, "cannot create %s\n", dir);
-    exit(2);
-  }
-  snprintf(p, sizeof p, "%s/config.ini", dir);
-  FILE* f = fopen(p, "w");
-  if (!f) exit(2);
-  cfg_write_ini(c, f);
-  fclose(f);
-  snprintf(p, sizeof p, "%s/progress.csv", dir);
-  write_text(p, progress);
-}
-
-static mbpo_config base_cfg(const char* task, const char* tag, long seed) {
-  mbpo_config c;
-  char err[512];
-  cfg_defaults(&c);
-  if (cfg_set(&c, "task", task, err, sizeof err) != 0 ||
-      cfg_set(&c, "tag", tag, err, sizeof err) != 0) {
-    fprintf(stderr, "%s\n", err);
-    exit(2);
-  }
-  c.seed = seed;
-  snprintf(c.run_dir, sizeof c.run_dir, "%s", g_tmp);
-  return c;
-}
 
 static const char* const HEAD = "epoch,env_steps,total_env_steps,eval_return_mean,eval_return_std\n";
 
@@ -106,37 +46,23 @@ static void make_fixture(void) {
     mbpo_config c = base_cfg("hopper", "base", s);
     c.threads = 1 + s; /* where it ran: not part of the setting */
     progress(text, sizeof text, 3, a[s]);
-    make_run(g_runs, &c, text);
+    make_run(g_runs, &c, text, NULL, 0);
   }
   for (int s = 0; s < 4; s++) {
     mbpo_config c = base_cfg("hopper", "lr", s);
     c.sac_lr = 1e-4;
     progress(text, sizeof text, 2, b[s]);
-    make_run(g_runs, &c, text);
+    make_run(g_runs, &c, text, NULL, 0);
   }
   mbpo_config c = base_cfg("walker2d", "base", 0);
   progress(text, sizeof text, 2, (const double[]){7, 3});
-  make_run(g_runs, &c, text);
+  make_run(g_runs, &c, text, NULL, 0);
 }
 
 /* `[env] $MBPO_BIN summary ARGS`, output in out. */
 static int run_summary(const char* env, const char* args, char* out, size_t n) {
-  char cmd[8192];
-  snprintf(cmd, sizeof cmd, "%s '%s' summary %s", env ? env : "", getenv("MBPO_BIN"), args);
-  return run_sh(cmd, out, n);
+  return run_mbpo(env, "summary", args, out, n);
 }
-
-static int rm_entry(const char* p, const struct stat* sb, int flag, struct FTW* ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
-
-#define NEED_BIN()                                                                   \
-  do {                                                                               \
-    if (!getenv("MBPO_BIN")) SKIP("MBPO_BIN is not set (run through tests/run.sh)"); \
-  } while (0)
 
 /* ---- statistics --------------------------------------------------------------------------- */
 
@@ -402,12 +328,7 @@ static void test_cli_errors(void) {
 }
 
 int main(void) {
-  const char* t = getenv("TMPDIR");
-  snprintf(g_tmp, sizeof g_tmp, "%.200s/mbpo_test_summary_XXXXXX", t && *t ? t : "/tmp");
-  if (!mkdtemp(g_tmp)) {
-    perror("mkdtemp");
-    return 2;
-  }
+  if (fixture_tmp_make("summary") != 0) return 2;
   make_fixture();
   RUN(test_iqm);
   RUN(test_stats);
@@ -415,6 +336,6 @@ int main(void) {
   RUN(test_write);
   RUN(test_cli);
   RUN(test_cli_errors);
-  if (!getenv("TEST_KEEP")) nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  fixture_tmp_remove();
   return test_done();
 }

@@ -117,27 +117,73 @@ void model_rank_members(const double* mse, int E, int* order) {
   }
 }
 
+int model_fit_begin(const model_params* p, int N, model_fit_stats* st) {
+  memset(st, 0, sizeof *st);
+  if (N < 1) {
+    st->status = MODEL_NO_DATA;
+    return MODEL_NO_DATA;
+  }
+  long nh = (long)(p->holdout_ratio * (double)N); /* Python's int(): truncation */
+  if (nh > p->max_holdout) nh = p->max_holdout;
+  st->n_holdout = (int)nh;
+  st->n_train = N - (int)nh;
+  return MODEL_OK;
+}
+
+void model_stopper_begin(model_stopper* s, int E, model_fit_stats* st) {
+  for (int e = 0; e < E; e++) {
+    s->best[e] = 1e10;
+    st->best_epoch[e] = -1;
+    st->best_mse[e] = NAN;
+  }
+  s->since = 0;
+}
+
+int model_stopper_epoch(model_stopper* s, const model_params* p, int epoch, const double* mse,
+                        model_fit_stats* st, int* snap) {
+  int updated = 0;
+  for (int e = 0; e < p->ensemble; e++) {
+    const double imp = (s->best[e] - mse[e]) / s->best[e];
+    snap[e] = imp > p->improvement;
+    if (snap[e]) {
+      s->best[e] = mse[e];
+      st->best_mse[e] = mse[e];
+      st->best_epoch[e] = epoch;
+      updated = 1;
+    }
+  }
+  s->since = updated ? 0 : s->since + 1;
+  return s->since > p->patience || (p->max_epochs > 0 && st->epochs >= p->max_epochs);
+}
+
+void model_choose_elites(const model_params* p, model_fit_stats* st, int* elites) {
+  const int E = p->ensemble;
+  int order[MODEL_MAX_ENSEMBLE];
+  model_rank_members(st->holdout_mse, E, order);
+  st->n_elites = p->elites;
+  st->elite_mse = 0.0;
+  for (int i = 0; i < E; i++) {
+    elites[i] = order[i];
+    st->elites[i] = order[i];
+  }
+  for (int i = 0; i < p->elites; i++) st->elite_mse += st->holdout_mse[order[i]] / p->elites;
+}
+
 /* ---- the procedure ------------------------------------------------------------------------ */
 
 int model_train(dyn_model* m, int N, const float* obs, const float* act, const float* rew,
                 const float* next_obs, uint32_t fit, model_fit_stats* st) {
   const double t0 = now_s();
-  model_fit_stats S;
-  memset(&S, 0, sizeof S);
   const model_params* p = &m->p;
   const int E = p->ensemble, I = m->in_dim, D = m->D, O = m->obs_dim, A = m->act_dim;
-  if (N < 1) {
-    S.status = MODEL_NO_DATA;
+  model_fit_stats S;
+  if (model_fit_begin(p, N, &S) != MODEL_OK) {
     if (st) *st = S;
-    return MODEL_NO_DATA;
+    return S.status;
   }
 
   /* 1. split: a random permutation; the first num_holdout rows are held out */
-  long nh = (long)(p->holdout_ratio * (double)N); /* Python's int(): truncation */
-  if (nh > p->max_holdout) nh = p->max_holdout;
-  const int n_ho = (int)nh, n_tr = N - n_ho;
-  S.n_holdout = n_ho;
-  S.n_train = n_tr;
+  const int n_ho = S.n_holdout, n_tr = S.n_train;
   reserve(m, N);
   const rng_key k_split = {m->key.seed, RNG_MODEL_SPLIT};
   const rng_key k_boot = {m->key.seed, RNG_MODEL_BOOT};
@@ -172,13 +218,10 @@ int model_train(dyn_model* m, int N, const float* obs, const float* act, const f
 
   /* 4. epochs with per-member early stopping */
   const int B = p->batch, nsteps = (n_tr + B - 1) / B;
-  double best[MODEL_MAX_ENSEMBLE], mse[MODEL_MAX_ENSEMBLE];
-  for (int e = 0; e < E; e++) {
-    best[e] = 1e10;
-    S.best_epoch[e] = -1;
-    S.best_mse[e] = NAN;
-  }
-  int since = 0;
+  double mse[MODEL_MAX_ENSEMBLE];
+  int snap[MODEL_MAX_ENSEMBLE];
+  model_stopper stop;
+  model_stopper_begin(&stop, E, &S);
   for (int epoch = 0;; epoch++) {
     double lsum = 0.0;
     for (int j = 0; j < nsteps; j++) {
@@ -212,20 +255,10 @@ int model_train(dyn_model* m, int N, const float* obs, const float* act, const f
 
     /* early stopping: a member improving by more than `improvement` (relative) is snapshotted */
     model_mse_rows_(m, n_score, fill_rows, &score, mse);
-    int updated = 0;
-    for (int e = 0; e < E; e++) {
-      const double imp = (best[e] - mse[e]) / best[e];
-      if (imp > p->improvement) {
-        best[e] = mse[e];
-        S.best_mse[e] = mse[e];
-        S.best_epoch[e] = epoch;
-        copy_member(&m->net, m->snap, m->params, e);
-        updated = 1;
-      }
-    }
-    since = updated ? 0 : since + 1;
-    if (since > p->patience) break;
-    if (p->max_epochs > 0 && S.epochs >= p->max_epochs) break;
+    const int done = model_stopper_epoch(&stop, p, epoch, mse, &S, snap);
+    for (int e = 0; e < E; e++)
+      if (snap[e]) copy_member(&m->net, m->snap, m->params, e);
+    if (done) break;
   }
 
   /* 5. each member back to its own snapshot (weights and biases; the bounds, the normaliser and
@@ -235,15 +268,7 @@ int model_train(dyn_model* m, int N, const float* obs, const float* act, const f
 
   /* 6. holdout MSE and elites */
   model_mse_rows_(m, n_score, fill_rows, &score, S.holdout_mse);
-  int order[MODEL_MAX_ENSEMBLE];
-  model_rank_members(S.holdout_mse, E, order);
-  S.n_elites = p->elites;
-  S.elite_mse = 0.0;
-  for (int i = 0; i < E; i++) {
-    m->elites[i] = order[i];
-    S.elites[i] = order[i];
-  }
-  for (int i = 0; i < p->elites; i++) S.elite_mse += S.holdout_mse[order[i]] / p->elites;
+  model_choose_elites(p, &S, m->elites);
   S.seconds = now_s() - t0;
   if (st) *st = S;
   return S.status;

@@ -3,7 +3,6 @@
  * mean loss, the per-member shuffles, the holdout scoring) and one host decision per epoch, from
  * E + 1 doubles downloaded, for the early stopping. The random draws are model.h's. */
 #include <math.h>
-#include <string.h>
 #include <time.h>
 
 #include "log.h"
@@ -79,25 +78,19 @@ static void epoch_program(model_dev* d, const fit_plan* f) {
 int modeld_train(model_dev* d, int N, const float* obs, const float* act, const float* rew,
                  const float* next_obs, uint32_t fit, model_fit_stats* st) {
   const double t0 = now_s();
-  model_fit_stats S;
-  memset(&S, 0, sizeof S);
   const model_params* p = &d->p;
   dx_ctx* c = d->c;
   const int E = p->ensemble, I = d->in_dim, D = d->D;
-  if (N < 1) {
-    S.status = MODEL_NO_DATA;
+  model_fit_stats S;
+  if (model_fit_begin(p, N, &S) != MODEL_OK) {
     if (st) *st = S;
-    return MODEL_NO_DATA;
+    return S.status;
   }
   if (N > d->max_rows) mbpo_fatal("modeld_train: %d rows, the model was made for %ld", N, d->max_rows);
   if (dx_capturing(c)) mbpo_fatal("modeld_train inside a capture");
 
   /* 1. split: the permutation by one sort; the first num_holdout rows are held out */
-  long nh = (long)(p->holdout_ratio * (double)N);
-  if (nh > p->max_holdout) nh = p->max_holdout;
-  const int n_ho = (int)nh, n_tr = N - n_ho;
-  S.n_holdout = n_ho;
-  S.n_train = n_tr;
+  const int n_ho = S.n_holdout, n_tr = S.n_train;
   modeld_permutation(d, (rng_key){d->key.seed, RNG_MODEL_SPLIT}, fit, N, d->perm);
   mdk_split_rows_args sa = {obs, act, rew, next_obs, d->perm, d->X, d->Y, d->obs_dim, d->act_dim};
   DX_RUN(c, mdk_split_rows, sa, N);
@@ -126,13 +119,9 @@ int modeld_train(model_dev* d, int N, const float* obs, const float* act, const 
   dx_capture_begin(c);
   epoch_program(d, &f);
   dx_graph* g = dx_capture_end(c);
-  double best[MODEL_MAX_ENSEMBLE];
-  for (int e = 0; e < E; e++) {
-    best[e] = 1e10;
-    S.best_epoch[e] = -1;
-    S.best_mse[e] = NAN;
-  }
-  int since = 0;
+  int snap[MODEL_MAX_ENSEMBLE];
+  model_stopper stop;
+  model_stopper_begin(&stop, E, &S);
   for (int epoch = 0;; epoch++) {
     dx_graph_launch(c, g);
     dx_download(c, d->stat_h, d->stat, (size_t)(1 + E) * sizeof(double));
@@ -144,21 +133,10 @@ int modeld_train(model_dev* d, int N, const float* obs, const float* act, const 
       S.status = MODEL_NONFINITE;
       break;
     }
-    int updated = 0;
-    for (int e = 0; e < E; e++) {
-      const double mse = d->stat_h[1 + e];
-      const double imp = (best[e] - mse) / best[e];
-      if (imp > p->improvement) {
-        best[e] = mse;
-        S.best_mse[e] = mse;
-        S.best_epoch[e] = epoch;
-        copy_member(d, d->snap, d->params, e);
-        updated = 1;
-      }
-    }
-    since = updated ? 0 : since + 1;
-    if (since > p->patience) break;
-    if (p->max_epochs > 0 && S.epochs >= p->max_epochs) break;
+    const int done = model_stopper_epoch(&stop, p, epoch, d->stat_h + 1, &S, snap);
+    for (int e = 0; e < E; e++)
+      if (snap[e]) copy_member(d, d->snap, d->params, e);
+    if (done) break;
   }
   dx_graph_free(c, g);
 
@@ -169,15 +147,7 @@ int modeld_train(model_dev* d, int N, const float* obs, const float* act, const 
   dx_download(c, d->stat_h, d->stat, (size_t)(1 + E) * sizeof(double));
   dx_sync(c);
   for (int e = 0; e < E; e++) S.holdout_mse[e] = d->stat_h[1 + e];
-  int order[MODEL_MAX_ENSEMBLE];
-  model_rank_members(S.holdout_mse, E, order);
-  S.n_elites = p->elites;
-  S.elite_mse = 0.0;
-  for (int i = 0; i < E; i++) {
-    d->elites[i] = order[i];
-    S.elites[i] = order[i];
-  }
-  for (int i = 0; i < p->elites; i++) S.elite_mse += S.holdout_mse[order[i]] / p->elites;
+  model_choose_elites(p, &S, d->elites);
   S.seconds = now_s() - t0;
   if (st) *st = S;
   return S.status;
