@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "plot.h"
+#include "rng.h"
 
 /** Bootstrap resamples when none are asked for (rliable uses 2000 as well). */
 #define SUMMARY_BOOT_DEFAULT 2000
@@ -32,7 +33,7 @@
 /** The bootstrap's Philox key (seed "SUMM", stream "BOOT"): outside the training streams of
  *  rng.h, since these draws belong to no run. */
 #define SUMMARY_RNG_SEED 0x53554D4Du
-#define SUMMARY_RNG_STREAM 0x424F4F54u
+#define SUMMARY_RNG_STREAM ((uint32_t)RNG_SUMMARY)
 
 /** One quantity across the runs of a setting. */
 typedef struct summary_stat {
