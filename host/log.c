@@ -6,9 +6,19 @@
 
 static long g_warnings;
 static int g_quiet;
+static int g_live; /* a live line is showing on stdout (no newline yet) */
+
+void mbpo_live_set(int showing) { __atomic_store_n(&g_live, showing, __ATOMIC_RELAXED); }
+
+void mbpo_live_clear(void) {
+  if (!__atomic_exchange_n(&g_live, 0, __ATOMIC_RELAXED)) return;
+  fputs("\r\033[K", stdout);
+  fflush(stdout);
+}
 
 void mbpo_fatal(const char* fmt, ...) {
   va_list ap;
+  mbpo_live_clear();
   fflush(stdout);
   fputs("mbpo: error: ", stderr);
   va_start(ap, fmt);
@@ -21,6 +31,7 @@ void mbpo_fatal(const char* fmt, ...) {
 void mbpo_warn(const char* fmt, ...) {
   va_list ap;
   __atomic_add_fetch(&g_warnings, 1, __ATOMIC_RELAXED);
+  mbpo_live_clear();
   fputs("mbpo: warning: ", stderr);
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
@@ -31,6 +42,7 @@ void mbpo_warn(const char* fmt, ...) {
 void mbpo_note(const char* fmt, ...) {
   va_list ap;
   if (g_quiet) return;
+  mbpo_live_clear();
   fputs("mbpo: ", stderr);
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);

@@ -16,11 +16,13 @@
  * Ctrl-C / SIGTERM: every run finishes its step and writes its mid-epoch checkpoint (runs still
  * exploring finish exploring first); a second Ctrl-C exits at once. */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -32,6 +34,7 @@
 #include "mbpo_state.h"
 #include "dev/mbpo_dev.h"
 #include "ranks.h"
+#include "run.h"
 #include "threads.h"
 
 /* ---- interruption ---- */
@@ -182,11 +185,52 @@ static void pop_stop(pop* p) {
   free(p->th);
 }
 
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The population's live line on a terminal (its runs have none of their own), twice a second:
+ * runs training, their epochs, env steps, the mean and best of their latest evaluations, ETA. */
+static void pop_live(const pop* p, double t0, double* last) {
+  double now = now_s();
+  if (p->n < 2 || now - *last < 0.5) return;
+  *last = now;
+  long emin = -1, emax = -1;
+  double steps = 0, total = 0, sum = 0, best = -INFINITY;
+  int active = 0, nev = 0;
+  for (int i = 0; i < p->n; i++) {
+    const mbpo_state* s = p->runs[i];
+    total += (double)mbpo_epochs(s->c) * (double)s->c->epoch_length;
+    steps += (double)s->train_steps;
+    if (s->phase != MBPO_PHASE_DONE) {
+      active++;
+      if (emin < 0 || s->epoch < emin) emin = s->epoch;
+      if (s->epoch > emax) emax = s->epoch;
+    }
+    if (isfinite(s->last_eval)) {
+      sum += s->last_eval;
+      nev++;
+      if (s->last_eval > best) best = s->last_eval;
+    }
+  }
+  double frac = total > 0 ? steps / total : 0, eta = frac > 0 ? (now - t0) * (1 - frac) / frac : 0;
+  char ev[96] = "";
+  if (nev) snprintf(ev, sizeof ev, "  eval mean %.1f best %.1f", sum / nev, best);
+  char et[32];
+  if (eta < 120) snprintf(et, sizeof et, "%.0f s", eta);
+  else snprintf(et, sizeof et, "%.0f min", eta / 60);
+  run_live("population: %d of %d runs training  epoch %ld-%ld  env steps %.0f of %.0f%s  ETA %s", active, p->n,
+           emin, emax, steps, total, ev, et);
+}
+
 /* Run the opened runs to their end (or an interruption); close them. Returns the exit status: the
  * largest of the runs'. */
 static int pop_run(pop* p, int threads_setting) {
   install_signals();
   pop_start(p, threads_setting);
+  double t0 = now_s(), last_live = t0;
   for (;;) {
     int active = 0, exploring = 0;
     for (int i = 0; i < p->n; i++) {
@@ -203,7 +247,9 @@ static int pop_run(pop* p, int threads_setting) {
       break;
     }
     pop_round(p);
+    pop_live(p, t0, &last_live);
   }
+  mbpo_live_clear();
   pop_stop(p);
   int rc = 0, failed = 0;
   for (int i = 0; i < p->n; i++) {

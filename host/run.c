@@ -203,10 +203,29 @@ int run_csv_text(FILE* f, const char* text) {
 void run_status(const run_folder* r, int final, const char* fmt, ...) {
   va_list ap;
   if (!r->tty && !final) return;
-  va_start(ap, fmt);
+  flockfile(stdout); /* the runs of a population print from several threads */
   if (r->tty) fputs("\r\033[K", stdout);
+  else mbpo_live_clear();
+  va_start(ap, fmt);
   vprintf(fmt, ap);
   va_end(ap);
   if (final || !r->tty) fputc('\n', stdout);
   fflush(stdout);
+  mbpo_live_set(r->tty && !final);
+  funlockfile(stdout);
+}
+
+void run_live(const char* fmt, ...) {
+  static int tty = -1;
+  if (tty < 0) tty = isatty(STDOUT_FILENO);
+  if (!tty) return;
+  va_list ap;
+  flockfile(stdout);
+  fputs("\r\033[K", stdout);
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+  mbpo_live_set(1);
+  funlockfile(stdout);
 }

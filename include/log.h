@@ -27,6 +27,13 @@ long mbpo_warning_count(void);
 /** Quiet mode: suppress notices (warnings and errors still print). */
 void mbpo_set_quiet(int quiet);
 
+/** Say whether a live line (run.h's terminal status lines) is showing on stdout without its
+ *  newline: errors, warnings and notices clear it first (mbpo_live_clear). */
+void mbpo_live_set(int showing);
+
+/** Clear the live line from the terminal, if one is showing. */
+void mbpo_live_clear(void);
+
 /** Format into buf (size n) like snprintf, always terminated; returns buf. */
 char* mbpo_fmt(char* buf, int n, const char* fmt, ...) MBPO_PRINTF(3, 4);
 

@@ -51,10 +51,19 @@ int run_mkdir_p(const char* path);
 int run_write_atomic(const char* path, const void* data, size_t n);
 
 /** Print a status line: on a terminal it overwrites the previous one (final = 1 ends it with a
- *  newline); otherwise it prints plain lines, only those with final = 1. */
+ *  newline); otherwise it prints plain lines, only those with final = 1. A line also replaces a
+ *  live line of run_live. */
 void run_status(const run_folder* r, int final, const char* fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/** The population's live line: printed over the previous live or status line when stdout is a
+ *  terminal (no newline; the next line of run_status replaces it), nothing otherwise. */
+void run_live(const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
 #endif
     ;
 
