@@ -24,6 +24,8 @@ struct mbpo_dev {
   rng_key roll_key;
   model_dev* model;
   pool_dev *real, *mpool;
+  float* stage;         /* pinned: an episode's rows on their way to the real pool */
+  long stage_rows;
   struct mbpo_pdev* pd; /* the population device holding this run's agent ... */
   int q;                /* ... as its run q */
 };
@@ -75,6 +77,8 @@ struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
   d->roll_key = (rng_key){(uint32_t)c->seed, RNG_ROLLOUT};
   d->model = modeld_create(d->c, s->model, c->real_pool_size);
   d->real = poold_create(d->c, s->od, s->ad, s->real->cap);
+  d->stage_rows = c->max_path_length;
+  d->stage = dx_alloc_pinned(d->c, (size_t)d->stage_rows * (size_t)(2 * s->od + s->ad + 2) * sizeof(float));
   poold_upload(d->c, d->real, s->real);
   if (s->mpool) {
     d->mpool = poold_create(d->c, s->od, s->ad, s->mpool->cap);
@@ -93,6 +97,7 @@ void mbpod_free(struct mbpo_dev* d) {
   modeld_free(d->model);
   poold_free(d->c, d->real);
   poold_free(d->c, d->mpool);
+  dx_free_pinned(d->c, d->stage);
   dx_destroy(d->c);
   free(d);
 }
@@ -103,7 +108,22 @@ const char* mbpod_name(const struct mbpo_dev* d) {
 
 void mbpod_push_real(struct mbpo_dev* d, long n, const float* obs, const float* act, const float* rew,
                      const float* next_obs, const float* done) {
-  poold_add_host(d->c, d->real, n, obs, act, rew, next_obs, done);
+  const pool_dev* R = d->real;
+  if (n > d->stage_rows) { /* not an episode: straight from the caller's memory */
+    poold_add_host(d->c, d->real, n, obs, act, rew, next_obs, done);
+    return;
+  }
+  /* through pinned memory, so that the copies run asynchronously; the previous episode's copies
+   * are long done by now (the wait only keeps the stage from being overwritten early) */
+  dx_sync(d->c);
+  const size_t od = (size_t)R->obs_dim, ad = (size_t)R->act_dim, m = (size_t)n;
+  float *so = d->stage, *sa = so + m * od, *sr = sa + m * ad, *sn = sr + m, *sd = sn + m * od;
+  memcpy(so, obs, m * od * sizeof(float));
+  memcpy(sa, act, m * ad * sizeof(float));
+  memcpy(sr, rew, m * sizeof(float));
+  memcpy(sn, next_obs, m * od * sizeof(float));
+  memcpy(sd, done, m * sizeof(float));
+  poold_add_host(d->c, d->real, n, so, sa, sr, sn, sd);
 }
 
 void mbpod_sync(struct mbpo_dev* d) { dx_sync(d->c); }

@@ -50,7 +50,8 @@ void mbpod_free(struct mbpo_dev* d);
 const char* mbpod_name(const struct mbpo_dev* d);
 
 /** The real pool got n rows at its end (the host pool already has them): copy them to the device
- *  pool from the given pinned rows. */
+ *  pool, asynchronously through a pinned stage of max_path_length rows (the call first waits for
+ *  the run's stream, so that the previous episode's copies have left the stage). */
 void mbpod_push_real(struct mbpo_dev* d, long n, const float* obs, const float* act, const float* rew,
                      const float* next_obs, const float* done);
 
