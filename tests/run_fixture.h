@@ -13,8 +13,8 @@
 #include "config.h"
 #include "sh_capture.h"
 #include "test.h"
+#include "tmp_files.h"
 
-static char g_tmp[256]; /* scratch folder of this program (fixture_tmp_make) */
 
 /* Make g_tmp, $TMPDIR/mbpo_test_<name>_XXXXXX (/tmp without TMPDIR). Returns 0, or -1 after
  * perror. */
@@ -39,17 +39,6 @@ static int fixture_rm_entry(const char* p, const struct stat* sb, int flag, stru
 /* Remove g_tmp and all in it, unless TEST_KEEP is set (to look at the files after a failure). */
 static void fixture_tmp_remove(void) {
   if (!getenv("TEST_KEEP")) nftw(g_tmp, fixture_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Write text to path; exit 2 when it cannot (the fixture is broken, not the code under test). */
-static void write_text(const char* path, const char* text) {
-  FILE* f = fopen(path, "w");
-  if (!f) {
-    fprintf(stderr, "cannot write %s\n", path);
-    exit(2);
-  }
-  fputs(text, f);
-  fclose(f);
 }
 
 /* The whole of a file, up to 1 MiB (malloc'ed; NULL when it cannot be read). */

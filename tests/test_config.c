@@ -10,25 +10,15 @@
 #include "config.h"
 #include "env.h"
 #include "test.h"
+#include "tmp_files.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static char g_tmp[256]; /* a scratch folder for this run */
 
 static const char* tmp_path(const char* name, char* buf, size_t n) {
   if (strlen(g_tmp) + strlen(name) + 2 > n) exit(2);
   snprintf(buf, n, "%.200s/%.200s", g_tmp, name);
   return buf;
-}
-
-static void write_text(const char* path, const char* text) {
-  FILE* f = fopen(path, "w");
-  if (!f) {
-    fprintf(stderr, "cannot write %s\n", path);
-    exit(2);
-  }
-  fputs(text, f);
-  fclose(f);
 }
 
 static int count_entries(const char* dir) {

@@ -10,18 +10,8 @@
 #include "run.h"
 #include "sweep.h"
 #include "test.h"
+#include "tmp_files.h"
 
-static char g_tmp[256]; /* a scratch folder for this run */
-
-static void write_text(const char* path, const char* text) {
-  FILE* f = fopen(path, "w");
-  if (!f) {
-    fprintf(stderr, "cannot write %s\n", path);
-    exit(2);
-  }
-  fputs(text, f);
-  fclose(f);
-}
 
 /* The hopper preset as the base of a sweep. */
 static mbpo_config hopper(void) {
