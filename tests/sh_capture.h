@@ -5,11 +5,10 @@
 #include <stdio.h>
 #include <sys/wait.h>
 
-/* Run cmdline with its output (stdout and stderr) in out (n bytes, NUL-terminated; the rest is
- * read and dropped). Returns the exit status (-1 on a signal, -2 when it could not start). */
-static int run_sh(const char* cmdline, char* out, size_t n) {
-  char cmd[8300];
-  snprintf(cmd, sizeof cmd, "%s 2>&1", cmdline);
+/* Run the shell command cmd as it stands (its own redirections) with its stdout in out (n bytes,
+ * NUL-terminated; the rest is read and dropped). Returns the exit status (-1 on a signal, -2 when
+ * it could not start). */
+static int sh_read(const char* cmd, char* out, size_t n) {
   FILE* p = popen(cmd, "r");
   if (!p) return -2;
   size_t len = 0, got;
@@ -20,6 +19,13 @@ static int run_sh(const char* cmdline, char* out, size_t n) {
   }
   int st = pclose(p);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Run cmdline with its output (stdout and stderr) in out, as sh_read. */
+static inline int run_sh(const char* cmdline, char* out, size_t n) {
+  char cmd[8300];
+  snprintf(cmd, sizeof cmd, "%s 2>&1", cmdline);
+  return sh_read(cmd, out, n);
 }
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "env.h"
+#include "sh_capture.h"
 #include "test.h"
 #include "tmp_files.h"
 
@@ -74,16 +75,7 @@ static int run_cli(const char* dir, const char* args, const char* what, char* ou
                                                   : ""; /* "none": args redirect themselves */
   snprintf(cmd, sizeof cmd, "%s%s%s'%s' %s %s", dir ? "cd '" : "", dir ? dir : "", dir ? "' && " : "",
            bin, args, redir);
-  FILE* p = popen(cmd, "r");
-  if (!p) return -2;
-  size_t len = 0, got;
-  while (len + 1 < n && (got = fread(out + len, 1, n - 1 - len, p)) > 0) len += got;
-  out[len] = 0;
-  char sink[4096];
-  while (fread(sink, 1, sizeof sink, p) > 0) {
-  }
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return sh_read(cmd, out, n);
 }
 
 /* ---- the table and the defaults ---------------------------------------------------------- */
