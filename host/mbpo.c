@@ -167,9 +167,15 @@ static void model_phase_done(mbpo_state* s, const model_fit_stats* fs, const rol
   s->fits++;
 }
 
-/* Fit the model on all of D_env, set k, resize D_model, roll out. On the device the run fits here
- * and the rollout is the population's, for all its runs at once (s->mstate = MBPO_MODEL_ROLLOUT;
- * mbpo_run_after_rollout completes the phase). */
+/* A NaN/Inf in the model's training loss stops the run. */
+static void fit_failed(mbpo_state* s) {
+  run_fail(s, "NaN/Inf in the model training loss (model fit %u, epoch %ld, env step %llu)", s->fits, s->epoch,
+           (unsigned long long)s->env_steps);
+}
+
+/* Fit the model on all of D_env, set k, resize D_model, roll out. On the device the fit and the
+ * rollout are the population's, for all its runs at once (s->mstate = MBPO_MODEL_ROLLOUT;
+ * mbpo_pdev_model, then mbpo_run_after_rollout completes the phase). */
 static void model_phase(mbpo_state* s) {
   const mbpo_config* c = s->c;
   double t0 = now_s();
@@ -177,22 +183,14 @@ static void model_phase(mbpo_state* s) {
   rollout_stats rs;
   s->k = mbpo_rollout_length(c, (int)s->epoch);
   long cap = mbpo_model_pool_capacity(c, s->k);
-  int rc;
   if (s->dev) {
-    rc = mbpod_fit(s->dev, s->fits, cap, &fs);
-  } else {
-    pool* R = s->real; /* rows 0..size-1 of the ring are all valid; their order does not matter */
-    rc = model_train(s->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, s->fits, &fs);
-  }
-  if (rc == MODEL_NONFINITE)
-    run_fail(s, "NaN/Inf in the model training loss (model fit %u, epoch %ld, env step %llu)", s->fits,
-             s->epoch, (unsigned long long)s->env_steps);
-  if (s->dev) {
-    s->mfit = fs;
     s->mfit_time = now_s() - t0;
     s->mstate = MBPO_MODEL_ROLLOUT;
     return;
   }
+  pool* R = s->real; /* rows 0..size-1 of the ring are all valid; their order does not matter */
+  if (model_train(s->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, s->fits, &fs) == MODEL_NONFINITE)
+    fit_failed(s);
   if (!s->mpool) s->mpool = pool_create(s->od, s->ad, cap);
   else if (cap != s->mpool->cap) pool_resize(s->mpool, cap);
   rng_key rk = {(uint32_t)c->seed, RNG_ROLLOUT};
@@ -561,7 +559,7 @@ int mbpo_run_tick(mbpo_state* s) {
     }
     if (s->t == 0 && s->mstate != MBPO_MODEL_RESUME) epoch_begin(s);
     if (epoch_step(s, n_epochs)) {
-      mbpod_sync(s->dev); /* the fit and the model pool's resize are done before the rollout */
+      mbpod_sync(s->dev); /* its real rows are on the device before the population's fit */
       return MBPO_TICK_MODEL;
     }
     s->t++;
@@ -579,6 +577,7 @@ void mbpo_run_after_rollout(mbpo_state* s, double seconds) {
     s->rc = 1;
     return;
   }
+  if (s->mfit.status == MODEL_NONFINITE) fit_failed(s);
   if (s->mroll_rc != 0)
     run_fail(s, "NaN/Inf in a model prediction during the rollout (model fit %u, epoch %ld)", s->fits, s->epoch);
   model_phase_done(s, &s->mfit, &s->mroll, s->mfit_time + seconds);

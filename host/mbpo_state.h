@@ -38,8 +38,9 @@ typedef struct path_buf {
 /* Where a run is: exploring, training (epochs), or finished (done, stopped, failed, interrupted). */
 enum { MBPO_PHASE_EXPLORE, MBPO_PHASE_TRAIN, MBPO_PHASE_DONE };
 
-/* What mbpo_run_tick did. MBPO_TICK_MODEL (device): it fitted the model and stopped before the
- * rollout, which the population runs for all its runs at once (mbpo_pdev_rollout); after
+/* What mbpo_run_tick did. MBPO_TICK_MODEL (device): its model phase came up and it stopped before
+ * the fit, which the population runs with the rollout for all its runs at once (mbpo_pdev_model);
+ * after
  * mbpo_run_after_rollout the next tick goes on from there (the env step of the same t). */
 enum { MBPO_TICK_STEP, MBPO_TICK_DONE, MBPO_TICK_MODEL };
 
@@ -76,7 +77,7 @@ typedef struct mbpo_state {
   int mstate;            /* device: MBPO_MODEL_*: the model phase waits for / has had the population's rollout */
   model_fit_stats mfit;  /* device: the fit of the model phase in progress ... */
   double mfit_time;      /* ... its seconds ... */
-  rollout_stats mroll;   /* ... and its rollout's statistics and status (mbpo_pdev_rollout) */
+  rollout_stats mroll;   /* ... and its rollout's statistics and status (mbpo_pdev_model) */
   int mroll_rc;
   evaluator* ev;
   path_buf path;
@@ -127,9 +128,9 @@ void mbpo_run_resume(mbpo_state* s, const mbpo_config* cfg, const char* run_path
  *  ends only this run, reported with the phase named). */
 int mbpo_run_tick(mbpo_state* s);
 
-/** After the population's rollout (mbpo_pdev_rollout, seconds long): complete the model phase of a
- *  run whose tick returned MBPO_TICK_MODEL (its log line and progress columns; a NaN in the
- *  rollout stops the run). Nothing for other runs. */
+/** After the population's model phase (mbpo_pdev_model, seconds long): complete the model phase
+ *  of a run whose tick returned MBPO_TICK_MODEL (its log line and progress columns; a NaN in the
+ *  fit or the rollout stops the run). Nothing for other runs. */
 void mbpo_run_after_rollout(mbpo_state* s, double seconds);
 
 /** After the population's device step (mbpo_pdev_step, seconds long): take its results for this

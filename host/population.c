@@ -6,9 +6,9 @@
  * that also step their MuJoCo environments. Runs share nothing mutable, so a run inside a population
  * computes exactly what it computes alone (tests/test_population.c holds this on the CPU backend).
  *
- * On the CUDA backend each run fits its model on its own stream from its worker thread; the
- * rollouts of the runs whose model phase came up in the round are one batched rollout
- * (host/dev/mbpo_dev.c, mbpo_pdev_rollout), after which those runs finish their step; and after
+ * On the CUDA backend the model phases of the runs whose phase came up in the round are one batched
+ * fit and one batched rollout (host/dev/mbpo_dev.c, mbpo_pdev_model), after which those runs
+ * finish their step; and after
  * the round's ticks one graph launch (mbpo_pdev_step) runs the SAC updates and next actions of all
  * runs at once: the agents of the population are one P-run device agent, every op and GEMM
  * covering all runs.
@@ -87,6 +87,7 @@ static void pop_round_work(pop* p) {
     int i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
     if (i >= p->n) return;
     if (p->resuming && p->runs[i]->mstate != MBPO_MODEL_RESUME) continue;
+    if (!p->resuming && p->runs[i]->mstate == MBPO_MODEL_ROLLOUT) continue; /* waiting (pop_round) */
     mbpo_run_tick(p->runs[i]); /* finished runs return at once */
   }
 }
@@ -158,16 +159,29 @@ static void pop_pass(pop* p, int resuming) {
   }
 }
 
-/* One round: every unfinished run takes one step. On the device: the runs whose model phase came
- * up fitted in their ticks and stopped; their rollouts run as one (mbpo_pdev_rollout) and those
- * runs then finish their step; then the SAC updates and next actions of all runs in one launch. */
-static void pop_round(pop* p) {
+/* Runs waiting at their model phase (device). */
+static int pop_waiting(const pop* p) {
+  int n = 0;
+  for (int i = 0; i < p->n; i++)
+    n += p->runs[i]->mstate == MBPO_MODEL_ROLLOUT && p->runs[i]->phase != MBPO_PHASE_DONE;
+  return n;
+}
+
+/* One round: every unfinished run takes one step. On the device: a run whose model phase comes up
+ * stops in its tick and waits, taking no steps, until every unfinished run waits at its own (or
+ * flush: a stop was requested); then their fits and rollouts run as one (mbpo_pdev_model) and
+ * those runs finish their step; then the SAC updates and next actions of all stepping runs in one
+ * launch. The waiting aligns the runs: their exploration ends with whole episodes, so their model
+ * phases would otherwise fall a few env steps apart for the whole run and never share a fit or a
+ * rollout; after one wait they come up in the same round from then on. It changes when a run's
+ * steps are computed, not what they compute. */
+static void pop_round(pop* p, int flush) {
   pop_pass(p, 0);
   if (!p->pd) return;
-  int paused = 0;
-  for (int i = 0; i < p->n; i++) paused += p->runs[i]->mstate == MBPO_MODEL_ROLLOUT;
-  if (paused) {
-    double dt = mbpo_pdev_rollout(p->pd, p->runs);
+  int running = 0, waiting = pop_waiting(p);
+  for (int i = 0; i < p->n; i++) running += p->runs[i]->phase != MBPO_PHASE_DONE;
+  if (waiting && (waiting == running || flush)) {
+    double dt = mbpo_pdev_model(p->pd, p->runs);
     for (int i = 0; i < p->n; i++) mbpo_run_after_rollout(p->runs[i], dt);
     pop_pass(p, 1);
   }
@@ -241,12 +255,13 @@ static int pop_run(pop* p, int threads_setting) {
         g_stop = 1;
     }
     if (!active) break;
-    if (g_stop && !exploring) { /* checkpoint every run where it stands */
+    const int stop = g_stop;
+    if (stop && !exploring && !pop_waiting(p)) { /* checkpoint every run where it stands */
       for (int i = 0; i < p->n; i++)
         if (p->runs[i]->phase == MBPO_PHASE_TRAIN) mbpo_run_interrupt(p->runs[i]);
       break;
     }
-    pop_round(p);
+    pop_round(p, stop); /* a stop first completes the model phases of waiting runs */
     pop_live(p, t0, &last_live);
   }
   mbpo_live_clear();

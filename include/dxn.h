@@ -28,6 +28,9 @@ typedef struct dxn_cache {
   int P;                          /* runs the next forward covers (dxn_cache_use_runs) */
   int Pmax;                       /* runs allocated */
   int Bmax, B, shared_input;
+  long ps;                        /* floats between the runs' parameter (and gradient) vectors:
+                                     net->nparams unless set after allocation (a model's vector
+                                     carries its log-variance bounds after the network's) */
   const float* x;                 /* the input of the last forward (device) */
   float* a[NN_MAX_LAYERS + 1];    /* a[l], 1 <= l < nlayers: input of layer l, [P][E][B][dims[l]] */
   float* z[NN_MAX_LAYERS];        /* z[l]: pre-activation of hidden layer l */

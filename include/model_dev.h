@@ -3,15 +3,19 @@
  * same random draws (model.h documents them), so that a fit on the device reproduces model_train
  * within float tolerance and the state moves between the backends as plain copies.
  *
- * Training (modeld_train) runs on device arrays: the holdout split (one radix sort), the
- * normaliser, the bootstrap, then epochs. Each epoch — its minibatch Adam steps, the loss mean, the
- * per-member shuffles (one sort, the epoch number read from device memory) and the holdout
- * scoring — is one graph, captured once per fit (N changes between fits) and launched once per
- * epoch; the host downloads E + 1 doubles per epoch (the holdout MSEs and the epoch's loss) and
- * makes the early-stopping decision, enqueueing the snapshot copies of the members that improved.
+ * Training runs on device arrays, for one model (modeld_train) or the models of P runs at once
+ * (modeld_fit_runs, a population's fits; modeld_train is it with one run): the holdout split (one
+ * radix sort), the normaliser, the bootstrap, then epochs. Each epoch — the minibatch Adam steps
+ * of every run, the loss means, the per-member shuffles (one sort per run, the epoch number read
+ * from device memory) and the holdout scoring — is one graph, captured once per fit (N changes
+ * between fits) and launched once per epoch; the host downloads P (E + 1) doubles per epoch (the
+ * holdout MSEs and the epoch's loss of each run) and makes each run's early-stopping decision,
+ * with one op for the snapshots of the members that improved. Runs whose training sets differ in
+ * size share each step: a run's minibatch is padded to the batch size with rows of zero gradient
+ * (and a run past its last step of the epoch, or stopped, takes no Adam step).
  *
- * All workspaces are allocated by modeld_create for fits of up to max_rows rows; after that only
- * modeld_reserve_predict allocates (outside captures). */
+ * All workspaces are allocated by modeld_create / modeld_fitter_create for fits of up to max_rows
+ * rows; after that only modeld_reserve_predict allocates (outside captures). */
 #ifndef MBPO_MODEL_DEV_H
 #define MBPO_MODEL_DEV_H
 
@@ -21,6 +25,19 @@
 #include "dx.h"
 #include "dxn.h"
 #include "model.h"
+
+/** Workspaces of one loss-and-gradient step over P runs' minibatches of up to Bt rows per member
+ *  (internal: model_dev.c allocates them, modeld_step_runs_ uses them). */
+typedef struct modeld_ws {
+  int P, Bt;
+  dxn_cache* cache;                  /* P runs, Bt rows, runs nparams apart */
+  float *out, *dout, *gbnd;          /* [P][E][Bt][2 D] */
+  double *rowsum, *part;             /* [P][E][Bt], [P][mdk_npart] */
+  int nbw;                           /* blocks of the weight-decay sums */
+} modeld_ws;
+
+/** The batched fitter of up to P runs' models (model_dev_train.c). */
+typedef struct modeld_fitter modeld_fitter;
 
 /** The device model. Public fields are device memory unless marked host; change them only
  *  through the functions below. */
@@ -37,35 +54,20 @@ typedef struct model_dev {
   dxn_adam* adam;                    /* over all nparams */
   int elites[MODEL_MAX_ENSEMBLE];    /* host: the members by holdout MSE, best first (first p.elites are the elites) */
 
-  /* private: training step (p.batch rows per member) */
-  dxn_cache* tcache;
-  float *xb, *yb, *out, *dout, *gbnd;  /* [E][batch][in], [E][batch][D], 3 x [E][batch][2 D] */
-  double *rowsum, *part;               /* [E batch], [(1 + 2 D) MDK_NB + L nbw] */
-  int nbw;                             /* blocks of the weight-decay sums */
-  double* terms;                       /* [L + 2] a step's loss terms (modeld_loss_grads) */
-  double* loss;                        /* [max steps per epoch][L + 2] per-step loss terms */
-  float* snap;                         /* [net.nparams] per-member snapshots */
-  double *npart, *nmu;                 /* normaliser sums: [in][MDK_NB], [in] */
-  /* private: fit (max_rows rows) */
-  long max_rows;
-  float *X, *Y;                        /* [max_rows][in], [max_rows][D]: the rows in permuted order */
-  int *perm, *boot, *boot2;            /* [max_rows], [E][max_rows] x 2 */
-  uint64_t *keys, *keys2;              /* [E max_rows] */
-  uint64_t* epoch;                     /* [1] the current epoch of a fit (read by the shuffle) */
-  double* stat;                        /* [1 + E]: epoch loss, holdout MSEs */
-  double* stat_h;                      /* host (pinned) copy of stat */
-  /* private: scoring */
-  int schunk;
-  dxn_cache* scache;
-  float *sx, *sy;                      /* [schunk][in], [E][schunk][2 D] */
-  double *srs, *sacc;                  /* [E][schunk], [E] */
+  /* private: the single steps (p.batch rows per member) */
+  modeld_ws ws;
+  int* bvals;                        /* [p.batch + 1]: bvals[b] = b, a step's row count read by its ops */
+  double* terms;                     /* [L + 2] a step's loss terms (modeld_loss_grads) */
+  /* private: this model's own fitter (NULL when made with max_rows 0) */
+  modeld_fitter* fit;
   /* private: prediction output, [E][pred_rows][2 D] */
   int pred_rows;
   float* pred_y;
 } model_dev;
 
 /** Create the device model of a host model's shape and settings on c, with its state uploaded
- *  (modeld_upload). max_rows: the largest N of a fit (the real pool's capacity; < 2^26). */
+ *  (modeld_upload). max_rows: the largest N of a fit (the real pool's capacity; < 2^26), or 0 for a
+ *  model that is only fitted by a population's fitter (modeld_fit_runs; no modeld_train). */
 model_dev* modeld_create(dx_ctx* c, const dyn_model* host, long max_rows);
 
 /** Free a device model (NULL is allowed). */
@@ -107,12 +109,53 @@ void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, doub
 /** modeld_loss_grads then one Adam step (model_step). Capturable. */
 void modeld_step(model_dev* d, int B, const float* x, const float* y, double* loss);
 
-/* Internal (model_dev_train.c): the step with the loss left as its L + 2 terms (mdk_loss_total),
- * added up later, which saves the step one kernel. */
-void modeld_step_terms_(model_dev* d, int B, const float* x, const float* y, double* terms);
-
 /** The holdout split's permutation of model_permutation(key, c0, 0, n, NULL, ...) into perm
- *  (device [n], n <= max_rows), by one stable radix sort of (u32 key << 32 | position). */
+ *  (device [n], n <= max_rows), by one stable radix sort of (u32 key << 32 | position). Needs the
+ *  model's own fitter (max_rows > 0). */
 void modeld_permutation(model_dev* d, rng_key key, uint32_t c0, int n, int* perm);
+
+/* ---- batched fits ---- */
+
+/** One run's fit in a batched fit. */
+typedef struct modeld_fit_job {
+  model_dev* m;        /* the run's model: its state is copied in, fitted and copied back */
+  int N;               /* rows (N <= the fitter's max_rows) */
+  const float *obs, *act, *rew, *next_obs; /* device [N][...], on any context of this device, ready */
+  uint32_t fit_index;
+  model_fit_stats st;  /* out: as modeld_train's */
+  int rc;              /* out: MODEL_OK, MODEL_NO_DATA or MODEL_NONFINITE */
+} modeld_fit_job;
+
+/** A fitter on c for up to P runs' models of shape's shape and batch settings (ensemble, batch,
+ *  weight decays: a fit's models must agree on them) of up to max_rows rows each. */
+modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* shape, int P, long max_rows);
+
+/** Free a fitter (NULL is allowed). */
+void modeld_fitter_free(modeld_fitter* f);
+
+/** modeld_train for n <= P runs at once: every epoch's minibatch steps, shuffles and holdout
+ *  scoring of all the runs are one graph launch, each run with its own rows, split, normaliser,
+ *  bootstrap, draws, early stopping and snapshots; a run that stops (or whose loss turns NaN) takes
+ *  no more Adam steps while the others go on. A run's results are those of modeld_train for it
+ *  alone (bit for bit on the host emulation). The models' contexts must be idle; their state is
+ *  final when this returns. Not inside a capture. */
+void modeld_fit_runs(modeld_fitter* f, modeld_fit_job* jobs, int n);
+
+/* Internal (model_dev.c): workspaces of P runs' steps of up to Bt rows, and one step: the loss
+ * terms of run q into terms[q][L + 2] (mdk_finish), the gradients into grads [P][nparams], then
+ * (when adam is not NULL) Adam over the runs with act[q] != 0. nb: device [P] rows per member of
+ * each run in x [P][E][Bt][in], y [P][E][Bt][D] (the rest padding); runs: the fit's table (each
+ * run's logvar_coef), or NULL for shape's. Capturable. */
+/* Internal, for tests: after a fit, run q's shuffled member lists (device [E][n_train]) and the
+ * holdout permutation of the fit's last run (device [N]). */
+const int* modeld_fit_boot_(const modeld_fitter* f, int q);
+const int* modeld_fit_perm_(const modeld_fitter* f);
+
+struct mdk_frun; /* kernels/model_k.h */
+void modeld_ws_alloc_(dx_ctx* c, const model_dev* shape, int P, int Bt, modeld_ws* w);
+void modeld_ws_free_(dx_ctx* c, modeld_ws* w);
+void modeld_step_runs_(dx_ctx* c, const model_dev* shape, modeld_ws* w, int P, int Bt, const int* nb,
+                       const struct mdk_frun* runs, float* params, float* grads, dxn_adam* adam,
+                       const int* act, const float* x, const float* y, double* terms);
 
 #endif

@@ -6,7 +6,14 @@
  * Reductions are deterministic and identical on both kinds: either one thread per output summing
  * in row order (the reference's order), or, for the per-step sums of a minibatch, fixed blocks
  * summed in order and then the block sums in order (two levels, about sqrt(n) each, so that no
- * thread runs long; the double sums then differ from the reference's order by ~1e-16 relative). */
+ * thread runs long; the double sums then differ from the reference's order by ~1e-16 relative).
+ *
+ * Runs. The fit's ops cover P runs' models at once (modeld_fit_runs): parameters [P][nparams]
+ * (model.h's layout each, bounds after the network), minibatches [P][E][Bt][...] of which the first
+ * nb[q] rows per member are run q's (the rest are padding with zero gradient, so that runs with
+ * different training-set sizes share a step), fit sizes in a device table mdk_frun[P]. A run's
+ * numbers never depend on the other runs: each sum runs over its own rows in the order of a fit
+ * alone. */
 #ifndef MBPO_MODEL_K_H
 #define MBPO_MODEL_K_H
 
@@ -24,6 +31,14 @@ extern "C" {
 
 /** Blocks of the two-level per-step sums (mdk_partials). */
 #define MDK_NB 64
+
+/** One run's fit (device table of a batched fit): its rows are X[q][0..n_ho) held out, then n_tr
+ *  training rows; the scored rows are X[q][0..n_score) (the holdout, or the training rows when
+ *  there is no holdout); an epoch is nsteps minibatch steps; coef is its model's logvar_coef. */
+typedef struct mdk_frun {
+  int n_tr, n_ho, n_score, nsteps;
+  float coef;
+} mdk_frun;
 
 /** sigmoid(x) = softplus'(x) without overflow (model.c's sigmoid). */
 MBPO_HD static float mdk_sigmoid(float x) {
@@ -151,64 +166,95 @@ MBPO_HD static void mdk_normalize_body(long i, const mdk_normalize_args* a) {
   a->xn[i] = (v - a->mean[k]) / a->std[k];
 }
 
-/* xn[i] = (X[i] - mean) / std for rows of raw inputs X [n][I] (i over n * I). */
+/* The normalised rows r0 .. r0 + nr of each run's scored rows (i over P * nr * I; q, row r, column
+ * k): xn[q][r][k] = (X[q][r0 + r][k] - mean[q][k]) / std[q][k], 0 past the run's n_score. X is
+ * [P][R][I], mean and std [P][I]. */
 typedef struct mdk_norm_rows_args {
   const float *X, *mean, *std;
+  const mdk_frun* runs;
   float* xn;
-  int I;
+  long R, r0;
+  int nr, I;
 } mdk_norm_rows_args;
 MBPO_HD static void mdk_norm_rows_body(long i, const mdk_norm_rows_args* a) {
-  int k = (int)(i % a->I);
-  a->xn[i] = (a->X[i] - a->mean[k]) / a->std[k];
+  const int I = a->I, k = (int)(i % I);
+  const long q = i / ((long)a->nr * I), r = (i / I) % a->nr, row = a->r0 + r;
+  if (row >= a->runs[q].n_score) {
+    a->xn[i] = 0.0f;
+    return;
+  }
+  a->xn[i] = (a->X[(q * a->R + row) * I + k] - a->mean[q * I + k]) / a->std[q * I + k];
 }
 
-/* A minibatch (one thread per row, i over E * nb; e = i / nb, r = i % nb):
- * g = idx[e * stride + r0 + r]; xb[e][r] = (Xtr[g] - mean) / std; yb[e][r] = Ytr[g]. */
+/* A minibatch of each run (one thread per row, i over P * E * Bt; q, member e, row r): rows
+ * r < nb[q] are g = idx[q][e][r0 + r] (idx [P][E][R], member e's list n_tr long), xb[q][e][r] =
+ * (X[q][n_ho + g] - mean[q]) / std[q], yb[q][e][r] = Y[q][n_ho + g]; the padding rows are 0. */
 typedef struct mdk_gather_args {
-  const float *Xtr, *Ytr, *mean, *std;
+  const float *X, *Y, *mean, *std;
   const int* idx;
+  const mdk_frun* runs;
+  const int* nb;       /* [P] valid rows per member of this step */
   float *xb, *yb;
-  long stride, r0;
-  int nb, I, D;
+  long R, r0;
+  int Bt, E, I, D;
 } mdk_gather_args;
 MBPO_HD static void mdk_gather_body(long i, const mdk_gather_args* a) {
-  long e = i / a->nb, r = i % a->nb;
-  const long g = a->idx[e * a->stride + a->r0 + r];
-  const float* x = a->Xtr + g * a->I;
-  float* xo = a->xb + i * a->I;
-  for (int k = 0; k < a->I; k++) xo[k] = (x[k] - a->mean[k]) / a->std[k];
-  const float* y = a->Ytr + g * a->D;
-  float* yo = a->yb + i * a->D;
-  for (int k = 0; k < a->D; k++) yo[k] = y[k];
+  const long EB = (long)a->E * a->Bt, q = i / EB, e = (i % EB) / a->Bt, r = i % a->Bt;
+  const int I = a->I, D = a->D;
+  float* xo = a->xb + i * I;
+  float* yo = a->yb + i * D;
+  if (r >= a->nb[q]) {
+    for (int k = 0; k < I; k++) xo[k] = 0.0f;
+    for (int k = 0; k < D; k++) yo[k] = 0.0f;
+    return;
+  }
+  const mdk_frun f = a->runs[q];
+  const long g = q * a->R + f.n_ho + a->idx[q * a->E * a->R + e * (long)f.n_tr + a->r0 + r];
+  const float* x = a->X + g * I;
+  const float *mu = a->mean + q * I, *sd = a->std + q * I;
+  for (int k = 0; k < I; k++) xo[k] = (x[k] - mu[k]) / sd[k];
+  const float* y = a->Y + g * D;
+  for (int k = 0; k < D; k++) yo[k] = y[k];
 }
 
 /* ---- the loss ---- */
 
-/* The Gaussian NLL with soft log-variance bounds of one row r (i over E * B) of the network output
- * out [E][B][2 D] against y [E][B][D] (model_loss's row loop): the row's data term into
- * rowsum[r] (double), dL/d(outputs) into dout, the row's share of the bound gradients into
- * gbnd[r] = [dmax_lv | dmin_lv]. s = 1 / (B D). */
+/* The Gaussian NLL with soft log-variance bounds of one row (i over P * E * Bt; run q, row r) of
+ * the network output out [P][E][Bt][2 D] against y [P][E][Bt][D] (model_loss's row loop): the
+ * row's data term into rowsum[i] (double), dL/d(outputs) into dout, the row's share of the bound
+ * gradients into gbnd[i] = [dmax_lv | dmin_lv]; s = 1 / (nb[q] D). Padding rows (r >= nb[q]) get
+ * zeros. The bounds of run q are at params + q ps + netn. */
 typedef struct mdk_nll_args {
-  const float *out, *y, *hi, *lo;
+  const float *out, *y, *params;
   float *dout, *gbnd;
   double* rowsum;
-  float s;
-  int D;
+  const int* nb;
+  long ps, netn;
+  int Bt, E, D;
 } mdk_nll_args;
-MBPO_HD static void mdk_nll_body(long r, const mdk_nll_args* p) {
+MBPO_HD static void mdk_nll_body(long i, const mdk_nll_args* p) {
   const int D = p->D, D2 = 2 * D;
-  const float* o = p->out + r * D2;
-  const float* t = p->y + r * D;
-  float* g = p->dout + r * D2;
-  float* gb = p->gbnd + r * D2;
-  const float s = p->s;
+  const long q = i / ((long)p->E * p->Bt), r = i % p->Bt;
+  const int nb = p->nb[q];
+  float* g = p->dout + i * D2;
+  float* gb = p->gbnd + i * D2;
+  if (r >= nb) {
+    for (int d = 0; d < D2; d++) g[d] = gb[d] = 0.0f;
+    p->rowsum[i] = 0.0;
+    return;
+  }
+  const float* o = p->out + i * D2;
+  const float* t = p->y + i * D;
+  const float* hi = p->params + q * p->ps + p->netn;
+  const float* lo = hi + D;
+  const float s = 1.0f / (float)(nb * D);
   double acc = 0.0;
   for (int d = 0; d < D; d++) {
     const float z = o[D + d];
-    const float a = p->hi[d] - z;
-    const float lv1 = p->hi[d] - model_softplus(a);
-    const float c = lv1 - p->lo[d];
-    const float lv = p->lo[d] + model_softplus(c);
+    const float a = hi[d] - z;
+    const float lv1 = hi[d] - model_softplus(a);
+    const float c = lv1 - lo[d];
+    const float lv = lo[d] + model_softplus(c);
     const float inv = expf(-lv);
     const float diff = o[d] - t[d];
     const float sq = diff * diff * inv;
@@ -220,40 +266,53 @@ MBPO_HD static void mdk_nll_body(long r, const mdk_nll_args* p) {
     gb[d] = glv * sc * (1.0f - sa);
     gb[D + d] = glv * (1.0f - sc);
   }
-  p->rowsum[r] = acc;
+  p->rowsum[i] = acc;
 }
 
-/* First level of the per-step sums. Rows (i < (1 + 2D) MDK_NB; q = i / MDK_NB, block
- * b = i % MDK_NB): blocks of ceil(n / MDK_NB) consecutive rows summed in order in double:
- *   q = 0:             rowsum[0..n)                              (the data term)
- *   q = 1 .. 2D:       gbnd[r][q - 1] over r < n                 (the bound gradients)
- * Weights (i = (1 + 2D) MDK_NB + l nbw + b, l < L, b < nbw): Σ W_l[k]² over k = b, b + nbw, ...
- * (interleaved, so that neighbouring threads read neighbouring weights). */
+/** Partials per run of mdk_partials: (1 + 2D) MDK_NB row blocks, then L nbw weight blocks. */
+MBPO_HD static long mdk_npart(int D, int L, int nbw) { return (long)(1 + 2 * D) * MDK_NB + (long)L * nbw; }
+
+/* First level of the per-step sums, per run (i over P * mdk_npart; run q, then as one run). Rows
+ * (j < (1 + 2D) MDK_NB; k = j / MDK_NB, block b = j % MDK_NB): the run's n = E nb[q] valid rows,
+ * taken member by member (row v is member v / nb[q], row v % nb[q]: a fit alone's contiguous
+ * order), in blocks of ceil(n / MDK_NB) consecutive rows summed in order in double:
+ *   k = 0:             rowsum                                    (the data term)
+ *   k = 1 .. 2D:       gbnd[.][k - 1]                            (the bound gradients)
+ * Weights (j = (1 + 2D) MDK_NB + l nbw + b, l < L, b < nbw): Σ W_l[k]² over k = b, b + nbw, ...
+ * (interleaved, so that neighbouring threads read neighbouring weights). part is [P][mdk_npart]. */
 typedef struct mdk_partials_args {
   const double* rowsum;
   const float* gbnd;
   const float* params;
   double* part;
-  long n;              /* rows E * B */
-  int D, L, nbw;
+  const int* nb;
+  long ps;
+  int Bt, E, D, L, nbw;
   long w_off[NN_MAX_LAYERS];
   long w_len[NN_MAX_LAYERS];
 } mdk_partials_args;
 MBPO_HD static void mdk_partials_body(long i, const mdk_partials_args* a) {
   const int D2 = 2 * a->D;
+  const long np = mdk_npart(a->D, a->L, a->nbw), q = i / np, j = i % np;
   const long nrow = (long)(1 + D2) * MDK_NB;
   double s = 0.0;
-  if (i < nrow) {
-    const int q = (int)(i / MDK_NB), b = (int)(i % MDK_NB);
-    const long per = (a->n + MDK_NB - 1) / MDK_NB;
-    const long r1 = (b + 1) * per < a->n ? (b + 1) * per : a->n;
-    if (q == 0)
-      for (long r = b * per; r < r1; r++) s += a->rowsum[r];
-    else
-      for (long r = b * per; r < r1; r++) s += a->gbnd[r * D2 + (q - 1)];
+  if (j < nrow) {
+    const int k = (int)(j / MDK_NB), b = (int)(j % MDK_NB), nb = a->nb[q];
+    const long n = (long)a->E * nb;
+    const long per = (n + MDK_NB - 1) / MDK_NB;
+    const long v0 = b * per, v1 = (b + 1) * per < n ? (b + 1) * per : n;
+    if (v0 < v1) {
+      long e = v0 / nb, r = v0 % nb; /* walk the valid rows without a division per row */
+      const long base = q * a->E * (long)a->Bt;
+      for (long v = v0; v < v1; v++) {
+        const long at = base + e * a->Bt + r;
+        s += k == 0 ? a->rowsum[at] : (double)a->gbnd[at * D2 + (k - 1)];
+        if (++r == nb) r = 0, e++;
+      }
+    }
   } else {
-    const int l = (int)((i - nrow) / a->nbw), b = (int)((i - nrow) % a->nbw);
-    const float* x = a->params + a->w_off[l];
+    const int l = (int)((j - nrow) / a->nbw), b = (int)((j - nrow) % a->nbw);
+    const float* x = a->params + q * a->ps + a->w_off[l];
     for (long k = b; k < a->w_len[l]; k += a->nbw) s += (double)x[k] * (double)x[k];
   }
   a->part[i] = s;
@@ -267,88 +326,147 @@ MBPO_HD static double mdk_loss_total(const double* t, int L) {
   return loss + t[1 + L];
 }
 
-/* Second level (i over 1 + 2D + L), each thread summing its partials in order:
- * i = 0: terms[0] = data s and terms[1 + L] = coef Σ_d (max_lv - min_lv);
- * i = 1 .. D: grads of max_lv = Σ + coef; i = D + 1 .. 2D: grads of min_lv = Σ - coef;
- * i = 2D + 1 + l: terms[1 + l] = ½ wd_l Σ W_l². */
+/* Second level, per run (i over P (1 + 2D + L); run q, j = i % (1 + 2D + L)), each thread summing
+ * its partials in order, s = 1 / (nb[q] D) (0 for a run without rows in this step):
+ * j = 0: terms[q][0] = data s and terms[q][1 + L] = coef Σ_d (max_lv - min_lv);
+ * j = 1 .. D: grads of max_lv = Σ + coef; j = D + 1 .. 2D: grads of min_lv = Σ - coef;
+ * j = 2D + 1 + l: terms[q][1 + l] = ½ wd_l Σ W_l². terms is [P][L + 2]; the bounds and their
+ * gradients are at params / grads + q ps + netn; coef is runs[q].coef (runs NULL: a->coef). */
 typedef struct mdk_finish_args {
   const double* part;
-  const float *hi, *lo;
-  float* gbounds;      /* grads + net.nparams: [dmax_lv (D) | dmin_lv (D)] */
-  double* terms;       /* [L + 2] */
-  float s, coef;
+  const float* params;
+  float* grads;
+  double* terms;
+  const int* nb;
+  const mdk_frun* runs;
+  long ps, netn;
+  float coef;
   int D, L, nbw;
   float wd[NN_MAX_LAYERS];
 } mdk_finish_args;
 MBPO_HD static void mdk_finish_body(long i, const mdk_finish_args* a) {
-  const int D = a->D;
-  if (i == 0) {
+  const int D = a->D, F = 1 + 2 * D + a->L;
+  const long q = i / F, j = i % F;
+  const double* part = a->part + q * mdk_npart(D, a->L, a->nbw);
+  const float* hi = a->params + q * a->ps + a->netn;
+  const float* lo = hi + D;
+  double* terms = a->terms + q * (a->L + 2);
+  const double coef = a->runs ? (double)a->runs[q].coef : (double)a->coef;
+  if (j == 0) {
+    const int nb = a->nb[q];
+    const float s = nb > 0 ? 1.0f / (float)(nb * D) : 0.0f;
     double data = 0.0;
-    for (int b = 0; b < MDK_NB; b++) data += a->part[b];
-    a->terms[0] = data * (double)a->s;
+    for (int b = 0; b < MDK_NB; b++) data += part[b];
+    terms[0] = data * (double)s;
     double bsum = 0.0;
-    for (int d = 0; d < D; d++) bsum += (double)a->hi[d] - (double)a->lo[d];
-    a->terms[1 + a->L] = (double)a->coef * bsum;
-  } else if (i <= 2 * D) {
-    const double* pq = a->part + i * MDK_NB;
+    for (int d = 0; d < D; d++) bsum += (double)hi[d] - (double)lo[d];
+    terms[1 + a->L] = coef * bsum;
+  } else if (j <= 2 * D) {
+    const double* pq = part + j * MDK_NB;
     double s = 0.0;
     for (int b = 0; b < MDK_NB; b++) s += pq[b];
-    a->gbounds[i - 1] = i <= D ? (float)(s + (double)a->coef) : (float)(s - (double)a->coef);
+    float* gbounds = a->grads + q * a->ps + a->netn;
+    gbounds[j - 1] = j <= D ? (float)(s + coef) : (float)(s - coef);
   } else {
-    const int l = (int)(i - 2 * D - 1);
-    const double* pl = a->part + (long)(1 + 2 * D) * MDK_NB + (long)l * a->nbw;
+    const int l = (int)(j - 2 * D - 1);
+    const double* pl = part + (long)(1 + 2 * D) * MDK_NB + (long)l * a->nbw;
     double ss = 0.0;
     for (int b = 0; b < a->nbw; b++) ss += pl[b];
-    a->terms[1 + l] = 0.5 * (double)a->wd[l] * ss;
+    terms[1 + l] = 0.5 * (double)a->wd[l] * ss;
   }
 }
 
-/* Weight decay gradient (i over net.nparams): g[i] += wd_l W[i] where i is one of layer l's
- * weights; biases unchanged. */
+/* Weight decay gradient (i over P netn; run q, k = i % netn): g[q][k] += wd_l W[q][k] where k is one
+ * of layer l's weights; biases unchanged (runs ps apart). */
 typedef struct mdk_wd_args {
   const float* params;
   float* grads;
+  long ps, netn;
   int L;
   long w_off[NN_MAX_LAYERS];
   long w_len[NN_MAX_LAYERS];
   float wd[NN_MAX_LAYERS];
 } mdk_wd_args;
 MBPO_HD static void mdk_wd_body(long i, const mdk_wd_args* a) {
+  const long q = i / a->netn, k = i % a->netn, at = q * a->ps + k;
   for (int l = 0; l < a->L; l++)
-    if (i >= a->w_off[l] && i < a->w_off[l] + a->w_len[l]) {
-      a->grads[i] += a->wd[l] * a->params[i];
+    if (k >= a->w_off[l] && k < a->w_off[l] + a->w_len[l]) {
+      a->grads[at] += a->wd[l] * a->params[at];
       return;
     }
 }
 
-/* One thread: out[0] = Σ_j loss_j (in order) / n, the mean loss of an epoch's n steps, loss_j the
- * total of step j's terms (terms [n][L + 2], mdk_loss_total). */
+/* One thread per run q: out[q ostride] = Σ_j loss_j (in order) / n, the mean loss of the run's n
+ * steps of an epoch (n = runs[q].nsteps, or a->n when runs is NULL), loss_j the total of step j's
+ * terms (mdk_loss_total): terms [steps][P][L + 2]. */
 typedef struct mdk_mean_args {
   const double* terms;
   double* out;
-  int n, L;
+  const mdk_frun* runs;
+  int n, P, L, ostride;
 } mdk_mean_args;
-MBPO_HD static void mdk_mean_body(long i, const mdk_mean_args* a) {
-  (void)i;
+MBPO_HD static void mdk_mean_body(long q, const mdk_mean_args* a) {
+  const int n = a->runs ? a->runs[q].nsteps : a->n;
+  const long step = (long)a->P * (a->L + 2);
   double s = 0.0;
-  for (int j = 0; j < a->n; j++) s += mdk_loss_total(a->terms + (long)j * (a->L + 2), a->L);
-  *a->out = s / a->n;
+  for (int j = 0; j < n; j++) s += mdk_loss_total(a->terms + j * step + q * (a->L + 2), a->L);
+  a->out[q * a->ostride] = s / n;
+}
+
+/* The fit's per-step flags (i over steps * P; q = i % P): act[i] = alive[q] and nb[i] > 0, the
+ * Adam mask of run q in step i / P. */
+typedef struct mdk_active_args {
+  const int *alive, *nb;
+  int* act;
+  int P;
+} mdk_active_args;
+MBPO_HD static void mdk_active_body(long i, const mdk_active_args* a) {
+  a->act[i] = a->alive[i % a->P] && a->nb[i] > 0;
+}
+
+/* Copy the flagged members' weights and biases (i over P netn; run q, k = i % netn): dst[q dstride
+ * + k] = src[q sstride + k] where k belongs to member e of some layer and flags[q E + e] != 0 (the
+ * per-member snapshots and their restore). */
+typedef struct mdk_snap_args {
+  float* dst;
+  const float* src;
+  const int* flags;
+  long dstride, sstride, netn;
+  int E, L;
+  long w_off[NN_MAX_LAYERS], w_len[NN_MAX_LAYERS]; /* per member: din dout */
+  long b_off[NN_MAX_LAYERS], b_len[NN_MAX_LAYERS]; /* per member: dout */
+} mdk_snap_args;
+MBPO_HD static void mdk_snap_body(long i, const mdk_snap_args* a) {
+  const long q = i / a->netn, k = i % a->netn;
+  long e = -1;
+  for (int l = 0; l < a->L && e < 0; l++) {
+    if (k >= a->w_off[l] && k < a->w_off[l] + a->E * a->w_len[l]) e = (k - a->w_off[l]) / a->w_len[l];
+    else if (k >= a->b_off[l] && k < a->b_off[l] + a->E * a->b_len[l]) e = (k - a->b_off[l]) / a->b_len[l];
+  }
+  if (e >= 0 && a->flags[q * a->E + e]) a->dst[q * a->dstride + k] = a->src[q * a->sstride + k];
 }
 
 /* ---- scoring and prediction ---- */
 
-/* Per-row squared error of a chunk of n scored rows (i over E * n; e = i / n, r = i % n):
- * rs[i] = Σ_d (μ - y)² in double, μ from py [E][n][2 D], y [n][D]. */
+/* Per-row squared error of a chunk of nr scored rows r0 .. of each run (i over P E nr; run q,
+ * member e, row r): rs[i] = Σ_d (μ - y)² in double, μ from py [P][E][nr][2 D], y = Y[q][r0 + r]
+ * (Y [P][R][D]); 0 past the run's n_score. */
 typedef struct mdk_mse_rows_args {
-  const float *py, *y;
+  const float *py, *Y;
+  const mdk_frun* runs;
   double* rs;
-  int n, D;
+  long R, r0;
+  int nr, E, D;
 } mdk_mse_rows_args;
 MBPO_HD static void mdk_mse_rows_body(long i, const mdk_mse_rows_args* a) {
   const int D = a->D;
-  const long r = i % a->n;
+  const long q = i / ((long)a->E * a->nr), row = a->r0 + i % a->nr;
+  if (row >= a->runs[q].n_score) {
+    a->rs[i] = 0.0;
+    return;
+  }
   const float* o = a->py + i * 2 * D;
-  const float* y = a->y + r * D;
+  const float* y = a->Y + (q * a->R + row) * D;
   double s = 0.0;
   for (int d = 0; d < D; d++) {
     double df = (double)o[d] - (double)y[d];
@@ -357,20 +475,31 @@ MBPO_HD static void mdk_mse_rows_body(long i, const mdk_mse_rows_args* a) {
   a->rs[i] = s;
 }
 
-/* One thread per member e: acc[e] (= 0 first) += Σ_r rs[e][r] in row order; on the last chunk
- * mse[e] = acc[e] / (N D) (NaN when N < 1). */
+/* One thread per (run q, member e), i over P E: the chunk's rows of the run (n = its rows in r0 ..
+ * r0 + nr) added in row order to acc[i] (0 at r0 = 0); on the run's last chunk mse[q ostride + e] =
+ * acc / (n_score D) (NaN when n_score < 1). */
 typedef struct mdk_mse_acc_args {
   const double* rs;
   double *acc, *mse;
-  int n, first, last, D;
-  long N;
+  const mdk_frun* runs;
+  long r0;
+  int nr, E, D, ostride;
 } mdk_mse_acc_args;
-MBPO_HD static void mdk_mse_acc_body(long e, const mdk_mse_acc_args* a) {
-  double s = a->first ? 0.0 : a->acc[e];
-  const double* r = a->rs + e * a->n;
-  for (int k = 0; k < a->n; k++) s += r[k];
-  a->acc[e] = s;
-  if (a->last) a->mse[e] = a->N > 0 ? s / ((double)a->N * a->D) : (double)NAN;
+MBPO_HD static void mdk_mse_acc_body(long i, const mdk_mse_acc_args* a) {
+  const long q = i / a->E, e = i % a->E;
+  const long N = a->runs[q].n_score;
+  double* mse = a->mse + q * a->ostride + e;
+  if (N < 1) {
+    if (a->r0 == 0) *mse = (double)NAN;
+    return;
+  }
+  const long n = N - a->r0 < a->nr ? N - a->r0 : a->nr;
+  if (n <= 0) return;
+  double s = a->r0 == 0 ? 0.0 : a->acc[i];
+  const double* r = a->rs + i * a->nr;
+  for (long k = 0; k < n; k++) s += r[k];
+  a->acc[i] = s;
+  if (a->r0 + n >= N) *mse = s / ((double)N * a->D);
 }
 
 /* Split a chunk's network output py [E][n][2 D] into mean and soft-clamped log-variance
@@ -394,7 +523,7 @@ MBPO_HD static void mdk_split_out_body(long i, const mdk_split_out_args* a) {
 extern const dx_op dxop_mdk_keys, dxop_mdk_split_rows, dxop_mdk_norm_part, dxop_mdk_norm_fin, dxop_mdk_boot,
     dxop_mdk_normalize, dxop_mdk_norm_rows, dxop_mdk_gather, dxop_mdk_nll, dxop_mdk_partials,
     dxop_mdk_finish, dxop_mdk_wd, dxop_mdk_mean, dxop_mdk_mse_rows, dxop_mdk_mse_acc,
-    dxop_mdk_split_out;
+    dxop_mdk_split_out, dxop_mdk_active, dxop_mdk_snap;
 
 #ifdef __cplusplus
 }

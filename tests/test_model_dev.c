@@ -261,9 +261,9 @@ static int compare_fit(dyn_model* m, model_dev* d, const data* t, float* const d
   CHECK(fabs(sd.elite_mse - sr.elite_mse) <= tl * sr.elite_mse, "elite MSE %.9g vs %.9g", sd.elite_mse, sr.elite_mse);
 
   /* the permutation, the shuffled bootstrap indices (exact), the normaliser, the parameters */
-  int* perm = down_bytes(d->perm, (size_t)t->N * sizeof(int));
+  int* perm = down_bytes(modeld_fit_perm_(d->fit), (size_t)t->N * sizeof(int));
   CHECK(!memcmp(perm, m->perm, (size_t)t->N * sizeof(int)), "holdout permutations differ");
-  int* boot = down_bytes(d->boot, (size_t)ENS * sr.n_train * sizeof(int));
+  int* boot = down_bytes(modeld_fit_boot_(d->fit, 0), (size_t)ENS * sr.n_train * sizeof(int));
   CHECK(!memcmp(boot, m->boot, (size_t)ENS * sr.n_train * sizeof(int)), "shuffled bootstrap indices differ");
   model_params p = m->p;
   dyn_model* back = model_create(OBS, ACT, &p, (rng_key){1, 0});

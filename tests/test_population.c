@@ -130,23 +130,33 @@ static void test_population_interrupt_resume(void) {
 }
 
 /* The device path's population is one P-run agent (every SAC op and GEMM over both runs, the runs'
- * own seeds, Polyak rates and real/model mixes, updates masked while a run's pool is short) and one
- * batched rollout (the runs' own models, policies and rollout lengths, 1 and 3): each run equals the
- * same run alone. */
+ * own seeds, Polyak rates and real/model mixes, updates masked while a run's pool is short), one
+ * batched model fit (the runs' own holdout splits, so training sets of different sizes share each
+ * step, learning rates, logvar coefficients and stopping rules, so one run stops while the other goes
+ * on) and one batched rollout (the runs' own models, policies and rollout lengths, 1 and 3): each
+ * run equals the same run alone. */
 static void test_population_device_emulation(void) {
   char args[2048];
   snprintf(args, sizeof args,
            "run_dir=%s/emu threads=1 'sweep.seed=0,1' 'sweep.sac.tau=0.005,0.02' 'sweep.sac.real_ratio=0.05,0.5' "
-           "'sweep.rollout.max_length=1,3' sweep.zip=seed,sac.tau,sac.real_ratio,rollout.max_length %s", g_tmp, SCHED);
+           "'sweep.rollout.max_length=1,3' 'sweep.model.holdout_ratio=0.2,0.1' 'sweep.model.lr=1e-3,5e-4' "
+           "'sweep.model.logvar_coef=0.01,0.03' 'sweep.model.patience=5,0' 'sweep.model.improvement=0.01,0.5' "
+           "sweep.zip=seed,sac.tau,sac.real_ratio,rollout.max_length,model.holdout_ratio,model.lr,"
+           "model.logvar_coef,model.patience,model.improvement %s",
+           g_tmp, SCHED);
   CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu") == 0, "emulated population failed");
-  snprintf(args, sizeof args, "run_dir=%s/emu1 threads=1 seed=1 sac.tau=0.02 sac.real_ratio=0.5 %s rollout.max_length=3",
+  snprintf(args, sizeof args,
+           "run_dir=%s/emu1 threads=1 seed=1 sac.tau=0.02 sac.real_ratio=0.5 %s rollout.max_length=3 "
+           "model.holdout_ratio=0.1 model.lr=5e-4 model.logvar_coef=0.03 model.patience=0 model.improvement=0.5",
            g_tmp, SCHED);
   CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu1") == 0, "emulated run alone failed");
   snprintf(args, sizeof args, "run_dir=%s/emu0 threads=1 seed=0 %s rollout.max_length=1", g_tmp, SCHED);
   CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu0") == 0, "emulated run alone failed");
-  same_run("emu/inverted_pendulum-mbpo-sac_tau_0.02-sac_real_ratio_0.5-rollout_max_length_3-s1",
+  same_run("emu/inverted_pendulum-mbpo-sac_tau_0.02-sac_real_ratio_0.5-rollout_max_length_3-model_holdout_ratio_0.1-"
+           "model_lr_0.0005-model_logvar_coef_0.03-model_patience_0-model_improvement_0.5-s1",
            "emu1/inverted_pendulum-mbpo-s1");
-  same_run("emu/inverted_pendulum-mbpo-sac_tau_0.005-sac_real_ratio_0.05-rollout_max_length_1-s0",
+  same_run("emu/inverted_pendulum-mbpo-sac_tau_0.005-sac_real_ratio_0.05-rollout_max_length_1-model_holdout_ratio_0.2-"
+           "model_lr_0.001-model_logvar_coef_0.01-model_patience_5-model_improvement_0.01-s0",
            "emu0/inverted_pendulum-mbpo-s0");
   /* the CPU backend's run for the MPI case */
   snprintf(args, sizeof args, "run_dir=%s/cpu0 threads=1 seed=0 %s rollout.max_length=3", g_tmp, SCHED);

@@ -32,6 +32,7 @@ dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
   if (!k) mbpo_fatal("out of memory");
   k->P = k->Pmax = P;
   k->Bmax = Bmax;
+  k->ps = (long)net->nparams;
   size_t EB = (size_t)P * (size_t)net->E * (size_t)Bmax;
   for (int l = 1; l < net->nlayers; l++) {
     k->a[l] = dx_allocf(c, EB * (size_t)net->dims[l]);
@@ -61,13 +62,13 @@ void dxn_cache_free(dx_ctx* c, dxn_cache* k) {
 }
 
 /* The layers' GEMMs over [P][E]: a member's weights lie din * dout apart inside a run's vector and
- * the runs' vectors nparams apart; activations [P][E][B][d]; a shared input [P][B][d] (member
+ * the runs' vectors k->ps apart; activations [P][E][B][d]; a shared input [P][B][d] (member
  * stride 0). */
 void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x,
                  int shared_input, dxn_cache* k, float* y) {
   if (B > k->Bmax) mbpo_fatal("dxn_forward: %d rows exceed the cache's %d", B, k->Bmax);
   const int L = net->nlayers, E = net->E, R = k->P;
-  const long ps = (long)net->nparams;
+  const long ps = k->ps;
   k->B = B;
   k->shared_input = shared_input;
   k->x = x;
@@ -89,7 +90,7 @@ void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const floa
 static void backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
                      float* grads, float* dx, int accumulate) {
   const int L = net->nlayers, E = net->E, B = k->B, R = k->P;
-  const long ps = (long)net->nparams;
+  const long ps = k->ps;
   if (!k->x) mbpo_fatal("dxn_backward without a forward");
   const float* dz = dy;
   for (int l = L - 1; l >= 0; l--) {

@@ -1,5 +1,6 @@
-/* mbpo_dev.c: the CUDA backend's phases of the MBPO loop (mbpo_dev.h): each run's model, pools and
- * rollouts, and the population's agents with the one step graph of all runs. */
+/* mbpo_dev.c: the CUDA backend's phases of the MBPO loop (mbpo_dev.h): each run's model state and
+ * pools, and the population's agents with the one step graph of all runs, its batched fits and
+ * its batched rollouts. */
 #include "mbpo_dev.h"
 
 #include <math.h>
@@ -10,6 +11,7 @@
 #include "dx.h"
 #include "dxn.h"
 #include "log.h"
+#include "mbpo.h"
 #include "model_dev.h"
 #include "pool_dev.h"
 #include "pool_k.h"
@@ -45,6 +47,8 @@ struct mbpo_pdev {
   dx_ctx* c;
   int P, od, ad, B, G;
   sac_dev* agent;          /* the P runs' agents */
+  modeld_fitter* fitter;   /* the fits of up to P runs' models at once */
+  modeld_fit_job* fits;    /* [P] */
   rollout_dev* ro;         /* the rollouts of up to P runs at once */
   rolloutd_job* jobs;      /* [P] */
   struct mbpo_dev** runs;  /* [P] the runs' device sides (their pools) */
@@ -75,7 +79,7 @@ struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
   d->c = dx_create(kind);
   d->cfg = c;
   d->roll_key = (rng_key){(uint32_t)c->seed, RNG_ROLLOUT};
-  d->model = modeld_create(d->c, s->model, c->real_pool_size);
+  d->model = modeld_create(d->c, s->model, 0); /* fitted by the population's fitter */
   d->real = poold_create(d->c, s->od, s->ad, s->real->cap);
   d->stage_rows = c->max_path_length;
   d->stage = dx_alloc_pinned(d->c, (size_t)d->stage_rows * (size_t)(2 * s->od + s->ad + 2) * sizeof(float));
@@ -131,14 +135,6 @@ void mbpod_sync(struct mbpo_dev* d) { dx_sync(d->c); }
 static sac_dev* agent_of(const struct mbpo_dev* d) {
   if (!d->pd) mbpo_fatal("mbpo_dev: the run has not joined a population device");
   return d->pd->agent;
-}
-
-int mbpod_fit(struct mbpo_dev* d, uint32_t fit_index, long cap, model_fit_stats* fs) {
-  pool_dev* R = d->real;
-  int rc = modeld_train(d->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, fit_index, fs);
-  if (rc == MODEL_NONFINITE) return rc;
-  if (cap != d->mpool->cap) poold_resize(d->c, d->mpool, cap); /* the population re-points its sampling */
-  return 0;
 }
 
 void mbpod_model_pool_size(const struct mbpo_dev* d, long* size, long* cap) {
@@ -254,7 +250,12 @@ struct mbpo_pdev* mbpo_pdev_create(mbpo_state* const* runs, int P) {
   pd->ro = rolloutd_create_runs(pd->c, &s0->model->net, &s0->agent->pi, pd->od, pd->ad, P, (int)c0->rollout_batch,
                                 s0->task->term, ROLLOUTD_CHUNK);
   pd->jobs = calloc((size_t)P, sizeof *pd->jobs);
-  if (!pd->jobs) mbpo_fatal("out of memory");
+  pd->fits = calloc((size_t)P, sizeof *pd->fits);
+  if (!pd->jobs || !pd->fits) mbpo_fatal("out of memory");
+  long max_rows = 1;
+  for (int q = 0; q < P; q++)
+    if (runs[q]->real->cap > max_rows) max_rows = runs[q]->real->cap;
+  pd->fitter = modeld_fitter_create(pd->c, s0->model, P, max_rows);
   const size_t R = (size_t)P, B = R * (size_t)pd->B;
   pd->upd = dx_alloc(pd->c, R * sizeof(uint64_t));
   pd->env = dx_alloc(pd->c, R * sizeof(uint64_t));
@@ -303,7 +304,9 @@ void mbpo_pdev_free(struct mbpo_pdev* pd) {
   dx_graph_free(pd->c, pd->g_act);
   sacd_free(pd->agent);
   rolloutd_free(pd->ro);
+  modeld_fitter_free(pd->fitter);
   free(pd->jobs);
+  free(pd->fits);
   void* bufs[] = {pd->upd, pd->env, pd->active, pd->act_keys, pd->srcs, pd->d_obs, pd->d_act, pd->bobs,
                   pd->bact, pd->brew, pd->bnext, pd->bdone, pd->stats};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(pd->c, bufs[i]);
@@ -314,12 +317,49 @@ void mbpo_pdev_free(struct mbpo_pdev* pd) {
   free(pd);
 }
 
-double mbpo_pdev_rollout(struct mbpo_pdev* pd, mbpo_state* const* runs) {
-  int n = 0;
+/* The model phase waits for the population, and its fit went well (mbpo_pdev_model). */
+static int rolls_out(const mbpo_state* s) {
+  return s->mstate == MBPO_MODEL_ROLLOUT && s->phase != MBPO_PHASE_DONE && s->mfit.status != MODEL_NONFINITE;
+}
+
+double mbpo_pdev_model(struct mbpo_pdev* pd, mbpo_state* const* runs) {
   double t0 = now_s();
+  /* 1. the fits, batched */
+  int n = 0;
+  for (int q = 0; q < pd->P; q++) {
+    mbpo_state* s = runs[q];
+    if (s->mstate != MBPO_MODEL_ROLLOUT || s->phase == MBPO_PHASE_DONE) continue;
+    const pool_dev* R = s->dev->real;
+    modeld_fit_job* j = &pd->fits[n++];
+    memset(j, 0, sizeof *j);
+    j->m = s->dev->model;
+    j->N = (int)R->size;
+    j->obs = R->obs;
+    j->act = R->act;
+    j->rew = R->rew;
+    j->next_obs = R->next_obs;
+    j->fit_index = s->fits;
+  }
+  if (!n) return 0;
+  modeld_fit_runs(pd->fitter, pd->fits, n);
+  for (int q = 0, i = 0; q < pd->P; q++) {
+    mbpo_state* s = runs[q];
+    if (s->mstate != MBPO_MODEL_ROLLOUT || s->phase == MBPO_PHASE_DONE) continue;
+    s->mfit = pd->fits[i++].st;
+    memset(&s->mroll, 0, sizeof s->mroll);
+    s->mroll_rc = 0;
+    /* 2. the model pool sized for this k (the population re-points its sampling) */
+    const long cap = mbpo_model_pool_capacity(s->c, s->k);
+    if (rolls_out(s) && cap != s->dev->mpool->cap) {
+      poold_resize(s->dev->c, s->dev->mpool, cap);
+      dx_sync(s->dev->c);
+    }
+  }
+  /* 3. the rollouts, batched */
+  n = 0;
   for (int q = 0; q < pd->P; q++) {
     const mbpo_state* s = runs[q];
-    if (s->mstate != MBPO_MODEL_ROLLOUT || s->phase == MBPO_PHASE_DONE) continue;
+    if (!rolls_out(s)) continue;
     const struct mbpo_dev* d = s->dev;
     const model_dev* m = d->model;
     rolloutd_job* j = &pd->jobs[n++];
@@ -333,11 +373,10 @@ double mbpo_pdev_rollout(struct mbpo_pdev* pd, mbpo_state* const* runs) {
     j->key = d->roll_key;
     j->fit_index = s->fits;
   }
-  if (!n) return 0;
-  rolloutd_run_runs(pd->ro, &pd->agent->pi, pd->jobs, n, (int)runs[0]->c->rollout_batch);
-  for (int q = 0, i = 0; q < pd->P; q++) {
+  if (n) rolloutd_run_runs(pd->ro, &pd->agent->pi, pd->jobs, n, (int)runs[0]->c->rollout_batch);
+  for (int q = 0, i = 0; q < pd->P && n; q++) {
     mbpo_state* s = runs[q];
-    if (s->mstate != MBPO_MODEL_ROLLOUT || s->phase == MBPO_PHASE_DONE) continue;
+    if (!rolls_out(s)) continue;
     s->mroll = pd->jobs[i].st;
     s->mroll_rc = pd->jobs[i].rc;
     i++;

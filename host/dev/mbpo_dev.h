@@ -6,11 +6,11 @@
  * the rest (mbpod_to_host) only for checkpoints and the evaluation's policy snapshot.
  *
  * The device side is in two parts. Each run has its own (struct mbpo_dev, its own context: stream,
- * cuBLAS handle, graphs): the model and both pools, so that the runs of a population fit their
- * models concurrently from their worker threads. The agents of all runs live in one population
- * device (struct mbpo_pdev, one context) as one P-run device agent (sac_dev.h), with the runs'
- * counters and the rollout workspaces of all runs: the runs' rollouts are one batched rollout
- * (mbpo_pdev_rollout), and per round of the population one graph runs for all of them (captured
+ * cuBLAS handle): its model's state and both pools, filled from its worker thread. The agents of
+ * all runs live in one population device (struct mbpo_pdev, one context) as one P-run device agent
+ * (sac_dev.h), with the runs' counters and the fit and rollout workspaces of all runs: the model
+ * phases of the runs whose phase comes up in a round are one batched fit (model_dev.h's
+ * modeld_fit_runs) and one batched rollout (mbpo_pdev_model), and per round of the population one graph runs for all of them (captured
  * once): upload the runs' next observations, acting counters and which runs update this step, the
  * G SAC updates of every updating run (each: its 12 real + 244 model rows sampled on the device,
  * one update, its update counter advanced; runs not updating keep their state), the stochastic
@@ -72,17 +72,15 @@ void mbpo_pdev_free(struct mbpo_pdev* pd);
  *  launch for all runs; nothing when no run wants anything. Returns the seconds it took. */
 double mbpo_pdev_step(struct mbpo_pdev* pd, mbpo_state* const* runs);
 
-/** The model phase's fit on the device (the run's own thread and stream): fit on the real pool
- *  (fit index), then resize the model pool to cap rows. The rollout follows in the population's
- *  mbpo_pdev_rollout. Returns 0, or MODEL_NONFINITE from the fit. */
-int mbpod_fit(struct mbpo_dev* d, uint32_t fit_index, long cap, model_fit_stats* fs);
-
-/** The rollouts of every run whose model phase waits for one (s->mstate MBPO_MODEL_ROLLOUT), all at
- *  once (rollout_dev.h's rolloutd_run_runs; runs with different lengths share it): run q's s->k
- *  steps from its real pool into its model pool with its policy, key (seed, RNG_ROLLOUT) and fit
- *  index s->fits, exactly the rollout it would take alone. Results into s->mroll and s->mroll_rc.
- *  The runs' fits must be finished (mbpod_sync). Returns the seconds it took (0 with none). */
-double mbpo_pdev_rollout(struct mbpo_pdev* pd, mbpo_state* const* runs);
+/** The model phases of every run whose phase waits for the population (s->mstate
+ *  MBPO_MODEL_ROLLOUT), all at once: one batched fit of their models on their real pools (fit
+ *  index s->fits; model_dev.h's modeld_fit_runs), each model pool resized for its rollout length
+ *  s->k, then one batched rollout (rollout_dev.h's rolloutd_run_runs; runs with different lengths
+ *  share it): run q's s->k steps from its real pool into its model pool with its policy, key
+ *  (seed, RNG_ROLLOUT) and fit index, exactly the fit and rollout it would take alone. Results into
+ *  s->mfit, s->mroll and s->mroll_rc (a run whose fit turned NaN is not rolled out). The runs'
+ *  real rows must be on the device (mbpod_sync). Returns the seconds it took (0 with none). */
+double mbpo_pdev_model(struct mbpo_pdev* pd, mbpo_state* const* runs);
 
 /** The model pool's size and capacity (host mirror). */
 void mbpod_model_pool_size(const struct mbpo_dev* d, long* size, long* cap);

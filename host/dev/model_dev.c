@@ -26,13 +26,41 @@ DX_OP(mdk_mean, mdk_mean_args)
 DX_OP(mdk_mse_rows, mdk_mse_rows_args)
 DX_OP(mdk_mse_acc, mdk_mse_acc_args)
 DX_OP(mdk_split_out, mdk_split_out_args)
+DX_OP(mdk_active, mdk_active_args)
+DX_OP(mdk_snap, mdk_snap_args)
 
-/* Largest scoring chunk (rows per forward of the holdout scoring). */
-#define MODELD_SCORE_CHUNK 8192
+void modeld_ws_alloc_(dx_ctx* c, const model_dev* d, int P, int Bt, modeld_ws* w) {
+  const int E = d->p.ensemble, D = d->D, L = d->net.nlayers;
+  memset(w, 0, sizeof *w);
+  w->P = P;
+  w->Bt = Bt;
+  w->cache = dxn_cache_alloc_runs(c, &d->net, P, Bt);
+  w->cache->ps = (long)d->nparams;
+  const size_t EB = (size_t)P * E * Bt;
+  w->out = dx_allocf(c, EB * 2 * D);
+  w->dout = dx_allocf(c, EB * 2 * D);
+  w->gbnd = dx_allocf(c, EB * 2 * D);
+  w->rowsum = dx_alloc(c, EB * sizeof(double));
+  long wmax = 1;
+  for (int l = 0; l < L; l++) {
+    long n = (long)E * d->net.dims[l] * d->net.dims[l + 1];
+    if (n > wmax) wmax = n;
+  }
+  w->nbw = (int)ceil(sqrt((double)wmax));
+  if (w->nbw > 4096) w->nbw = 4096;
+  w->part = dx_alloc(c, (size_t)P * (size_t)mdk_npart(D, L, w->nbw) * sizeof(double));
+}
+
+void modeld_ws_free_(dx_ctx* c, modeld_ws* w) {
+  dxn_cache_free(c, w->cache);
+  void* bufs[] = {w->out, w->dout, w->gbnd, w->rowsum, w->part};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
+  memset(w, 0, sizeof *w);
+}
 
 model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
-  if (max_rows < 1 || max_rows >= (1L << 26))
-    mbpo_fatal("modeld_create: max_rows %ld (1 to 2^26 - 1 allowed)", max_rows);
+  if (max_rows < 0 || max_rows >= (1L << 26))
+    mbpo_fatal("modeld_create: max_rows %ld (0 to 2^26 - 1 allowed)", max_rows);
   if (dx_capturing(c)) mbpo_fatal("modeld_create inside a capture");
   model_dev* d = calloc(1, sizeof *d);
   if (!d) mbpo_fatal("out of memory");
@@ -45,7 +73,7 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   d->key = h->key;
   d->net = h->net;
   d->nparams = h->nparams;
-  const int E = d->p.ensemble, I = d->in_dim, D = d->D, L = d->net.nlayers, Bt = d->p.batch;
+  const int I = d->in_dim, D = d->D, L = d->net.nlayers, Bt = d->p.batch;
   d->params = dx_allocf(c, d->nparams);
   d->max_lv = d->params + d->net.nparams;
   d->min_lv = d->max_lv + D;
@@ -54,48 +82,16 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   d->grads = dx_allocf(c, d->nparams);
   d->adam = dxn_adam_alloc(c, d->nparams, d->p.lr);
 
-  const size_t EB = (size_t)E * Bt;
-  d->tcache = dxn_cache_alloc(c, &d->net, Bt);
-  d->xb = dx_allocf(c, EB * I);
-  d->yb = dx_allocf(c, EB * D);
-  d->out = dx_allocf(c, EB * 2 * D);
-  d->dout = dx_allocf(c, EB * 2 * D);
-  d->gbnd = dx_allocf(c, EB * 2 * D);
-  d->rowsum = dx_alloc(c, EB * sizeof(double));
-  long wmax = 1;
-  for (int l = 0; l < L; l++) {
-    long n = (long)E * d->net.dims[l] * d->net.dims[l + 1];
-    if (n > wmax) wmax = n;
-  }
-  d->nbw = (int)ceil(sqrt((double)wmax));
-  if (d->nbw > 4096) d->nbw = 4096;
-  d->part = dx_alloc(c, ((size_t)(1 + 2 * D) * MDK_NB + (size_t)L * d->nbw) * sizeof(double));
+  modeld_ws_alloc_(c, d, 1, Bt, &d->ws);
   d->terms = dx_alloc(c, (size_t)(L + 2) * sizeof(double));
-  d->loss = dx_alloc(c, (size_t)((max_rows + Bt - 1) / Bt + 1) * (L + 2) * sizeof(double));
-  d->snap = dx_allocf(c, d->net.nparams);
-  d->npart = dx_alloc(c, (size_t)I * MDK_NB * sizeof(double));
-  d->nmu = dx_alloc(c, (size_t)I * sizeof(double));
-
-  d->max_rows = max_rows;
-  const size_t R = (size_t)max_rows;
-  d->X = dx_allocf(c, R * I);
-  d->Y = dx_allocf(c, R * D);
-  d->perm = dx_alloc(c, R * sizeof(int));
-  d->boot = dx_alloc(c, R * E * sizeof(int));
-  d->boot2 = dx_alloc(c, R * E * sizeof(int));
-  d->keys = dx_alloc(c, R * E * sizeof(uint64_t));
-  d->keys2 = dx_alloc(c, R * E * sizeof(uint64_t));
-  d->epoch = dx_alloc(c, sizeof(uint64_t));
-  d->stat = dx_alloc(c, (size_t)(1 + E) * sizeof(double));
-  d->stat_h = dx_alloc_pinned(c, (size_t)(1 + E) * sizeof(double));
-  dx_reserve_sort(c, (long)R * E);
-
-  d->schunk = (int)(max_rows < MODELD_SCORE_CHUNK ? max_rows : MODELD_SCORE_CHUNK);
-  d->scache = dxn_cache_alloc(c, &d->net, d->schunk);
-  d->sx = dx_allocf(c, (size_t)d->schunk * I);
-  d->sy = dx_allocf(c, (size_t)E * d->schunk * 2 * D);
-  d->srs = dx_alloc(c, (size_t)E * d->schunk * sizeof(double));
-  d->sacc = dx_alloc(c, (size_t)E * sizeof(double));
+  int* bv = malloc(((size_t)Bt + 1) * sizeof(int));
+  if (!bv) mbpo_fatal("out of memory");
+  for (int b = 0; b <= Bt; b++) bv[b] = b;
+  d->bvals = dx_alloc(c, ((size_t)Bt + 1) * sizeof(int));
+  dx_upload(c, d->bvals, bv, ((size_t)Bt + 1) * sizeof(int));
+  dx_sync(c);
+  free(bv);
+  if (max_rows > 0) d->fit = modeld_fitter_create(c, h, 1, max_rows);
   modeld_upload(d, h);
   return d;
 }
@@ -109,13 +105,11 @@ void modeld_free(model_dev* d) {
   dx_free(c, d->norm_std);
   dx_free(c, d->grads);
   dxn_adam_free(c, d->adam);
-  dxn_cache_free(c, d->tcache);
-  void* bufs[] = {d->xb, d->yb, d->out, d->dout, d->gbnd, d->rowsum, d->part, d->terms, d->loss, d->snap, d->npart, d->nmu,
-                  d->X, d->Y, d->perm, d->boot, d->boot2, d->keys, d->keys2, d->epoch, d->stat,
-                  d->sx, d->sy, d->srs, d->sacc, d->pred_y};
-  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
-  dx_free_pinned(c, d->stat_h);
-  dxn_cache_free(c, d->scache);
+  modeld_ws_free_(c, &d->ws);
+  modeld_fitter_free(d->fit);
+  dx_free(c, d->terms);
+  dx_free(c, d->bvals);
+  dx_free(c, d->pred_y);
   free(d);
 }
 
@@ -147,59 +141,69 @@ void modeld_download(model_dev* d, dyn_model* h) {
 
 /* ---- the minibatch step ---- */
 
-/* The loss and gradient, the loss as its terms (mdk_finish). */
-static void loss_grads_terms(model_dev* d, int B, const float* x, const float* y, double* terms) {
-  dx_ctx* c = d->c;
+void modeld_step_runs_(dx_ctx* c, const model_dev* d, modeld_ws* w, int P, int Bt, const int* nb,
+                       const mdk_frun* runs, float* params, float* grads, dxn_adam* adam, const int* act, const float* x,
+                       const float* y, double* terms) {
   const int E = d->p.ensemble, D = d->D, L = d->net.nlayers;
-  if (B < 1 || B > d->p.batch) mbpo_fatal("modeld_step: %d rows (1 to %d allowed)", B, d->p.batch);
-  const long n = (long)E * B;
-  const float s = 1.0f / (float)(B * D);
-  dxn_forward(c, &d->net, d->params, B, x, 0, d->tcache, d->out);
-  mdk_nll_args nl = {d->out, y, d->max_lv, d->min_lv, d->dout, d->gbnd, d->rowsum, s, D};
-  DX_RUN(c, mdk_nll, nl, n);
+  if (Bt < 1 || Bt > w->Bt || P < 1 || P > w->P)
+    mbpo_fatal("modeld_step: %d rows of %d runs (workspaces for %d of %d)", Bt, P, w->Bt, w->P);
+  const long rows = (long)P * E * Bt, ps = (long)d->nparams, netn = (long)d->net.nparams;
+  dxn_cache_use_runs(w->cache, P);
+  dxn_forward(c, &d->net, params, Bt, x, 0, w->cache, w->out);
+  mdk_nll_args nl = {w->out, y, params, w->dout, w->gbnd, w->rowsum, nb, ps, netn, Bt, E, D};
+  DX_RUN(c, mdk_nll, nl, rows);
   mdk_partials_args pa;
   memset(&pa, 0, sizeof pa);
-  pa.rowsum = d->rowsum;
-  pa.gbnd = d->gbnd;
-  pa.params = d->params;
-  pa.part = d->part;
-  pa.n = n;
+  pa.rowsum = w->rowsum;
+  pa.gbnd = w->gbnd;
+  pa.params = params;
+  pa.part = w->part;
+  pa.nb = nb;
+  pa.ps = ps;
+  pa.Bt = Bt;
+  pa.E = E;
   pa.D = D;
   pa.L = L;
-  pa.nbw = d->nbw;
+  pa.nbw = w->nbw;
   mdk_wd_args wa;
   memset(&wa, 0, sizeof wa);
-  wa.params = d->params;
-  wa.grads = d->grads;
+  wa.params = params;
+  wa.grads = grads;
+  wa.ps = ps;
+  wa.netn = netn;
   wa.L = L;
   mdk_finish_args fa;
   memset(&fa, 0, sizeof fa);
-  fa.part = d->part;
-  fa.hi = d->max_lv;
-  fa.lo = d->min_lv;
-  fa.gbounds = d->grads + d->net.nparams;
+  fa.part = w->part;
+  fa.params = params;
+  fa.grads = grads;
   fa.terms = terms;
-  fa.s = s;
+  fa.nb = nb;
+  fa.runs = runs;
+  fa.ps = ps;
+  fa.netn = netn;
   fa.coef = d->p.logvar_coef;
   fa.D = D;
   fa.L = L;
-  fa.nbw = d->nbw;
+  fa.nbw = w->nbw;
   for (int l = 0; l < L; l++) {
     pa.w_off[l] = wa.w_off[l] = (long)d->net.w_off[l];
     pa.w_len[l] = wa.w_len[l] = (long)E * d->net.dims[l] * d->net.dims[l + 1];
     wa.wd[l] = fa.wd[l] = d->p.weight_decay[l];
   }
   /* the loss's sums read the parameters before the step */
-  DX_RUN(c, mdk_partials, pa, (long)(1 + 2 * D) * MDK_NB + (long)L * d->nbw);
-  dx_zero(c, d->grads, d->net.nparams * sizeof(float));
-  dxn_backward(c, &d->net, d->params, d->tcache, d->dout, d->grads, NULL);
-  DX_RUN(c, mdk_wd, wa, (long)d->net.nparams);
-  DX_RUN(c, mdk_finish, fa, 1 + 2 * D + L);
+  DX_RUN(c, mdk_partials, pa, (long)P * mdk_npart(D, L, w->nbw));
+  /* the backward writes the network's gradients (beta = 0); mdk_finish writes the bounds' */
+  dxn_backward_set(c, &d->net, params, w->cache, w->dout, grads, NULL);
+  DX_RUN(c, mdk_wd, wa, (long)P * netn);
+  DX_RUN(c, mdk_finish, fa, (long)P * (1 + 2 * D + L));
+  if (adam) dxn_adam_step_runs(c, adam, params, grads, act);
 }
 
 void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* loss) {
-  loss_grads_terms(d, B, x, y, d->terms);
-  mdk_mean_args ta = {d->terms, loss, 1, d->net.nlayers};
+  if (B < 1 || B > d->p.batch) mbpo_fatal("modeld_step: %d rows (1 to %d allowed)", B, d->p.batch);
+  modeld_step_runs_(d->c, d, &d->ws, 1, B, d->bvals + B, NULL, d->params, d->grads, NULL, NULL, x, y, d->terms);
+  mdk_mean_args ta = {d->terms, loss, NULL, 1, 1, d->net.nlayers, 1};
   DX_RUN(d->c, mdk_mean, ta, 1);
 }
 
@@ -208,19 +212,7 @@ void modeld_step(model_dev* d, int B, const float* x, const float* y, double* lo
   dxn_adam_step(d->c, d->adam, d->params, d->grads);
 }
 
-void modeld_step_terms_(model_dev* d, int B, const float* x, const float* y, double* terms) {
-  loss_grads_terms(d, B, x, y, terms);
-  dxn_adam_step(d->c, d->adam, d->params, d->grads);
-}
-
 /* ---- permutation ---- */
-
-void modeld_permutation(model_dev* d, rng_key key, uint32_t c0, int n, int* perm) {
-  if (n < 0 || n > d->max_rows) mbpo_fatal("modeld_permutation: %d rows (at most %ld)", n, d->max_rows);
-  mdk_keys_args ka = {d->keys, d->boot2, key, c0, NULL, 1, n};
-  DX_RUN(d->c, mdk_keys, ka, n);
-  dx_sort_pairs(d->c, d->keys, d->keys2, d->boot2, perm, n);
-}
 
 /* ---- normalising and prediction ---- */
 

@@ -1,13 +1,60 @@
-/* model_dev_train.c: model_train's procedure (host/cpu/model_train.c) on a dx context: holdout
- * split, normaliser, bootstrap, then one captured graph per epoch (the minibatch steps, the epoch's
- * mean loss, the per-member shuffles, the holdout scoring) and one host decision per epoch, from
- * E + 1 doubles downloaded, for the early stopping. The random draws are model.h's. */
+/* model_dev_train.c: model_train's procedure (host/cpu/model_train.c) on a dx context, for the
+ * models of n runs at once (modeld_fit_runs; modeld_train is one run): per run the holdout split,
+ * normaliser and bootstrap, then one captured graph per epoch (every run's minibatch steps, mean
+ * losses, per-member shuffles and holdout scoring) and one host decision per epoch and run, from
+ * P (E + 1) doubles downloaded, for the early stopping. The random draws are model.h's, each run
+ * with its own key and fit index.
+ *
+ * The runs' models are copied into the fitter's [P] arrays at the start (parameters, Adam state)
+ * and back at the end (with the normaliser and elites), so that a run's model_dev stays the one
+ * place its state lives (checkpoints, rollouts) and a population needs one fitter, not P. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "log.h"
 #include "model_dev.h"
 #include "model_k.h"
+
+/* Rows per forward of the holdout scoring (the default max_holdout, 5000, fits one chunk). Every
+ * chunk is run at this size (or max_rows when smaller), the rows past a run's end being padding:
+ * the GEMMs' shapes then never depend on the other runs of a fit, and a run's scores are the same
+ * bits in any population (a BLAS may sum a row differently for another row count). */
+#define MODELD_SCORE_CHUNK 5120
+
+struct modeld_fitter {
+  dx_ctx* c;
+  model_dev shape;          /* the runs' shape and batch settings (no device arrays) */
+  int P;                    /* runs at most */
+  long R;                   /* rows per run at most */
+  int S;                    /* minibatch steps per epoch at most */
+  float *params, *grads;    /* [P][nparams] */
+  dxn_adam* adam;           /* P runs */
+  float *norm_mean, *norm_std; /* [P][I] */
+  float* snap;              /* [P][net.nparams] per-member snapshots */
+  modeld_ws ws;             /* P runs x batch rows */
+  float *xb, *yb;           /* [P][E][batch][I], [P][E][batch][D] */
+  double* loss;             /* [S][P][L + 2] per-step loss terms */
+  int *nbt, *act;           /* device [S][P]: valid rows of run q in step j, its Adam flag */
+  mdk_frun* runs;           /* device [P] */
+  int *alive, *flags;       /* device [P], [P][E] */
+  float *X, *Y;             /* [P][R][I], [P][R][D]: each run's rows in permuted order */
+  int* boot;                /* [P][E][R]: run q's member lists, n_tr each */
+  int *perm, *boot2;        /* [R], [E R] scratch (one run at a time) */
+  uint64_t *keys, *keys2;   /* [E R] scratch */
+  uint64_t* epoch;          /* [1] the current epoch of a fit (read by the shuffles) */
+  double* stat;             /* [P][1 + E]: epoch loss, holdout MSEs */
+  double *npart, *nmu;      /* normaliser sums of one run: [I][MDK_NB], [I] */
+  int schunk;               /* scoring chunk rows */
+  dxn_cache* scache;        /* P runs x schunk rows, shared input */
+  float *sx, *sy;           /* [P][schunk][I], [P][E][schunk][2 D] */
+  double *srs, *sacc;       /* [P][E][schunk], [P][E] */
+  void* pin;                /* pinned: the host side of the tables below */
+  int *nbt_h, *alive_h, *flags_h;
+  mdk_frun* runs_h;
+  double* stat_h;
+};
 
 static double now_s(void) {
   struct timespec t;
@@ -15,140 +62,380 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Enqueue copies of member e's weights and biases (every layer) from src to dst. */
-static void copy_member(model_dev* d, float* dst, const float* src, int e) {
-  const nn_mlp* net = &d->net;
+modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long max_rows) {
+  if (P < 1 || max_rows < 1 || max_rows >= (1L << 26))
+    mbpo_fatal("modeld_fitter_create: %d runs of %ld rows (1 to 2^26 - 1 rows allowed)", P, max_rows);
+  if (dx_capturing(c)) mbpo_fatal("modeld_fitter_create inside a capture");
+  modeld_fitter* f = calloc(1, sizeof *f);
+  if (!f) mbpo_fatal("out of memory");
+  f->c = c;
+  model_dev* m = &f->shape;
+  m->p = h->p;
+  m->obs_dim = h->obs_dim;
+  m->act_dim = h->act_dim;
+  m->in_dim = h->in_dim;
+  m->D = h->D;
+  m->net = h->net;
+  m->nparams = h->nparams;
+  f->P = P;
+  f->R = max_rows;
+  const int E = m->p.ensemble, I = m->in_dim, D = m->D, L = m->net.nlayers, Bt = m->p.batch;
+  const size_t Pz = (size_t)P, R = (size_t)max_rows, np = m->nparams;
+  f->S = (int)((max_rows + Bt - 1) / Bt);
+  f->params = dx_allocf(c, Pz * np);
+  f->grads = dx_allocf(c, Pz * np);
+  float* lrs = malloc(Pz * sizeof(float));
+  if (!lrs) mbpo_fatal("out of memory");
+  for (int q = 0; q < P; q++) lrs[q] = m->p.lr;
+  f->adam = dxn_adam_alloc_runs(c, np, P, lrs);
+  free(lrs);
+  f->norm_mean = dx_allocf(c, Pz * I);
+  f->norm_std = dx_allocf(c, Pz * I);
+  f->snap = dx_allocf(c, Pz * m->net.nparams);
+  modeld_ws_alloc_(c, m, P, Bt, &f->ws);
+  const size_t EB = Pz * E * Bt, SP = (size_t)f->S * Pz;
+  f->xb = dx_allocf(c, EB * I);
+  f->yb = dx_allocf(c, EB * D);
+  f->loss = dx_alloc(c, SP * (L + 2) * sizeof(double));
+  f->nbt = dx_alloc(c, SP * sizeof(int));
+  f->act = dx_alloc(c, SP * sizeof(int));
+  f->runs = dx_alloc(c, Pz * sizeof(mdk_frun));
+  f->alive = dx_alloc(c, Pz * sizeof(int));
+  f->flags = dx_alloc(c, Pz * E * sizeof(int));
+  f->X = dx_allocf(c, Pz * R * I);
+  f->Y = dx_allocf(c, Pz * R * D);
+  f->boot = dx_alloc(c, Pz * E * R * sizeof(int));
+  f->perm = dx_alloc(c, R * sizeof(int));
+  f->boot2 = dx_alloc(c, (size_t)E * R * sizeof(int));
+  f->keys = dx_alloc(c, (size_t)E * R * sizeof(uint64_t));
+  f->keys2 = dx_alloc(c, (size_t)E * R * sizeof(uint64_t));
+  f->epoch = dx_alloc(c, sizeof(uint64_t));
+  f->stat = dx_alloc(c, Pz * (1 + E) * sizeof(double));
+  f->npart = dx_alloc(c, (size_t)I * MDK_NB * sizeof(double));
+  f->nmu = dx_alloc(c, (size_t)I * sizeof(double));
+  dx_reserve_sort(c, (long)R * E);
+  f->schunk = (int)(max_rows < MODELD_SCORE_CHUNK ? max_rows : MODELD_SCORE_CHUNK);
+  f->scache = dxn_cache_alloc_runs(c, &m->net, P, f->schunk);
+  f->scache->ps = (long)np;
+  f->sx = dx_allocf(c, Pz * f->schunk * I);
+  f->sy = dx_allocf(c, Pz * E * f->schunk * 2 * D);
+  f->srs = dx_alloc(c, Pz * E * f->schunk * sizeof(double));
+  f->sacc = dx_alloc(c, Pz * E * sizeof(double));
+  /* pinned: nbt [S][P], alive [P], flags [P][E], runs [P], stat [P][1 + E] (doubles first) */
+  const size_t o_stat = 0, o_runs = o_stat + Pz * (1 + E) * sizeof(double);
+  const size_t o_nbt = o_runs + Pz * sizeof(mdk_frun), o_alive = o_nbt + SP * sizeof(int);
+  const size_t o_flags = o_alive + Pz * sizeof(int), o_end = o_flags + Pz * E * sizeof(int);
+  f->pin = dx_alloc_pinned(c, o_end);
+  char* pm = f->pin;
+  f->stat_h = (double*)(pm + o_stat);
+  f->runs_h = (mdk_frun*)(pm + o_runs);
+  f->nbt_h = (int*)(pm + o_nbt);
+  f->alive_h = (int*)(pm + o_alive);
+  f->flags_h = (int*)(pm + o_flags);
+  return f;
+}
+
+void modeld_fitter_free(modeld_fitter* f) {
+  if (!f) return;
+  dx_ctx* c = f->c;
+  dx_sync(c);
+  dxn_adam_free(c, f->adam);
+  modeld_ws_free_(c, &f->ws);
+  dxn_cache_free(c, f->scache);
+  void* bufs[] = {f->params, f->grads, f->norm_mean, f->norm_std, f->snap, f->xb, f->yb, f->loss,
+                  f->nbt, f->act, f->runs, f->alive, f->flags, f->X, f->Y, f->boot, f->perm,
+                  f->boot2, f->keys, f->keys2, f->epoch, f->stat, f->npart, f->nmu, f->sx, f->sy,
+                  f->srs, f->sacc};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
+  dx_free_pinned(c, f->pin);
+  free(f);
+}
+
+const int* modeld_fit_boot_(const modeld_fitter* f, int q) { return f->boot + (size_t)q * f->shape.p.ensemble * f->R; }
+
+const int* modeld_fit_perm_(const modeld_fitter* f) { return f->perm; }
+
+/* ---- pieces of a fit ---- */
+
+/* The permutation of model_permutation(key, c0, 0, n) into perm (one sort; scratch keys, boot2). */
+static void permutation(modeld_fitter* f, rng_key key, uint32_t c0, int n, int* perm) {
+  mdk_keys_args ka = {f->keys, f->boot2, key, c0, NULL, 1, n};
+  DX_RUN(f->c, mdk_keys, ka, n);
+  dx_sort_pairs(f->c, f->keys, f->keys2, f->boot2, perm, n);
+}
+
+void modeld_permutation(model_dev* d, rng_key key, uint32_t c0, int n, int* perm) {
+  if (!d->fit) mbpo_fatal("modeld_permutation: the model has no fitter of its own (max_rows 0)");
+  if (n < 0 || n > d->fit->R) mbpo_fatal("modeld_permutation: %d rows (at most %ld)", n, d->fit->R);
+  permutation(d->fit, key, c0, n, perm);
+}
+
+/* Enqueue the snapshot op over the n runs' flagged members: to_snap 1 copies params -> snap, 0 the
+ * restore snap -> params. */
+static void snap_members(modeld_fitter* f, int n, int to_snap) {
+  const nn_mlp* net = &f->shape.net;
+  const long np = (long)f->shape.nparams, netn = (long)net->nparams;
+  mdk_snap_args a;
+  memset(&a, 0, sizeof a);
+  a.dst = to_snap ? f->snap : f->params;
+  a.src = to_snap ? f->params : f->snap;
+  a.dstride = to_snap ? netn : np;
+  a.sstride = to_snap ? np : netn;
+  a.flags = f->flags;
+  a.netn = netn;
+  a.E = net->E;
+  a.L = net->nlayers;
   for (int l = 0; l < net->nlayers; l++) {
-    const size_t nw = (size_t)net->dims[l] * net->dims[l + 1], nb = (size_t)net->dims[l + 1];
-    dx_copy(d->c, dst + net->w_off[l] + e * nw, src + net->w_off[l] + e * nw, nw * sizeof(float));
-    dx_copy(d->c, dst + net->b_off[l] + e * nb, src + net->b_off[l] + e * nb, nb * sizeof(float));
+    a.w_off[l] = (long)net->w_off[l];
+    a.w_len[l] = (long)net->dims[l] * net->dims[l + 1];
+    a.b_off[l] = (long)net->b_off[l];
+    a.b_len[l] = net->dims[l + 1];
+  }
+  DX_RUN(f->c, mdk_snap, a, (long)n * netn);
+}
+
+/* Enqueue the per-member plain MSE of each of the n runs' scored rows (X[q][0..n_score)) into
+ * stat[q][1..E]: chunks of schunk rows normalised and run through every member of every run,
+ * per-row sums in double, added in row order (model_mse_rows_). nmax: the largest n_score (the
+ * chunks past it are skipped; a chunk is always schunk rows). */
+static void score(modeld_fitter* f, int n, int nmax) {
+  dx_ctx* c = f->c;
+  const model_dev* m = &f->shape;
+  const int E = m->p.ensemble, I = m->in_dim, D = m->D;
+  dxn_cache_use_runs(f->scache, n);
+  for (int r0 = 0; r0 < nmax; r0 += f->schunk) {
+    const int nr = f->schunk;
+    mdk_norm_rows_args na = {f->X, f->norm_mean, f->norm_std, f->runs, f->sx, f->R, r0, nr, I};
+    DX_RUN(c, mdk_norm_rows, na, (long)n * nr * I);
+    dxn_forward(c, &m->net, f->params, nr, f->sx, 1, f->scache, f->sy);
+    mdk_mse_rows_args ra = {f->sy, f->Y, f->runs, f->srs, f->R, r0, nr, E, D};
+    DX_RUN(c, mdk_mse_rows, ra, (long)n * E * nr);
+    mdk_mse_acc_args aa = {f->srs, f->sacc, f->stat + 1, f->runs, r0, nr, E, D, 1 + E};
+    DX_RUN(c, mdk_mse_acc, aa, (long)n * E);
   }
 }
 
-/* Enqueue the per-member plain MSE of n >= 1 rows (raw inputs Xs [n][in], targets Ys [n][D]) into
- * mse[E] (device): chunks of d->schunk rows normalised and run through every member, per-row sums
- * in double, added in row order (model_mse_rows_). */
-static void score(model_dev* d, const float* Xs, const float* Ys, int n, double* mse) {
-  dx_ctx* c = d->c;
-  const int E = d->p.ensemble, I = d->in_dim, D = d->D;
-  for (int r0 = 0; r0 < n; r0 += d->schunk) {
-    const int nr = n - r0 < d->schunk ? n - r0 : d->schunk;
-    mdk_norm_rows_args na = {Xs + (size_t)r0 * I, d->norm_mean, d->norm_std, d->sx, I};
-    DX_RUN(c, mdk_norm_rows, na, (long)nr * I);
-    dxn_forward(c, &d->net, d->params, nr, d->sx, 1, d->scache, d->sy);
-    mdk_mse_rows_args ra = {d->sy, Ys + (size_t)r0 * D, d->srs, nr, D};
-    DX_RUN(c, mdk_mse_rows, ra, (long)E * nr);
-    mdk_mse_acc_args aa = {d->srs, d->sacc, mse, nr, r0 == 0, r0 + nr >= n, D, n};
-    DX_RUN(c, mdk_mse_acc, aa, E);
-  }
-}
-
-/* The fit's layout, fixed for its epochs. */
+/* A fit's plan, fixed for its epochs. */
 typedef struct fit_plan {
-  uint32_t fit;
-  int n_tr, nsteps, n_score;
-  const float *Xtr, *Ytr, *Xs, *Ys;
+  int n;                    /* runs */
+  int steps, nmax;          /* the most steps per epoch, the most scored rows */
+  modeld_fit_job* const* jobs; /* [n] */
 } fit_plan;
 
-/* Enqueue one epoch: the minibatch steps over the members' index arrays, the mean loss into
- * stat[0], the shuffles (the epoch number read from d->epoch, then advanced), the holdout MSEs
- * into stat[1..E]. Captured once per fit. */
-static void epoch_program(model_dev* d, const fit_plan* f) {
-  dx_ctx* c = d->c;
-  const int E = d->p.ensemble, B = d->p.batch, n_tr = f->n_tr;
-  for (int j = 0; j < f->nsteps; j++) {
-    const int r0 = j * B, nb = n_tr - r0 < B ? n_tr - r0 : B;
-    mdk_gather_args ga = {f->Xtr, f->Ytr, d->norm_mean, d->norm_std, d->boot, d->xb, d->yb,
-                          n_tr, r0, nb, d->in_dim, d->D};
-    DX_RUN(c, mdk_gather, ga, (long)E * nb);
-    modeld_step_terms_(d, nb, d->xb, d->yb, d->loss + (size_t)j * (d->net.nlayers + 2));
+/* Enqueue one epoch: the minibatch steps of every run, the runs' mean losses into stat[q][0], the
+ * shuffles (the epoch number read from f->epoch, then advanced), the holdout MSEs into
+ * stat[q][1..E]. Captured once per fit. */
+static void epoch_program(modeld_fitter* f, const fit_plan* pl) {
+  dx_ctx* c = f->c;
+  const model_dev* m = &f->shape;
+  const int E = m->p.ensemble, Bt = m->p.batch, L = m->net.nlayers, I = m->in_dim, D = m->D, n = pl->n;
+  const size_t P = (size_t)f->P;
+  mdk_active_args aa = {f->alive, f->nbt, f->act, f->P};
+  DX_RUN(c, mdk_active, aa, (long)pl->steps * f->P);
+  for (int j = 0; j < pl->steps; j++) {
+    const int* nb = f->nbt + j * P;
+    mdk_gather_args ga = {f->X, f->Y, f->norm_mean, f->norm_std, f->boot, f->runs, nb, f->xb, f->yb,
+                          f->R, (long)j * Bt, Bt, E, I, D};
+    DX_RUN(c, mdk_gather, ga, (long)n * E * Bt);
+    modeld_step_runs_(c, m, &f->ws, n, Bt, nb, f->runs, f->params, f->grads, f->adam, f->act + j * P, f->xb, f->yb,
+                      f->loss + j * P * (L + 2));
   }
-  mdk_mean_args ma = {d->loss, d->stat, f->nsteps, d->net.nlayers};
-  DX_RUN(c, mdk_mean, ma, 1);
-  const rng_key k_shuf = {d->key.seed, RNG_MODEL_SHUFFLE};
-  const long nk = (long)E * n_tr;
-  mdk_keys_args ka = {d->keys, NULL, k_shuf, f->fit, d->epoch, E, n_tr};
-  DX_RUN(c, mdk_keys, ka, nk);
-  dx_sort_pairs(c, d->keys, d->keys2, d->boot, d->boot2, nk);
-  dx_copy(c, d->boot, d->boot2, (size_t)nk * sizeof(int));
-  score(d, f->Xs, f->Ys, f->n_score, d->stat + 1);
-  dxn_ctr_add(c, d->epoch, 1);
+  mdk_mean_args ma = {f->loss, f->stat, f->runs, 0, f->P, L, 1 + E};
+  DX_RUN(c, mdk_mean, ma, n);
+  for (int q = 0; q < n; q++) {
+    const modeld_fit_job* jb = pl->jobs[q];
+    const int n_tr = f->runs_h[q].n_tr;
+    const rng_key k_shuf = {jb->m->key.seed, RNG_MODEL_SHUFFLE};
+    const long nk = (long)E * n_tr;
+    int* boot = f->boot + (size_t)q * E * f->R;
+    mdk_keys_args ka = {f->keys, NULL, k_shuf, jb->fit_index, f->epoch, E, n_tr};
+    DX_RUN(c, mdk_keys, ka, nk);
+    dx_sort_pairs(c, f->keys, f->keys2, boot, f->boot2, nk);
+    dx_copy(c, boot, f->boot2, (size_t)nk * sizeof(int));
+  }
+  score(f, n, pl->nmax);
+  dxn_ctr_add(c, f->epoch, 1);
+}
+
+/* Copy a run's model state into slot q (to 1) or back (to 0): parameters and Adam state, and on the
+ * way back the normaliser. */
+static void copy_state(modeld_fitter* f, int q, model_dev* m, int to) {
+  dx_ctx* c = f->c;
+  const size_t np = f->shape.nparams, I = (size_t)f->shape.in_dim, fz = sizeof(float);
+  dxn_adam *a = f->adam, *b = m->adam;
+#define CP_(fit, mine, bytes) (to ? dx_copy(c, fit, mine, bytes) : dx_copy(c, mine, fit, bytes))
+  CP_(f->params + q * np, m->params, np * fz);
+  CP_(a->m + q * np, b->m, np * fz);
+  CP_(a->v + q * np, b->v, np * fz);
+  CP_(a->t + q, b->t, sizeof(int64_t));
+  CP_(a->lr_t + q, b->lr_t, fz);
+  CP_(a->lrs + q, b->lrs, fz);
+#undef CP_
+  if (!to) {
+    dx_copy(c, m->norm_mean, f->norm_mean + q * I, I * fz);
+    dx_copy(c, m->norm_std, f->norm_std + q * I, I * fz);
+  }
+}
+
+static void check_job(const modeld_fitter* f, const modeld_fit_job* j) {
+  const model_dev *s = &f->shape, *m = j->m;
+  int same = m->nparams == s->nparams && m->in_dim == s->in_dim && m->D == s->D &&
+             m->p.ensemble == s->p.ensemble && m->p.batch == s->p.batch && m->net.nlayers == s->net.nlayers;
+  for (int l = 0; same && l < s->net.nlayers; l++) same = m->p.weight_decay[l] == s->p.weight_decay[l];
+  if (!same)
+    mbpo_fatal("modeld_fit_runs: a model differs from the fitter's in its shape, batch or weight decays");
+  if (j->N > f->R) mbpo_fatal("modeld_fit_runs: %d rows, the fitter was made for %ld", j->N, f->R);
+}
+
+/* The fit of the jobs that have data (n of them, slots 0..n-1). */
+static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0) {
+  dx_ctx* c = f->c;
+  const model_dev* m = &f->shape;
+  const int E = m->p.ensemble, I = m->in_dim, D = m->D, Bt = m->p.batch;
+  const size_t P = (size_t)f->P, R = (size_t)f->R;
+  fit_plan pl;
+  memset(&pl, 0, sizeof pl);
+  pl.n = n;
+  pl.jobs = jobs;
+  model_fit_stats* S = malloc((size_t)n * sizeof *S);
+  model_stopper* stop = malloc((size_t)n * sizeof *stop);
+  if (!S || !stop) mbpo_fatal("out of memory");
+
+  /* 1. per run: its state in, the split (permutation by one sort; the first n_ho rows are held
+   * out), the normaliser from the training split, the bootstrap */
+  for (int q = 0; q < n; q++) {
+    modeld_fit_job* jb = jobs[q];
+    model_dev* md = jb->m;
+    model_fit_begin(&md->p, jb->N, &S[q]);
+    const int n_ho = S[q].n_holdout, n_tr = S[q].n_train;
+    mdk_frun* fr = &f->runs_h[q];
+    fr->n_ho = n_ho;
+    fr->n_tr = n_tr;
+    fr->n_score = n_ho > 0 ? n_ho : n_tr;
+    fr->nsteps = (n_tr + Bt - 1) / Bt;
+    fr->coef = md->p.logvar_coef;
+    if (fr->nsteps > pl.steps) pl.steps = fr->nsteps;
+    if (fr->n_score > pl.nmax) pl.nmax = fr->n_score;
+    copy_state(f, q, md, 1);
+    float *X = f->X + q * R * I, *Y = f->Y + q * R * D;
+    permutation(f, (rng_key){md->key.seed, RNG_MODEL_SPLIT}, jb->fit_index, jb->N, f->perm);
+    mdk_split_rows_args sa = {jb->obs, jb->act, jb->rew, jb->next_obs, f->perm, X, Y, m->obs_dim, m->act_dim};
+    DX_RUN(c, mdk_split_rows, sa, jb->N);
+    for (int pass = 0; pass < 2; pass++) {
+      mdk_norm_part_args np = {X + (size_t)n_ho * I, f->nmu, f->npart, n_tr, I, pass};
+      DX_RUN(c, mdk_norm_part, np, (long)I * MDK_NB);
+      mdk_norm_fin_args nf = {f->npart, f->nmu, f->norm_mean + q * I, f->norm_std + q * I, n_tr, pass};
+      DX_RUN(c, mdk_norm_fin, nf, I);
+    }
+    mdk_boot_args ba = {f->boot + q * E * R, {md->key.seed, RNG_MODEL_BOOT}, jb->fit_index, n_tr};
+    DX_RUN(c, mdk_boot, ba, (long)E * n_tr);
+    f->alive_h[q] = 1;
+  }
+  for (int q = n; q < f->P; q++) f->alive_h[q] = 0;
+  for (int j = 0; j < pl.steps; j++)
+    for (int q = 0; q < f->P; q++) {
+      const int left = q < n ? f->runs_h[q].n_tr - j * Bt : 0;
+      f->nbt_h[j * P + q] = left < 0 ? 0 : left < Bt ? left : Bt;
+    }
+  dx_upload(c, f->runs, f->runs_h, P * sizeof(mdk_frun));
+  dx_upload(c, f->nbt, f->nbt_h, (size_t)pl.steps * P * sizeof(int));
+  dx_upload(c, f->alive, f->alive_h, P * sizeof(int));
+  dx_zero(c, f->epoch, sizeof(uint64_t));
+
+  /* 2. epochs: one graph, one download and one decision per run each */
+  dx_capture_begin(c);
+  epoch_program(f, &pl);
+  dx_graph* g = dx_capture_end(c);
+  for (int q = 0; q < n; q++) model_stopper_begin(&stop[q], E, &S[q]);
+  int alive = n;
+  for (int epoch = 0; alive > 0; epoch++) {
+    dx_graph_launch(c, g);
+    dx_download(c, f->stat_h, f->stat, (size_t)n * (1 + E) * sizeof(double));
+    dx_sync(c);
+    int snaps = 0, died = 0;
+    for (int q = 0; q < n; q++) {
+      int* snap = f->flags_h + q * E;
+      memset(snap, 0, (size_t)E * sizeof(int));
+      if (!f->alive_h[q]) continue;
+      const double* st = f->stat_h + q * (1 + E);
+      S[q].steps += f->runs_h[q].nsteps;
+      S[q].epochs = epoch + 1;
+      S[q].train_loss = st[0];
+      int done;
+      if (!isfinite(S[q].train_loss)) {
+        S[q].status = MODEL_NONFINITE;
+        done = 1;
+      } else {
+        done = model_stopper_epoch(&stop[q], &jobs[q]->m->p, epoch, st + 1, &S[q], snap);
+        for (int e = 0; e < E; e++) snaps |= snap[e];
+      }
+      if (done) f->alive_h[q] = 0, alive--, died = 1;
+    }
+    if (snaps) {
+      dx_upload(c, f->flags, f->flags_h, (size_t)n * E * sizeof(int));
+      snap_members(f, n, 1);
+    }
+    if (died && alive > 0) dx_upload(c, f->alive, f->alive_h, P * sizeof(int));
+  }
+  dx_graph_free(c, g);
+  dx_sync(c); /* the last epoch's flag upload has read its pinned source */
+
+  /* 3. each member back to its snapshot; 4. holdout MSE and elites; 5. the state back */
+  for (int q = 0; q < n; q++)
+    for (int e = 0; e < E; e++) f->flags_h[q * E + e] = S[q].best_epoch[e] >= 0;
+  dx_upload(c, f->flags, f->flags_h, (size_t)n * E * sizeof(int));
+  snap_members(f, n, 0);
+  score(f, n, pl.nmax);
+  dx_download(c, f->stat_h, f->stat, (size_t)n * (1 + E) * sizeof(double));
+  for (int q = 0; q < n; q++) copy_state(f, q, jobs[q]->m, 0);
+  dx_sync(c);
+  const double secs = now_s() - t0;
+  for (int q = 0; q < n; q++) {
+    modeld_fit_job* jb = jobs[q];
+    for (int e = 0; e < E; e++) S[q].holdout_mse[e] = f->stat_h[q * (1 + E) + 1 + e];
+    model_choose_elites(&jb->m->p, &S[q], jb->m->elites);
+    S[q].seconds = secs;
+    jb->st = S[q];
+    jb->rc = S[q].status;
+  }
+  free(S);
+  free(stop);
+}
+
+void modeld_fit_runs(modeld_fitter* f, modeld_fit_job* jobs, int n) {
+  const double t0 = now_s();
+  if (n < 0 || n > f->P) mbpo_fatal("modeld_fit_runs: %d runs (the fitter holds %d)", n, f->P);
+  if (dx_capturing(f->c)) mbpo_fatal("modeld_fit_runs inside a capture");
+  modeld_fit_job** slots = malloc((size_t)(n > 0 ? n : 1) * sizeof *slots);
+  if (!slots) mbpo_fatal("out of memory");
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    modeld_fit_job* j = &jobs[i];
+    check_job(f, j);
+    if (model_fit_begin(&j->m->p, j->N, &j->st) != MODEL_OK) { /* nothing to fit */
+      j->rc = j->st.status;
+      continue;
+    }
+    slots[m++] = j;
+  }
+  if (m > 0) fit_slots(f, slots, m, t0);
+  free(slots);
 }
 
 int modeld_train(model_dev* d, int N, const float* obs, const float* act, const float* rew,
                  const float* next_obs, uint32_t fit, model_fit_stats* st) {
-  const double t0 = now_s();
-  const model_params* p = &d->p;
-  dx_ctx* c = d->c;
-  const int E = p->ensemble, I = d->in_dim, D = d->D;
-  model_fit_stats S;
-  if (model_fit_begin(p, N, &S) != MODEL_OK) {
-    if (st) *st = S;
-    return S.status;
-  }
-  if (N > d->max_rows) mbpo_fatal("modeld_train: %d rows, the model was made for %ld", N, d->max_rows);
-  if (dx_capturing(c)) mbpo_fatal("modeld_train inside a capture");
-
-  /* 1. split: the permutation by one sort; the first num_holdout rows are held out */
-  const int n_ho = S.n_holdout, n_tr = S.n_train;
-  modeld_permutation(d, (rng_key){d->key.seed, RNG_MODEL_SPLIT}, fit, N, d->perm);
-  mdk_split_rows_args sa = {obs, act, rew, next_obs, d->perm, d->X, d->Y, d->obs_dim, d->act_dim};
-  DX_RUN(c, mdk_split_rows, sa, N);
-  fit_plan f;
-  f.fit = fit;
-  f.n_tr = n_tr;
-  f.nsteps = (n_tr + p->batch - 1) / p->batch;
-  f.Xtr = d->X + (size_t)n_ho * I;
-  f.Ytr = d->Y + (size_t)n_ho * D;
-  f.Xs = n_ho > 0 ? d->X : f.Xtr;
-  f.Ys = n_ho > 0 ? d->Y : f.Ytr;
-  f.n_score = n_ho > 0 ? n_ho : n_tr;
-
-  /* 2. the normaliser, from the training split; 3. the bootstrap */
-  for (int pass = 0; pass < 2; pass++) {
-    mdk_norm_part_args np = {f.Xtr, d->nmu, d->npart, n_tr, I, pass};
-    DX_RUN(c, mdk_norm_part, np, (long)I * MDK_NB);
-    mdk_norm_fin_args nf = {d->npart, d->nmu, d->norm_mean, d->norm_std, n_tr, pass};
-    DX_RUN(c, mdk_norm_fin, nf, I);
-  }
-  mdk_boot_args ba = {d->boot, {d->key.seed, RNG_MODEL_BOOT}, fit, n_tr};
-  DX_RUN(c, mdk_boot, ba, (long)E * n_tr);
-
-  /* 4. epochs: one graph, one download and one decision each */
-  dx_zero(c, d->epoch, sizeof(uint64_t));
-  dx_capture_begin(c);
-  epoch_program(d, &f);
-  dx_graph* g = dx_capture_end(c);
-  int snap[MODEL_MAX_ENSEMBLE];
-  model_stopper stop;
-  model_stopper_begin(&stop, E, &S);
-  for (int epoch = 0;; epoch++) {
-    dx_graph_launch(c, g);
-    dx_download(c, d->stat_h, d->stat, (size_t)(1 + E) * sizeof(double));
-    dx_sync(c);
-    S.steps += f.nsteps;
-    S.epochs = epoch + 1;
-    S.train_loss = d->stat_h[0];
-    if (!isfinite(S.train_loss)) {
-      S.status = MODEL_NONFINITE;
-      break;
-    }
-    const int done = model_stopper_epoch(&stop, p, epoch, d->stat_h + 1, &S, snap);
-    for (int e = 0; e < E; e++)
-      if (snap[e]) copy_member(d, d->snap, d->params, e);
-    if (done) break;
-  }
-  dx_graph_free(c, g);
-
-  /* 5. each member back to its snapshot; 6. holdout MSE and elites */
-  for (int e = 0; e < E; e++)
-    if (S.best_epoch[e] >= 0) copy_member(d, d->params, d->snap, e);
-  score(d, f.Xs, f.Ys, f.n_score, d->stat + 1);
-  dx_download(c, d->stat_h, d->stat, (size_t)(1 + E) * sizeof(double));
-  dx_sync(c);
-  for (int e = 0; e < E; e++) S.holdout_mse[e] = d->stat_h[1 + e];
-  model_choose_elites(p, &S, d->elites);
-  S.seconds = now_s() - t0;
-  if (st) *st = S;
-  return S.status;
+  if (!d->fit) mbpo_fatal("modeld_train: the model has no fitter of its own (made with max_rows 0)");
+  dx_sync(d->c);
+  modeld_fit_job j;
+  memset(&j, 0, sizeof j);
+  j.m = d;
+  j.N = N;
+  j.obs = obs;
+  j.act = act;
+  j.rew = rew;
+  j.next_obs = next_obs;
+  j.fit_index = fit;
+  modeld_fit_runs(d->fit, &j, 1);
+  if (st) *st = j.st;
+  return j.rc;
 }
