@@ -13,7 +13,12 @@
  *     and the state compared only when they agree)
  *   fit edge cases: no rows, no holdout rows (4 rows), NaN rewards: status, epochs, elites equal,
  *     holdout MSEs 1e-4 host, 1e-3 GPU (NaN for NaN)
- *   normalise + predict (3 chunks) vs model_predict                      1e-5 host, 1e-4 GPU */
+ *   normalise + predict (3 chunks) vs model_predict                      1e-5 host, 1e-4 GPU
+ *   a batched fit of 5 runs (modeld_fit_runs: different sizes, splits, learning rates, logvar
+ *     coefficients, stopping rules and fit indices; one without rows, one with NaN rewards, one
+ *     without holdout), twice, vs each run's modeld_train alone: statuses, epochs, steps, best
+ *     epochs and elites equal; losses, MSEs, parameters, Adam state, normaliser exact on the host,
+ *     1e-4 on the GPU (the GPU's state compared where the epochs agree) */
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,6 +359,108 @@ static void test_fit_edges(void) {
   free_data(&t);
 }
 
+/* ---- batched fits ---- */
+
+/* A's fit equals B's: bit for bit on the host (exact), else within tol where the epochs agree. */
+static void same_fit(int q, const model_fit_stats* a, const model_fit_stats* b, int ra, int rb, model_dev* da,
+                     model_dev* db, double tl) {
+  CHECK(ra == rb, "run %d: status %d vs %d alone", q, ra, rb);
+  CHECK(a->n_train == b->n_train && a->n_holdout == b->n_holdout, "run %d: split", q);
+  if (a->epochs != b->epochs) {
+    CHECK(g_kind == DX_CUDA, "run %d: epochs %d vs %d alone", q, a->epochs, b->epochs);
+    return;
+  }
+  CHECK(a->steps == b->steps, "run %d: steps %ld vs %ld", q, a->steps, b->steps);
+  const double lt = fabs(a->train_loss - b->train_loss), ls = fabs(b->train_loss);
+  CHECK(tl == 0 ? !memcmp(&a->train_loss, &b->train_loss, sizeof(double)) : (lt <= tl * ls || (isnan(a->train_loss) && isnan(b->train_loss))),
+        "run %d: train loss %.17g vs %.17g alone", q, a->train_loss, b->train_loss);
+  for (int e = 0; e < ENS; e++) {
+    CHECK(a->best_epoch[e] == b->best_epoch[e] && a->elites[e] == b->elites[e] && da->elites[e] == db->elites[e],
+          "run %d member %d: best epoch / elite", q, e);
+    const double x = a->holdout_mse[e], y = b->holdout_mse[e];
+    CHECK(tl == 0 ? !memcmp(&x, &y, sizeof x) : (fabs(x - y) <= tl * fabs(y) || (isnan(x) && isnan(y))),
+          "run %d member %d: holdout MSE %.17g vs %.17g alone", q, e, x, y);
+  }
+  model_params p = da->p;
+  dyn_model* ha = model_create(OBS, ACT, &p, (rng_key){1, 0});
+  dyn_model* hb = model_create(OBS, ACT, &p, (rng_key){1, 0});
+  modeld_download(da, ha);
+  modeld_download(db, hb);
+  const size_t n = ha->nparams;
+  double ep = rel_err(ha->params, hb->params, n);
+  double ea = fmax(rel_err(ha->adam->m, hb->adam->m, n), rel_err(ha->adam->v, hb->adam->v, n));
+  double en = fmax(rel_err(ha->norm_mean, hb->norm_mean, IN), rel_err(ha->norm_std, hb->norm_std, IN));
+  if (tl == 0)
+    CHECK(!memcmp(ha->params, hb->params, n * 4) && !memcmp(ha->adam->m, hb->adam->m, n * 4) &&
+              !memcmp(ha->adam->v, hb->adam->v, n * 4) && !memcmp(ha->norm_mean, hb->norm_mean, IN * 4) &&
+              !memcmp(ha->norm_std, hb->norm_std, IN * 4),
+          "run %d: state differs from the fit alone (params %.3g, Adam %.3g, normaliser %.3g)", q, ep, ea, en);
+  else
+    CHECK(ep < tl && ea < 10 * tl && en < tl, "run %d: params %.3g, Adam %.3g, normaliser %.3g", q, ep, ea, en);
+  CHECK(ha->adam->t == hb->adam->t, "run %d: Adam t %ld vs %ld", q, ha->adam->t, hb->adam->t);
+  model_free(ha);
+  model_free(hb);
+}
+
+static void test_fit_runs(void) {
+  NEED_KIND();
+  enum { NJ = 5, ROWS = 700 };
+  dx_ctx* c = ctx();
+  data t = make_data(ROWS);
+  float* dev[4] = {up_bytes(t.obs, ROWS * OBS * 4), up_bytes(t.act, ROWS * ACT * 4), up_bytes(t.rew, ROWS * 4),
+                   up_bytes(t.nxt, ROWS * OBS * 4)};
+  float* nan_rew = malloc(ROWS * 4);
+  for (int i = 0; i < ROWS; i++) nan_rew[i] = i == 37 ? NAN : t.rew[i];
+  float* dnan = up_bytes(nan_rew, ROWS * 4);
+  /* per run: rows, then settings that may differ within a population */
+  const int N[NJ] = {700, 300, 0, 450, 4};
+  dyn_model* host[NJ];
+  model_dev *dm[NJ], *alone[NJ];
+  modeld_fitter* f = modeld_fitter_create(c, (host[0] = busy_model(16, 32, 60)), NJ + 1, ROWS);
+  for (int q = 0; q < NJ; q++) {
+    if (q > 0) host[q] = busy_model(16, 32, 60 + (uint32_t)q);
+    model_params* p = &host[q]->p;
+    p->max_epochs = q == 4 ? 6 : 12;
+    if (q == 1) p->holdout_ratio = 0.1, p->patience = 0, p->improvement = 0.5, p->lr = 5e-4f, p->logvar_coef = 0.03f;
+    if (q == 3) p->lr = 2e-3f;
+    host[q]->adam->lr = p->lr;
+    dm[q] = modeld_create(c, host[q], 0);
+    alone[q] = modeld_create(c, host[q], ROWS);
+  }
+  for (int round = 0; round < 2; round++) {
+    modeld_fit_job jobs[NJ];
+    memset(jobs, 0, sizeof jobs);
+    model_fit_stats sa[NJ];
+    int ra[NJ];
+    for (int q = 0; q < NJ; q++) {
+      const int n = N[q] > 0 ? N[q] - 3 * round * (q & 1) : 0; /* the sizes change between fits */
+      const float* rew = q == 3 ? dnan : dev[2];
+      jobs[q] = (modeld_fit_job){dm[q], n, dev[0], dev[1], rew, dev[3], (uint32_t)(5 * q + round), {0}, 0};
+      ra[q] = modeld_train(alone[q], n, dev[0], dev[1], rew, dev[3], (uint32_t)(5 * q + round), &sa[q]);
+    }
+    modeld_fit_runs(f, jobs, NJ);
+    const int want[NJ] = {MODEL_OK, MODEL_OK, MODEL_NO_DATA, MODEL_NONFINITE, MODEL_OK};
+    for (int q = 0; q < NJ; q++) {
+      CHECK(jobs[q].rc == want[q], "round %d run %d: status %d, expected %d", round, q, jobs[q].rc, want[q]);
+      same_fit(q, &jobs[q].st, &sa[q], jobs[q].rc, ra[q], dm[q], alone[q], tol(0, 1e-4));
+    }
+    fprintf(stderr, "  [%s] batched fit round %d: epochs %d %d %d %d %d (run 1 stops early, run 3 NaN)\n",
+            g_kind == DX_CUDA ? "cuda" : "host", round, jobs[0].st.epochs, jobs[1].st.epochs, jobs[2].st.epochs,
+            jobs[3].st.epochs, jobs[4].st.epochs);
+    CHECK(jobs[1].st.epochs < jobs[0].st.epochs && jobs[3].st.epochs == 1, "the runs should stop apart");
+  }
+  for (int q = 0; q < NJ; q++) {
+    modeld_free(dm[q]);
+    modeld_free(alone[q]);
+    model_free(host[q]);
+  }
+  modeld_fitter_free(f);
+  for (int i = 0; i < 4; i++) dx_free(c, dev[i]);
+  dx_free(c, dnan);
+  free(nan_rew);
+  free_data(&t);
+}
+
 /* ---- prediction ---- */
 
 static void test_predict(void) {
@@ -407,6 +514,7 @@ int main(void) {
     RUN(test_predict);
     RUN(test_fit);
     RUN(test_fit_edges);
+    RUN(test_fit_runs);
   }
   dxt_destroy_all();
   return test_done();
