@@ -24,6 +24,10 @@
  *            member; loss with soft bounds, gradient, one Adam over all parameters) on one fixed
  *            device minibatch, G steps captured in one graph (as an epoch is), and uncaptured; and
  *            a short fit (modeld_train, 10,000 synthetic rows, max_epochs 2) per reported step.
+ *   mfit_pop one batched model fit of P = 1, 2, 4, 8, 16 runs (modeld_fit_runs, as the training loop
+ *            fits a population's models): the short fit's settings and rows, each run its own model
+ *            (own key seed); ms per fit, ms per epoch (every run stops at max_epochs 2) and
+ *            time(P) / time(P = 1), the best of 3 fits after a warm-up.
  *   rollout  rolloutd_run at 100,000 rows for k = 1 and k = 5 (start states, policy, all 7
  *            members, elite pick, sampling, the Hopper termination rule, append, compaction):
  *            rows x steps per second (rows appended / s) and ms per step. The model is benign
@@ -38,8 +42,8 @@
  *            from the last epoch row of progress.csv; when the run fails, the reason is recorded
  *            instead. The late-training figure (epoch 100 state) is not measured here.
  * BENCH_GPU_HOST=1 runs the same program on a DX_HOST context with small sizes (5,000 rollout rows,
- * no e2e, no peer, JSON to stdout's log only): a smoke test of the benchmark itself on a machine
- * without a GPU; its figures mean nothing.
+ * 2,000 fit rows, populations of P = 1 and 2 only, no e2e, no peer, JSON to stdout's log only): a
+ * smoke test of the benchmark itself on a machine without a GPU; its figures mean nothing.
  * The peer runs after the C figures (nothing else on the GPU meanwhile); ratios are C time / torch
  * time per variant (eager, CUDA graphs, torch.compile), and the issue's targets on one H100 (SAC
  * update <= 40 us, model step <= 60 us, 100k-row rollout step <= 4 ms) are checked in the JSON. */
@@ -348,6 +352,77 @@ static model_fig bench_model(dx_ctx* c, const dyn_model* host) {
   dx_free(c, m.x), dx_free(c, m.y), dx_free(c, m.loss);
   free(hx), free(hy);
   modeld_free(d);
+  return f;
+}
+
+/* ---- model fits of a population ---- */
+
+typedef struct mfit_pop_fig {
+  double ms[NPOPS];            /* one batched fit of P runs (POPS) */
+  double ms_per_epoch[NPOPS];  /* ms / epochs_max (the batched fit runs as many epochs as its longest run) */
+  int epochs_min[NPOPS], epochs_max[NPOPS];
+  long steps[NPOPS];           /* Adam steps of all the runs together */
+  int failed[NPOPS];           /* runs whose rc was not MODEL_OK */
+  double elite_mse[NPOPS];     /* mean over the runs of their elites' holdout MSE */
+} mfit_pop_fig;
+
+/* One batched fit of P runs at once (modeld_fit_runs: FIT_ROWS rows each, the short fit's settings
+ * of mp, every run its own model (key seed 100 + q) on the same rows of fp): the best of 3 timed
+ * fits after one warm-up, each fit's epoch graph captured inside it as in training. */
+static void bench_model_fit_pop(dx_ctx* c, dyn_model* const* hosts, pool_dev* fp, int P, mfit_pop_fig* f, int i) {
+  modeld_fitter* fit = modeld_fitter_create(c, hosts[0], P, FIT_ROWS);
+  model_dev** md = xmalloc(sizeof *md * (size_t)P);
+  modeld_fit_job* jobs = xmalloc(sizeof *jobs * (size_t)P);
+  for (int q = 0; q < P; q++) md[q] = modeld_create(c, hosts[q], 0);
+  dx_sync(c);
+  double best = 1e30;
+  for (int rep = 0; rep < 4; rep++) { /* the first is the warm-up */
+    for (int q = 0; q < P; q++) {
+      memset(&jobs[q], 0, sizeof jobs[q]);
+      jobs[q].m = md[q];
+      jobs[q].N = FIT_ROWS;
+      jobs[q].obs = fp->obs, jobs[q].act = fp->act, jobs[q].rew = fp->rew, jobs[q].next_obs = fp->next_obs;
+      jobs[q].fit_index = (uint32_t)rep;
+    }
+    double t0 = now_s();
+    modeld_fit_runs(fit, jobs, P);
+    dx_sync(c);
+    double dt = now_s() - t0;
+    if (rep > 0 && dt < best) {
+      best = dt;
+      f->epochs_min[i] = 1 << 30, f->epochs_max[i] = 0, f->steps[i] = 0, f->failed[i] = 0, f->elite_mse[i] = 0;
+      for (int q = 0; q < P; q++) {
+        const model_fit_stats* st = &jobs[q].st;
+        if (st->epochs < f->epochs_min[i]) f->epochs_min[i] = st->epochs;
+        if (st->epochs > f->epochs_max[i]) f->epochs_max[i] = st->epochs;
+        f->steps[i] += st->steps;
+        f->failed[i] += jobs[q].rc != MODEL_OK;
+        f->elite_mse[i] += st->elite_mse / P;
+      }
+    }
+  }
+  f->ms[i] = 1e3 * best;
+  f->ms_per_epoch[i] = f->epochs_max[i] > 0 ? f->ms[i] / f->epochs_max[i] : -1;
+  printf("model fit of a population of %2d runs (%d rows each, one batched fit): %.2f ms, %d-%d epochs "
+         "(%.2f ms per epoch), %ld steps, %d failed, mean elite MSE %.5g\n",
+         P, FIT_ROWS, f->ms[i], f->epochs_min[i], f->epochs_max[i], f->ms_per_epoch[i], f->steps[i], f->failed[i],
+         f->elite_mse[i]);
+  for (int q = 0; q < P; q++) modeld_free(md[q]);
+  modeld_fitter_free(fit);
+  free(md), free(jobs);
+}
+
+static mfit_pop_fig bench_model_fit_pops(dx_ctx* c, const model_params* mp) {
+  mfit_pop_fig f;
+  memset(&f, 0, sizeof f);
+  const int Pmax = POPS[g_npops - 1];
+  dyn_model** hosts = xmalloc(sizeof *hosts * (size_t)Pmax);
+  for (int q = 0; q < Pmax; q++) hosts[q] = model_create(OBS, ACT, mp, (rng_key){(uint32_t)(100 + q), 0});
+  pool_dev* fp = filled_pool(c, FIT_ROWS, FIT_ROWS, 40); /* bench_model's fit rows */
+  for (int i = 0; i < g_npops; i++) bench_model_fit_pop(c, hosts, fp, POPS[i], &f, i);
+  poold_free(c, fp);
+  for (int q = 0; q < Pmax; q++) model_free(hosts[q]);
+  free(hosts);
   return f;
 }
 
@@ -668,6 +743,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < g_npops; i++) pop_us[i] = bench_sac_pop(c, hs, real, mpool, POPS[i]);
   poold_free(c, mpool);
   model_fig mf = bench_model(c, hm);
+  mfit_pop_fig mpf = bench_model_fit_pops(c, &mp);
   roll_fig rf = bench_rollout(c, hm, sd, real);
   e2e_fig ef;
   peer p;
@@ -711,6 +787,16 @@ int main(int argc, char** argv) {
              "\"fit_us_per_step\": %.3f, \"fit_status\": %d},\n",
           mf.us_graph, 1e6 / mf.us_graph, mf.us_eager, mf.last_loss, FIT_ROWS, mf.fit_epochs, mf.fit_steps, mf.fit_s,
           mf.us_fit_step, mf.fit_status);
+  fprintf(f, "  \"model_fit_population\": {\"note\": \"ms per batched model fit of P runs at once (modeld_fit_runs: "
+             "%d rows and max_epochs %d each, every run its own model and keys); ms_per_epoch = ms / epochs_max; "
+             "ratio = time(P) / time(1); P separate fits would take P x time(1)\", \"runs\": [",
+          FIT_ROWS, mp.max_epochs);
+  for (int i = 0; i < g_npops; i++)
+    fprintf(f, "%s{\"P\": %d, \"ms\": %.3f, \"epochs_min\": %d, \"epochs_max\": %d, \"ms_per_epoch\": %.3f, "
+               "\"steps\": %ld, \"failed\": %d, \"mean_elite_mse\": %.6g, \"ratio_to_p1\": %.3f}",
+            i ? ", " : "", POPS[i], mpf.ms[i], mpf.epochs_min[i], mpf.epochs_max[i], mpf.ms_per_epoch[i], mpf.steps[i],
+            mpf.failed[i], mpf.elite_mse[i], mpf.ms[i] / mpf.ms[0]);
+  fprintf(f, "]},\n");
   fprintf(f, "  \"rollout\": [");
   for (int ki = 0; ki < 2; ki++)
     fprintf(f, "%s{\"k\": %d, \"rows_steps_per_s\": %.1f, \"ms_per_step\": %.4f, \"rows_added\": %ld, \"steps_run\": "

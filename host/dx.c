@@ -335,6 +335,12 @@ void dx_gemm2(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const
     dx_gemm(c, ta, tb, M, N, K, alpha, A, lda, siA, B, ldb, siB, beta, C, ldc, siC, outer * inner);
     return;
   }
+#ifdef MBPO_CUDA
+  /* the GPU: one pointer-array call (its tables written by one small kernel) instead of several */
+  if (IS_CUDA(c) && dxc_gemm2(c->cuda, ta, tb, M, N, K, alpha, A, lda, soA, siA, B, ldb, soB, siB, beta, C, ldc,
+                              soC, siC, outer, inner))
+    return;
+#endif
   if (inner <= outer) /* one batched call per member, over the runs */
     for (int i = 0; i < inner; i++)
       dx_gemm(c, ta, tb, M, N, K, alpha, A + (size_t)i * siA, lda, soA, B + (size_t)i * siB, ldb, soB, beta,

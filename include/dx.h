@@ -130,7 +130,9 @@ void dx_gemm(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const 
  *  X_(o,i) = X + o * soX + i * siX. The population's tensors are [P][E][...] with a member's
  *  weights at run stride nparams and a shared input at member stride 0, which one stride cannot
  *  express; where the strides do collapse (inner == 1, outer == 1, or so == inner * si for all
- *  three) this is one dx_gemm, else one dx_gemm per index of the smaller level. */
+ *  three) this is one dx_gemm; else, on the GPU, one pointer-array batched GEMM (cublasSgemmBatched,
+ *  its pointer tables written by one small kernel: two graph nodes), and on the host (or past 4096
+ *  matrices) one dx_gemm per index of the smaller level. */
 void dx_gemm2(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
               long soA, long siA, const float* B, int ldb, long soB, long siB, float beta, float* C,
               int ldc, long soC, long siC, int outer, int inner);

@@ -31,7 +31,11 @@ struct dxc_state {
   size_t sort_tmp_bytes;
   void* select_tmp;
   size_t select_tmp_bytes;
+  void** ptrs;   // [3][DXC_PTR_CAP]: the pointer tables of dxc_gemm2, rewritten by each call
 };
+
+// Largest batch of one pointer-array GEMM (dxc_gemm2): runs x members.
+#define DXC_PTR_CAP 4096
 
 extern "C" int backend_cuda_ordinal_impl(void); // kernels/device.cu
 
@@ -62,6 +66,7 @@ extern "C" void* dxc_create(char* err, int n) {
   size_t ws_bytes = 32u << 20;
   CK(cudaMalloc(&ws, ws_bytes));
   CKB(cublasSetWorkspace(s->blas, ws, ws_bytes));
+  CK(cudaMalloc(&s->ptrs, 3 * DXC_PTR_CAP * sizeof(void*)));
   return s;
 }
 
@@ -71,6 +76,7 @@ extern "C" void dxc_destroy(void* p) {
   cublasDestroy(s->blas);
   cudaFree(s->sort_tmp);
   cudaFree(s->select_tmp);
+  cudaFree(s->ptrs);
   cudaStreamDestroy(s->stream);
   delete s;
 }
@@ -180,6 +186,39 @@ extern "C" void dxc_gemm(void* p, int ta, int tb, int M, int N, int K, float alp
   CKB(cublasSgemmStridedBatched(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                 N, M, K, &alpha, B, ldb, (long long)sB, A, lda, (long long)sA, &beta, C,
                                 ldc, (long long)sC, batch));
+}
+
+// The operands of batch entry i = o inner + e: base + o outer stride + e inner stride.
+__global__ void dxc_gemm_ptrs(const float* A, long soA, long siA, const float* B, long soB, long siB, float* C,
+                              long soC, long siC, int inner, int n, const float** pa, const float** pb,
+                              float** pc) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const long o = i / inner, e = i % inner;
+  pa[i] = A + o * soA + e * siA;
+  pb[i] = B + o * soB + e * siB;
+  pc[i] = C + o * soC + e * siC;
+}
+
+// One pointer-array batched GEMM over outer x inner matrices whose two strides do not collapse into
+// one: a small kernel writes the three pointer tables (stream order keeps the next call from
+// overwriting them early, in a graph too), then cublasSgemmBatched. 0 when the batch exceeds the
+// tables (the caller falls back to strided calls).
+extern "C" int dxc_gemm2(void* p, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
+                         long soA, long siA, const float* B, int ldb, long soB, long siB, float beta, float* C,
+                         int ldc, long soC, long siC, int outer, int inner) {
+  dxc_state* s = (dxc_state*)p;
+  const long n = (long)outer * inner;
+  if (n > DXC_PTR_CAP) return 0;
+  const float** pa = (const float**)s->ptrs;
+  const float** pb = pa + DXC_PTR_CAP;
+  float** pc = (float**)(pb + DXC_PTR_CAP);
+  dxc_gemm_ptrs<<<(unsigned)((n + 127) / 128), 128, 0, s->stream>>>(A, soA, siA, B, soB, siB, C, soC, siC, inner,
+                                                                     (int)n, pa, pb, pc);
+  CK(cudaGetLastError());
+  CKB(cublasSgemmBatched(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+                         pb, ldb, pa, lda, &beta, pc, ldc, (int)n));
+  return 1;
 }
 
 extern "C" void dxc_reserve_sort(void* p, long n) {

@@ -34,6 +34,11 @@ void dxc_run(void* s, void (*launch)(void* stream, const void* args, long n), co
 void dxc_gemm(void* s, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
               long sA, const float* B, int ldb, long sB, float beta, float* C, int ldc, long sC,
               int batch);
+/** Two-level batched GEMM as one pointer-array call (dx_gemm2's non-collapsing case); 0 when the
+ *  batch is too large for its pointer tables. */
+int dxc_gemm2(void* s, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda, long soA,
+              long siA, const float* B, int ldb, long soB, long siB, float beta, float* C, int ldc, long soC,
+              long siC, int outer, int inner);
 void dxc_reserve_sort(void* s, long n);
 void dxc_reserve_select(void* s, long n);
 void dxc_sort_pairs(void* s, const uint64_t* ki, uint64_t* ko, const int* vi, int* vo, long n);
