@@ -134,17 +134,22 @@ static void test_population_interrupt_resume(void) {
  * batched model fit (the runs' own holdout splits, so training sets of different sizes share each
  * step, learning rates, logvar coefficients and stopping rules, so one run stops while the other goes
  * on) and one batched rollout (the runs' own models, policies and rollout lengths, 1 and 3): each
- * run equals the same run alone. */
+ * run equals the same run alone, and the population interrupted while a run waits at its model
+ * phase and resumed equals it uninterrupted. */
 static void test_population_device_emulation(void) {
   char args[2048];
   snprintf(args, sizeof args,
-           "run_dir=%s/emu threads=1 'sweep.seed=0,1' 'sweep.sac.tau=0.005,0.02' 'sweep.sac.real_ratio=0.05,0.5' "
+           "run_dir=%s/%%s threads=1 'sweep.seed=0,1' 'sweep.sac.tau=0.005,0.02' 'sweep.sac.real_ratio=0.05,0.5' "
            "'sweep.rollout.max_length=1,3' 'sweep.model.holdout_ratio=0.2,0.1' 'sweep.model.lr=1e-3,5e-4' "
            "'sweep.model.logvar_coef=0.01,0.03' 'sweep.model.patience=5,0' 'sweep.model.improvement=0.01,0.5' "
            "sweep.zip=seed,sac.tau,sac.real_ratio,rollout.max_length,model.holdout_ratio,model.lr,"
            "model.logvar_coef,model.patience,model.improvement %s",
            g_tmp, SCHED);
-  CHECK(train("MBPO_DEVICE_EMULATE=1", args, "emu") == 0, "emulated population failed");
+  char pop_args[2048];
+  snprintf(pop_args, sizeof pop_args, args, "emu");
+  CHECK(train("MBPO_DEVICE_EMULATE=1", pop_args, "emu") == 0, "emulated population failed");
+  char int_args[2048];
+  snprintf(int_args, sizeof int_args, args, "emu-int");
   snprintf(args, sizeof args,
            "run_dir=%s/emu1 threads=1 seed=1 sac.tau=0.02 sac.real_ratio=0.5 %s rollout.max_length=3 "
            "model.holdout_ratio=0.1 model.lr=5e-4 model.logvar_coef=0.03 model.patience=0 model.improvement=0.5",
@@ -158,6 +163,27 @@ static void test_population_device_emulation(void) {
   same_run("emu/inverted_pendulum-mbpo-sac_tau_0.005-sac_real_ratio_0.05-rollout_max_length_1-model_holdout_ratio_0.2-"
            "model_lr_0.001-model_logvar_coef_0.01-model_patience_5-model_improvement_0.01-s0",
            "emu0/inverted_pendulum-mbpo-s0");
+  /* interrupted when the first run starts training: it waits at its first model phase while the
+   * other still explores, so the stop completes its model phase first (the runs lose their
+   * alignment, and regain it at their next model phase after the resume) */
+  CHECK(train("MBPO_DEVICE_EMULATE=1 MBPO_TEST_INTERRUPT_STEP=0", int_args, "emu-int") == 0,
+        "interrupted emulated population failed");
+  const char* runs[2] = {"inverted_pendulum-mbpo-sac_tau_0.005-sac_real_ratio_0.05-rollout_max_length_1-model_holdout_"
+                         "ratio_0.2-model_lr_0.001-model_logvar_coef_0.01-model_patience_5-model_improvement_0.01-s0",
+                         "inverted_pendulum-mbpo-sac_tau_0.02-sac_real_ratio_0.5-rollout_max_length_3-model_holdout_"
+                         "ratio_0.1-model_lr_0.0005-model_logvar_coef_0.03-model_patience_0-model_improvement_0.5-s1"};
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd,
+           "OMP_WAIT_POLICY=passive MBPO_DEVICE_EMULATE=1 '%s' train --resume '%s/emu-int/%s' '%s/emu-int/%s' > "
+           "'%s/emu-resume.log' 2>&1",
+           g_bin, g_tmp, runs[0], g_tmp, runs[1], g_tmp);
+  CHECK(system(cmd) == 0, "emulated resume failed: %s", cmd);
+  for (int i = 0; i < 2; i++) {
+    char a[512], b[512];
+    snprintf(a, sizeof a, "emu-int/%s", runs[i]);
+    snprintf(b, sizeof b, "emu/%s", runs[i]);
+    same_run(a, b);
+  }
   /* the CPU backend's run for the MPI case */
   snprintf(args, sizeof args, "run_dir=%s/cpu0 threads=1 seed=0 %s rollout.max_length=3", g_tmp, SCHED);
   CHECK(train("", args, "cpu0") == 0, "run alone failed");
