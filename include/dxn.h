@@ -28,6 +28,8 @@ typedef struct dxn_cache {
   int P;                          /* runs the next forward covers (dxn_cache_use_runs) */
   int Pmax;                       /* runs allocated */
   int Bmax, B, shared_input;
+  int fwd_only;                   /* forward only (dxn_cache_alloc_fwd): no a, z, dxe; the layers
+                                     alternate between buf[0] and buf[1], activations in place */
   long ps;                        /* floats between the runs' parameter (and gradient) vectors:
                                      net->nparams unless set after allocation (a model's vector
                                      carries its log-variance bounds after the network's) */
@@ -43,6 +45,11 @@ dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax);
 
 /** Allocate a cache for up to Bmax rows of each of P runs (parameters [P][nparams]). */
 dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax);
+
+/** A forward-only cache (no dxn_backward) for up to Bmax rows of each of P runs: two activation
+ *  buffers instead of every layer's input and pre-activation and the backward's workspaces, about
+ *  2 / (2 nlayers + 3) of a full cache's memory (rollouts, scoring, acting). The same results. */
+dxn_cache* dxn_cache_alloc_fwd(dx_ctx* c, const nn_mlp* net, int P, int Bmax);
 
 /** Make the next forwards (and their backwards) cover the first P <= k->Pmax runs only: the strides
  *  do not depend on the run count, so a population's cache serves any prefix of its runs. */

@@ -6,7 +6,8 @@
  *     inner <= outer and > outer, one operand alone not collapsing; all four transpose cases,
  *     beta != 0; padded ld) vs a naive loop                        as GEMM
  *   MLP over P = 3 runs of an E = 2 ensemble (dxn_cache_alloc_runs) vs the same net with P = 1 on
- *     each run's slice: outputs, parameter and input gradients   bit for bit (host), 1e-4 (GPU)
+ *     each run's slice: outputs, parameter and input gradients   bit for bit (host), 1e-4 (GPU);
+ *     and its forward through a forward-only cache (dxn_cache_alloc_fwd)   bit for bit
  *   MLP forward / backward vs nn_forward / nn_backward (ReLU, swish, shared and per-member input)
  *                                                                  1e-5 host, 1e-4 GPU
  *   Adam (3 steps, and one step captured and replayed 3 times), Polyak   1e-6 host, 1e-5 GPU
@@ -222,6 +223,15 @@ static void mlp_runs_case(int act, int shared, int B) {
   dxn_forward(c, &net, dP, B, dX, shared, pc, dY);
   dxn_backward(c, &net, dP, pc, dDY, dG, dDX);
   float *py = down(dY, R * ny), *pg = down(dG, R * np), *pdx = down(dDX, R * nx);
+  /* a forward-only cache gives the same outputs, bit for bit */
+  dxn_cache* fc = dxn_cache_alloc_fwd(c, &net, R, B + 3);
+  float* dYf = dx_allocf(c, R * ny);
+  dxn_forward(c, &net, dP, B, dX, shared, fc, dYf);
+  float* pyf = down(dYf, R * ny);
+  CHECK(!memcmp(pyf, py, R * ny * 4), "forward-only cache: outputs differ from the full cache's");
+  free(pyf);
+  dx_free(c, dYf);
+  dxn_cache_free(c, fc);
   /* each run alone */
   dxn_cache* sc = dxn_cache_alloc(c, &net, B);
   float *sP = dx_allocf(c, np), *sX = dx_allocf(c, nx), *sDY = dx_allocf(c, ny), *sG = dx_allocf(c, np);

@@ -46,6 +46,20 @@ dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
 
 dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) { return dxn_cache_alloc_runs(c, net, 1, Bmax); }
 
+dxn_cache* dxn_cache_alloc_fwd(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
+  if (Bmax < 1 || P < 1) mbpo_fatal("dxn_cache_alloc_fwd: Bmax %d, P %d", Bmax, P);
+  dxn_cache* k = calloc(1, sizeof *k);
+  if (!k) mbpo_fatal("out of memory");
+  k->P = k->Pmax = P;
+  k->Bmax = Bmax;
+  k->ps = (long)net->nparams;
+  k->fwd_only = 1;
+  const size_t n = (size_t)P * (size_t)net->E * (size_t)Bmax * (size_t)max_hidden(net);
+  k->buf[0] = dx_allocf(c, n);
+  k->buf[1] = dx_allocf(c, n);
+  return k;
+}
+
 void dxn_cache_use_runs(dxn_cache* k, int P) {
   if (P < 1 || P > k->Pmax) mbpo_fatal("dxn_cache_use_runs: %d runs of a cache for %d", P, k->Pmax);
   k->P = P;
@@ -74,13 +88,15 @@ void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const floa
   k->x = x;
   for (int l = 0; l < L; l++) {
     const int din = net->dims[l], dout = net->dims[l + 1];
-    const float* in = l == 0 ? x : k->a[l];
+    /* forward only: layer l writes buf[l & 1] and its activation in place, layer l + 1 reads it */
+    const float* in = l == 0 ? x : k->fwd_only ? k->buf[(l - 1) & 1] : k->a[l];
     int shared = l == 0 && shared_input;
     long si_in = shared ? 0 : (long)B * din, so_in = shared ? (long)B * din : (long)E * B * din;
-    float* out = l == L - 1 ? y : k->z[l];
+    float* out = l == L - 1 ? y : k->fwd_only ? k->buf[l & 1] : k->z[l];
+    float* act = l == L - 1 ? NULL : k->fwd_only ? out : k->a[l + 1];
     dx_gemm2(c, 0, 0, B, dout, din, 1.0f, in, din, so_in, si_in, P + net->w_off[l], dout, ps,
              (long)din * dout, 0.0f, out, dout, (long)E * B * dout, (long)B * dout, R, E);
-    nnk_bias_act_args a = {out, l == L - 1 ? NULL : k->a[l + 1], P + net->b_off[l], B, dout,
+    nnk_bias_act_args a = {out, act, P + net->b_off[l], B, dout,
                            l == L - 1 ? NNK_LINEAR : net->act, E, ps};
     DX_RUN(c, nnk_bias_act, a, (long)R * E * B * dout);
   }
@@ -92,6 +108,7 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k,
   const int L = net->nlayers, E = net->E, B = k->B, R = k->P;
   const long ps = k->ps;
   if (!k->x) mbpo_fatal("dxn_backward without a forward");
+  if (k->fwd_only) mbpo_fatal("dxn_backward on a forward-only cache");
   const float* dz = dy;
   for (int l = L - 1; l >= 0; l--) {
     const int din = net->dims[l], dout = net->dims[l + 1];

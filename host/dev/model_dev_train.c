@@ -115,7 +115,7 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   f->nmu = dx_alloc(c, (size_t)I * sizeof(double));
   dx_reserve_sort(c, (long)R * E);
   f->schunk = (int)(max_rows < MODELD_SCORE_CHUNK ? max_rows : MODELD_SCORE_CHUNK);
-  f->scache = dxn_cache_alloc_runs(c, &m->net, P, f->schunk);
+  f->scache = dxn_cache_alloc_fwd(c, &m->net, P, f->schunk);
   f->scache->ps = (long)np;
   f->sx = dx_allocf(c, Pz * f->schunk * I);
   f->sy = dx_allocf(c, Pz * E * f->schunk * 2 * D);

@@ -106,8 +106,8 @@ rollout_dev* rolloutd_create_runs(dx_ctx* c, const nn_mlp* model_net, const nn_m
   r->hmem = dx_alloc_pinned(c, R * (sizeof(rdk_run) + sizeof(rdk_stats)));
   r->st_h = (rdk_stats*)r->hmem; /* first: the larger alignment */
   r->tab_h = (rdk_run*)(r->st_h + R);
-  r->pcache = dxn_cache_alloc_runs(c, pi, P, Bmax);
-  r->mcache = dxn_cache_alloc_runs(c, model_net, P, r->chunk);
+  r->pcache = dxn_cache_alloc_fwd(c, pi, P, Bmax);
+  r->mcache = dxn_cache_alloc_fwd(c, model_net, P, r->chunk);
   dx_reserve_select(c, (long)B);
   rdk_iota_args io = {r->rows};
   DX_RUN(c, rdk_iota, io, (long)B);

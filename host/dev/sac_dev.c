@@ -117,11 +117,11 @@ sac_dev* sacd_create_runs(dx_ctx* c, const sac* const* hosts, int P, int act_row
   const size_t B = R * (size_t)Bm; /* rows of all runs */
   w->Bmax = Bm;
   w->pi_c = dxn_cache_alloc_runs(c, &d->pi, P, Bm);
-  w->pin_c = dxn_cache_alloc_runs(c, &d->pi, P, Bm);
+  w->pin_c = dxn_cache_alloc_fwd(c, &d->pi, P, Bm); /* forward only: no gradient through the target */
   w->q_c = dxn_cache_alloc_runs(c, &d->q, P, Bm);
   w->qp_c = dxn_cache_alloc_runs(c, &d->q, P, Bm);
-  w->qt_c = dxn_cache_alloc_runs(c, &d->q, P, Bm);
-  w->act_c = dxn_cache_alloc_runs(c, &d->pi, P, act_rows);
+  w->qt_c = dxn_cache_alloc_fwd(c, &d->q, P, Bm);
+  w->act_c = dxn_cache_alloc_fwd(c, &d->pi, P, act_rows);
   w->x_sa = dx_allocf(c, B * D);
   w->x_na = dx_allocf(c, B * D);
   w->x_sp = dx_allocf(c, B * D);
