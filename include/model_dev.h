@@ -152,6 +152,7 @@ const int* modeld_fit_boot_(const modeld_fitter* f, int q);
 const int* modeld_fit_perm_(const modeld_fitter* f);
 
 struct mdk_frun; /* kernels/model_k.h */
+void modeld_shape_(model_dev* d, const dyn_model* h); /* the host model's shape and settings */
 void modeld_ws_alloc_(dx_ctx* c, const model_dev* shape, int P, int Bt, modeld_ws* w);
 void modeld_ws_free_(dx_ctx* c, modeld_ws* w);
 void modeld_step_runs_(dx_ctx* c, const model_dev* shape, modeld_ws* w, int P, int Bt, const int* nb,

@@ -26,13 +26,19 @@ static int max_hidden(const nn_mlp* net) {
   return m;
 }
 
-dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
+/* A cache's header: P runs of up to Bmax rows, no buffers yet. */
+static dxn_cache* cache_new(const nn_mlp* net, int P, int Bmax) {
   if (Bmax < 1 || P < 1) mbpo_fatal("dxn_cache_alloc: Bmax %d, P %d", Bmax, P);
   dxn_cache* k = calloc(1, sizeof *k);
   if (!k) mbpo_fatal("out of memory");
   k->P = k->Pmax = P;
   k->Bmax = Bmax;
   k->ps = (long)net->nparams;
+  return k;
+}
+
+dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
+  dxn_cache* k = cache_new(net, P, Bmax);
   size_t EB = (size_t)P * (size_t)net->E * (size_t)Bmax;
   for (int l = 1; l < net->nlayers; l++) {
     k->a[l] = dx_allocf(c, EB * (size_t)net->dims[l]);
@@ -47,12 +53,7 @@ dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
 dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) { return dxn_cache_alloc_runs(c, net, 1, Bmax); }
 
 dxn_cache* dxn_cache_alloc_fwd(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
-  if (Bmax < 1 || P < 1) mbpo_fatal("dxn_cache_alloc_fwd: Bmax %d, P %d", Bmax, P);
-  dxn_cache* k = calloc(1, sizeof *k);
-  if (!k) mbpo_fatal("out of memory");
-  k->P = k->Pmax = P;
-  k->Bmax = Bmax;
-  k->ps = (long)net->nparams;
+  dxn_cache* k = cache_new(net, P, Bmax);
   k->fwd_only = 1;
   const size_t n = (size_t)P * (size_t)net->E * (size_t)Bmax * (size_t)max_hidden(net);
   k->buf[0] = dx_allocf(c, n);

@@ -58,13 +58,7 @@ void modeld_ws_free_(dx_ctx* c, modeld_ws* w) {
   memset(w, 0, sizeof *w);
 }
 
-model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
-  if (max_rows < 0 || max_rows >= (1L << 26))
-    mbpo_fatal("modeld_create: max_rows %ld (0 to 2^26 - 1 allowed)", max_rows);
-  if (dx_capturing(c)) mbpo_fatal("modeld_create inside a capture");
-  model_dev* d = calloc(1, sizeof *d);
-  if (!d) mbpo_fatal("out of memory");
-  d->c = c;
+void modeld_shape_(model_dev* d, const dyn_model* h) {
   d->p = h->p;
   d->obs_dim = h->obs_dim;
   d->act_dim = h->act_dim;
@@ -73,6 +67,16 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   d->key = h->key;
   d->net = h->net;
   d->nparams = h->nparams;
+}
+
+model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
+  if (max_rows < 0 || max_rows >= (1L << 26))
+    mbpo_fatal("modeld_create: max_rows %ld (0 to 2^26 - 1 allowed)", max_rows);
+  if (dx_capturing(c)) mbpo_fatal("modeld_create inside a capture");
+  model_dev* d = calloc(1, sizeof *d);
+  if (!d) mbpo_fatal("out of memory");
+  d->c = c;
+  modeld_shape_(d, h);
   const int I = d->in_dim, D = d->D, L = d->net.nlayers, Bt = d->p.batch;
   d->params = dx_allocf(c, d->nparams);
   d->max_lv = d->params + d->net.nparams;

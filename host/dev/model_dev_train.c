@@ -70,13 +70,7 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   if (!f) mbpo_fatal("out of memory");
   f->c = c;
   model_dev* m = &f->shape;
-  m->p = h->p;
-  m->obs_dim = h->obs_dim;
-  m->act_dim = h->act_dim;
-  m->in_dim = h->in_dim;
-  m->D = h->D;
-  m->net = h->net;
-  m->nparams = h->nparams;
+  modeld_shape_(m, h);
   f->P = P;
   f->R = max_rows;
   const int E = m->p.ensemble, I = m->in_dim, D = m->D, L = m->net.nlayers, Bt = m->p.batch;
@@ -426,15 +420,7 @@ int modeld_train(model_dev* d, int N, const float* obs, const float* act, const 
                  const float* next_obs, uint32_t fit, model_fit_stats* st) {
   if (!d->fit) mbpo_fatal("modeld_train: the model has no fitter of its own (made with max_rows 0)");
   dx_sync(d->c);
-  modeld_fit_job j;
-  memset(&j, 0, sizeof j);
-  j.m = d;
-  j.N = N;
-  j.obs = obs;
-  j.act = act;
-  j.rew = rew;
-  j.next_obs = next_obs;
-  j.fit_index = fit;
+  modeld_fit_job j = {.m = d, .N = N, .obs = obs, .act = act, .rew = rew, .next_obs = next_obs, .fit_index = fit};
   modeld_fit_runs(d->fit, &j, 1);
   if (st) *st = j.st;
   return j.rc;
