@@ -156,40 +156,11 @@ void modeld_step_runs_(dx_ctx* c, const model_dev* d, modeld_ws* w, int P, int B
   dxn_forward(c, &d->net, params, Bt, x, 0, w->cache, w->out);
   mdk_nll_args nl = {w->out, y, params, w->dout, w->gbnd, w->rowsum, nb, ps, netn, Bt, E, D};
   DX_RUN(c, mdk_nll, nl, rows);
-  mdk_partials_args pa;
-  memset(&pa, 0, sizeof pa);
-  pa.rowsum = w->rowsum;
-  pa.gbnd = w->gbnd;
-  pa.params = params;
-  pa.part = w->part;
-  pa.nb = nb;
-  pa.ps = ps;
-  pa.Bt = Bt;
-  pa.E = E;
-  pa.D = D;
-  pa.L = L;
-  pa.nbw = w->nbw;
-  mdk_wd_args wa;
-  memset(&wa, 0, sizeof wa);
-  wa.params = params;
-  wa.grads = grads;
-  wa.ps = ps;
-  wa.netn = netn;
-  wa.L = L;
-  mdk_finish_args fa;
-  memset(&fa, 0, sizeof fa);
-  fa.part = w->part;
-  fa.params = params;
-  fa.grads = grads;
-  fa.terms = terms;
-  fa.nb = nb;
-  fa.runs = runs;
-  fa.ps = ps;
-  fa.netn = netn;
-  fa.coef = d->p.logvar_coef;
-  fa.D = D;
-  fa.L = L;
-  fa.nbw = w->nbw;
+  mdk_partials_args pa = {.rowsum = w->rowsum, .gbnd = w->gbnd, .params = params, .part = w->part, .nb = nb,
+                          .ps = ps, .Bt = Bt, .E = E, .D = D, .L = L, .nbw = w->nbw};
+  mdk_wd_args wa = {.params = params, .grads = grads, .ps = ps, .netn = netn, .L = L};
+  mdk_finish_args fa = {.part = w->part, .params = params, .grads = grads, .terms = terms, .nb = nb, .runs = runs,
+                        .ps = ps, .netn = netn, .coef = d->p.logvar_coef, .D = D, .L = L, .nbw = w->nbw};
   for (int l = 0; l < L; l++) {
     pa.w_off[l] = wa.w_off[l] = (long)d->net.w_off[l];
     pa.w_len[l] = wa.w_len[l] = (long)E * d->net.dims[l] * d->net.dims[l + 1];
