@@ -37,7 +37,9 @@ MPI_LIBS    := $(if $(filter 0,$(MPI)),,$(shell pkg-config --libs ompi-c 2>/dev/
 HAVE_MPI    := $(if $(MPI_LIBS),$(shell printf '\#include <mpi.h>\n' | $(CC) $(MPI_CFLAGS) -E -x c - >/dev/null 2>&1 && echo yes || echo no),no)
 HAVE_OMP    := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
 
-CFLAGS  ?= -O2 -g
+# -O3: GCC 12 vectorizes the element loops (ReLU, Adam, gathers) only at -O3; without -ffast-math
+# the results are the same bits as at -O2 (sums keep their order), and SAC updates run about 2x faster.
+CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -Ienvs -Ikernels -MMD -MP
 LDLIBS  := -lmujoco -lopenblas -linih -lz -lm -lpthread
 ifeq ($(HAVE_OMP),yes)

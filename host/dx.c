@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,17 @@ static void host_submit(dx_ctx* c, void (*fn)(const void*), const void* blob, si
 }
 
 #define IS_CUDA(c) ((c)->kind == DX_CUDA)
+
+/* MBPO_DX_TRACE=1: every op recorded into a graph is listed on stderr (name, size), on both kinds,
+ * to see what a captured phase launches and what fusing would save. */
+static void trace(const dx_ctx* c, const char* what, const char* name, long n) {
+  static int on = -1;
+  if (on < 0) {
+    const char* e = getenv("MBPO_DX_TRACE");
+    on = e && *e && *e != '0';
+  }
+  if (on && c->capturing) fprintf(stderr, "dx trace: %-6s %-28s %ld\n", what, name ? name : "", n);
+}
 #ifndef MBPO_CUDA
 /* Without CUDA a context is always DX_HOST; these keep the dispatch below uniform. */
 #define CUDA_ONLY(stmt) do { mbpo_fatal("dx: CUDA call in a build without CUDA"); } while (0)
@@ -180,6 +192,7 @@ static void zero_fn(const void* b) {
 
 static void copy_any(dx_ctx* c, void* dst, const void* src, size_t bytes, int dir) {
   (void)dir; /* the host copies are direction-blind (unused in a build without CUDA) */
+  trace(c, "copy", dir == DXC_H2D ? "h2d" : dir == DXC_D2H ? "d2h" : "d2d", (long)bytes);
   if (IS_CUDA(c)) {
     CUDA_ONLY(dxc_copy(c->cuda, dst, src, bytes, dir));
     return;
@@ -193,6 +206,7 @@ void dx_download(dx_ctx* c, void* dst, const void* src, size_t bytes) { copy_any
 void dx_copy(dx_ctx* c, void* dst, const void* src, size_t bytes) { copy_any(c, dst, src, bytes, DXC_D2D); }
 
 void dx_zero(dx_ctx* c, void* dst, size_t bytes) {
+  trace(c, "zero", "", (long)bytes);
   if (IS_CUDA(c)) {
     CUDA_ONLY(dxc_zero(c->cuda, dst, bytes));
     return;
@@ -278,6 +292,7 @@ static void op_fn(const void* b) {
 void dx_run(dx_ctx* c, const dx_op* op, const void* args, size_t args_size, long n) {
   if (args_size > DX_MAX_ARGS) mbpo_fatal("dx op %s: %zu argument bytes (at most %d)", op->name, args_size, DX_MAX_ARGS);
   if (n <= 0) return;
+  trace(c, "op", op->name, n);
   if (IS_CUDA(c)) {
     if (!op->cuda) mbpo_fatal("dx op %s has no CUDA kernel", op->name);
     CUDA_ONLY(dxc_run(c->cuda, op->cuda, args, n, op->name));
@@ -313,6 +328,7 @@ void dx_gemm(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const 
              long strideA, const float* B, int ldb, long strideB, float beta, float* C, int ldc,
              long strideC, int batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
+  trace(c, "gemm", "", (long)M * N * batch);
   if (IS_CUDA(c)) {
     CUDA_ONLY(dxc_gemm(c->cuda, ta, tb, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
                        strideC, batch));
@@ -426,6 +442,7 @@ void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const
                    int* vals_out, long n) {
   if (n <= 0) return;
   if (n > c->sort_cap) mbpo_fatal("dx_sort_pairs: %ld items, %ld reserved", n, c->sort_cap);
+  trace(c, "sort", "", n);
   if (IS_CUDA(c)) {
     CUDA_ONLY(dxc_sort_pairs(c->cuda, keys_in, keys_out, vals_in, vals_out, n));
     return;
@@ -452,6 +469,7 @@ static void select_fn(const void* p) {
 
 void dx_select_flagged(dx_ctx* c, const int* in, const uint8_t* flag, int* out, int* count, long n) {
   if (n > c->select_cap) mbpo_fatal("dx_select_flagged: %ld items, %ld reserved", n, c->select_cap);
+  trace(c, "select", "", n);
   if (IS_CUDA(c)) {
     CUDA_ONLY(dxc_select_flagged(c->cuda, in, flag, out, count, n));
     return;
