@@ -33,6 +33,8 @@ struct dx_ctx {
   int capturing;
   void* cuda;            /* dxc state (stream, cuBLAS, CUB workspaces) */
   dx_graph* rec;         /* host graph being recorded */
+  int defer;             /* host: MBPO_DX_DEFER=1, ops wait in `pending` until a sync (see below) */
+  dx_graph* pending;
   long sort_cap, select_cap;
   uint64_t* sort_tmp;    /* host sort workspace */
 };
@@ -45,6 +47,8 @@ struct dx_ctx {
 static pthread_mutex_t g_cuda_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 #define CUDA_LOCK(c) do { if ((c)->kind == DX_CUDA) pthread_mutex_lock(&g_cuda_lock); } while (0)
 #define CUDA_UNLOCK(c) do { if ((c)->kind == DX_CUDA) pthread_mutex_unlock(&g_cuda_lock); } while (0)
+
+static void host_flush(dx_ctx* c);
 
 dx_ctx* dx_create(int kind) {
   dx_ctx* c = calloc(1, sizeof *c);
@@ -62,12 +66,20 @@ dx_ctx* dx_create(int kind) {
 #endif
   } else if (kind != DX_HOST) {
     mbpo_fatal("dx_create: unknown kind %d", kind);
+  } else {
+    const char* e = getenv("MBPO_DX_DEFER");
+    c->defer = e && *e && *e != '0';
   }
   return c;
 }
 
 void dx_destroy(dx_ctx* c) {
   if (!c) return;
+  host_flush(c);
+  if (c->pending) {
+    free(c->pending->recs);
+    free(c->pending);
+  }
 #ifdef MBPO_CUDA
   CUDA_LOCK(c);
   if (c->cuda) dxc_destroy(c->cuda);
@@ -82,12 +94,17 @@ int dx_capturing(const dx_ctx* c) { return c->capturing; }
 
 /* ---- host recording ---- */
 
-static void host_submit(dx_ctx* c, void (*fn)(const void*), const void* blob, size_t size) {
-  if (!c->capturing) {
-    fn(blob);
-    return;
-  }
-  dx_graph* g = c->rec;
+/* Deferred host execution (MBPO_DX_DEFER=1): the host emulation runs an op when it is enqueued, so a
+ * program that reads a pinned download before dx_sync, or changes a pinned upload's source before
+ * the copy has run, works here and fails on a GPU. With MBPO_DX_DEFER=1 a host context behaves like
+ * a stream instead: ops (graph launches too) wait in a queue that runs at dx_sync, at a download
+ * into pageable memory (which waits, dx.h), and wherever CUDA synchronizes (allocation, free,
+ * workspace reservation, destroy). A pinned download's destination is filled with NaN bytes when
+ * it is enqueued, as its contents are undefined on a GPU until the sync; a pageable upload's source
+ * is copied when it is enqueued, as cudaMemcpyAsync stages it. The device-path tests run under it
+ * too (tests/run.sh). */
+
+static void rec_append(dx_graph* g, void (*fn)(const void*), const void* blob, size_t size) {
   if (g->n == g->cap) {
     g->cap = g->cap ? 2 * g->cap : 64;
     g->recs = realloc(g->recs, (size_t)g->cap * sizeof *g->recs);
@@ -97,6 +114,71 @@ static void host_submit(dx_ctx* c, void (*fn)(const void*), const void* blob, si
   if (!b) mbpo_fatal("out of memory");
   memcpy(b, blob, size);
   g->recs[g->n++] = (host_rec){fn, b};
+}
+
+static void host_submit(dx_ctx* c, void (*fn)(const void*), const void* blob, size_t size) {
+  if (c->capturing) {
+    rec_append(c->rec, fn, blob, size);
+  } else if (c->defer) {
+    if (!c->pending && !(c->pending = calloc(1, sizeof *c->pending))) mbpo_fatal("out of memory");
+    rec_append(c->pending, fn, blob, size);
+  } else {
+    fn(blob);
+  }
+}
+
+/* Run the deferred ops in order (nothing when not deferring). */
+static void host_flush(dx_ctx* c) {
+  dx_graph* q = c->pending;
+  if (!q || c->kind != DX_HOST) return;
+  /* an op may not enqueue more, but keep the loop safe if one did */
+  for (int i = 0; i < q->n; i++) {
+    q->recs[i].fn(q->recs[i].blob);
+    free(q->recs[i].blob);
+  }
+  q->n = 0;
+}
+
+/* Pinned host allocations (dx_alloc_pinned) of every host context, for the deferred mode's copy
+ * rules: one process-wide list, as page-locked memory is not tied to a stream. */
+typedef struct pin_range {
+  const char* p;
+  size_t n;
+} pin_range;
+static pin_range* g_pins;
+static int g_npins, g_cappins;
+static pthread_mutex_t g_pin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void pin_add(const void* p, size_t n) {
+  pthread_mutex_lock(&g_pin_lock);
+  if (g_npins == g_cappins) {
+    g_cappins = g_cappins ? 2 * g_cappins : 64;
+    g_pins = realloc(g_pins, (size_t)g_cappins * sizeof *g_pins);
+    if (!g_pins) mbpo_fatal("out of memory");
+  }
+  g_pins[g_npins++] = (pin_range){p, n};
+  pthread_mutex_unlock(&g_pin_lock);
+}
+
+static void pin_remove(const void* p) {
+  pthread_mutex_lock(&g_pin_lock);
+  for (int i = 0; i < g_npins; i++)
+    if (g_pins[i].p == p) {
+      g_pins[i] = g_pins[--g_npins];
+      break;
+    }
+  pthread_mutex_unlock(&g_pin_lock);
+}
+
+/* Is [p, p + n) inside one pinned allocation? */
+static int pin_has(const void* p, size_t n) {
+  const char* q = p;
+  int found = 0;
+  pthread_mutex_lock(&g_pin_lock);
+  for (int i = 0; i < g_npins && !found; i++)
+    found = q >= g_pins[i].p && q + n <= g_pins[i].p + g_pins[i].n;
+  pthread_mutex_unlock(&g_pin_lock);
+  return found;
 }
 
 #define IS_CUDA(c) ((c)->kind == DX_CUDA)
@@ -129,6 +211,7 @@ void* dx_alloc(dx_ctx* c, size_t bytes) {
     CUDA_UNLOCK(c);
     return p;
   }
+  host_flush(c); /* cudaMalloc and its zeroing synchronize */
   size_t b = (bytes + 63) & ~(size_t)63;
   if (b == 0) b = 64;
   void* p = aligned_alloc(64, b);
@@ -146,6 +229,7 @@ void dx_free(dx_ctx* c, void* p) {
     CUDA_ONLY(dxc_free(c->cuda, p));
     CUDA_UNLOCK(c);
   } else {
+    host_flush(c); /* cudaFree synchronizes */
     free(p);
   }
 }
@@ -160,6 +244,7 @@ void* dx_alloc_pinned(dx_ctx* c, size_t bytes) {
   }
   void* p = calloc(1, bytes ? bytes : 1);
   if (!p) mbpo_fatal("out of memory (%zu bytes)", bytes);
+  pin_add(p, bytes);
   return p;
 }
 
@@ -170,6 +255,8 @@ void dx_free_pinned(dx_ctx* c, void* p) {
     CUDA_ONLY(dxc_free_pinned(c->cuda, p));
     CUDA_UNLOCK(c);
   } else {
+    host_flush(c);
+    pin_remove(p);
     free(p);
   }
 }
@@ -185,6 +272,18 @@ static void copy_fn(const void* b) {
   if (x->bytes) memmove(x->dst, x->src, x->bytes);
 }
 
+/* A pageable upload under MBPO_DX_DEFER: the source as it was when enqueued. */
+typedef struct owned_blob {
+  void* dst;
+  size_t bytes;
+  _Alignas(16) unsigned char data[];
+} owned_blob;
+
+static void owned_fn(const void* b) {
+  const owned_blob* x = b;
+  memcpy(x->dst, x->data, x->bytes);
+}
+
 static void zero_fn(const void* b) {
   const copy_blob* x = b;
   memset(x->dst, 0, x->bytes);
@@ -197,7 +296,31 @@ static void copy_any(dx_ctx* c, void* dst, const void* src, size_t bytes, int di
     CUDA_ONLY(dxc_copy(c->cuda, dst, src, bytes, dir));
     return;
   }
+  const void* host = dir == DXC_H2D ? src : dir == DXC_D2H ? (const void*)dst : NULL;
+  const int pinned = host && pin_has(host, bytes);
+  /* as on the GPU (kernels/dx.cu): a graph cannot copy from or to pageable memory */
+  if (c->capturing && host && !pinned && bytes)
+    mbpo_fatal("dx: a %s copy of %zu bytes inside a capture uses pageable host memory (use dx_alloc_pinned)",
+               dir == DXC_H2D ? "host-to-device" : "device-to-host", bytes);
   copy_blob b = {dst, src, bytes};
+  if (c->defer && !c->capturing && host && bytes) {
+    if (dir == DXC_D2H && !pinned) { /* waits: everything before it has run */
+      host_flush(c);
+      copy_fn(&b);
+      return;
+    }
+    if (dir == DXC_D2H) memset(dst, 0xff, bytes); /* undefined until the sync: NaN, -1 */
+    if (dir == DXC_H2D && !pinned) {
+      owned_blob* o = malloc(sizeof *o + bytes);
+      if (!o) mbpo_fatal("out of memory");
+      o->dst = dst;
+      o->bytes = bytes;
+      memcpy(o->data, src, bytes);
+      host_submit(c, owned_fn, o, sizeof *o + bytes);
+      free(o);
+      return;
+    }
+  }
   host_submit(c, copy_fn, &b, sizeof b);
 }
 
@@ -218,6 +341,7 @@ void dx_zero(dx_ctx* c, void* dst, size_t bytes) {
 void dx_sync(dx_ctx* c) {
   if (c->capturing) mbpo_fatal("dx_sync inside a capture");
   if (IS_CUDA(c)) CUDA_ONLY(dxc_sync(c->cuda));
+  else host_flush(c);
 }
 
 /* ---- capture ---- */
@@ -251,20 +375,29 @@ dx_graph* dx_capture_end(dx_ctx* c) {
   return g;
 }
 
+static void launch_fn(const void* b) {
+  const dx_graph* g = *(dx_graph* const*)b;
+  for (int i = 0; i < g->n; i++) g->recs[i].fn(g->recs[i].blob);
+}
+
 void dx_graph_launch(dx_ctx* c, dx_graph* g) {
   if (c->capturing) mbpo_fatal("dx_graph_launch inside a capture");
   if (g->kind == DX_CUDA) {
     CUDA_ONLY(dxc_graph_launch(c->cuda, g->cuda));
     return;
   }
-  for (int i = 0; i < g->n; i++) g->recs[i].fn(g->recs[i].blob);
+  if (c->defer) { /* the launch waits in the queue like any op */
+    host_submit(c, launch_fn, &g, sizeof g);
+    return;
+  }
+  launch_fn(&g);
 }
 
 long dx_graph_ops(const dx_graph* g) { return g->kind == DX_CUDA ? g->nodes : g->n; }
 
 void dx_graph_free(dx_ctx* c, dx_graph* g) {
-  (void)c;
   if (!g) return;
+  if (c && !IS_CUDA(c)) host_flush(c); /* a queued launch may still name it */
   if (g->kind == DX_CUDA) {
     pthread_mutex_lock(&g_cuda_lock);
     CUDA_ONLY(dxc_graph_free(g->cuda));
@@ -372,6 +505,7 @@ void dx_gemm2(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const
 void dx_reserve_sort(dx_ctx* c, long n) {
   if (c->capturing) mbpo_fatal("dx_reserve_sort inside a capture");
   if (n <= c->sort_cap) return;
+  host_flush(c); /* queued sorts use the old workspace */
   c->sort_cap = n;
   if (IS_CUDA(c)) {
     CUDA_LOCK(c);
@@ -387,6 +521,7 @@ void dx_reserve_sort(dx_ctx* c, long n) {
 void dx_reserve_select(dx_ctx* c, long n) {
   if (c->capturing) mbpo_fatal("dx_reserve_select inside a capture");
   if (n <= c->select_cap) return;
+  host_flush(c);
   c->select_cap = n;
   if (IS_CUDA(c)) {
     CUDA_LOCK(c);

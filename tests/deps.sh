@@ -37,7 +37,7 @@ else
   echo "deps: missing$missing; install them with:  sudo $cmd" >&2
 fi
 if [ $optional = 1 ]; then
-  echo "deps: continuing without$missing (the tests that need them are skipped)" >&2
+  echo "deps: continuing without$missing (tests that need them skip; the build falls back where it can)" >&2
   exit 0
 fi
 exit 1

@@ -12,9 +12,14 @@
  *                                                                  1e-5 host, 1e-4 GPU
  *   Adam (3 steps, and one step captured and replayed 3 times), Polyak   1e-6 host, 1e-5 GPU
  *   Philox words on the device (cuRAND) vs the host                exact; normals 1e-5 absolute
- *   stable sort and compaction                                     exact */
+ *   stable sort and compaction                                     exact
+ *   deferred host execution (MBPO_DX_DEFER=1; host only): ops wait for dx_sync, a pinned download
+ *     reads NaN before it, a pageable upload copies its source when enqueued, a pinned one when it
+ *     runs, graph launches wait too, and a pageable copy inside a capture is fatal as on the GPU */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "dx.h"
@@ -488,6 +493,57 @@ static void test_sort_select(void) {
   free(f);
 }
 
+
+/* ---- deferred host execution (the GPU's stream semantics on the host, dx.c) ---- */
+
+static void test_deferred(void) {
+  const char* was = getenv("MBPO_DX_DEFER");
+  setenv("MBPO_DX_DEFER", "1", 1);
+  dx_ctx* c = dx_create(DX_HOST);
+  if (was) setenv("MBPO_DX_DEFER", was, 1);
+  else unsetenv("MBPO_DX_DEFER");
+  float* d = dx_allocf(c, 4);
+  float* pin = dx_alloc_pinned(c, 4 * sizeof(float));
+  float h[4] = {1, 2, 3, 4}, got[4];
+  dx_upload(c, d, h, sizeof h); /* pageable: copied now */
+  h[0] = 99;
+  dx_download(c, pin, d, sizeof h);
+  CHECK(pin[0] != pin[0] && pin[3] != pin[3], "a pinned download before dx_sync reads %g, not NaN", pin[0]);
+  dx_sync(c);
+  CHECK(pin[0] == 1 && pin[3] == 4, "after dx_sync: %g %g (expected 1 4)", pin[0], pin[3]);
+  /* a pinned source is read when the copy runs: a change before the sync reaches the device */
+  pin[0] = 5;
+  dx_upload(c, d, pin, sizeof h);
+  pin[0] = 7;
+  dx_download(c, got, d, sizeof got); /* pageable: waits */
+  CHECK(got[0] == 7, "a pinned upload ran with %g (expected the value at the sync, 7)", got[0]);
+  /* an op and a graph launch wait in the queue */
+  dx_capture_begin(c);
+  dx_zero(c, d, 2 * sizeof(float));
+  dx_graph* g = dx_capture_end(c);
+  dx_upload(c, d, h, sizeof h);
+  dx_graph_launch(c, g);
+  dx_download(c, got, d, sizeof got);
+  CHECK(got[0] == 0 && got[1] == 0 && got[2] == 3, "upload then launch: %g %g %g (expected 0 0 3)", got[0], got[1],
+        got[2]);
+  dx_graph_free(c, g);
+  /* a pageable copy inside a capture is fatal, on the host as on the GPU */
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stderr)) _exit(3);
+    dx_capture_begin(c);
+    dx_upload(c, d, h, sizeof h);
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "a pageable upload inside a capture: status %d (expected exit 1)", st);
+  dx_free_pinned(c, pin);
+  dx_free(c, d);
+  dx_destroy(c);
+}
+
 GPU_TWIN(test_gemm)
 GPU_TWIN(test_gemm2)
 GPU_TWIN(test_mlp)
@@ -508,6 +564,7 @@ int main(void) {
   RUN_KINDS(test_small_ops);
   RUN_KINDS(test_rng);
   RUN_KINDS(test_sort_select);
+  RUN(test_deferred);
   dxt_destroy_all();
   return test_done();
 }
