@@ -6,6 +6,7 @@
 DX_CUDA_OP(nnk_bias_act, nnk_bias_act_args)
 DX_CUDA_OP(nnk_act_back, nnk_act_back_args)
 DX_CUDA_OP(nnk_colsum, nnk_colsum_args)
+DX_CUDA_OP(nnk_act_back_colsum, nnk_act_back_colsum_args)
 DX_CUDA_OP(nnk_sum_members, nnk_sum_members_args)
 DX_CUDA_OP(nnk_adam_tick, nnk_adam_tick_args)
 DX_CUDA_OP(nnk_adam, nnk_adam_args)

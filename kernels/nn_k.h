@@ -81,6 +81,33 @@ MBPO_HD static void nnk_colsum_body(long i, const nnk_colsum_args* p) {
   *o = p->accumulate ? *o + s : s;
 }
 
+/* The backward's step between two layers as one op: d[m][r][j] *= act'(z[m][r][j]) (nnk_act_back)
+ * and the bias gradient out[m][j] = sum_r d[m][r][j] (+ out) (nnk_colsum, same order of the sum, so
+ * the same bits), i = m * D + j over a column, which the index owns (one launch fewer per layer). */
+typedef struct nnk_act_back_colsum_args {
+  float* d;
+  const float* z;
+  float* out;
+  int act, R, D, accumulate;
+  int E;
+  long pstride;
+} nnk_act_back_colsum_args;
+MBPO_HD static void nnk_act_back_colsum_body(long i, const nnk_act_back_colsum_args* p) {
+  long m = i / p->D;
+  int j = (int)(i % p->D);
+  float* d = p->d + m * (long)p->R * p->D + j;
+  const float* z = p->z + m * (long)p->R * p->D + j;
+  float s = 0.0f;
+  for (int r = 0; r < p->R; r++) {
+    const long o = (long)r * p->D;
+    float v = p->act == 0 ? (z[o] > 0.0f ? d[o] : 0.0f) : d[o] * nnk_swish_grad(z[o]);
+    d[o] = v;
+    s += v;
+  }
+  float* b = p->out + nnk_member_at(m, p->E, p->pstride, p->D) + j;
+  *b = p->accumulate ? *b + s : s;
+}
+
 /* dx[q][r][k] = sum_e dxe[q][e][r][k], i over P * B * in (q the run) */
 typedef struct nnk_sum_members_args {
   const float* dxe;
@@ -209,7 +236,7 @@ MBPO_HD static void nnk_rng_body(long i, const nnk_rng_args* p) {
   if (p->z) p->z[i] = rng_normal(p->key, p->c0, p->c1, p->first + (uint64_t)i);
 }
 
-extern const dx_op dxop_nnk_bias_act, dxop_nnk_act_back, dxop_nnk_colsum, dxop_nnk_sum_members,
+extern const dx_op dxop_nnk_bias_act, dxop_nnk_act_back, dxop_nnk_colsum, dxop_nnk_act_back_colsum, dxop_nnk_sum_members,
     dxop_nnk_adam_tick, dxop_nnk_adam, dxop_nnk_polyak, dxop_nnk_concat, dxop_nnk_fill, dxop_nnk_ctr_add, dxop_nnk_rng;
 
 #ifdef __cplusplus

@@ -10,6 +10,7 @@
 DX_OP(nnk_bias_act, nnk_bias_act_args)
 DX_OP(nnk_act_back, nnk_act_back_args)
 DX_OP(nnk_colsum, nnk_colsum_args)
+DX_OP(nnk_act_back_colsum, nnk_act_back_colsum_args)
 DX_OP(nnk_sum_members, nnk_sum_members_args)
 DX_OP(nnk_adam_tick, nnk_adam_tick_args)
 DX_OP(nnk_adam, nnk_adam_args)
@@ -111,6 +112,7 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k,
   if (!k->x) mbpo_fatal("dxn_backward without a forward");
   if (k->fwd_only) mbpo_fatal("dxn_backward on a forward-only cache");
   const float* dz = dy;
+  int have_db = 0; /* the bias gradient of layer l was summed with the activation's backward */
   for (int l = L - 1; l >= 0; l--) {
     const int din = net->dims[l], dout = net->dims[l + 1];
     if (grads) {
@@ -119,14 +121,20 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k,
       long si_in = shared ? 0 : (long)B * din, so_in = shared ? (long)B * din : (long)E * B * din;
       dx_gemm2(c, 1, 0, din, dout, B, 1.0f, in, din, so_in, si_in, dz, dout, (long)E * B * dout,
                (long)B * dout, accumulate ? 1.0f : 0.0f, grads + net->w_off[l], dout, ps, (long)din * dout, R, E);
-      nnk_colsum_args cs = {dz, grads + net->b_off[l], B, dout, accumulate, 1.0f, E, ps};
-      DX_RUN(c, nnk_colsum, cs, (long)R * E * dout);
+      if (!have_db) {
+        nnk_colsum_args cs = {dz, grads + net->b_off[l], B, dout, accumulate, 1.0f, E, ps};
+        DX_RUN(c, nnk_colsum, cs, (long)R * E * dout);
+      }
     }
     if (l == 0 && !dx) break;
     float* out = l > 0 ? k->buf[l & 1] : (k->shared_input && E > 1 ? k->dxe : dx);
     dx_gemm2(c, 0, 1, B, din, dout, 1.0f, dz, dout, (long)E * B * dout, (long)B * dout, P + net->w_off[l],
              dout, ps, (long)din * dout, 0.0f, out, din, (long)E * B * din, (long)B * din, R, E);
-    if (l > 0) {
+    if (l > 0 && grads) {
+      nnk_act_back_colsum_args ab = {out, k->z[l - 1], grads + net->b_off[l - 1], net->act, B, din, accumulate, E, ps};
+      DX_RUN(c, nnk_act_back_colsum, ab, (long)R * E * din);
+      have_db = 1;
+    } else if (l > 0) {
       nnk_act_back_args ab = {out, k->z[l - 1], net->act};
       DX_RUN(c, nnk_act_back, ab, (long)R * E * B * din);
     } else if (k->shared_input && E > 1) {
