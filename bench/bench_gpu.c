@@ -10,14 +10,14 @@
  *   sac      SAC updates per second inside the per-env-step graph: G = 20 updates captured once
  *            (dx_capture_begin/end), each drawing its batch on the device as the training loop does
  *            (poold_sample_gather: 12 rows of a real pool of 50,000 and 244 of a model pool of
- *            400,000, keyed by a device counter), sacd_update (batch 256, 2 x 256), dxn_ctr_add of
+ *            400,000, keyed by a device counter), sacd_update (batch 256, 2 x 256), nnd_ctr_add of
  *            the update counter; then the next action (sacd_act, 1 row) and the env-step counter.
  *            Replayed with dx_graph_launch; microseconds per update = graph time / G. Also the same
  *            ops enqueued without capture (launch overhead visible).
  *   sac_pop  the same per-env-step graph for a population of P = 1, 2, 4, 8, 16 runs as the training
  *            loop runs it (host/dev/mbpo_dev.c): one P-run agent (sacd_create_runs), each update's
  *            minibatches of all runs in one op (poold_sample_gather_runs), sacd_update_runs with an
- *            active mask, dxn_ctr_add_runs, then every run's next action (sacd_act_runs).
+ *            active mask, nnd_ctr_add_runs, then every run's next action (sacd_act_runs).
  *            Microseconds per env step (G updates of every run) and time(P) / time(P = 1), against
  *            P separate runs' P x time(1) (issue 6: P = 8 in at most 2x the time of P = 1).
  *   model    minibatch steps per second: modeld_step (E 7, 14 -> 4 x 200 swish -> 24, batch 256 per
@@ -59,7 +59,7 @@
 #include "backend.h"
 #include "config.h"
 #include "dx.h"
-#include "dxn.h"
+#include "nn_dev.h"
 #include "model.h"
 #include "model_dev.h"
 #include "pool_dev.h"
@@ -154,10 +154,10 @@ static void sac_enqueue(void* ctx) {
     poold_sample_gather(s->c, s->mpool, s->bk, s->upd, NREAL, nm, s->obs + NREAL * OBS, s->act + NREAL * ACT,
                         s->rew + NREAL, s->nxt + NREAL * OBS, s->done + NREAL);
     sacd_update(s->d, s->obs, s->act, s->rew, s->nxt, s->done, BATCH, s->upd, s->stats);
-    dxn_ctr_add(s->c, s->upd, 1);
+    nnd_ctr_add(s->c, s->upd, 1);
   }
   sacd_act(s->d, s->obs1, 1, 0, s->ak, 0, s->envstep, s->act1);
-  dxn_ctr_add(s->c, s->envstep, 1);
+  nnd_ctr_add(s->c, s->envstep, 1);
 }
 
 static void sac_replay(void* ctx) {
@@ -212,7 +212,7 @@ typedef struct pop_prog {
   dx_ctx* c;
   sac_dev* d;
   int P;
-  pdk_batch_src* srcs;
+  poolk_batch_src* srcs;
   rng_key* keys;
   int* active;
   uint64_t *upd, *envstep;
@@ -228,14 +228,14 @@ static void pop_replay(void* ctx) {
 /* Microseconds per env step of P runs (every run's G updates and next action, one graph). */
 static double bench_sac_pop(dx_ctx* c, const sac* hs, pool_dev* real, pool_dev* mpool, int P) {
   const sac** hosts = xmalloc(sizeof *hosts * (size_t)P);
-  pdk_batch_src* srcs = xmalloc(sizeof *srcs * (size_t)P);
+  poolk_batch_src* srcs = xmalloc(sizeof *srcs * (size_t)P);
   rng_key* keys = xmalloc(sizeof *keys * (size_t)P);
   int* ones = xmalloc(sizeof *ones * (size_t)P);
   for (int q = 0; q < P; q++) {
     hosts[q] = hs;
     memset(&srcs[q], 0, sizeof srcs[q]);
-    srcs[q].real = (pdk_rows){{real->obs, real->act, real->rew, real->next_obs, real->done}};
-    srcs[q].model = (pdk_rows){{mpool->obs, mpool->act, mpool->rew, mpool->next_obs, mpool->done}};
+    srcs[q].real = (poolk_rows){{real->obs, real->act, real->rew, real->next_obs, real->done}};
+    srcs[q].model = (poolk_rows){{mpool->obs, mpool->act, mpool->rew, mpool->next_obs, mpool->done}};
     srcs[q].real_state = real->state;
     srcs[q].model_state = mpool->state;
     srcs[q].key = (rng_key){(uint32_t)q, RNG_SAC_BATCH};
@@ -263,10 +263,10 @@ static double bench_sac_pop(dx_ctx* c, const sac* hs, pool_dev* real, pool_dev* 
   for (int g = 0; g < G; g++) {
     poold_sample_gather_runs(c, s.srcs, P, s.upd, 1, BATCH, OBS, ACT, s.obs, s.act, s.rew, s.nxt, s.done);
     sacd_update_runs(s.d, s.obs, s.act, s.rew, s.nxt, s.done, BATCH, s.upd, 1, s.active, s.stats);
-    dxn_ctr_add_runs(c, s.upd, P, 1, s.active);
+    nnd_ctr_add_runs(c, s.upd, P, 1, s.active);
   }
   sacd_act_runs(s.d, s.obs1, 1, 0, s.keys, 0, s.envstep, 1, s.act1);
-  dxn_ctr_add_runs(c, s.envstep, P, 1, NULL);
+  nnd_ctr_add_runs(c, s.envstep, P, 1, NULL);
   s.graph = dx_capture_end(c);
   double us = 1e6 * best_per_call(c, pop_replay, &s);
   printf("SAC step of a population of %2d runs (%d updates of each + next actions, one graph): %.1f us\n", P, G, us);

@@ -1,4 +1,4 @@
-/* bench_rollout.c: branched model rollouts on the CPU backend (host/rollout.c, mbpo.md §6), rows x
+/* bench_rollout.c: branched model rollouts on the CPU backend (host/cpu/rollout.c, mbpo.md §6), rows x
  * steps per second, and the same rollout in PyTorch (bench/peers/torch_rollout.py) on the same
  * thread count, as ratios.
  *
@@ -62,7 +62,7 @@ static const int KS[NK] = {1, 5};
 
 static float nrm(uint32_t c1, uint64_t n) { return rng_normal((rng_key){7, RNG_TEST}, 0, c1, n); }
 
-/* ---- the parts of one rollout step (the steps of host/rollout.c, timed one by one) ---- */
+/* ---- the parts of one rollout step (the steps of host/cpu/rollout.c, timed one by one) ---- */
 
 
 enum { P_START, P_ACT, P_PICK, P_NORM, P_PRED, P_SAMPLE, P_APPEND, P_COMPACT, NPARTS };

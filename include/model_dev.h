@@ -23,16 +23,16 @@
 #include <stdint.h>
 
 #include "dx.h"
-#include "dxn.h"
+#include "nn_dev.h"
 #include "model.h"
 
 /** Workspaces of one loss-and-gradient step over P runs' minibatches of up to Bt rows per member
  *  (internal: model_dev.c allocates them, modeld_step_runs_ uses them). */
 typedef struct modeld_ws {
   int P, Bt;
-  dxn_cache* cache;                  /* P runs, Bt rows, runs nparams apart */
+  nnd_cache* cache;                  /* P runs, Bt rows, runs nparams apart */
   float *out, *dout, *gbnd;          /* [P][E][Bt][2 D] */
-  double *rowsum, *part;             /* [P][E][Bt], [P][mdk_npart] */
+  double *rowsum, *part;             /* [P][E][Bt], [P][modelk_npart] */
   int nbw;                           /* blocks of the weight-decay sums */
 } modeld_ws;
 
@@ -51,7 +51,7 @@ typedef struct model_dev {
   float *params, *max_lv, *min_lv;   /* model.h layout: max_lv = params + net.nparams, min_lv = max_lv + D */
   float *norm_mean, *norm_std;       /* [in] */
   float* grads;                      /* [nparams]: the last step's gradient */
-  dxn_adam* adam;                    /* over all nparams */
+  nnd_adam* adam;                    /* over all nparams */
   int elites[MODEL_MAX_ENSEMBLE];    /* host: the members by holdout MSE, best first (first p.elites are the elites) */
 
   /* private: the single steps (p.batch rows per member) */
@@ -93,9 +93,9 @@ void modeld_normalize(model_dev* d, const float* obs, const float* act, int B, f
 
 /** Every member on B normalised rows xn [B][in] (shared input): mean and soft-clamped log-variance
  *  [E][B][D] (either may be NULL), in chunks of cache->Bmax rows; cache from
- *  dxn_cache_alloc(c, &d->net, Bmax). Uses an output workspace of cache->Bmax rows: reserve it
+ *  nnd_cache_alloc(c, &d->net, Bmax). Uses an output workspace of cache->Bmax rows: reserve it
  *  with modeld_reserve_predict before capturing (otherwise the first call allocates it). */
-void modeld_predict(model_dev* d, const float* xn, int B, float* mean, float* logvar, dxn_cache* cache);
+void modeld_predict(model_dev* d, const float* xn, int B, float* mean, float* logvar, nnd_cache* cache);
 
 /** Size modeld_predict's output workspace for chunks of up to rows rows (allocates; not inside a
  *  capture). */
@@ -141,22 +141,32 @@ void modeld_fitter_free(modeld_fitter* f);
  *  final when this returns. Not inside a capture. */
 void modeld_fit_runs(modeld_fitter* f, modeld_fit_job* jobs, int n);
 
-/* Internal (model_dev.c): workspaces of P runs' steps of up to Bt rows, and one step: the loss
- * terms of run q into terms[q][L + 2] (mdk_finish), the gradients into grads [P][nparams], then
- * (when adam is not NULL) Adam over the runs with act[q] != 0. nb: device [P] rows per member of
- * each run in x [P][E][Bt][in], y [P][E][Bt][D] (the rest padding); runs: the fit's table (each
- * run's logvar_coef), or NULL for shape's. Capturable. */
-/* Internal, for tests: after a fit, run q's shuffled member lists (device [E][n_train]) and the
- * holdout permutation of the fit's last run (device [N]). */
-const int* modeld_fit_boot_(const modeld_fitter* f, int q);
-const int* modeld_fit_perm_(const modeld_fitter* f);
+/* ---- the step shared by one model (model_dev.c) and the batched fitter (model_dev_train.c) ---- */
 
-struct mdk_frun; /* kernels/model_k.h */
-void modeld_shape_(model_dev* d, const dyn_model* h); /* the host model's shape and settings */
-void modeld_ws_alloc_(dx_ctx* c, const model_dev* shape, int P, int Bt, modeld_ws* w);
-void modeld_ws_free_(dx_ctx* c, modeld_ws* w);
-void modeld_step_runs_(dx_ctx* c, const model_dev* shape, modeld_ws* w, int P, int Bt, const int* nb,
-                       const struct mdk_frun* runs, float* params, float* grads, dxn_adam* adam,
-                       const int* act, const float* x, const float* y, double* terms);
+struct modelk_frun; /* kernels/model_k.h */
+
+/** Copy the host model's shape and settings (sizes, elites, logvar bounds' shape) into d. */
+void modeld_set_shape(model_dev* d, const dyn_model* h);
+
+/** Workspace of P runs' minibatch steps of up to Bt rows per member for models shaped like shape. */
+void modeld_ws_alloc(dx_ctx* c, const model_dev* shape, int P, int Bt, modeld_ws* w);
+
+/** Free a workspace from modeld_ws_alloc. */
+void modeld_ws_free(dx_ctx* c, modeld_ws* w);
+
+/** One minibatch step of P runs: the loss terms of run q into terms[q][L + 2] (modelk_finish), the
+ *  gradients into grads [P][nparams], then (when adam is not NULL) Adam over the runs with
+ *  act[q] != 0. nb: device [P] rows per member of each run in x [P][E][Bt][in], y [P][E][Bt][D]
+ *  (the rest padding); runs: the fit's table (each run's logvar_coef), or NULL for shape's.
+ *  Capturable. */
+void modeld_step_runs(dx_ctx* c, const model_dev* shape, modeld_ws* w, int P, int Bt, const int* nb,
+                      const struct modelk_frun* runs, float* params, float* grads, nnd_adam* adam,
+                      const int* act, const float* x, const float* y, double* terms);
+
+/** For tests: after a fit, run q's shuffled member lists (device [E][n_train]). */
+const int* modeld_fit_boot(const modeld_fitter* f, int q);
+
+/** For tests: the holdout permutation of the fit's last run (device [N]). */
+const int* modeld_fit_perm(const modeld_fitter* f);
 
 #endif

@@ -58,13 +58,13 @@ void poold_sample_gather_c(dx_ctx* c, const pool_dev* p, rng_key key, uint32_t c
                            uint64_t first, int n, float* obs, float* act, float* rew,
                            float* next_obs, float* done);
 
-struct pdk_batch_src; /* kernels/pool_k.h */
+struct poolk_batch_src; /* kernels/pool_k.h */
 
 /** The SAC minibatches of P runs in one op: run q's B rows drawn and gathered as sac_phase does
  *  (rows j < nreal from its real pool, the rest from its model pool; draw j of (key, update
  *  counter ctr[q * ctr_stride])) from the pools named by srcs[q] (device array [P], see
  *  kernels/pool_k.h), into obs [P][B][obs], act, rew, next_obs, done. Capturable. */
-void poold_sample_gather_runs(dx_ctx* c, const struct pdk_batch_src* srcs, int P, const uint64_t* ctr,
+void poold_sample_gather_runs(dx_ctx* c, const struct poolk_batch_src* srcs, int P, const uint64_t* ctr,
                               long ctr_stride, int B, int obs_dim, int act_dim, float* obs, float* act,
                               float* rew, float* next_obs, float* done);
 

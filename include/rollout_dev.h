@@ -2,7 +2,7 @@
  * rollout.h: the same procedure and the same random draws (rollout.h lists them), entirely on the
  * device, for up to Bmax (100,000 in the official settings) rows.
  *
- * Per step: the policy's forward (dxn_forward) and a fused op drawing the tanh-Gaussian actions
+ * Per step: the policy's forward (nnd_forward) and a fused op drawing the tanh-Gaussian actions
  * (sac_act's convention), the elite picks and the normalised model inputs; the model evaluated for
  * ALL E members with one strided-batched forward over the shared input (in chunks of rows, to bound
  * the workspaces) and a fused op taking each row's picked member, sampling [reward, Δobs], the next

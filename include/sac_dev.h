@@ -4,14 +4,14 @@
  * lives in device memory with exactly sac.h's layouts, so that it moves to and from a host agent
  * (checkpoints, the evaluation's policy snapshot) as plain copies. One update is the same
  * computation as sac_update, expression by expression (host/cpu/sac.c): the networks run through
- * dxn (strided-batched GEMMs), everything elementwise or row-wise through the fused element ops of
+ * nn_dev.h (strided-batched GEMMs), everything elementwise or row-wise through the fused element ops of
  * kernels/sac_k.h. On a DX_HOST context it reproduces the CPU agent to rounding; that is how it is
  * tested without a GPU (tests/test_sac_dev.c).
  *
  * Capture. sacd_update and sacd_act only enqueue work: no host read, no allocation, no sync. The
  * numbers that change between replays of a captured graph (the update number that keys the noise,
  * the env step that keys the acting noise, the Adam step counts) are read by the kernels from
- * device memory, so the training loop captures G updates (with batch sampling and dxn_ctr_add of
+ * device memory, so the training loop captures G updates (with batch sampling and nnd_ctr_add of
  * the update counter) plus the next action into one graph per env step and replays it.
  *
  * Populations. One device agent may hold P agents (the runs of a population, DESIGN.md's leading
@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "dx.h"
-#include "dxn.h"
+#include "nn_dev.h"
 #include "sac.h"
 
 struct sacd_work;
@@ -44,7 +44,7 @@ typedef struct sac_dev {
   float *pi_g, *q_g, *log_alpha_g;      /* device gradients of the last update */
   struct sack_run* runs;     /* device [P]: noise keys and per-run settings */
   float* taus;               /* device [P]: Polyak rates */
-  dxn_adam *pi_adam, *q_adam, *alpha_adam;
+  nnd_adam *pi_adam, *q_adam, *alpha_adam;
   int act_rows;              /* largest B of sacd_act */
   struct sacd_work* w;       /* private workspaces, all allocated in sacd_create */
 } sac_dev;

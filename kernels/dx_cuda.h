@@ -1,4 +1,4 @@
-/* dx_cuda.h: the CUDA side of dx.h (kernels/dx.cu), called by host/dx.c in CUDA builds only.
+/* dx_cuda.h: the CUDA side of dx.h (kernels/dx.cu), called by host/dev/dx.c in CUDA builds only.
  * Every function reports a CUDA error through mbpo_fatal with the call named. */
 #ifndef MBPO_DX_CUDA_H
 #define MBPO_DX_CUDA_H

@@ -11,7 +11,7 @@
  * Runs. The fit's ops cover P runs' models at once (modeld_fit_runs): parameters [P][nparams]
  * (model.h's layout each, bounds after the network), minibatches [P][E][Bt][...] of which the first
  * nb[q] rows per member are run q's (the rest are padding with zero gradient, so that runs with
- * different training-set sizes share a step), fit sizes in a device table mdk_frun[P]. A run's
+ * different training-set sizes share a step), fit sizes in a device table modelk_frun[P]. A run's
  * numbers never depend on the other runs: each sum runs over its own rows in the order of a fit
  * alone. */
 #ifndef MBPO_MODEL_K_H
@@ -29,19 +29,19 @@ extern "C" {
 #endif
 #include "model.h"
 
-/** Blocks of the two-level per-step sums (mdk_partials). */
+/** Blocks of the two-level per-step sums (modelk_partials). */
 #define MDK_NB 64
 
 /** One run's fit (device table of a batched fit): its rows are X[q][0..n_ho) held out, then n_tr
  *  training rows; the scored rows are X[q][0..n_score) (the holdout, or the training rows when
  *  there is no holdout); an epoch is nsteps minibatch steps; coef is its model's logvar_coef. */
-typedef struct mdk_frun {
+typedef struct modelk_frun {
   int n_tr, n_ho, n_score, nsteps;
   float coef;
-} mdk_frun;
+} modelk_frun;
 
 /** sigmoid(x) = softplus'(x) without overflow (model.c's sigmoid). */
-MBPO_HD static float mdk_sigmoid(float x) {
+MBPO_HD static float modelk_sigmoid(float x) {
   if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
   float e = expf(x);
   return e / (1.0f + e);
@@ -55,7 +55,7 @@ MBPO_HD static float mdk_sigmoid(float x) {
  *   members > 1 (the per-epoch shuffles, one sort for all members):
  *                                      key = e << 58 | u32 << 26 | j (j < 2^26, e < 64),
  * which orders by member, then by the random word, then by position. */
-typedef struct mdk_keys_args {
+typedef struct modelk_keys_args {
   uint64_t* keys;
   int* vals;
   rng_key k;
@@ -63,8 +63,8 @@ typedef struct mdk_keys_args {
   const uint64_t* ctr; /* the epoch (device), or NULL: c1 = e */
   int members;
   long n;
-} mdk_keys_args;
-MBPO_HD static void mdk_keys_body(long i, const mdk_keys_args* a) {
+} modelk_keys_args;
+MBPO_HD static void modelk_keys_body(long i, const modelk_keys_args* a) {
   long e = i / a->n, j = i % a->n;
   uint32_t c1 = (uint32_t)((a->ctr ? *a->ctr * (uint64_t)a->members : 0) + (uint64_t)e);
   uint64_t w = rng_u32(a->k, a->c0, c1, (uint64_t)j);
@@ -75,13 +75,13 @@ MBPO_HD static void mdk_keys_body(long i, const mdk_keys_args* a) {
 
 /* The fit's rows in permuted order (one thread per row i < N): g = perm[i];
  * X[i] = [obs[g], act[g]], Y[i] = [rew[g], next_obs[g] - obs[g]]. */
-typedef struct mdk_split_rows_args {
+typedef struct modelk_split_rows_args {
   const float *obs, *act, *rew, *next_obs;
   const int* perm;
   float *X, *Y;
   int O, A;
-} mdk_split_rows_args;
-MBPO_HD static void mdk_split_rows_body(long i, const mdk_split_rows_args* a) {
+} modelk_split_rows_args;
+MBPO_HD static void modelk_split_rows_body(long i, const modelk_split_rows_args* a) {
   const int O = a->O, A = a->A, I = O + A, D = O + 1;
   const long g = a->perm[i];
   float* x = a->X + i * I;
@@ -96,13 +96,13 @@ MBPO_HD static void mdk_split_rows_body(long i, const mdk_split_rows_args* a) {
  * (model.c's fit_column), each pass in MDK_NB blocks of rows per column so that no thread runs
  * over all rows: the block sums (i over I * MDK_NB; j = i / MDK_NB, b = i % MDK_NB), then one
  * thread per column adding its blocks in order. Pass 0 sums x, pass 1 sums (x - mu)². */
-typedef struct mdk_norm_part_args {
+typedef struct modelk_norm_part_args {
   const float* X;
   const double* mu;    /* [I] (pass 1) */
   double* part;        /* [I][MDK_NB] */
   int n, I, pass;
-} mdk_norm_part_args;
-MBPO_HD static void mdk_norm_part_body(long i, const mdk_norm_part_args* a) {
+} modelk_norm_part_args;
+MBPO_HD static void modelk_norm_part_body(long i, const modelk_norm_part_args* a) {
   const int j = (int)(i / MDK_NB), b = (int)(i % MDK_NB);
   const long per = ((long)a->n + MDK_NB - 1) / MDK_NB;
   const long r1 = (b + 1) * per < a->n ? (b + 1) * per : a->n;
@@ -120,13 +120,13 @@ MBPO_HD static void mdk_norm_part_body(long i, const mdk_norm_part_args* a) {
 
 /* One thread per column j: pass 0: mu[j] = Σ blocks / n; pass 1: mean[j] = mu, std[j] =
  * sqrt(Σ blocks / n) (a std below 1e-12 becomes 1). */
-typedef struct mdk_norm_fin_args {
+typedef struct modelk_norm_fin_args {
   const double* part;
   double* mu;
   float *mean, *std;
   int n, pass;
-} mdk_norm_fin_args;
-MBPO_HD static void mdk_norm_fin_body(long j, const mdk_norm_fin_args* a) {
+} modelk_norm_fin_args;
+MBPO_HD static void modelk_norm_fin_body(long j, const modelk_norm_fin_args* a) {
   double s = 0.0;
   for (int b = 0; b < MDK_NB; b++) s += a->part[j * MDK_NB + b];
   if (a->pass == 0) {
@@ -139,13 +139,13 @@ MBPO_HD static void mdk_norm_fin_body(long j, const mdk_norm_fin_args* a) {
 }
 
 /* Bootstrap (i over E * n): boot[e][j] = rng_index(k, c0, e, j, n). */
-typedef struct mdk_boot_args {
+typedef struct modelk_boot_args {
   int* boot;
   rng_key k;
   uint32_t c0;
   long n;
-} mdk_boot_args;
-MBPO_HD static void mdk_boot_body(long i, const mdk_boot_args* a) {
+} modelk_boot_args;
+MBPO_HD static void modelk_boot_body(long i, const modelk_boot_args* a) {
   long e = i / a->n, j = i % a->n;
   a->boot[i] = (int)rng_index(a->k, a->c0, (uint32_t)e, (uint64_t)j, (uint32_t)a->n);
 }
@@ -153,12 +153,12 @@ MBPO_HD static void mdk_boot_body(long i, const mdk_boot_args* a) {
 /* ---- normalising and gathering ---- */
 
 /* xn[r][k] = ([obs_r, act_r][k] - mean[k]) / std[k] (i over B * I). */
-typedef struct mdk_normalize_args {
+typedef struct modelk_normalize_args {
   const float *obs, *act, *mean, *std;
   float* xn;
   int O, A;
-} mdk_normalize_args;
-MBPO_HD static void mdk_normalize_body(long i, const mdk_normalize_args* a) {
+} modelk_normalize_args;
+MBPO_HD static void modelk_normalize_body(long i, const modelk_normalize_args* a) {
   const int I = a->O + a->A;
   long r = i / I;
   int k = (int)(i % I);
@@ -169,14 +169,14 @@ MBPO_HD static void mdk_normalize_body(long i, const mdk_normalize_args* a) {
 /* The normalised rows r0 .. r0 + nr of each run's scored rows (i over P * nr * I; q, row r, column
  * k): xn[q][r][k] = (X[q][r0 + r][k] - mean[q][k]) / std[q][k], 0 past the run's n_score. X is
  * [P][R][I], mean and std [P][I]. */
-typedef struct mdk_norm_rows_args {
+typedef struct modelk_norm_rows_args {
   const float *X, *mean, *std;
-  const mdk_frun* runs;
+  const modelk_frun* runs;
   float* xn;
   long R, r0;
   int nr, I;
-} mdk_norm_rows_args;
-MBPO_HD static void mdk_norm_rows_body(long i, const mdk_norm_rows_args* a) {
+} modelk_norm_rows_args;
+MBPO_HD static void modelk_norm_rows_body(long i, const modelk_norm_rows_args* a) {
   const int I = a->I, k = (int)(i % I);
   const long q = i / ((long)a->nr * I), r = (i / I) % a->nr, row = a->r0 + r;
   if (row >= a->runs[q].n_score) {
@@ -189,16 +189,16 @@ MBPO_HD static void mdk_norm_rows_body(long i, const mdk_norm_rows_args* a) {
 /* A minibatch of each run (one thread per row, i over P * E * Bt; q, member e, row r): rows
  * r < nb[q] are g = idx[q][e][r0 + r] (idx [P][E][R], member e's list n_tr long), xb[q][e][r] =
  * (X[q][n_ho + g] - mean[q]) / std[q], yb[q][e][r] = Y[q][n_ho + g]; the padding rows are 0. */
-typedef struct mdk_gather_args {
+typedef struct modelk_gather_args {
   const float *X, *Y, *mean, *std;
   const int* idx;
-  const mdk_frun* runs;
+  const modelk_frun* runs;
   const int* nb;       /* [P] valid rows per member of this step */
   float *xb, *yb;
   long R, r0;
   int Bt, E, I, D;
-} mdk_gather_args;
-MBPO_HD static void mdk_gather_body(long i, const mdk_gather_args* a) {
+} modelk_gather_args;
+MBPO_HD static void modelk_gather_body(long i, const modelk_gather_args* a) {
   const long EB = (long)a->E * a->Bt, q = i / EB, e = (i % EB) / a->Bt, r = i % a->Bt;
   const int I = a->I, D = a->D;
   float* xo = a->xb + i * I;
@@ -208,7 +208,7 @@ MBPO_HD static void mdk_gather_body(long i, const mdk_gather_args* a) {
     for (int k = 0; k < D; k++) yo[k] = 0.0f;
     return;
   }
-  const mdk_frun f = a->runs[q];
+  const modelk_frun f = a->runs[q];
   const long g = q * a->R + f.n_ho + a->idx[q * a->E * a->R + e * (long)f.n_tr + a->r0 + r];
   const float* x = a->X + g * I;
   const float *mu = a->mean + q * I, *sd = a->std + q * I;
@@ -224,15 +224,15 @@ MBPO_HD static void mdk_gather_body(long i, const mdk_gather_args* a) {
  * row's data term into rowsum[i] (double), dL/d(outputs) into dout, the row's share of the bound
  * gradients into gbnd[i] = [dmax_lv | dmin_lv]; s = 1 / (nb[q] D). Padding rows (r >= nb[q]) get
  * zeros. The bounds of run q are at params + q ps + netn. */
-typedef struct mdk_nll_args {
+typedef struct modelk_nll_args {
   const float *out, *y, *params;
   float *dout, *gbnd;
   double* rowsum;
   const int* nb;
   long ps, netn;
   int Bt, E, D;
-} mdk_nll_args;
-MBPO_HD static void mdk_nll_body(long i, const mdk_nll_args* p) {
+} modelk_nll_args;
+MBPO_HD static void modelk_nll_body(long i, const modelk_nll_args* p) {
   const int D = p->D, D2 = 2 * D;
   const long q = i / ((long)p->E * p->Bt), r = i % p->Bt;
   const int nb = p->nb[q];
@@ -260,7 +260,7 @@ MBPO_HD static void mdk_nll_body(long i, const mdk_nll_args* p) {
     const float sq = diff * diff * inv;
     acc += (double)sq + (double)lv;
     const float glv = s * (1.0f - sq);
-    const float sc = mdk_sigmoid(c), sa = mdk_sigmoid(a);
+    const float sc = modelk_sigmoid(c), sa = modelk_sigmoid(a);
     g[d] = s * 2.0f * diff * inv;
     g[D + d] = glv * sc * sa;
     gb[d] = glv * sc * (1.0f - sa);
@@ -269,18 +269,18 @@ MBPO_HD static void mdk_nll_body(long i, const mdk_nll_args* p) {
   p->rowsum[i] = acc;
 }
 
-/** Partials per run of mdk_partials: (1 + 2D) MDK_NB row blocks, then L nbw weight blocks. */
-MBPO_HD static long mdk_npart(int D, int L, int nbw) { return (long)(1 + 2 * D) * MDK_NB + (long)L * nbw; }
+/** Partials per run of modelk_partials: (1 + 2D) MDK_NB row blocks, then L nbw weight blocks. */
+MBPO_HD static long modelk_npart(int D, int L, int nbw) { return (long)(1 + 2 * D) * MDK_NB + (long)L * nbw; }
 
-/* First level of the per-step sums, per run (i over P * mdk_npart; run q, then as one run). Rows
+/* First level of the per-step sums, per run (i over P * modelk_npart; run q, then as one run). Rows
  * (j < (1 + 2D) MDK_NB; k = j / MDK_NB, block b = j % MDK_NB): the run's n = E nb[q] valid rows,
  * taken member by member (row v is member v / nb[q], row v % nb[q]: a fit alone's contiguous
  * order), in blocks of ceil(n / MDK_NB) consecutive rows summed in order in double:
  *   k = 0:             rowsum                                    (the data term)
  *   k = 1 .. 2D:       gbnd[.][k - 1]                            (the bound gradients)
  * Weights (j = (1 + 2D) MDK_NB + l nbw + b, l < L, b < nbw): Σ W_l[k]² over k = b, b + nbw, ...
- * (interleaved, so that neighbouring threads read neighbouring weights). part is [P][mdk_npart]. */
-typedef struct mdk_partials_args {
+ * (interleaved, so that neighbouring threads read neighbouring weights). part is [P][modelk_npart]. */
+typedef struct modelk_partials_args {
   const double* rowsum;
   const float* gbnd;
   const float* params;
@@ -290,10 +290,10 @@ typedef struct mdk_partials_args {
   int Bt, E, D, L, nbw;
   long w_off[NN_MAX_LAYERS];
   long w_len[NN_MAX_LAYERS];
-} mdk_partials_args;
-MBPO_HD static void mdk_partials_body(long i, const mdk_partials_args* a) {
+} modelk_partials_args;
+MBPO_HD static void modelk_partials_body(long i, const modelk_partials_args* a) {
   const int D2 = 2 * a->D;
-  const long np = mdk_npart(a->D, a->L, a->nbw), q = i / np, j = i % np;
+  const long np = modelk_npart(a->D, a->L, a->nbw), q = i / np, j = i % np;
   const long nrow = (long)(1 + D2) * MDK_NB;
   double s = 0.0;
   if (j < nrow) {
@@ -318,9 +318,9 @@ MBPO_HD static void mdk_partials_body(long i, const mdk_partials_args* a) {
   a->part[i] = s;
 }
 
-/** Terms of a step's loss (mdk_finish): [0] the data term, [1 + l] layer l's weight decay
+/** Terms of a step's loss (modelk_finish): [0] the data term, [1 + l] layer l's weight decay
  *  (l < L), [1 + L] the bound term; the loss is their sum in that order (model_loss's order). */
-MBPO_HD static double mdk_loss_total(const double* t, int L) {
+MBPO_HD static double modelk_loss_total(const double* t, int L) {
   double loss = t[0];
   for (int l = 0; l < L; l++) loss += t[1 + l];
   return loss + t[1 + L];
@@ -332,22 +332,22 @@ MBPO_HD static double mdk_loss_total(const double* t, int L) {
  * j = 1 .. D: grads of max_lv = Σ + coef; j = D + 1 .. 2D: grads of min_lv = Σ - coef;
  * j = 2D + 1 + l: terms[q][1 + l] = ½ wd_l Σ W_l². terms is [P][L + 2]; the bounds and their
  * gradients are at params / grads + q ps + netn; coef is runs[q].coef (runs NULL: a->coef). */
-typedef struct mdk_finish_args {
+typedef struct modelk_finish_args {
   const double* part;
   const float* params;
   float* grads;
   double* terms;
   const int* nb;
-  const mdk_frun* runs;
+  const modelk_frun* runs;
   long ps, netn;
   float coef;
   int D, L, nbw;
   float wd[NN_MAX_LAYERS];
-} mdk_finish_args;
-MBPO_HD static void mdk_finish_body(long i, const mdk_finish_args* a) {
+} modelk_finish_args;
+MBPO_HD static void modelk_finish_body(long i, const modelk_finish_args* a) {
   const int D = a->D, F = 1 + 2 * D + a->L;
   const long q = i / F, j = i % F;
-  const double* part = a->part + q * mdk_npart(D, a->L, a->nbw);
+  const double* part = a->part + q * modelk_npart(D, a->L, a->nbw);
   const float* hi = a->params + q * a->ps + a->netn;
   const float* lo = hi + D;
   double* terms = a->terms + q * (a->L + 2);
@@ -378,7 +378,7 @@ MBPO_HD static void mdk_finish_body(long i, const mdk_finish_args* a) {
 
 /* Weight decay gradient (i over P netn; run q, k = i % netn): g[q][k] += wd_l W[q][k] where k is one
  * of layer l's weights; biases unchanged (runs ps apart). */
-typedef struct mdk_wd_args {
+typedef struct modelk_wd_args {
   const float* params;
   float* grads;
   long ps, netn;
@@ -386,8 +386,8 @@ typedef struct mdk_wd_args {
   long w_off[NN_MAX_LAYERS];
   long w_len[NN_MAX_LAYERS];
   float wd[NN_MAX_LAYERS];
-} mdk_wd_args;
-MBPO_HD static void mdk_wd_body(long i, const mdk_wd_args* a) {
+} modelk_wd_args;
+MBPO_HD static void modelk_wd_body(long i, const modelk_wd_args* a) {
   const long q = i / a->netn, k = i % a->netn, at = q * a->ps + k;
   for (int l = 0; l < a->L; l++)
     if (k >= a->w_off[l] && k < a->w_off[l] + a->w_len[l]) {
@@ -398,36 +398,36 @@ MBPO_HD static void mdk_wd_body(long i, const mdk_wd_args* a) {
 
 /* One thread per run q: out[q ostride] = Σ_j loss_j (in order) / n, the mean loss of the run's n
  * steps of an epoch (n = runs[q].nsteps, or a->n when runs is NULL), loss_j the total of step j's
- * terms (mdk_loss_total): terms [steps][P][L + 2]. */
-typedef struct mdk_mean_args {
+ * terms (modelk_loss_total): terms [steps][P][L + 2]. */
+typedef struct modelk_mean_args {
   const double* terms;
   double* out;
-  const mdk_frun* runs;
+  const modelk_frun* runs;
   int n, P, L, ostride;
-} mdk_mean_args;
-MBPO_HD static void mdk_mean_body(long q, const mdk_mean_args* a) {
+} modelk_mean_args;
+MBPO_HD static void modelk_mean_body(long q, const modelk_mean_args* a) {
   const int n = a->runs ? a->runs[q].nsteps : a->n;
   const long step = (long)a->P * (a->L + 2);
   double s = 0.0;
-  for (int j = 0; j < n; j++) s += mdk_loss_total(a->terms + j * step + q * (a->L + 2), a->L);
+  for (int j = 0; j < n; j++) s += modelk_loss_total(a->terms + j * step + q * (a->L + 2), a->L);
   a->out[q * a->ostride] = s / n;
 }
 
 /* The fit's per-step flags (i over steps * P; q = i % P): act[i] = alive[q] and nb[i] > 0, the
  * Adam mask of run q in step i / P. */
-typedef struct mdk_active_args {
+typedef struct modelk_active_args {
   const int *alive, *nb;
   int* act;
   int P;
-} mdk_active_args;
-MBPO_HD static void mdk_active_body(long i, const mdk_active_args* a) {
+} modelk_active_args;
+MBPO_HD static void modelk_active_body(long i, const modelk_active_args* a) {
   a->act[i] = a->alive[i % a->P] && a->nb[i] > 0;
 }
 
 /* Copy the flagged members' weights and biases (i over P netn; run q, k = i % netn): dst[q dstride
  * + k] = src[q sstride + k] where k belongs to member e of some layer and flags[q E + e] != 0 (the
  * per-member snapshots and their restore). */
-typedef struct mdk_snap_args {
+typedef struct modelk_snap_args {
   float* dst;
   const float* src;
   const int* flags;
@@ -435,8 +435,8 @@ typedef struct mdk_snap_args {
   int E, L;
   long w_off[NN_MAX_LAYERS], w_len[NN_MAX_LAYERS]; /* per member: din dout */
   long b_off[NN_MAX_LAYERS], b_len[NN_MAX_LAYERS]; /* per member: dout */
-} mdk_snap_args;
-MBPO_HD static void mdk_snap_body(long i, const mdk_snap_args* a) {
+} modelk_snap_args;
+MBPO_HD static void modelk_snap_body(long i, const modelk_snap_args* a) {
   const long q = i / a->netn, k = i % a->netn;
   long e = -1;
   for (int l = 0; l < a->L && e < 0; l++) {
@@ -451,14 +451,14 @@ MBPO_HD static void mdk_snap_body(long i, const mdk_snap_args* a) {
 /* Per-row squared error of a chunk of nr scored rows r0 .. of each run (i over P E nr; run q,
  * member e, row r): rs[i] = Σ_d (μ - y)² in double, μ from py [P][E][nr][2 D], y = Y[q][r0 + r]
  * (Y [P][R][D]); 0 past the run's n_score. */
-typedef struct mdk_mse_rows_args {
+typedef struct modelk_mse_rows_args {
   const float *py, *Y;
-  const mdk_frun* runs;
+  const modelk_frun* runs;
   double* rs;
   long R, r0;
   int nr, E, D;
-} mdk_mse_rows_args;
-MBPO_HD static void mdk_mse_rows_body(long i, const mdk_mse_rows_args* a) {
+} modelk_mse_rows_args;
+MBPO_HD static void modelk_mse_rows_body(long i, const modelk_mse_rows_args* a) {
   const int D = a->D;
   const long q = i / ((long)a->E * a->nr), row = a->r0 + i % a->nr;
   if (row >= a->runs[q].n_score) {
@@ -478,14 +478,14 @@ MBPO_HD static void mdk_mse_rows_body(long i, const mdk_mse_rows_args* a) {
 /* One thread per (run q, member e), i over P E: the chunk's rows of the run (n = its rows in r0 ..
  * r0 + nr) added in row order to acc[i] (0 at r0 = 0); on the run's last chunk mse[q ostride + e] =
  * acc / (n_score D) (NaN when n_score < 1). */
-typedef struct mdk_mse_acc_args {
+typedef struct modelk_mse_acc_args {
   const double* rs;
   double *acc, *mse;
-  const mdk_frun* runs;
+  const modelk_frun* runs;
   long r0;
   int nr, E, D, ostride;
-} mdk_mse_acc_args;
-MBPO_HD static void mdk_mse_acc_body(long i, const mdk_mse_acc_args* a) {
+} modelk_mse_acc_args;
+MBPO_HD static void modelk_mse_acc_body(long i, const modelk_mse_acc_args* a) {
   const long q = i / a->E, e = i % a->E;
   const long N = a->runs[q].n_score;
   double* mse = a->mse + q * a->ostride + e;
@@ -504,13 +504,13 @@ MBPO_HD static void mdk_mse_acc_body(long i, const mdk_mse_acc_args* a) {
 
 /* Split a chunk's network output py [E][n][2 D] into mean and soft-clamped log-variance
  * [E][B][D] at rows r0.. (i over E * n * D); either output may be NULL. */
-typedef struct mdk_split_out_args {
+typedef struct modelk_split_out_args {
   const float *py, *hi, *lo;
   float *mean, *logvar;
   long n, B, r0;
   int D;
-} mdk_split_out_args;
-MBPO_HD static void mdk_split_out_body(long i, const mdk_split_out_args* a) {
+} modelk_split_out_args;
+MBPO_HD static void modelk_split_out_body(long i, const modelk_split_out_args* a) {
   const int D = a->D;
   const long e = i / (a->n * D), rem = i % (a->n * D), r = rem / D;
   const int d = (int)(rem % D);
@@ -520,10 +520,10 @@ MBPO_HD static void mdk_split_out_body(long i, const mdk_split_out_args* a) {
   if (a->logvar) a->logvar[at] = model_soft_clamp(o[D + d], a->hi[d], a->lo[d]);
 }
 
-extern const dx_op dxop_mdk_keys, dxop_mdk_split_rows, dxop_mdk_norm_part, dxop_mdk_norm_fin, dxop_mdk_boot,
-    dxop_mdk_normalize, dxop_mdk_norm_rows, dxop_mdk_gather, dxop_mdk_nll, dxop_mdk_partials,
-    dxop_mdk_finish, dxop_mdk_wd, dxop_mdk_mean, dxop_mdk_mse_rows, dxop_mdk_mse_acc,
-    dxop_mdk_split_out, dxop_mdk_active, dxop_mdk_snap;
+extern const dx_op dxop_modelk_keys, dxop_modelk_split_rows, dxop_modelk_norm_part, dxop_modelk_norm_fin, dxop_modelk_boot,
+    dxop_modelk_normalize, dxop_modelk_norm_rows, dxop_modelk_gather, dxop_modelk_nll, dxop_modelk_partials,
+    dxop_modelk_finish, dxop_modelk_wd, dxop_modelk_mean, dxop_modelk_mse_rows, dxop_modelk_mse_acc,
+    dxop_modelk_split_out, dxop_modelk_active, dxop_modelk_snap;
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-// nn.cu: the CUDA kernels of the device MLP's element ops (kernels/nn_k.h, dxn.h).
+// nn.cu: the CUDA kernels of the device MLP's element ops (kernels/nn_k.h, nn_dev.h).
 #include <cuda_runtime.h>
 
 #include "nn_k.h"

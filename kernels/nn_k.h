@@ -1,4 +1,4 @@
-/* nn_k.h: element ops of the device MLP (dxn.h), one body each for the host emulation and the GPU
+/* nn_k.h: element ops of the device MLP (nn_dev.h), one body each for the host emulation and the GPU
  * (kernels/dx_op.h). The arithmetic follows host/cpu/nn.c expression by expression. */
 #ifndef MBPO_NN_K_H
 #define MBPO_NN_K_H

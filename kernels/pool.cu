@@ -3,8 +3,8 @@
 
 #include "pool_k.h"
 
-DX_CUDA_OP(pdk_gather, pdk_gather_args)
-DX_CUDA_OP(pdk_gather_runs, pdk_gather_runs_args)
-DX_CUDA_OP(pdk_set_state, pdk_set_state_args)
-DX_CUDA_OP(pdk_append, pdk_append_args)
-DX_CUDA_OP(pdk_advance, pdk_advance_args)
+DX_CUDA_OP(poolk_gather, poolk_gather_args)
+DX_CUDA_OP(poolk_gather_runs, poolk_gather_runs_args)
+DX_CUDA_OP(poolk_set_state, poolk_set_state_args)
+DX_CUDA_OP(poolk_append, poolk_append_args)
+DX_CUDA_OP(poolk_advance, poolk_advance_args)

@@ -21,7 +21,7 @@ extern "C" {
 
 /** Column c of a W-column row: which array (0 obs, 1 act, 2 rew, 3 next_obs, 4 done) and the offset
  *  inside that array's row. */
-MBPO_HD static int pdk_column(int c, int od, int ad, int* k) {
+MBPO_HD static int poolk_column(int c, int od, int ad, int* k) {
   if (c < od) { *k = c; return 0; }
   c -= od;
   if (c < ad) { *k = c; return 1; }
@@ -34,27 +34,27 @@ MBPO_HD static int pdk_column(int c, int od, int ad, int* k) {
 }
 
 /* The five arrays of a pool or of a batch of rows, and their widths. */
-typedef struct pdk_rows {
+typedef struct poolk_rows {
   float* a[5]; /* obs, act, rew, next_obs, done */
-} pdk_rows;
+} poolk_rows;
 
 /* Sample-and-gather: row j of the output = pool row rng_index(key, c0, c1, first + j, size) with
  * size = state[0] and (c0, c1) from *ctr (low, high word) when ctr is not NULL, else the scalars.
  * i over n * W. Outputs may be NULL (that column is skipped). */
-typedef struct pdk_gather_args {
-  pdk_rows src;          /* pool arrays (device) */
-  pdk_rows dst;          /* output arrays [n][width] (device; entries may be NULL) */
+typedef struct poolk_gather_args {
+  poolk_rows src;          /* pool arrays (device) */
+  poolk_rows dst;          /* output arrays [n][width] (device; entries may be NULL) */
   const long* state;     /* [size, next] */
   const uint64_t* ctr;   /* device counter, or NULL: use c0, c1 */
   rng_key key;
   uint32_t c0, c1;
   uint64_t first;
   int od, ad, W;
-} pdk_gather_args;
-MBPO_HD static void pdk_gather_body(long i, const pdk_gather_args* p) {
+} poolk_gather_args;
+MBPO_HD static void poolk_gather_body(long i, const poolk_gather_args* p) {
   long j = i / p->W;
   int c = (int)(i % p->W), k;
-  int which = pdk_column(c, p->od, p->ad, &k);
+  int which = poolk_column(c, p->od, p->ad, &k);
   float* out = p->dst.a[which];
   if (!out) return;
   uint32_t c0 = p->c0, c1 = p->c1;
@@ -73,29 +73,29 @@ MBPO_HD static void pdk_gather_body(long i, const pdk_gather_args* p) {
  * pool_sample_indices calls number them (the model rows continue at first = nreal). A device
  * array [P] of these is re-uploaded when a model pool is reallocated, so captured graphs stay
  * valid. */
-typedef struct pdk_batch_src {
-  pdk_rows real, model;
+typedef struct poolk_batch_src {
+  poolk_rows real, model;
   const long* real_state;
   const long* model_state;
   rng_key key;
   int nreal, pad;
-} pdk_batch_src;
+} poolk_batch_src;
 
 /* The minibatches of P runs at once, i over P * B * W: dst [P][B][width]. */
-typedef struct pdk_gather_runs_args {
-  const pdk_batch_src* src; /* device [P] */
-  pdk_rows dst;
+typedef struct poolk_gather_runs_args {
+  const poolk_batch_src* src; /* device [P] */
+  poolk_rows dst;
   const uint64_t* ctr;      /* run q's counter at ctr[q * ctr_stride] */
   long ctr_stride;
   int B, od, ad, W;
-} pdk_gather_runs_args;
-MBPO_HD static void pdk_gather_runs_body(long i, const pdk_gather_runs_args* p) {
+} poolk_gather_runs_args;
+MBPO_HD static void poolk_gather_runs_body(long i, const poolk_gather_runs_args* p) {
   long row = i / p->W, q = row / p->B, j = row % p->B;
   int c = (int)(i % p->W), k;
-  int which = pdk_column(c, p->od, p->ad, &k);
+  int which = poolk_column(c, p->od, p->ad, &k);
   float* out = p->dst.a[which];
   if (!out) return;
-  const pdk_batch_src* s = &p->src[q];
+  const poolk_batch_src* s = &p->src[q];
   int real = j < s->nreal;
   uint64_t v = p->ctr[q * p->ctr_stride];
   uint32_t size = (uint32_t)(real ? s->real_state : s->model_state)[0];
@@ -106,11 +106,11 @@ MBPO_HD static void pdk_gather_runs_body(long i, const pdk_gather_runs_args* p) 
 }
 
 /* One thread: state = [size, next]. */
-typedef struct pdk_set_state_args {
+typedef struct poolk_set_state_args {
   long* state;
   long size, next;
-} pdk_set_state_args;
-MBPO_HD static void pdk_set_state_body(long i, const pdk_set_state_args* p) {
+} poolk_set_state_args;
+MBPO_HD static void poolk_set_state_body(long i, const poolk_set_state_args* p) {
   (void)i;
   p->state[0] = p->size;
   p->state[1] = p->next;
@@ -119,38 +119,38 @@ MBPO_HD static void pdk_set_state_body(long i, const pdk_set_state_args* p) {
 /* Device-side ring append of cnt = *count rows of src (rows [0, cnt) of [nmax][width] arrays) at
  * the device-side next, as pool_add: when cnt > cap only the newest cap rows are written, each where
  * single-row adds would put it, so no two indices write the same place. i over nmax * W. */
-typedef struct pdk_append_args {
-  pdk_rows dst;          /* pool arrays */
-  pdk_rows src;
+typedef struct poolk_append_args {
+  poolk_rows dst;          /* pool arrays */
+  poolk_rows src;
   const long* state;     /* read: next */
   const int* count;
   long cap;
   int od, ad, W;
-} pdk_append_args;
-MBPO_HD static void pdk_append_body(long i, const pdk_append_args* p) {
+} poolk_append_args;
+MBPO_HD static void poolk_append_body(long i, const poolk_append_args* p) {
   long b = i / p->W, cnt = *p->count;
   if (b >= cnt || (cnt > p->cap && b < cnt - p->cap)) return;
   int c = (int)(i % p->W), k;
-  int which = pdk_column(c, p->od, p->ad, &k);
+  int which = poolk_column(c, p->od, p->ad, &k);
   int w = which == 0 || which == 3 ? p->od : which == 1 ? p->ad : 1;
   long at = (p->state[1] + b) % p->cap;
   p->dst.a[which][at * w + k] = p->src.a[which][b * w + k];
 }
 
-/* One thread, after pdk_append: next = (next + cnt) % cap, size = min(size + cnt, cap). */
-typedef struct pdk_advance_args {
+/* One thread, after poolk_append: next = (next + cnt) % cap, size = min(size + cnt, cap). */
+typedef struct poolk_advance_args {
   long* state;
   const int* count;
   long cap;
-} pdk_advance_args;
-MBPO_HD static void pdk_advance_body(long i, const pdk_advance_args* p) {
+} poolk_advance_args;
+MBPO_HD static void poolk_advance_body(long i, const poolk_advance_args* p) {
   (void)i;
   long cnt = *p->count, size = p->state[0] + cnt;
   p->state[1] = (p->state[1] + cnt) % p->cap;
   p->state[0] = size > p->cap ? p->cap : size;
 }
 
-extern const dx_op dxop_pdk_gather, dxop_pdk_gather_runs, dxop_pdk_set_state, dxop_pdk_append, dxop_pdk_advance;
+extern const dx_op dxop_poolk_gather, dxop_poolk_gather_runs, dxop_poolk_set_state, dxop_poolk_append, dxop_poolk_advance;
 
 #ifdef __cplusplus
 }

@@ -4,12 +4,12 @@
 
 #include "rollout_k.h"
 
-DX_CUDA_OP(rdk_init, rdk_init_args)
-DX_CUDA_OP(rdk_iota, rdk_iota_args)
-DX_CUDA_OP(rdk_act, rdk_act_args)
-DX_CUDA_OP(rdk_step, rdk_step_args)
-DX_CUDA_OP(rdk_partial, rdk_partial_args)
-DX_CUDA_OP(rdk_total, rdk_total_args)
-DX_CUDA_OP(rdk_counts, rdk_counts_args)
-DX_CUDA_OP(rdk_compact, rdk_compact_args)
-DX_CUDA_OP(rdk_finish, rdk_finish_args)
+DX_CUDA_OP(rolloutk_init, rolloutk_init_args)
+DX_CUDA_OP(rolloutk_iota, rolloutk_iota_args)
+DX_CUDA_OP(rolloutk_act, rolloutk_act_args)
+DX_CUDA_OP(rolloutk_step, rolloutk_step_args)
+DX_CUDA_OP(rolloutk_partial, rolloutk_partial_args)
+DX_CUDA_OP(rolloutk_total, rolloutk_total_args)
+DX_CUDA_OP(rolloutk_counts, rolloutk_counts_args)
+DX_CUDA_OP(rolloutk_compact, rolloutk_compact_args)
+DX_CUDA_OP(rolloutk_finish, rolloutk_finish_args)

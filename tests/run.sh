@@ -40,7 +40,7 @@ for t in "$root/$build"/tests/test_*; do
   count "$name" $rc
   sanitizer_reports "$name" || { F=$((F + 1)); broken="$broken $name(sanitizer)"; }
 done
-# The device-path tests again with the host emulation run as a stream (MBPO_DX_DEFER=1, host/dx.c):
+# The device-path tests again with the host emulation run as a stream (MBPO_DX_DEFER=1, host/dev/dx.c):
 # ops wait for a sync, so a read of a pinned download before dx_sync, or a pinned upload's source
 # changed too early, fails here as it would on a GPU.
 for name in test_pool_dev test_sac_dev test_rollout_dev test_model_dev test_loop_dev test_population; do

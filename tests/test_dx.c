@@ -1,13 +1,13 @@
-/* test_dx.c: the device execution layer (dx.h) and the device MLP (dxn.h), on every available
+/* test_dx.c: the device execution layer (dx.h) and the device MLP (nn_dev.h), on every available
  * kind: the host emulation always, the GPU when one is usable (else each GPU case is a visible
  * skip). Every op is held against the CPU reference (nn.h, rng.h, plain loops):
  *   GEMM (all four transpose cases, shared and strided batches)   1e-5 of max |C| (host), 1e-4 (GPU)
  *   two-level GEMM (dx_gemm2: inner 1, outer 1, collapsing strides, a shared input with
  *     inner <= outer and > outer, one operand alone not collapsing; all four transpose cases,
  *     beta != 0; padded ld) vs a naive loop                        as GEMM
- *   MLP over P = 3 runs of an E = 2 ensemble (dxn_cache_alloc_runs) vs the same net with P = 1 on
+ *   MLP over P = 3 runs of an E = 2 ensemble (nnd_cache_alloc_runs) vs the same net with P = 1 on
  *     each run's slice: outputs, parameter and input gradients   bit for bit (host), 1e-4 (GPU);
- *     and its forward through a forward-only cache (dxn_cache_alloc_fwd)   bit for bit
+ *     and its forward through a forward-only cache (nnd_cache_alloc_fwd)   bit for bit
  *   MLP forward / backward vs nn_forward / nn_backward (ReLU, swish, shared and per-member input)
  *                                                                  1e-5 host, 1e-4 GPU
  *   Adam (3 steps, and one step captured and replayed 3 times), Polyak   1e-6 host, 1e-5 GPU
@@ -23,7 +23,7 @@
 
 #include "backend.h"
 #include "dx.h"
-#include "dxn.h"
+#include "nn_dev.h"
 #include "nn.h"
 #include "rng.h"
 #include "dx_test.h"
@@ -100,15 +100,15 @@ static void mlp_case(int E, int act, int shared, int B) {
   dx_ctx* c = ctx();
   float *dP = up(P, net.nparams), *dX = up(x, nx), *dDY = up(dy, ny), *dG = up(g0, net.nparams);
   float *dY = dx_allocf(c, ny), *dDX = dx_allocf(c, nx);
-  dxn_cache* dc = dxn_cache_alloc(c, &net, B + 3);
-  dxn_forward(c, &net, dP, B, dX, shared, dc, dY);
-  dxn_backward(c, &net, dP, dc, dDY, dG, dDX);
+  nnd_cache* dc = nnd_cache_alloc(c, &net, B + 3);
+  nnd_forward(c, &net, dP, B, dX, shared, dc, dY);
+  nnd_backward(c, &net, dP, dc, dDY, dG, dDX);
   float *gy = down(dY, ny), *gg = down(dG, net.nparams), *gdx = down(dDX, nx);
   double ey = rel_err(gy, y, ny), eg = rel_err(gg, g, net.nparams), ex = rel_err(gdx, dxr, nx);
   CHECK(ey < tol(1e-5, 1e-4), "E %d act %d shared %d: forward rel err %.3g", E, act, shared, ey);
   CHECK(eg < tol(1e-5, 1e-4), "E %d act %d shared %d: param grad rel err %.3g", E, act, shared, eg);
   CHECK(ex < tol(1e-5, 1e-4), "E %d act %d shared %d: input grad rel err %.3g", E, act, shared, ex);
-  dxn_cache_free(c, dc);
+  nnd_cache_free(c, dc);
   dx_free(c, dP);
   dx_free(c, dX);
   dx_free(c, dDY);
@@ -224,21 +224,21 @@ static void mlp_runs_case(int act, int shared, int B) {
   /* the population */
   float *dP = up(P, R * np), *dX = up(x, R * nx), *dDY = up(dy, R * ny), *dG = up(g, R * np);
   float *dY = dx_allocf(c, R * ny), *dDX = dx_allocf(c, R * nx);
-  dxn_cache* pc = dxn_cache_alloc_runs(c, &net, R, B + 3);
-  dxn_forward(c, &net, dP, B, dX, shared, pc, dY);
-  dxn_backward(c, &net, dP, pc, dDY, dG, dDX);
+  nnd_cache* pc = nnd_cache_alloc_runs(c, &net, R, B + 3);
+  nnd_forward(c, &net, dP, B, dX, shared, pc, dY);
+  nnd_backward(c, &net, dP, pc, dDY, dG, dDX);
   float *py = down(dY, R * ny), *pg = down(dG, R * np), *pdx = down(dDX, R * nx);
   /* a forward-only cache gives the same outputs, bit for bit */
-  dxn_cache* fc = dxn_cache_alloc_fwd(c, &net, R, B + 3);
+  nnd_cache* fc = nnd_cache_alloc_fwd(c, &net, R, B + 3);
   float* dYf = dx_allocf(c, R * ny);
-  dxn_forward(c, &net, dP, B, dX, shared, fc, dYf);
+  nnd_forward(c, &net, dP, B, dX, shared, fc, dYf);
   float* pyf = down(dYf, R * ny);
   CHECK(!memcmp(pyf, py, R * ny * 4), "forward-only cache: outputs differ from the full cache's");
   free(pyf);
   dx_free(c, dYf);
-  dxn_cache_free(c, fc);
+  nnd_cache_free(c, fc);
   /* each run alone */
-  dxn_cache* sc = dxn_cache_alloc(c, &net, B);
+  nnd_cache* sc = nnd_cache_alloc(c, &net, B);
   float *sP = dx_allocf(c, np), *sX = dx_allocf(c, nx), *sDY = dx_allocf(c, ny), *sG = dx_allocf(c, np);
   float *sY = dx_allocf(c, ny), *sDX = dx_allocf(c, nx);
   float *ry = nn_alloc(ny), *rg = nn_alloc(np), *rdx = nn_alloc(nx);
@@ -247,8 +247,8 @@ static void mlp_runs_case(int act, int shared, int B) {
     dx_upload(c, sX, x + q * nx, nx * 4);
     dx_upload(c, sDY, dy + q * ny, ny * 4);
     dx_upload(c, sG, g + q * np, np * 4);
-    dxn_forward(c, &net, sP, B, sX, shared, sc, sY);
-    dxn_backward(c, &net, sP, sc, sDY, sG, sDX);
+    nnd_forward(c, &net, sP, B, sX, shared, sc, sY);
+    nnd_backward(c, &net, sP, sc, sDY, sG, sDX);
     down_into(ry, sY, ny * 4);
     down_into(rg, sG, np * 4);
     down_into(rdx, sDX, nx * 4);
@@ -266,8 +266,8 @@ static void mlp_runs_case(int act, int shared, int B) {
       }
     }
   }
-  dxn_cache_free(c, pc);
-  dxn_cache_free(c, sc);
+  nnd_cache_free(c, pc);
+  nnd_cache_free(c, sc);
   float* dev[] = {dP, dX, dDY, dG, dY, dDX, sP, sX, sDY, sG, sY, sDX};
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) dx_free(c, dev[i]);
   float* host[] = {P, x, dy, g, py, pg, pdx, ry, rg, rdx};
@@ -291,15 +291,15 @@ static void test_adam_capture(void) {
   fill_normal(g, n, K, 21, 3, 1);
   float *dp = up(p, n), *dg = up(g, n), *dp2 = up(p, n);
   nn_adam* ha = nn_adam_alloc(n, 1e-2f);
-  dxn_adam* da = dxn_adam_alloc(c, n, 1e-2f);
-  dxn_adam* da2 = dxn_adam_alloc(c, n, 1e-2f);
+  nnd_adam* da = nnd_adam_alloc(c, n, 1e-2f);
+  nnd_adam* da2 = nnd_adam_alloc(c, n, 1e-2f);
   for (int i = 0; i < 3; i++) {
     nn_adam_step(ha, p, g);
-    dxn_adam_step(c, da, dp, dg);
+    nnd_adam_step(c, da, dp, dg);
   }
   /* one step captured, replayed three times: t and lr_t must advance on the device */
   dx_capture_begin(c);
-  dxn_adam_step(c, da2, dp2, dg);
+  nnd_adam_step(c, da2, dp2, dg);
   dx_graph* gr = dx_capture_end(c);
   for (int i = 0; i < 3; i++) dx_graph_launch(c, gr);
   float *got = down(dp, n), *got2 = down(dp2, n);
@@ -308,7 +308,7 @@ static void test_adam_capture(void) {
   nn_adam back = *ha;
   back.m = nn_alloc(n);
   back.v = nn_alloc(n);
-  dxn_adam_download(c, da2, &back);
+  nnd_adam_download(c, da2, &back);
   CHECK(back.t == 3, "device step count %ld after 3 replays", back.t);
   CHECK(rel_err(back.m, ha->m, n) < tol(1e-6, 1e-5), "m rel err %.3g", rel_err(back.m, ha->m, n));
   /* Polyak */
@@ -316,12 +316,12 @@ static void test_adam_capture(void) {
   fill_normal(t, n, K, 22, 3, 1);
   float* dt = up(t, n);
   nn_polyak(t, p, n, 5e-3f);
-  dxn_polyak(c, dt, dp, n, 5e-3f);
+  nnd_polyak(c, dt, dp, n, 5e-3f);
   float* gt = down(dt, n);
   CHECK(rel_err(gt, t, n) < tol(1e-6, 1e-5), "polyak rel err %.3g", rel_err(gt, t, n));
   dx_graph_free(c, gr);
-  dxn_adam_free(c, da);
-  dxn_adam_free(c, da2);
+  nnd_adam_free(c, da);
+  nnd_adam_free(c, da2);
   nn_adam_free(ha);
   free(back.m);
   free(back.v);
@@ -346,7 +346,7 @@ static void test_ctr_capture(void) {
   dx_upload(c, d, &h, 8);
   dx_sync(c);
   dx_capture_begin(c);
-  dxn_ctr_add(c, d, 2);
+  nnd_ctr_add(c, d, 2);
   dx_graph* g = dx_capture_end(c);
   for (int i = 0; i < 5; i++) dx_graph_launch(c, g);
   dx_download(c, &h, d, 8);
@@ -367,8 +367,8 @@ static void test_small_ops(void) {
   fill_normal(x, n, K, 30, 3, 1);
   float* dxv = up(x, n);
   float* dout = dx_allocf(c, (size_t)E * D);
-  dxn_fill(c, dout, 1.0f, (size_t)E * D);
-  dxn_colsum(c, dxv, E, R, D, 0.5f, 1, dout);
+  nnd_fill(c, dout, 1.0f, (size_t)E * D);
+  nnd_colsum(c, dxv, E, R, D, 0.5f, 1, dout);
   float* got = down(dout, (size_t)E * D);
   float ref[18];
   for (int e = 0; e < E; e++)
@@ -380,7 +380,7 @@ static void test_small_ops(void) {
   CHECK(rel_err(got, ref, (size_t)E * D) < 1e-6, "colsum rel err %.3g", rel_err(got, ref, (size_t)E * D));
   /* concat [R][2] and [R][3] -> [R][5] */
   float* cat = dx_allocf(c, (size_t)R * 5);
-  dxn_concat(c, dxv, 2, dxv + 2 * R, 3, R, cat);
+  nnd_concat(c, dxv, 2, dxv + 2 * R, 3, R, cat);
   float* gc = down(cat, (size_t)R * 5);
   int ok = 1;
   for (int r = 0; r < R; r++)
@@ -402,7 +402,7 @@ static void test_rng(void) {
   const uint64_t first = (1ull << 33) + 5; /* crosses into a high block counter word */
   uint32_t* du = dx_alloc(c, n * 4);
   float* dz = dx_allocf(c, n);
-  dxn_rng(c, (rng_key){7, RNG_SAC_NOISE}, 0xdeadbeefu, 3, first, n, du, dz);
+  nnd_rng(c, (rng_key){7, RNG_SAC_NOISE}, 0xdeadbeefu, 3, first, n, du, dz);
   uint32_t* u = malloc(n * 4);
   dx_download(c, u, du, n * 4);
   float* z = down(dz, n);

@@ -24,7 +24,7 @@
 
 #include "backend.h"
 #include "dx.h"
-#include "dxn.h"
+#include "nn_dev.h"
 #include "model.h"
 #include "model_dev.h"
 #include "rng.h"
@@ -160,7 +160,7 @@ static void test_step(void) {
 
   /* the Adam step */
   nn_adam_step(m->adam, m->params, m->grads);
-  dxn_adam_step(c, d->adam, d->params, d->grads);
+  nnd_adam_step(c, d->adam, d->params, d->grads);
   float* pp = down_bytes(d->params, m->nparams * 4);
   double ep = rel_err(pp, m->params, m->nparams);
   CHECK(ep < tol(1e-6, 1e-5), "params after the step: %.3g", ep);
@@ -266,9 +266,9 @@ static int compare_fit(dyn_model* m, model_dev* d, const data* t, float* const d
   CHECK(fabs(sd.elite_mse - sr.elite_mse) <= tl * sr.elite_mse, "elite MSE %.9g vs %.9g", sd.elite_mse, sr.elite_mse);
 
   /* the permutation, the shuffled bootstrap indices (exact), the normaliser, the parameters */
-  int* perm = down_bytes(modeld_fit_perm_(d->fit), (size_t)t->N * sizeof(int));
+  int* perm = down_bytes(modeld_fit_perm(d->fit), (size_t)t->N * sizeof(int));
   CHECK(!memcmp(perm, m->perm, (size_t)t->N * sizeof(int)), "holdout permutations differ");
-  int* boot = down_bytes(modeld_fit_boot_(d->fit, 0), (size_t)ENS * sr.n_train * sizeof(int));
+  int* boot = down_bytes(modeld_fit_boot(d->fit, 0), (size_t)ENS * sr.n_train * sizeof(int));
   CHECK(!memcmp(boot, m->boot, (size_t)ENS * sr.n_train * sizeof(int)), "shuffled bootstrap indices differ");
   model_params p = m->p;
   dyn_model* back = model_create(OBS, ACT, &p, (rng_key){1, 0});
@@ -475,7 +475,7 @@ static void test_predict(void) {
   model_predict(m, t.obs, t.act, B, mean, lv);
   float *dobs = up_bytes(t.obs, (size_t)B * OBS * 4), *dact = up_bytes(t.act, (size_t)B * ACT * 4);
   float *xn = dx_allocf(c, (size_t)B * IN), *dmean = dx_allocf(c, no), *dlv = dx_allocf(c, no);
-  dxn_cache* cache = dxn_cache_alloc(c, &d->net, 1000);
+  nnd_cache* cache = nnd_cache_alloc(c, &d->net, 1000);
   modeld_normalize(d, dobs, dact, B, xn);
   modeld_predict(d, xn, B, dmean, dlv, cache);
   float *gm = down_bytes(dmean, no * 4), *gl = down_bytes(dlv, no * 4);
@@ -489,7 +489,7 @@ static void test_predict(void) {
   CHECK(ex < 1e-6, "normalised inputs %.3g", ex);
   fprintf(stderr, "  [%s] predict: inputs %.3g, mean %.3g, logvar %.3g\n", g_kind == DX_CUDA ? "cuda" : "host",
           ex, em, el);
-  dxn_cache_free(c, cache);
+  nnd_cache_free(c, cache);
   dx_free(c, dobs);
   dx_free(c, dact);
   dx_free(c, xn);

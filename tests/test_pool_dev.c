@@ -4,7 +4,7 @@
  *   poold_add_host (wrap-around, n > cap) and poold_download       vs pool_add
  *   poold_resize (shrink, grow, of a wrapped ring), poold_upload    vs pool_resize, pool state
  *   poold_append_dev (device count, wrap, count > cap)              vs pool_add
- *   poold_sample_gather captured once with dxn_ctr_add and replayed while the pool grows between
+ *   poold_sample_gather captured once with nnd_ctr_add and replayed while the pool grows between
  *   replays (poold_add_host), the counter crossing a 32-bit boundary  vs pool_sample_indices +
  *   pool_gather with the counter and size of each replay. */
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 
 #include "backend.h"
 #include "dx.h"
-#include "dxn.h"
+#include "nn_dev.h"
 #include "pool.h"
 #include "pool_dev.h"
 #include "rng.h"
@@ -212,7 +212,7 @@ static void test_sample_gather_graph(void) {
   poold_sample_gather(ctx(), real, K, ctr, 0, NR, obs, act, rew, next, done);
   poold_sample_gather(ctx(), model, K, ctr, NR, NM, obs + NR * OD, act + NR * AD, rew + NR,
                       next + NR * OD, done + NR);
-  dxn_ctr_add(ctx(), ctr, 1);
+  nnd_ctr_add(ctx(), ctr, 1);
   dx_graph* g = dx_capture_end(ctx());
 
   float *gobs = malloc(sizeof(float) * N * OD), *gact = malloc(sizeof(float) * N * AD);

@@ -9,7 +9,7 @@
  *     by up to 2 lr on either side); statistics 1e-6 / 1e-3 relative (they are stored as float)
  *   one update with exactly tied critics (min's gradient split equally), and one of 100 rows with
  *     no statistics requested: as above
- *   G = 5 updates captured once with dxn_ctr_add of the update counter (crossing 2^32, so both
+ *   G = 5 updates captured once with nnd_ctr_add of the update counter (crossing 2^32, so both
  *     counter words are read on the device) and replayed 3 times vs 15 sac_update calls:
  *     state 1e-5 / 1e-2, the last replay's statistics 1e-5 / 1e-2
  *   acting (stochastic, deterministic, and captured with the env-step counter advanced on the
@@ -34,7 +34,7 @@
 
 #include "backend.h"
 #include "dx.h"
-#include "dxn.h"
+#include "nn_dev.h"
 #include "sac.h"
 #include "sac_dev.h"
 #include "dx_test.h"
@@ -228,7 +228,7 @@ static void test_graph(void) {
   for (int g = 0; g < G; g++) {
     sacd_update(d, db[g].obs, db[g].act, db[g].rew, db[g].next, db[g].done, NB, ctr,
                 dstats + (size_t)g * SACD_NSTATS);
-    dxn_ctr_add(ctx(), ctr, 1);
+    nnd_ctr_add(ctx(), ctr, 1);
   }
   dx_graph* graph = dx_capture_end(ctx());
   sac_stats st[G];
@@ -288,7 +288,7 @@ static void test_act(void) {
   /* captured, with the env-step counter advanced on the device between replays */
   dx_capture_begin(ctx());
   sacd_act(d, dobs, NR, 0, ak, 3, dc1, dact);
-  dxn_ctr_add(ctx(), dc1, 1);
+  nnd_ctr_add(ctx(), dc1, 1);
   dx_graph* graph = dx_capture_end(ctx());
   for (int r = 0; r < 3; r++) {
     dx_graph_launch(ctx(), graph);

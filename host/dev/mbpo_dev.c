@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "dx.h"
-#include "dxn.h"
+#include "nn_dev.h"
 #include "log.h"
 #include "mbpo.h"
 #include "model_dev.h"
@@ -55,8 +55,8 @@ struct mbpo_pdev {
   uint64_t *upd, *env;     /* device [P]: update and acting counters */
   int* active;             /* device [P] */
   rng_key* act_keys;       /* device [P]: (seed, RNG_ACT) */
-  pdk_batch_src* srcs;     /* device [P]: where each run's minibatch comes from */
-  pdk_batch_src* srcs_h;   /* host copy (re-uploaded when a model pool moved) */
+  poolk_batch_src* srcs;     /* device [P]: where each run's minibatch comes from */
+  poolk_batch_src* srcs_h;   /* host copy (re-uploaded when a model pool moved) */
   void* io_mem;            /* pinned */
   step_io io;
   float *d_obs, *d_act;    /* device [P][od], [P][ad] */
@@ -186,16 +186,16 @@ static void enq_update(struct mbpo_pdev* pd) {
                            pd->brew, pd->bnext, pd->bdone);
   sacd_update_runs(pd->agent, pd->bobs, pd->bact, pd->brew, pd->bnext, pd->bdone, pd->B, pd->upd, 1, pd->active,
                    pd->stats);
-  dxn_ctr_add_runs(pd->c, pd->upd, pd->P, 1, pd->active);
+  nnd_ctr_add_runs(pd->c, pd->upd, pd->P, 1, pd->active);
 }
 
 /* Run q's minibatch sources from its pools as they are now. */
-static pdk_batch_src batch_src(const struct mbpo_dev* d, int nreal) {
+static poolk_batch_src batch_src(const struct mbpo_dev* d, int nreal) {
   const pool_dev *r = d->real, *m = d->mpool;
-  pdk_batch_src b;
+  poolk_batch_src b;
   memset(&b, 0, sizeof b);
-  b.real = (pdk_rows){{r->obs, r->act, r->rew, r->next_obs, r->done}};
-  b.model = (pdk_rows){{m->obs, m->act, m->rew, m->next_obs, m->done}};
+  b.real = (poolk_rows){{r->obs, r->act, r->rew, r->next_obs, r->done}};
+  b.model = (poolk_rows){{m->obs, m->act, m->rew, m->next_obs, m->done}};
   b.real_state = r->state;
   b.model_state = m->state;
   b.key = (rng_key){(uint32_t)d->cfg->seed, RNG_SAC_BATCH};
@@ -207,7 +207,7 @@ static pdk_batch_src batch_src(const struct mbpo_dev* d, int nreal) {
 static void refresh_sources(struct mbpo_pdev* pd) {
   int dirty = 0;
   for (int q = 0; q < pd->P; q++) {
-    pdk_batch_src b = batch_src(pd->runs[q], pd->srcs_h[q].nreal);
+    poolk_batch_src b = batch_src(pd->runs[q], pd->srcs_h[q].nreal);
     if (memcmp(&b, &pd->srcs_h[q], sizeof b) != 0) pd->srcs_h[q] = b, dirty = 1;
   }
   if (!dirty) return;
@@ -261,10 +261,10 @@ struct mbpo_pdev* mbpo_pdev_create(mbpo_state* const* runs, int P) {
   pd->env = dx_alloc(pd->c, R * sizeof(uint64_t));
   pd->active = dx_alloc(pd->c, R * sizeof(int));
   pd->act_keys = dx_alloc(pd->c, R * sizeof(rng_key));
-  pd->srcs = dx_alloc(pd->c, R * sizeof(pdk_batch_src));
+  pd->srcs = dx_alloc(pd->c, R * sizeof(poolk_batch_src));
   dx_upload(pd->c, pd->upd, upd, R * sizeof(uint64_t));
   dx_upload(pd->c, pd->act_keys, keys, R * sizeof(rng_key));
-  dx_upload(pd->c, pd->srcs, pd->srcs_h, R * sizeof(pdk_batch_src));
+  dx_upload(pd->c, pd->srcs, pd->srcs_h, R * sizeof(poolk_batch_src));
   /* pinned staging, one block */
   size_t o_env = 0, o_act = o_env + R * sizeof(uint64_t), o_obs = o_act + R * sizeof(int);
   size_t o_a = o_obs + R * (size_t)pd->od * sizeof(float), o_st = o_a + R * (size_t)pd->ad * sizeof(float);

@@ -10,31 +10,31 @@
 #include "log.h"
 #include "model_k.h"
 
-DX_OP(mdk_keys, mdk_keys_args)
-DX_OP(mdk_split_rows, mdk_split_rows_args)
-DX_OP(mdk_norm_part, mdk_norm_part_args)
-DX_OP(mdk_norm_fin, mdk_norm_fin_args)
-DX_OP(mdk_boot, mdk_boot_args)
-DX_OP(mdk_normalize, mdk_normalize_args)
-DX_OP(mdk_norm_rows, mdk_norm_rows_args)
-DX_OP(mdk_gather, mdk_gather_args)
-DX_OP(mdk_nll, mdk_nll_args)
-DX_OP(mdk_partials, mdk_partials_args)
-DX_OP(mdk_finish, mdk_finish_args)
-DX_OP(mdk_wd, mdk_wd_args)
-DX_OP(mdk_mean, mdk_mean_args)
-DX_OP(mdk_mse_rows, mdk_mse_rows_args)
-DX_OP(mdk_mse_acc, mdk_mse_acc_args)
-DX_OP(mdk_split_out, mdk_split_out_args)
-DX_OP(mdk_active, mdk_active_args)
-DX_OP(mdk_snap, mdk_snap_args)
+DX_OP(modelk_keys, modelk_keys_args)
+DX_OP(modelk_split_rows, modelk_split_rows_args)
+DX_OP(modelk_norm_part, modelk_norm_part_args)
+DX_OP(modelk_norm_fin, modelk_norm_fin_args)
+DX_OP(modelk_boot, modelk_boot_args)
+DX_OP(modelk_normalize, modelk_normalize_args)
+DX_OP(modelk_norm_rows, modelk_norm_rows_args)
+DX_OP(modelk_gather, modelk_gather_args)
+DX_OP(modelk_nll, modelk_nll_args)
+DX_OP(modelk_partials, modelk_partials_args)
+DX_OP(modelk_finish, modelk_finish_args)
+DX_OP(modelk_wd, modelk_wd_args)
+DX_OP(modelk_mean, modelk_mean_args)
+DX_OP(modelk_mse_rows, modelk_mse_rows_args)
+DX_OP(modelk_mse_acc, modelk_mse_acc_args)
+DX_OP(modelk_split_out, modelk_split_out_args)
+DX_OP(modelk_active, modelk_active_args)
+DX_OP(modelk_snap, modelk_snap_args)
 
-void modeld_ws_alloc_(dx_ctx* c, const model_dev* d, int P, int Bt, modeld_ws* w) {
+void modeld_ws_alloc(dx_ctx* c, const model_dev* d, int P, int Bt, modeld_ws* w) {
   const int E = d->p.ensemble, D = d->D, L = d->net.nlayers;
   memset(w, 0, sizeof *w);
   w->P = P;
   w->Bt = Bt;
-  w->cache = dxn_cache_alloc_runs(c, &d->net, P, Bt);
+  w->cache = nnd_cache_alloc_runs(c, &d->net, P, Bt);
   w->cache->ps = (long)d->nparams;
   const size_t EB = (size_t)P * E * Bt;
   w->out = dx_allocf(c, EB * 2 * D);
@@ -48,17 +48,17 @@ void modeld_ws_alloc_(dx_ctx* c, const model_dev* d, int P, int Bt, modeld_ws* w
   }
   w->nbw = (int)ceil(sqrt((double)wmax));
   if (w->nbw > 4096) w->nbw = 4096;
-  w->part = dx_alloc(c, (size_t)P * (size_t)mdk_npart(D, L, w->nbw) * sizeof(double));
+  w->part = dx_alloc(c, (size_t)P * (size_t)modelk_npart(D, L, w->nbw) * sizeof(double));
 }
 
-void modeld_ws_free_(dx_ctx* c, modeld_ws* w) {
-  dxn_cache_free(c, w->cache);
+void modeld_ws_free(dx_ctx* c, modeld_ws* w) {
+  nnd_cache_free(c, w->cache);
   void* bufs[] = {w->out, w->dout, w->gbnd, w->rowsum, w->part};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
   memset(w, 0, sizeof *w);
 }
 
-void modeld_shape_(model_dev* d, const dyn_model* h) {
+void modeld_set_shape(model_dev* d, const dyn_model* h) {
   d->p = h->p;
   d->obs_dim = h->obs_dim;
   d->act_dim = h->act_dim;
@@ -76,7 +76,7 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   model_dev* d = calloc(1, sizeof *d);
   if (!d) mbpo_fatal("out of memory");
   d->c = c;
-  modeld_shape_(d, h);
+  modeld_set_shape(d, h);
   const int I = d->in_dim, D = d->D, L = d->net.nlayers, Bt = d->p.batch;
   d->params = dx_allocf(c, d->nparams);
   d->max_lv = d->params + d->net.nparams;
@@ -84,9 +84,9 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   d->norm_mean = dx_allocf(c, (size_t)I);
   d->norm_std = dx_allocf(c, (size_t)I);
   d->grads = dx_allocf(c, d->nparams);
-  d->adam = dxn_adam_alloc(c, d->nparams, d->p.lr);
+  d->adam = nnd_adam_alloc(c, d->nparams, d->p.lr);
 
-  modeld_ws_alloc_(c, d, 1, Bt, &d->ws);
+  modeld_ws_alloc(c, d, 1, Bt, &d->ws);
   d->terms = dx_alloc(c, (size_t)(L + 2) * sizeof(double));
   int* bv = malloc(((size_t)Bt + 1) * sizeof(int));
   if (!bv) mbpo_fatal("out of memory");
@@ -108,8 +108,8 @@ void modeld_free(model_dev* d) {
   dx_free(c, d->norm_mean);
   dx_free(c, d->norm_std);
   dx_free(c, d->grads);
-  dxn_adam_free(c, d->adam);
-  modeld_ws_free_(c, &d->ws);
+  nnd_adam_free(c, d->adam);
+  modeld_ws_free(c, &d->ws);
   modeld_fitter_free(d->fit);
   dx_free(c, d->terms);
   dx_free(c, d->bvals);
@@ -129,7 +129,7 @@ void modeld_upload(model_dev* d, const dyn_model* h) {
   dx_upload(c, d->params, h->params, d->nparams * sizeof(float));
   dx_upload(c, d->norm_mean, h->norm_mean, (size_t)d->in_dim * sizeof(float));
   dx_upload(c, d->norm_std, h->norm_std, (size_t)d->in_dim * sizeof(float));
-  dxn_adam_upload(c, d->adam, h->adam); /* synchronises: the pageable sources may change after */
+  nnd_adam_upload(c, d->adam, h->adam); /* synchronises: the pageable sources may change after */
   memcpy(d->elites, h->elites, sizeof d->elites);
 }
 
@@ -139,27 +139,27 @@ void modeld_download(model_dev* d, dyn_model* h) {
   dx_download(c, h->params, d->params, d->nparams * sizeof(float));
   dx_download(c, h->norm_mean, d->norm_mean, (size_t)d->in_dim * sizeof(float));
   dx_download(c, h->norm_std, d->norm_std, (size_t)d->in_dim * sizeof(float));
-  dxn_adam_download(c, d->adam, h->adam); /* synchronises */
+  nnd_adam_download(c, d->adam, h->adam); /* synchronises */
   memcpy(h->elites, d->elites, sizeof h->elites);
 }
 
 /* ---- the minibatch step ---- */
 
-void modeld_step_runs_(dx_ctx* c, const model_dev* d, modeld_ws* w, int P, int Bt, const int* nb,
-                       const mdk_frun* runs, float* params, float* grads, dxn_adam* adam, const int* act, const float* x,
+void modeld_step_runs(dx_ctx* c, const model_dev* d, modeld_ws* w, int P, int Bt, const int* nb,
+                       const modelk_frun* runs, float* params, float* grads, nnd_adam* adam, const int* act, const float* x,
                        const float* y, double* terms) {
   const int E = d->p.ensemble, D = d->D, L = d->net.nlayers;
   if (Bt < 1 || Bt > w->Bt || P < 1 || P > w->P)
     mbpo_fatal("modeld_step: %d rows of %d runs (workspaces for %d of %d)", Bt, P, w->Bt, w->P);
   const long rows = (long)P * E * Bt, ps = (long)d->nparams, netn = (long)d->net.nparams;
-  dxn_cache_use_runs(w->cache, P);
-  dxn_forward(c, &d->net, params, Bt, x, 0, w->cache, w->out);
-  mdk_nll_args nl = {w->out, y, params, w->dout, w->gbnd, w->rowsum, nb, ps, netn, Bt, E, D};
-  DX_RUN(c, mdk_nll, nl, rows);
-  mdk_partials_args pa = {.rowsum = w->rowsum, .gbnd = w->gbnd, .params = params, .part = w->part, .nb = nb,
+  nnd_cache_use_runs(w->cache, P);
+  nnd_forward(c, &d->net, params, Bt, x, 0, w->cache, w->out);
+  modelk_nll_args nl = {w->out, y, params, w->dout, w->gbnd, w->rowsum, nb, ps, netn, Bt, E, D};
+  DX_RUN(c, modelk_nll, nl, rows);
+  modelk_partials_args pa = {.rowsum = w->rowsum, .gbnd = w->gbnd, .params = params, .part = w->part, .nb = nb,
                           .ps = ps, .Bt = Bt, .E = E, .D = D, .L = L, .nbw = w->nbw};
-  mdk_wd_args wa = {.params = params, .grads = grads, .ps = ps, .netn = netn, .L = L};
-  mdk_finish_args fa = {.part = w->part, .params = params, .grads = grads, .terms = terms, .nb = nb, .runs = runs,
+  modelk_wd_args wa = {.params = params, .grads = grads, .ps = ps, .netn = netn, .L = L};
+  modelk_finish_args fa = {.part = w->part, .params = params, .grads = grads, .terms = terms, .nb = nb, .runs = runs,
                         .ps = ps, .netn = netn, .coef = d->p.logvar_coef, .D = D, .L = L, .nbw = w->nbw};
   for (int l = 0; l < L; l++) {
     pa.w_off[l] = wa.w_off[l] = (long)d->net.w_off[l];
@@ -167,24 +167,24 @@ void modeld_step_runs_(dx_ctx* c, const model_dev* d, modeld_ws* w, int P, int B
     wa.wd[l] = fa.wd[l] = d->p.weight_decay[l];
   }
   /* the loss's sums read the parameters before the step */
-  DX_RUN(c, mdk_partials, pa, (long)P * mdk_npart(D, L, w->nbw));
-  /* the backward writes the network's gradients (beta = 0); mdk_finish writes the bounds' */
-  dxn_backward_set(c, &d->net, params, w->cache, w->dout, grads, NULL);
-  DX_RUN(c, mdk_wd, wa, (long)P * netn);
-  DX_RUN(c, mdk_finish, fa, (long)P * (1 + 2 * D + L));
-  if (adam) dxn_adam_step_runs(c, adam, params, grads, act);
+  DX_RUN(c, modelk_partials, pa, (long)P * modelk_npart(D, L, w->nbw));
+  /* the backward writes the network's gradients (beta = 0); modelk_finish writes the bounds' */
+  nnd_backward_set(c, &d->net, params, w->cache, w->dout, grads, NULL);
+  DX_RUN(c, modelk_wd, wa, (long)P * netn);
+  DX_RUN(c, modelk_finish, fa, (long)P * (1 + 2 * D + L));
+  if (adam) nnd_adam_step_runs(c, adam, params, grads, act);
 }
 
 void modeld_loss_grads(model_dev* d, int B, const float* x, const float* y, double* loss) {
   if (B < 1 || B > d->p.batch) mbpo_fatal("modeld_step: %d rows (1 to %d allowed)", B, d->p.batch);
-  modeld_step_runs_(d->c, d, &d->ws, 1, B, d->bvals + B, NULL, d->params, d->grads, NULL, NULL, x, y, d->terms);
-  mdk_mean_args ta = {d->terms, loss, NULL, 1, 1, d->net.nlayers, 1};
-  DX_RUN(d->c, mdk_mean, ta, 1);
+  modeld_step_runs(d->c, d, &d->ws, 1, B, d->bvals + B, NULL, d->params, d->grads, NULL, NULL, x, y, d->terms);
+  modelk_mean_args ta = {d->terms, loss, NULL, 1, 1, d->net.nlayers, 1};
+  DX_RUN(d->c, modelk_mean, ta, 1);
 }
 
 void modeld_step(model_dev* d, int B, const float* x, const float* y, double* loss) {
   modeld_loss_grads(d, B, x, y, loss);
-  dxn_adam_step(d->c, d->adam, d->params, d->grads);
+  nnd_adam_step(d->c, d->adam, d->params, d->grads);
 }
 
 /* ---- permutation ---- */
@@ -192,8 +192,8 @@ void modeld_step(model_dev* d, int B, const float* x, const float* y, double* lo
 /* ---- normalising and prediction ---- */
 
 void modeld_normalize(model_dev* d, const float* obs, const float* act, int B, float* xn) {
-  mdk_normalize_args a = {obs, act, d->norm_mean, d->norm_std, xn, d->obs_dim, d->act_dim};
-  DX_RUN(d->c, mdk_normalize, a, (long)B * d->in_dim);
+  modelk_normalize_args a = {obs, act, d->norm_mean, d->norm_std, xn, d->obs_dim, d->act_dim};
+  DX_RUN(d->c, modelk_normalize, a, (long)B * d->in_dim);
 }
 
 void modeld_reserve_predict(model_dev* d, int rows) {
@@ -207,13 +207,13 @@ void modeld_reserve_predict(model_dev* d, int rows) {
   d->pred_rows = rows;
 }
 
-void modeld_predict(model_dev* d, const float* xn, int B, float* mean, float* logvar, dxn_cache* cache) {
+void modeld_predict(model_dev* d, const float* xn, int B, float* mean, float* logvar, nnd_cache* cache) {
   const int chunk = cache->Bmax;
   modeld_reserve_predict(d, chunk);
   for (int r0 = 0; r0 < B; r0 += chunk) {
     const int n = B - r0 < chunk ? B - r0 : chunk;
-    dxn_forward(d->c, &d->net, d->params, n, xn + (size_t)r0 * d->in_dim, 1, cache, d->pred_y);
-    mdk_split_out_args a = {d->pred_y, d->max_lv, d->min_lv, mean, logvar, n, B, r0, d->D};
-    DX_RUN(d->c, mdk_split_out, a, (long)d->p.ensemble * n * d->D);
+    nnd_forward(d->c, &d->net, d->params, n, xn + (size_t)r0 * d->in_dim, 1, cache, d->pred_y);
+    modelk_split_out_args a = {d->pred_y, d->max_lv, d->min_lv, mean, logvar, n, B, r0, d->D};
+    DX_RUN(d->c, modelk_split_out, a, (long)d->p.ensemble * n * d->D);
   }
 }

@@ -30,14 +30,14 @@ struct modeld_fitter {
   long R;                   /* rows per run at most */
   int S;                    /* minibatch steps per epoch at most */
   float *params, *grads;    /* [P][nparams] */
-  dxn_adam* adam;           /* P runs */
+  nnd_adam* adam;           /* P runs */
   float *norm_mean, *norm_std; /* [P][I] */
   float* snap;              /* [P][net.nparams] per-member snapshots */
   modeld_ws ws;             /* P runs x batch rows */
   float *xb, *yb;           /* [P][E][batch][I], [P][E][batch][D] */
   double* loss;             /* [S][P][L + 2] per-step loss terms */
   int *nbt, *act;           /* device [S][P]: valid rows of run q in step j, its Adam flag */
-  mdk_frun* runs;           /* device [P] */
+  modelk_frun* runs;           /* device [P] */
   int *alive, *flags;       /* device [P], [P][E] */
   float *X, *Y;             /* [P][R][I], [P][R][D]: each run's rows in permuted order */
   int* boot;                /* [P][E][R]: run q's member lists, n_tr each */
@@ -47,12 +47,12 @@ struct modeld_fitter {
   double* stat;             /* [P][1 + E]: epoch loss, holdout MSEs */
   double *npart, *nmu;      /* normaliser sums of one run: [I][MDK_NB], [I] */
   int schunk;               /* scoring chunk rows */
-  dxn_cache* scache;        /* P runs x schunk rows, shared input */
+  nnd_cache* scache;        /* P runs x schunk rows, shared input */
   float *sx, *sy;           /* [P][schunk][I], [P][E][schunk][2 D] */
   double *srs, *sacc;       /* [P][E][schunk], [P][E] */
   void* pin;                /* pinned: the host side of the tables below */
   int *nbt_h, *alive_h, *flags_h;
-  mdk_frun* runs_h;
+  modelk_frun* runs_h;
   double* stat_h;
 };
 
@@ -70,7 +70,7 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   if (!f) mbpo_fatal("out of memory");
   f->c = c;
   model_dev* m = &f->shape;
-  modeld_shape_(m, h);
+  modeld_set_shape(m, h);
   f->P = P;
   f->R = max_rows;
   const int E = m->p.ensemble, I = m->in_dim, D = m->D, L = m->net.nlayers, Bt = m->p.batch;
@@ -81,19 +81,19 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   float* lrs = malloc(Pz * sizeof(float));
   if (!lrs) mbpo_fatal("out of memory");
   for (int q = 0; q < P; q++) lrs[q] = m->p.lr;
-  f->adam = dxn_adam_alloc_runs(c, np, P, lrs);
+  f->adam = nnd_adam_alloc_runs(c, np, P, lrs);
   free(lrs);
   f->norm_mean = dx_allocf(c, Pz * I);
   f->norm_std = dx_allocf(c, Pz * I);
   f->snap = dx_allocf(c, Pz * m->net.nparams);
-  modeld_ws_alloc_(c, m, P, Bt, &f->ws);
+  modeld_ws_alloc(c, m, P, Bt, &f->ws);
   const size_t EB = Pz * E * Bt, SP = (size_t)f->S * Pz;
   f->xb = dx_allocf(c, EB * I);
   f->yb = dx_allocf(c, EB * D);
   f->loss = dx_alloc(c, SP * (L + 2) * sizeof(double));
   f->nbt = dx_alloc(c, SP * sizeof(int));
   f->act = dx_alloc(c, SP * sizeof(int));
-  f->runs = dx_alloc(c, Pz * sizeof(mdk_frun));
+  f->runs = dx_alloc(c, Pz * sizeof(modelk_frun));
   f->alive = dx_alloc(c, Pz * sizeof(int));
   f->flags = dx_alloc(c, Pz * E * sizeof(int));
   f->X = dx_allocf(c, Pz * R * I);
@@ -109,7 +109,7 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   f->nmu = dx_alloc(c, (size_t)I * sizeof(double));
   dx_reserve_sort(c, (long)R * E);
   f->schunk = (int)(max_rows < MODELD_SCORE_CHUNK ? max_rows : MODELD_SCORE_CHUNK);
-  f->scache = dxn_cache_alloc_fwd(c, &m->net, P, f->schunk);
+  f->scache = nnd_cache_alloc_fwd(c, &m->net, P, f->schunk);
   f->scache->ps = (long)np;
   f->sx = dx_allocf(c, Pz * f->schunk * I);
   f->sy = dx_allocf(c, Pz * E * f->schunk * 2 * D);
@@ -117,12 +117,12 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   f->sacc = dx_alloc(c, Pz * E * sizeof(double));
   /* pinned: nbt [S][P], alive [P], flags [P][E], runs [P], stat [P][1 + E] (doubles first) */
   const size_t o_stat = 0, o_runs = o_stat + Pz * (1 + E) * sizeof(double);
-  const size_t o_nbt = o_runs + Pz * sizeof(mdk_frun), o_alive = o_nbt + SP * sizeof(int);
+  const size_t o_nbt = o_runs + Pz * sizeof(modelk_frun), o_alive = o_nbt + SP * sizeof(int);
   const size_t o_flags = o_alive + Pz * sizeof(int), o_end = o_flags + Pz * E * sizeof(int);
   f->pin = dx_alloc_pinned(c, o_end);
   char* pm = f->pin;
   f->stat_h = (double*)(pm + o_stat);
-  f->runs_h = (mdk_frun*)(pm + o_runs);
+  f->runs_h = (modelk_frun*)(pm + o_runs);
   f->nbt_h = (int*)(pm + o_nbt);
   f->alive_h = (int*)(pm + o_alive);
   f->flags_h = (int*)(pm + o_flags);
@@ -133,9 +133,9 @@ void modeld_fitter_free(modeld_fitter* f) {
   if (!f) return;
   dx_ctx* c = f->c;
   dx_sync(c);
-  dxn_adam_free(c, f->adam);
-  modeld_ws_free_(c, &f->ws);
-  dxn_cache_free(c, f->scache);
+  nnd_adam_free(c, f->adam);
+  modeld_ws_free(c, &f->ws);
+  nnd_cache_free(c, f->scache);
   void* bufs[] = {f->params, f->grads, f->norm_mean, f->norm_std, f->snap, f->xb, f->yb, f->loss,
                   f->nbt, f->act, f->runs, f->alive, f->flags, f->X, f->Y, f->boot, f->perm,
                   f->boot2, f->keys, f->keys2, f->epoch, f->stat, f->npart, f->nmu, f->sx, f->sy,
@@ -145,16 +145,16 @@ void modeld_fitter_free(modeld_fitter* f) {
   free(f);
 }
 
-const int* modeld_fit_boot_(const modeld_fitter* f, int q) { return f->boot + (size_t)q * f->shape.p.ensemble * f->R; }
+const int* modeld_fit_boot(const modeld_fitter* f, int q) { return f->boot + (size_t)q * f->shape.p.ensemble * f->R; }
 
-const int* modeld_fit_perm_(const modeld_fitter* f) { return f->perm; }
+const int* modeld_fit_perm(const modeld_fitter* f) { return f->perm; }
 
 /* ---- pieces of a fit ---- */
 
 /* The permutation of model_permutation(key, c0, 0, n) into perm (one sort; scratch keys, boot2). */
 static void permutation(modeld_fitter* f, rng_key key, uint32_t c0, int n, int* perm) {
-  mdk_keys_args ka = {f->keys, f->boot2, key, c0, NULL, 1, n};
-  DX_RUN(f->c, mdk_keys, ka, n);
+  modelk_keys_args ka = {f->keys, f->boot2, key, c0, NULL, 1, n};
+  DX_RUN(f->c, modelk_keys, ka, n);
   dx_sort_pairs(f->c, f->keys, f->keys2, f->boot2, perm, n);
 }
 
@@ -169,7 +169,7 @@ void modeld_permutation(model_dev* d, rng_key key, uint32_t c0, int n, int* perm
 static void snap_members(modeld_fitter* f, int n, int to_snap) {
   const nn_mlp* net = &f->shape.net;
   const long np = (long)f->shape.nparams, netn = (long)net->nparams;
-  mdk_snap_args a;
+  modelk_snap_args a;
   memset(&a, 0, sizeof a);
   a.dst = to_snap ? f->snap : f->params;
   a.src = to_snap ? f->params : f->snap;
@@ -185,7 +185,7 @@ static void snap_members(modeld_fitter* f, int n, int to_snap) {
     a.b_off[l] = (long)net->b_off[l];
     a.b_len[l] = net->dims[l + 1];
   }
-  DX_RUN(f->c, mdk_snap, a, (long)n * netn);
+  DX_RUN(f->c, modelk_snap, a, (long)n * netn);
 }
 
 /* Enqueue the per-member plain MSE of each of the n runs' scored rows (X[q][0..n_score)) into
@@ -196,16 +196,16 @@ static void score(modeld_fitter* f, int n, int nmax) {
   dx_ctx* c = f->c;
   const model_dev* m = &f->shape;
   const int E = m->p.ensemble, I = m->in_dim, D = m->D;
-  dxn_cache_use_runs(f->scache, n);
+  nnd_cache_use_runs(f->scache, n);
   for (int r0 = 0; r0 < nmax; r0 += f->schunk) {
     const int nr = f->schunk;
-    mdk_norm_rows_args na = {f->X, f->norm_mean, f->norm_std, f->runs, f->sx, f->R, r0, nr, I};
-    DX_RUN(c, mdk_norm_rows, na, (long)n * nr * I);
-    dxn_forward(c, &m->net, f->params, nr, f->sx, 1, f->scache, f->sy);
-    mdk_mse_rows_args ra = {f->sy, f->Y, f->runs, f->srs, f->R, r0, nr, E, D};
-    DX_RUN(c, mdk_mse_rows, ra, (long)n * E * nr);
-    mdk_mse_acc_args aa = {f->srs, f->sacc, f->stat + 1, f->runs, r0, nr, E, D, 1 + E};
-    DX_RUN(c, mdk_mse_acc, aa, (long)n * E);
+    modelk_norm_rows_args na = {f->X, f->norm_mean, f->norm_std, f->runs, f->sx, f->R, r0, nr, I};
+    DX_RUN(c, modelk_norm_rows, na, (long)n * nr * I);
+    nnd_forward(c, &m->net, f->params, nr, f->sx, 1, f->scache, f->sy);
+    modelk_mse_rows_args ra = {f->sy, f->Y, f->runs, f->srs, f->R, r0, nr, E, D};
+    DX_RUN(c, modelk_mse_rows, ra, (long)n * E * nr);
+    modelk_mse_acc_args aa = {f->srs, f->sacc, f->stat + 1, f->runs, r0, nr, E, D, 1 + E};
+    DX_RUN(c, modelk_mse_acc, aa, (long)n * E);
   }
 }
 
@@ -224,31 +224,31 @@ static void epoch_program(modeld_fitter* f, const fit_plan* pl) {
   const model_dev* m = &f->shape;
   const int E = m->p.ensemble, Bt = m->p.batch, L = m->net.nlayers, I = m->in_dim, D = m->D, n = pl->n;
   const size_t P = (size_t)f->P;
-  mdk_active_args aa = {f->alive, f->nbt, f->act, f->P};
-  DX_RUN(c, mdk_active, aa, (long)pl->steps * f->P);
+  modelk_active_args aa = {f->alive, f->nbt, f->act, f->P};
+  DX_RUN(c, modelk_active, aa, (long)pl->steps * f->P);
   for (int j = 0; j < pl->steps; j++) {
     const int* nb = f->nbt + j * P;
-    mdk_gather_args ga = {f->X, f->Y, f->norm_mean, f->norm_std, f->boot, f->runs, nb, f->xb, f->yb,
+    modelk_gather_args ga = {f->X, f->Y, f->norm_mean, f->norm_std, f->boot, f->runs, nb, f->xb, f->yb,
                           f->R, (long)j * Bt, Bt, E, I, D};
-    DX_RUN(c, mdk_gather, ga, (long)n * E * Bt);
-    modeld_step_runs_(c, m, &f->ws, n, Bt, nb, f->runs, f->params, f->grads, f->adam, f->act + j * P, f->xb, f->yb,
+    DX_RUN(c, modelk_gather, ga, (long)n * E * Bt);
+    modeld_step_runs(c, m, &f->ws, n, Bt, nb, f->runs, f->params, f->grads, f->adam, f->act + j * P, f->xb, f->yb,
                       f->loss + j * P * (L + 2));
   }
-  mdk_mean_args ma = {f->loss, f->stat, f->runs, 0, f->P, L, 1 + E};
-  DX_RUN(c, mdk_mean, ma, n);
+  modelk_mean_args ma = {f->loss, f->stat, f->runs, 0, f->P, L, 1 + E};
+  DX_RUN(c, modelk_mean, ma, n);
   for (int q = 0; q < n; q++) {
     const modeld_fit_job* jb = pl->jobs[q];
     const int n_tr = f->runs_h[q].n_tr;
     const rng_key k_shuf = {jb->m->key.seed, RNG_MODEL_SHUFFLE};
     const long nk = (long)E * n_tr;
     int* boot = f->boot + (size_t)q * E * f->R;
-    mdk_keys_args ka = {f->keys, NULL, k_shuf, jb->fit_index, f->epoch, E, n_tr};
-    DX_RUN(c, mdk_keys, ka, nk);
+    modelk_keys_args ka = {f->keys, NULL, k_shuf, jb->fit_index, f->epoch, E, n_tr};
+    DX_RUN(c, modelk_keys, ka, nk);
     dx_sort_pairs(c, f->keys, f->keys2, boot, f->boot2, nk);
     dx_copy(c, boot, f->boot2, (size_t)nk * sizeof(int));
   }
   score(f, n, pl->nmax);
-  dxn_ctr_add(c, f->epoch, 1);
+  nnd_ctr_add(c, f->epoch, 1);
 }
 
 /* Copy a run's model state into slot q (to 1) or back (to 0): parameters and Adam state, and on the
@@ -256,7 +256,7 @@ static void epoch_program(modeld_fitter* f, const fit_plan* pl) {
 static void copy_state(modeld_fitter* f, int q, model_dev* m, int to) {
   dx_ctx* c = f->c;
   const size_t np = f->shape.nparams, I = (size_t)f->shape.in_dim, fz = sizeof(float);
-  dxn_adam *a = f->adam, *b = m->adam;
+  nnd_adam *a = f->adam, *b = m->adam;
 #define CP_(fit, mine, bytes) (to ? dx_copy(c, fit, mine, bytes) : dx_copy(c, mine, fit, bytes))
   CP_(f->params + q * np, m->params, np * fz);
   CP_(a->m + q * np, b->m, np * fz);
@@ -302,7 +302,7 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
     model_dev* md = jb->m;
     model_fit_begin(&md->p, jb->N, &S[q]);
     const int n_ho = S[q].n_holdout, n_tr = S[q].n_train;
-    mdk_frun* fr = &f->runs_h[q];
+    modelk_frun* fr = &f->runs_h[q];
     fr->n_ho = n_ho;
     fr->n_tr = n_tr;
     fr->n_score = n_ho > 0 ? n_ho : n_tr;
@@ -313,16 +313,16 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
     copy_state(f, q, md, 1);
     float *X = f->X + q * R * I, *Y = f->Y + q * R * D;
     permutation(f, (rng_key){md->key.seed, RNG_MODEL_SPLIT}, jb->fit_index, jb->N, f->perm);
-    mdk_split_rows_args sa = {jb->obs, jb->act, jb->rew, jb->next_obs, f->perm, X, Y, m->obs_dim, m->act_dim};
-    DX_RUN(c, mdk_split_rows, sa, jb->N);
+    modelk_split_rows_args sa = {jb->obs, jb->act, jb->rew, jb->next_obs, f->perm, X, Y, m->obs_dim, m->act_dim};
+    DX_RUN(c, modelk_split_rows, sa, jb->N);
     for (int pass = 0; pass < 2; pass++) {
-      mdk_norm_part_args np = {X + (size_t)n_ho * I, f->nmu, f->npart, n_tr, I, pass};
-      DX_RUN(c, mdk_norm_part, np, (long)I * MDK_NB);
-      mdk_norm_fin_args nf = {f->npart, f->nmu, f->norm_mean + q * I, f->norm_std + q * I, n_tr, pass};
-      DX_RUN(c, mdk_norm_fin, nf, I);
+      modelk_norm_part_args np = {X + (size_t)n_ho * I, f->nmu, f->npart, n_tr, I, pass};
+      DX_RUN(c, modelk_norm_part, np, (long)I * MDK_NB);
+      modelk_norm_fin_args nf = {f->npart, f->nmu, f->norm_mean + q * I, f->norm_std + q * I, n_tr, pass};
+      DX_RUN(c, modelk_norm_fin, nf, I);
     }
-    mdk_boot_args ba = {f->boot + q * E * R, {md->key.seed, RNG_MODEL_BOOT}, jb->fit_index, n_tr};
-    DX_RUN(c, mdk_boot, ba, (long)E * n_tr);
+    modelk_boot_args ba = {f->boot + q * E * R, {md->key.seed, RNG_MODEL_BOOT}, jb->fit_index, n_tr};
+    DX_RUN(c, modelk_boot, ba, (long)E * n_tr);
     f->alive_h[q] = 1;
   }
   for (int q = n; q < f->P; q++) f->alive_h[q] = 0;
@@ -331,7 +331,7 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
       const int left = q < n ? f->runs_h[q].n_tr - j * Bt : 0;
       f->nbt_h[j * P + q] = left < 0 ? 0 : left < Bt ? left : Bt;
     }
-  dx_upload(c, f->runs, f->runs_h, P * sizeof(mdk_frun));
+  dx_upload(c, f->runs, f->runs_h, P * sizeof(modelk_frun));
   dx_upload(c, f->nbt, f->nbt_h, (size_t)pl.steps * P * sizeof(int));
   dx_upload(c, f->alive, f->alive_h, P * sizeof(int));
   dx_zero(c, f->epoch, sizeof(uint64_t));

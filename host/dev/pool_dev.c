@@ -7,11 +7,11 @@
 #include "log.h"
 #include "pool_k.h"
 
-DX_OP(pdk_gather, pdk_gather_args)
-DX_OP(pdk_gather_runs, pdk_gather_runs_args)
-DX_OP(pdk_set_state, pdk_set_state_args)
-DX_OP(pdk_append, pdk_append_args)
-DX_OP(pdk_advance, pdk_advance_args)
+DX_OP(poolk_gather, poolk_gather_args)
+DX_OP(poolk_gather_runs, poolk_gather_runs_args)
+DX_OP(poolk_set_state, poolk_set_state_args)
+DX_OP(poolk_append, poolk_append_args)
+DX_OP(poolk_advance, poolk_advance_args)
 
 /* Widths of the five arrays of a row. */
 static void widths(const pool_dev* p, size_t w[5]) {
@@ -47,8 +47,8 @@ static void free_arrays(dx_ctx* c, pool_dev* p) {
 
 /* Set the device state and the mirror. */
 static void set_state(dx_ctx* c, pool_dev* p, long size, long next) {
-  pdk_set_state_args a = {p->state, size, next};
-  DX_RUN(c, pdk_set_state, a, 1);
+  poolk_set_state_args a = {p->state, size, next};
+  DX_RUN(c, poolk_set_state, a, 1);
   p->size = size;
   p->next = next;
 }
@@ -103,9 +103,9 @@ static void gather(dx_ctx* c, const pool_dev* p, rng_key key, const uint64_t* ct
                    uint32_t c1, uint64_t first, int n, float* obs, float* act, float* rew,
                    float* next_obs, float* done) {
   if (n <= 0) return;
-  pdk_gather_args a;
-  a.src = (pdk_rows){{p->obs, p->act, p->rew, p->next_obs, p->done}};
-  a.dst = (pdk_rows){{obs, act, rew, next_obs, done}};
+  poolk_gather_args a;
+  a.src = (poolk_rows){{p->obs, p->act, p->rew, p->next_obs, p->done}};
+  a.dst = (poolk_rows){{obs, act, rew, next_obs, done}};
   a.state = p->state;
   a.ctr = ctr;
   a.key = key;
@@ -115,7 +115,7 @@ static void gather(dx_ctx* c, const pool_dev* p, rng_key key, const uint64_t* ct
   a.od = p->obs_dim;
   a.ad = p->act_dim;
   a.W = 2 * p->obs_dim + p->act_dim + 2;
-  DX_RUN(c, pdk_gather, a, (long)n * a.W);
+  DX_RUN(c, poolk_gather, a, (long)n * a.W);
 }
 
 void poold_sample_gather(dx_ctx* c, const pool_dev* p, rng_key key, const uint64_t* ctr,
@@ -131,12 +131,12 @@ void poold_sample_gather_c(dx_ctx* c, const pool_dev* p, rng_key key, uint32_t c
   gather(c, p, key, NULL, c0, c1, first, n, obs, act, rew, next_obs, done);
 }
 
-void poold_sample_gather_runs(dx_ctx* c, const struct pdk_batch_src* srcs, int P, const uint64_t* ctr,
+void poold_sample_gather_runs(dx_ctx* c, const struct poolk_batch_src* srcs, int P, const uint64_t* ctr,
                               long ctr_stride, int B, int obs_dim, int act_dim, float* obs, float* act,
                               float* rew, float* next_obs, float* done) {
   const int W = 2 * obs_dim + act_dim + 2;
-  pdk_gather_runs_args a = {srcs, {{obs, act, rew, next_obs, done}}, ctr, ctr_stride, B, obs_dim, act_dim, W};
-  DX_RUN(c, pdk_gather_runs, a, (long)P * B * W);
+  poolk_gather_runs_args a = {srcs, {{obs, act, rew, next_obs, done}}, ctr, ctr_stride, B, obs_dim, act_dim, W};
+  DX_RUN(c, poolk_gather_runs, a, (long)P * B * W);
 }
 
 void poold_sync_state(dx_ctx* c, pool_dev* p) {
@@ -233,17 +233,17 @@ void poold_resize(dx_ctx* c, pool_dev* p, long new_cap) {
 void poold_append_dev(dx_ctx* c, pool_dev* p, const int* count, long nmax, const float* obs,
                       const float* act, const float* rew, const float* next_obs, const float* done) {
   if (nmax <= 0) return;
-  pdk_append_args a;
-  a.dst = (pdk_rows){{p->obs, p->act, p->rew, p->next_obs, p->done}};
-  /* the ops only read src; pdk_rows holds plain float pointers */
-  a.src = (pdk_rows){{(float*)obs, (float*)act, (float*)rew, (float*)next_obs, (float*)done}};
+  poolk_append_args a;
+  a.dst = (poolk_rows){{p->obs, p->act, p->rew, p->next_obs, p->done}};
+  /* the ops only read src; poolk_rows holds plain float pointers */
+  a.src = (poolk_rows){{(float*)obs, (float*)act, (float*)rew, (float*)next_obs, (float*)done}};
   a.state = p->state;
   a.count = count;
   a.cap = p->cap;
   a.od = p->obs_dim;
   a.ad = p->act_dim;
   a.W = 2 * p->obs_dim + p->act_dim + 2;
-  DX_RUN(c, pdk_append, a, nmax * a.W);
-  pdk_advance_args v = {p->state, count, p->cap};
-  DX_RUN(c, pdk_advance, v, 1);
+  DX_RUN(c, poolk_append, a, nmax * a.W);
+  poolk_advance_args v = {p->state, count, p->cap};
+  DX_RUN(c, poolk_advance, v, 1);
 }

@@ -1,25 +1,25 @@
 /* rollout_dev.c: branched model rollouts on a dx context (rollout_dev.h), for one run or the runs
- * of a population at once: the orchestration of dxn forwards over the runs, the element ops of
+ * of a population at once: the orchestration of nn_dev.h forwards over the runs, the element ops of
  * kernels/rollout_k.h, the device-side pool appends (pool_dev.h) and dx_select_flagged. The order
- * of the steps follows rollout_run (host/rollout.c). */
+ * of the steps follows rollout_run (host/cpu/rollout.c). */
 #include "rollout_dev.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "dxn.h"
+#include "nn_dev.h"
 #include "log.h"
 #include "rollout_k.h"
 
-DX_OP(rdk_init, rdk_init_args)
-DX_OP(rdk_iota, rdk_iota_args)
-DX_OP(rdk_act, rdk_act_args)
-DX_OP(rdk_step, rdk_step_args)
-DX_OP(rdk_partial, rdk_partial_args)
-DX_OP(rdk_total, rdk_total_args)
-DX_OP(rdk_counts, rdk_counts_args)
-DX_OP(rdk_compact, rdk_compact_args)
-DX_OP(rdk_finish, rdk_finish_args)
+DX_OP(rolloutk_init, rolloutk_init_args)
+DX_OP(rolloutk_iota, rolloutk_iota_args)
+DX_OP(rolloutk_act, rolloutk_act_args)
+DX_OP(rolloutk_step, rolloutk_step_args)
+DX_OP(rolloutk_partial, rolloutk_partial_args)
+DX_OP(rolloutk_total, rolloutk_total_args)
+DX_OP(rolloutk_counts, rolloutk_counts_args)
+DX_OP(rolloutk_compact, rolloutk_compact_args)
+DX_OP(rolloutk_finish, rolloutk_finish_args)
 
 struct rollout_dev {
   dx_ctx* c;
@@ -33,16 +33,16 @@ struct rollout_dev {
   uint8_t* keep;
   int *count, *next, *off, *total; /* [P] live rows, kept rows, selection offsets; [1] */
   double* part;              /* [P][RDK_NSUM][RDK_NCH] */
-  rdk_stats* st;             /* [P] */
-  rdk_run* tab;              /* [P] the runs' table */
+  rolloutk_stats* st;             /* [P] */
+  rolloutk_run* tab;              /* [P] the runs' table */
   /* the runs' parameters, copied in: model [P][net nparams], bounds [P][2][D], normaliser
    * [P][2][in], policy [P][pi nparams] */
   float *mw, *bounds, *norm, *piw;
   void* hmem;                /* pinned: the table and the statistics on the host */
-  rdk_run* tab_h;
-  rdk_stats* st_h;
+  rolloutk_run* tab_h;
+  rolloutk_stats* st_h;
   int* order;                /* [P] slot -> job, longest rollout first */
-  dxn_cache *pcache, *mcache;
+  nnd_cache *pcache, *mcache;
 };
 
 static int same_shape(const nn_mlp* a, const nn_mlp* b) {
@@ -97,20 +97,20 @@ rollout_dev* rolloutd_create_runs(dx_ctx* c, const nn_mlp* model_net, const nn_m
   r->off = (int*)dx_alloc(c, R * sizeof(int));
   r->total = (int*)dx_alloc(c, sizeof(int));
   r->part = (double*)dx_alloc(c, R * RDK_NSUM * RDK_NCH * sizeof(double));
-  r->st = (rdk_stats*)dx_alloc(c, R * sizeof(rdk_stats));
-  r->tab = (rdk_run*)dx_alloc(c, R * sizeof(rdk_run));
+  r->st = (rolloutk_stats*)dx_alloc(c, R * sizeof(rolloutk_stats));
+  r->tab = (rolloutk_run*)dx_alloc(c, R * sizeof(rolloutk_run));
   r->mw = dx_allocf(c, R * model_net->nparams);
   r->bounds = dx_allocf(c, R * 2 * (size_t)D);
   r->norm = dx_allocf(c, R * 2 * (size_t)in);
   r->piw = dx_allocf(c, R * pi->nparams);
-  r->hmem = dx_alloc_pinned(c, R * (sizeof(rdk_run) + sizeof(rdk_stats)));
-  r->st_h = (rdk_stats*)r->hmem; /* first: the larger alignment */
-  r->tab_h = (rdk_run*)(r->st_h + R);
-  r->pcache = dxn_cache_alloc_fwd(c, pi, P, Bmax);
-  r->mcache = dxn_cache_alloc_fwd(c, model_net, P, r->chunk);
+  r->hmem = dx_alloc_pinned(c, R * (sizeof(rolloutk_run) + sizeof(rolloutk_stats)));
+  r->st_h = (rolloutk_stats*)r->hmem; /* first: the larger alignment */
+  r->tab_h = (rolloutk_run*)(r->st_h + R);
+  r->pcache = nnd_cache_alloc_fwd(c, pi, P, Bmax);
+  r->mcache = nnd_cache_alloc_fwd(c, model_net, P, r->chunk);
   dx_reserve_select(c, (long)B);
-  rdk_iota_args io = {r->rows};
-  DX_RUN(c, rdk_iota, io, (long)B);
+  rolloutk_iota_args io = {r->rows};
+  DX_RUN(c, rolloutk_iota, io, (long)B);
   dx_sync(c);
   return r;
 }
@@ -129,8 +129,8 @@ void rolloutd_free(rollout_dev* r) {
                   r->total, r->part, r->st,  r->tab,   r->mw,   r->bounds, r->norm, r->piw};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
   dx_free_pinned(c, r->hmem);
-  dxn_cache_free(c, r->pcache);
-  dxn_cache_free(c, r->mcache);
+  nnd_cache_free(c, r->pcache);
+  nnd_cache_free(c, r->mcache);
   free(r->order);
   free(r);
 }
@@ -140,35 +140,35 @@ static void step(rollout_dev* r, const nn_mlp* pi, rolloutd_job* jobs, int n, in
   dx_ctx* c = r->c;
   const int od = r->od, ad = r->ad, in = r->in;
   const uint32_t c_pol = 4u * (uint32_t)i, c_pick = c_pol + 1, c_noise = c_pol + 2;
-  dxn_cache_use_runs(r->pcache, n);
-  dxn_forward(c, pi, r->piw, B, r->S, 1, r->pcache, r->PO);
-  rdk_act_args a = {r->PO, r->S, r->A, r->X, r->pick, r->norm, r->count, r->tab, c_pol, c_pick,
+  nnd_cache_use_runs(r->pcache, n);
+  nnd_forward(c, pi, r->piw, B, r->S, 1, r->pcache, r->PO);
+  rolloutk_act_args a = {r->PO, r->S, r->A, r->X, r->pick, r->norm, r->count, r->tab, c_pol, c_pick,
                     od, ad, n, B, r->chunk};
-  DX_RUN(c, rdk_act, a, (long)n * B * ad);
+  DX_RUN(c, rolloutk_act, a, (long)n * B * ad);
   const nn_mlp* net = &r->model_net;
-  dxn_cache_use_runs(r->mcache, n);
+  nnd_cache_use_runs(r->mcache, n);
   for (int r0 = 0; r0 < B; r0 += r->chunk) {
     const int nc = B - r0 < r->chunk ? B - r0 : r->chunk;
-    dxn_forward(c, net, r->mw, nc, r->X + (size_t)r0 * n * in, 1, r->mcache, r->MO);
-    rdk_step_args s = {r->MO, r->pick, r->S, r->S2, r->rew, r->done, r->keep, r->bad, r->bounds, r->count,
+    nnd_forward(c, net, r->mw, nc, r->X + (size_t)r0 * n * in, 1, r->mcache, r->MO);
+    rolloutk_step_args s = {r->MO, r->pick, r->S, r->S2, r->rew, r->done, r->keep, r->bad, r->bounds, r->count,
                        r->tab, c_noise, r0, nc, i, od, r->D, net->E, B, r->term_kind};
-    DX_RUN(c, rdk_step, s, (long)n * nc);
+    DX_RUN(c, rolloutk_step, s, (long)n * nc);
   }
-  rdk_partial_args pa = {r->rew, r->done, r->bad, r->keep, r->count, r->part, (B + RDK_NCH - 1) / RDK_NCH,
+  rolloutk_partial_args pa = {r->rew, r->done, r->bad, r->keep, r->count, r->part, (B + RDK_NCH - 1) / RDK_NCH,
                          RDK_NCH, B};
-  DX_RUN(c, rdk_partial, pa, (long)n * RDK_NCH);
-  rdk_total_args t = {r->st, r->part, r->count, r->next, RDK_NCH, i};
-  DX_RUN(c, rdk_total, t, n);
+  DX_RUN(c, rolloutk_partial, pa, (long)n * RDK_NCH);
+  rolloutk_total_args t = {r->st, r->part, r->count, r->next, RDK_NCH, i};
+  DX_RUN(c, rolloutk_total, t, n);
   for (int q = 0; q < n; q++) {
     const size_t o = (size_t)q * B;
     poold_append_dev(c, jobs[r->order[q]].model_pool, r->count + q, B, r->S + o * od, r->A + o * ad,
                      r->rew + o, r->S2 + o * od, r->done + o);
   }
   dx_select_flagged(c, r->rows, r->keep, r->sel, r->total, (long)n * B);
-  rdk_counts_args cn = {r->count, r->off, r->next, n};
-  DX_RUN(c, rdk_counts, cn, 1);
-  rdk_compact_args cp = {r->S, r->S2, r->sel, r->count, r->off, od, B};
-  DX_RUN(c, rdk_compact, cp, (long)n * B * od);
+  rolloutk_counts_args cn = {r->count, r->off, r->next, n};
+  DX_RUN(c, rolloutk_counts, cn, 1);
+  rolloutk_compact_args cp = {r->S, r->S2, r->sel, r->count, r->off, od, B};
+  DX_RUN(c, rolloutk_compact, cp, (long)n * B * od);
 }
 
 /* Check job j against the rollout's shapes. */
@@ -212,7 +212,7 @@ void rolloutd_run_runs(rollout_dev* r, const nn_mlp* pi, rolloutd_job* jobs, int
   const size_t D = (size_t)r->D, in = (size_t)r->in;
   for (int q = 0; q < ns; q++) {
     const rolloutd_job* j = &jobs[r->order[q]];
-    rdk_run* t = &r->tab_h[q];
+    rolloutk_run* t = &r->tab_h[q];
     memset(t, 0, sizeof *t);
     t->key = j->key;
     t->c0 = j->fit_index;
@@ -228,9 +228,9 @@ void rolloutd_run_runs(rollout_dev* r, const nn_mlp* pi, rolloutd_job* jobs, int
     dx_copy(c, r->norm + (size_t)q * 2 * in + in, j->m.norm_std, in * sizeof(float));
     dx_copy(c, r->piw + (size_t)q * pi->nparams, j->pi_w, pi->nparams * sizeof(float));
   }
-  dx_upload(c, r->tab, r->tab_h, (size_t)ns * sizeof(rdk_run));
-  rdk_init_args init = {r->st, r->count, r->tab, B};
-  DX_RUN(c, rdk_init, init, ns);
+  dx_upload(c, r->tab, r->tab_h, (size_t)ns * sizeof(rolloutk_run));
+  rolloutk_init_args init = {r->st, r->count, r->tab, B};
+  DX_RUN(c, rolloutk_init, init, ns);
   for (int q = 0; q < ns; q++) {
     const rolloutd_job* j = &jobs[r->order[q]];
     poold_sample_gather_c(c, j->real, j->key, j->fit_index, 3, 0, B, r->S + (size_t)q * B * r->od, NULL,
@@ -241,13 +241,13 @@ void rolloutd_run_runs(rollout_dev* r, const nn_mlp* pi, rolloutd_job* jobs, int
     while (n_i < ns && jobs[r->order[n_i]].k > i) n_i++;
     step(r, pi, jobs, n_i, B, i);
   }
-  rdk_finish_args f = {r->st, r->tab};
-  DX_RUN(c, rdk_finish, f, ns);
-  dx_download(c, r->st_h, r->st, (size_t)ns * sizeof(rdk_stats));
+  rolloutk_finish_args f = {r->st, r->tab};
+  DX_RUN(c, rolloutk_finish, f, ns);
+  dx_download(c, r->st_h, r->st, (size_t)ns * sizeof(rolloutk_stats));
   dx_sync(c);
   for (int q = 0; q < ns; q++) {
     rolloutd_job* j = &jobs[r->order[q]];
-    const rdk_stats* h = &r->st_h[q];
+    const rolloutk_stats* h = &r->st_h[q];
     j->model_pool->size = (long)h->pool_size;
     j->model_pool->next = (long)h->pool_next;
     j->st.rows_added = (long)h->rows_added;

@@ -11,7 +11,7 @@
  *   7. sack_alpha_stats: log_alpha_g and the statistics (before any parameter moves)
  * then the three Adam steps (critics, policy, log alpha) and Polyak averaging of the targets:
  * every gradient is taken at the pre-update parameters, as the host agent does. Each step covers
- * the P runs of the agent in one op or GEMM (dxn.h's population layout). */
+ * the P runs of the agent in one op or GEMM (nn_dev.h's population layout). */
 #include "sac_dev.h"
 
 #include <stdlib.h>
@@ -32,7 +32,7 @@ DX_OP(sack_apply, sack_apply_args)
 
 struct sacd_work {
   int Bmax;
-  dxn_cache *pi_c, *pin_c, *q_c, *qp_c, *qt_c, *act_c;
+  nnd_cache *pi_c, *pin_c, *q_c, *qp_c, *qt_c, *act_c;
   float *x_sa, *x_na, *x_sp; /* critic inputs [B][D]: [s, a], [s', a'], [s, a~] */
   float *pi_out, *pin_out;   /* policy outputs [B][2A] at s and s' */
   float* eps;                /* noise [B][A] of a~ */
@@ -54,13 +54,13 @@ static void check_shapes(const sac_dev* d, const sac* h, const char* what) {
 }
 
 /* Adam state of P runs shaped like the host agents' (which = 0 policy, 1 critics, 2 log alpha). */
-static dxn_adam* adam_like(dx_ctx* c, const sac* const* hosts, int P, int which) {
+static nnd_adam* adam_like(dx_ctx* c, const sac* const* hosts, int P, int which) {
   float* lrs = malloc((size_t)P * sizeof *lrs);
   if (!lrs) mbpo_fatal("out of memory");
   const nn_adam* h0 = which == 0 ? hosts[0]->pi_adam : which == 1 ? hosts[0]->q_adam : hosts[0]->alpha_adam;
   for (int q = 0; q < P; q++)
     lrs[q] = (which == 0 ? hosts[q]->pi_adam : which == 1 ? hosts[q]->q_adam : hosts[q]->alpha_adam)->lr;
-  dxn_adam* a = dxn_adam_alloc_runs(c, h0->n, P, lrs);
+  nnd_adam* a = nnd_adam_alloc_runs(c, h0->n, P, lrs);
   a->b1 = h0->b1, a->b2 = h0->b2, a->eps = h0->eps;
   free(lrs);
   return a;
@@ -116,12 +116,12 @@ sac_dev* sacd_create_runs(dx_ctx* c, const sac* const* hosts, int P, int act_row
   const int A = d->act_dim, D = d->obs_dim + A, Bm = d->p.batch;
   const size_t B = R * (size_t)Bm; /* rows of all runs */
   w->Bmax = Bm;
-  w->pi_c = dxn_cache_alloc_runs(c, &d->pi, P, Bm);
-  w->pin_c = dxn_cache_alloc_fwd(c, &d->pi, P, Bm); /* forward only: no gradient through the target */
-  w->q_c = dxn_cache_alloc_runs(c, &d->q, P, Bm);
-  w->qp_c = dxn_cache_alloc_runs(c, &d->q, P, Bm);
-  w->qt_c = dxn_cache_alloc_fwd(c, &d->q, P, Bm);
-  w->act_c = dxn_cache_alloc_fwd(c, &d->pi, P, act_rows);
+  w->pi_c = nnd_cache_alloc_runs(c, &d->pi, P, Bm);
+  w->pin_c = nnd_cache_alloc_fwd(c, &d->pi, P, Bm); /* forward only: no gradient through the target */
+  w->q_c = nnd_cache_alloc_runs(c, &d->q, P, Bm);
+  w->qp_c = nnd_cache_alloc_runs(c, &d->q, P, Bm);
+  w->qt_c = nnd_cache_alloc_fwd(c, &d->q, P, Bm);
+  w->act_c = nnd_cache_alloc_fwd(c, &d->pi, P, act_rows);
   w->x_sa = dx_allocf(c, B * D);
   w->x_na = dx_allocf(c, B * D);
   w->x_sp = dx_allocf(c, B * D);
@@ -149,16 +149,16 @@ void sacd_free(sac_dev* d) {
   if (!d) return;
   dx_ctx* c = d->c;
   struct sacd_work* w = d->w;
-  dxn_cache* caches[] = {w->pi_c, w->pin_c, w->q_c, w->qp_c, w->qt_c, w->act_c};
-  for (size_t i = 0; i < sizeof caches / sizeof caches[0]; i++) dxn_cache_free(c, caches[i]);
+  nnd_cache* caches[] = {w->pi_c, w->pin_c, w->q_c, w->qp_c, w->qt_c, w->act_c};
+  for (size_t i = 0; i < sizeof caches / sizeof caches[0]; i++) nnd_cache_free(c, caches[i]);
   float* bufs[] = {w->x_sa, w->x_na, w->x_sp, w->pi_out, w->pin_out, w->eps, w->logp, w->logp_n,
                    w->y, w->qv, w->qn, w->qp, w->dq, w->dqp, w->dxp, w->dpi, w->act_out,
                    d->pi_w, d->q_w, d->qt_w, d->log_alpha, d->pi_g, d->q_g, d->log_alpha_g, d->taus};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
   dx_free(c, d->runs);
-  dxn_adam_free(c, d->pi_adam);
-  dxn_adam_free(c, d->q_adam);
-  dxn_adam_free(c, d->alpha_adam);
+  nnd_adam_free(c, d->pi_adam);
+  nnd_adam_free(c, d->q_adam);
+  nnd_adam_free(c, d->alpha_adam);
   free(w);
   free(d);
 }
@@ -178,9 +178,9 @@ void sacd_upload_run(sac_dev* d, int q, const sac* host) {
   dx_upload(c, d->q_w + q * nq, host->q_w, nq * sizeof(float));
   dx_upload(c, d->qt_w + q * nq, host->qt_w, nq * sizeof(float));
   dx_upload(c, d->log_alpha + q, host->log_alpha, sizeof(float));
-  dxn_adam_upload_run(c, d->pi_adam, q, host->pi_adam); /* each syncs */
-  dxn_adam_upload_run(c, d->q_adam, q, host->q_adam);
-  dxn_adam_upload_run(c, d->alpha_adam, q, host->alpha_adam);
+  nnd_adam_upload_run(c, d->pi_adam, q, host->pi_adam); /* each syncs */
+  nnd_adam_upload_run(c, d->q_adam, q, host->q_adam);
+  nnd_adam_upload_run(c, d->alpha_adam, q, host->alpha_adam);
 }
 
 void sacd_download_run(const sac_dev* d, int q, sac* host) {
@@ -192,9 +192,9 @@ void sacd_download_run(const sac_dev* d, int q, sac* host) {
   dx_download(c, host->q_w, d->q_w + q * nq, nq * sizeof(float));
   dx_download(c, host->qt_w, d->qt_w + q * nq, nq * sizeof(float));
   dx_download(c, host->log_alpha, d->log_alpha + q, sizeof(float));
-  dxn_adam_download_run(c, d->pi_adam, q, host->pi_adam); /* each syncs */
-  dxn_adam_download_run(c, d->q_adam, q, host->q_adam);
-  dxn_adam_download_run(c, d->alpha_adam, q, host->alpha_adam);
+  nnd_adam_download_run(c, d->pi_adam, q, host->pi_adam); /* each syncs */
+  nnd_adam_download_run(c, d->q_adam, q, host->q_adam);
+  nnd_adam_download_run(c, d->alpha_adam, q, host->alpha_adam);
 }
 
 void sacd_upload(sac_dev* d, const sac* host) { sacd_upload_run(d, 0, host); }
@@ -202,7 +202,7 @@ void sacd_upload(sac_dev* d, const sac* host) { sacd_upload_run(d, 0, host); }
 void sacd_download(const sac_dev* d, sac* host) { sacd_download_run(d, 0, host); }
 
 /* An Adam state with its parameters and gradients, as the fused apply ops take it. */
-static sack_adam_set adam_set(dxn_adam* a, float* params, const float* grads) {
+static sack_adam_set adam_set(nnd_adam* a, float* params, const float* grads) {
   sack_adam_set s = {params, grads, a->m, a->v, a->t, a->lr_t, a->lrs, (long)a->n, a->b1, a->b2, a->eps};
   return s;
 }
@@ -218,37 +218,37 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   const long PB = (long)P * B;
 
   /* 1-2: the Bellman target from the target critics and a fresh a' ~ pi(.|s') */
-  dxn_forward(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
+  nnd_forward(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
   sack_sample_args sn = {w->pin_out, next_obs, w->x_na, w->logp_n, NULL, update_index, d->runs, 0,
                          ctr_stride, B, O, A};
   DX_RUN(c, sack_sample, sn, PB);
-  dxn_forward(c, &d->q, d->qt_w, B, w->x_na, 1, w->qt_c, w->qn);
+  nnd_forward(c, &d->q, d->qt_w, B, w->x_na, 1, w->qt_c, w->qn);
   sack_target_args ta = {w->qn, w->logp_n, rew, done, d->log_alpha, d->runs, w->y, B};
   DX_RUN(c, sack_target, ta, PB);
 
   /* 3: critic loss gradients at [s, a] */
-  dxn_concat(c, obs, O, act, A, (int)PB, w->x_sa);
-  dxn_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
+  nnd_concat(c, obs, O, act, A, (int)PB, w->x_sa);
+  nnd_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
   sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB};
   DX_RUN(c, sack_critic_grad, cg, 2 * PB);
-  dxn_backward_set(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
+  nnd_backward_set(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
 
   /* 4: a~ = tanh(mu + sigma eps) at s */
-  dxn_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
+  nnd_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
   sack_sample_args sc = {w->pi_out, obs, w->x_sp, w->logp, w->eps, update_index, d->runs,
                          (uint64_t)B * (uint64_t)A, ctr_stride, B, O, A};
   DX_RUN(c, sack_sample, sc, PB);
 
   /* 5: dL/da~ through min_j Q_j(s, a~) (input gradient only, critics' own cache) */
-  dxn_forward(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
+  nnd_forward(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
   sack_pi_q_grad_args pq = {w->qp, w->dqp, B, invB};
   DX_RUN(c, sack_pi_q_grad, pq, PB);
-  dxn_backward(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL, w->dxp);
+  nnd_backward(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL, w->dxp);
 
   /* 6: into the policy */
   sack_pi_back_args pb = {w->x_sp, w->dxp, w->pi_out, w->eps, d->log_alpha, w->dpi, B, O, A, invB};
   DX_RUN(c, sack_pi_back, pb, PB * A);
-  dxn_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
+  nnd_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
 
   /* 7: temperature gradient and statistics, with the pre-update log alpha */
   sack_alpha_stats_args as = {w->qv, w->y, w->qp, w->logp, d->log_alpha, d->runs, d->log_alpha_g, stats,
@@ -284,7 +284,7 @@ static void act_common(sac_dev* d, const float* obs, int B, int deterministic, c
   struct sacd_work* w = d->w;
   if (B < 1 || B > d->act_rows) mbpo_fatal("sacd_act: %d rows (1..%d)", B, d->act_rows);
   if (!deterministic && !c1_ctr) mbpo_fatal("sacd_act: stochastic actions need the counter");
-  dxn_forward(d->c, &d->pi, d->pi_w, B, obs, 1, w->act_c, w->act_out);
+  nnd_forward(d->c, &d->pi, d->pi_w, B, obs, 1, w->act_c, w->act_out);
   sack_act_args a = {w->act_out, act, c1_ctr, keys, key, c0, ctr_stride, B, d->act_dim, deterministic};
   DX_RUN(d->c, sack_act, a, (long)d->P * B * d->act_dim);
 }

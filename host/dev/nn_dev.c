@@ -1,6 +1,6 @@
-/* dxn.c: ensemble MLPs, Adam and Polyak on a dx context (dxn.h), over the element ops of
+/* nn_dev.c: ensemble MLPs, Adam and Polyak on a dx context (nn_dev.h), over the element ops of
  * kernels/nn_k.h and dx_gemm. The order of operations follows host/cpu/nn.c. */
-#include "dxn.h"
+#include "nn_dev.h"
 
 #include <stdlib.h>
 
@@ -28,9 +28,9 @@ static int max_hidden(const nn_mlp* net) {
 }
 
 /* A cache's header: P runs of up to Bmax rows, no buffers yet. */
-static dxn_cache* cache_new(const nn_mlp* net, int P, int Bmax) {
-  if (Bmax < 1 || P < 1) mbpo_fatal("dxn_cache_alloc: Bmax %d, P %d", Bmax, P);
-  dxn_cache* k = calloc(1, sizeof *k);
+static nnd_cache* cache_new(const nn_mlp* net, int P, int Bmax) {
+  if (Bmax < 1 || P < 1) mbpo_fatal("nnd_cache_alloc: Bmax %d, P %d", Bmax, P);
+  nnd_cache* k = calloc(1, sizeof *k);
   if (!k) mbpo_fatal("out of memory");
   k->P = k->Pmax = P;
   k->Bmax = Bmax;
@@ -38,8 +38,8 @@ static dxn_cache* cache_new(const nn_mlp* net, int P, int Bmax) {
   return k;
 }
 
-dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
-  dxn_cache* k = cache_new(net, P, Bmax);
+nnd_cache* nnd_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
+  nnd_cache* k = cache_new(net, P, Bmax);
   size_t EB = (size_t)P * (size_t)net->E * (size_t)Bmax;
   for (int l = 1; l < net->nlayers; l++) {
     k->a[l] = dx_allocf(c, EB * (size_t)net->dims[l]);
@@ -51,10 +51,10 @@ dxn_cache* dxn_cache_alloc_runs(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
   return k;
 }
 
-dxn_cache* dxn_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) { return dxn_cache_alloc_runs(c, net, 1, Bmax); }
+nnd_cache* nnd_cache_alloc(dx_ctx* c, const nn_mlp* net, int Bmax) { return nnd_cache_alloc_runs(c, net, 1, Bmax); }
 
-dxn_cache* dxn_cache_alloc_fwd(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
-  dxn_cache* k = cache_new(net, P, Bmax);
+nnd_cache* nnd_cache_alloc_fwd(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
+  nnd_cache* k = cache_new(net, P, Bmax);
   k->fwd_only = 1;
   const size_t n = (size_t)P * (size_t)net->E * (size_t)Bmax * (size_t)max_hidden(net);
   k->buf[0] = dx_allocf(c, n);
@@ -62,12 +62,12 @@ dxn_cache* dxn_cache_alloc_fwd(dx_ctx* c, const nn_mlp* net, int P, int Bmax) {
   return k;
 }
 
-void dxn_cache_use_runs(dxn_cache* k, int P) {
-  if (P < 1 || P > k->Pmax) mbpo_fatal("dxn_cache_use_runs: %d runs of a cache for %d", P, k->Pmax);
+void nnd_cache_use_runs(nnd_cache* k, int P) {
+  if (P < 1 || P > k->Pmax) mbpo_fatal("nnd_cache_use_runs: %d runs of a cache for %d", P, k->Pmax);
   k->P = P;
 }
 
-void dxn_cache_free(dx_ctx* c, dxn_cache* k) {
+void nnd_cache_free(dx_ctx* c, nnd_cache* k) {
   if (!k) return;
   for (int l = 0; l <= NN_MAX_LAYERS; l++) dx_free(c, k->a[l]);
   for (int l = 0; l < NN_MAX_LAYERS; l++) dx_free(c, k->z[l]);
@@ -80,9 +80,9 @@ void dxn_cache_free(dx_ctx* c, dxn_cache* k) {
 /* The layers' GEMMs over [P][E]: a member's weights lie din * dout apart inside a run's vector and
  * the runs' vectors k->ps apart; activations [P][E][B][d]; a shared input [P][B][d] (member
  * stride 0). */
-void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x,
-                 int shared_input, dxn_cache* k, float* y) {
-  if (B > k->Bmax) mbpo_fatal("dxn_forward: %d rows exceed the cache's %d", B, k->Bmax);
+void nnd_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x,
+                 int shared_input, nnd_cache* k, float* y) {
+  if (B > k->Bmax) mbpo_fatal("nnd_forward: %d rows exceed the cache's %d", B, k->Bmax);
   const int L = net->nlayers, E = net->E, R = k->P;
   const long ps = k->ps;
   k->B = B;
@@ -105,12 +105,12 @@ void dxn_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const floa
 }
 
 /* accumulate: the parameter gradients are added to grads (1) or overwrite them (0) */
-static void backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
+static void backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,
                      float* grads, float* dx, int accumulate) {
   const int L = net->nlayers, E = net->E, B = k->B, R = k->P;
   const long ps = k->ps;
-  if (!k->x) mbpo_fatal("dxn_backward without a forward");
-  if (k->fwd_only) mbpo_fatal("dxn_backward on a forward-only cache");
+  if (!k->x) mbpo_fatal("nnd_backward without a forward");
+  if (k->fwd_only) mbpo_fatal("nnd_backward on a forward-only cache");
   const float* dz = dy;
   int have_db = 0; /* the bias gradient of layer l was summed with the activation's backward */
   for (int l = L - 1; l >= 0; l--) {
@@ -145,19 +145,19 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k,
   }
 }
 
-void dxn_backward(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
+void nnd_backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,
                   float* grads, float* dx) {
   backward(c, net, P, k, dy, grads, dx, 1);
 }
 
-void dxn_backward_set(dx_ctx* c, const nn_mlp* net, const float* P, dxn_cache* k, const float* dy,
+void nnd_backward_set(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,
                       float* grads, float* dx) {
   backward(c, net, P, k, dy, grads, dx, 0);
 }
 
-dxn_adam* dxn_adam_alloc_runs(dx_ctx* c, size_t n, int P, const float* lrs) {
-  if (P < 1) mbpo_fatal("dxn_adam_alloc: P %d", P);
-  dxn_adam* a = calloc(1, sizeof *a);
+nnd_adam* nnd_adam_alloc_runs(dx_ctx* c, size_t n, int P, const float* lrs) {
+  if (P < 1) mbpo_fatal("nnd_adam_alloc: P %d", P);
+  nnd_adam* a = calloc(1, sizeof *a);
   if (!a) mbpo_fatal("out of memory");
   a->n = n;
   a->P = P;
@@ -175,9 +175,9 @@ dxn_adam* dxn_adam_alloc_runs(dx_ctx* c, size_t n, int P, const float* lrs) {
   return a;
 }
 
-dxn_adam* dxn_adam_alloc(dx_ctx* c, size_t n, float lr) { return dxn_adam_alloc_runs(c, n, 1, &lr); }
+nnd_adam* nnd_adam_alloc(dx_ctx* c, size_t n, float lr) { return nnd_adam_alloc_runs(c, n, 1, &lr); }
 
-void dxn_adam_free(dx_ctx* c, dxn_adam* a) {
+void nnd_adam_free(dx_ctx* c, nnd_adam* a) {
   if (!a) return;
   dx_free(c, a->m);
   dx_free(c, a->v);
@@ -187,20 +187,20 @@ void dxn_adam_free(dx_ctx* c, dxn_adam* a) {
   free(a);
 }
 
-void dxn_adam_step_runs(dx_ctx* c, dxn_adam* a, float* params, const float* g, const int* active) {
+void nnd_adam_step_runs(dx_ctx* c, nnd_adam* a, float* params, const float* g, const int* active) {
   nnk_adam_tick_args t = {a->t, a->lr_t, a->lrs, active, a->b1, a->b2};
   DX_RUN(c, nnk_adam_tick, t, a->P);
   nnk_adam_args u = {params, g, a->m, a->v, a->lr_t, active, (long)a->n, a->b1, a->b2, a->eps};
   DX_RUN(c, nnk_adam, u, (long)a->P * (long)a->n);
 }
 
-void dxn_adam_step(dx_ctx* c, dxn_adam* a, float* params, const float* g) {
-  dxn_adam_step_runs(c, a, params, g, NULL);
+void nnd_adam_step(dx_ctx* c, nnd_adam* a, float* params, const float* g) {
+  nnd_adam_step_runs(c, a, params, g, NULL);
 }
 
-void dxn_adam_upload_run(dx_ctx* c, dxn_adam* a, int q, const nn_adam* h) {
+void nnd_adam_upload_run(dx_ctx* c, nnd_adam* a, int q, const nn_adam* h) {
   if (h->n != a->n || q < 0 || q >= a->P)
-    mbpo_fatal("dxn_adam_upload: %zu vs %zu parameters, run %d of %d", h->n, a->n, q, a->P);
+    mbpo_fatal("nnd_adam_upload: %zu vs %zu parameters, run %d of %d", h->n, a->n, q, a->P);
   int64_t t = h->t;
   dx_upload(c, a->m + (size_t)q * a->n, h->m, a->n * sizeof(float));
   dx_upload(c, a->v + (size_t)q * a->n, h->v, a->n * sizeof(float));
@@ -208,9 +208,9 @@ void dxn_adam_upload_run(dx_ctx* c, dxn_adam* a, int q, const nn_adam* h) {
   dx_sync(c);
 }
 
-void dxn_adam_download_run(dx_ctx* c, const dxn_adam* a, int q, nn_adam* h) {
+void nnd_adam_download_run(dx_ctx* c, const nnd_adam* a, int q, nn_adam* h) {
   if (h->n != a->n || q < 0 || q >= a->P)
-    mbpo_fatal("dxn_adam_download: %zu vs %zu parameters, run %d of %d", h->n, a->n, q, a->P);
+    mbpo_fatal("nnd_adam_download: %zu vs %zu parameters, run %d of %d", h->n, a->n, q, a->P);
   int64_t t = 0;
   dx_download(c, h->m, a->m + (size_t)q * a->n, a->n * sizeof(float));
   dx_download(c, h->v, a->v + (size_t)q * a->n, a->n * sizeof(float));
@@ -219,44 +219,44 @@ void dxn_adam_download_run(dx_ctx* c, const dxn_adam* a, int q, nn_adam* h) {
   h->t = (long)t;
 }
 
-void dxn_adam_upload(dx_ctx* c, dxn_adam* a, const nn_adam* h) { dxn_adam_upload_run(c, a, 0, h); }
+void nnd_adam_upload(dx_ctx* c, nnd_adam* a, const nn_adam* h) { nnd_adam_upload_run(c, a, 0, h); }
 
-void dxn_adam_download(dx_ctx* c, const dxn_adam* a, nn_adam* h) { dxn_adam_download_run(c, a, 0, h); }
+void nnd_adam_download(dx_ctx* c, const nnd_adam* a, nn_adam* h) { nnd_adam_download_run(c, a, 0, h); }
 
-void dxn_polyak_runs(dx_ctx* c, float* target, const float* src, size_t n, int P, const float* taus,
+void nnd_polyak_runs(dx_ctx* c, float* target, const float* src, size_t n, int P, const float* taus,
                      const int* active) {
   nnk_polyak_args p = {target, src, taus, active, (long)n, 0.0f};
   DX_RUN(c, nnk_polyak, p, (long)P * (long)n);
 }
 
-void dxn_polyak(dx_ctx* c, float* target, const float* src, size_t n, float tau) {
+void nnd_polyak(dx_ctx* c, float* target, const float* src, size_t n, float tau) {
   nnk_polyak_args p = {target, src, NULL, NULL, (long)n, tau};
   DX_RUN(c, nnk_polyak, p, (long)n);
 }
 
-void dxn_colsum(dx_ctx* c, const float* x, int E, int R, int D, float scale, int accumulate, float* out) {
+void nnd_colsum(dx_ctx* c, const float* x, int E, int R, int D, float scale, int accumulate, float* out) {
   nnk_colsum_args a = {x, out, R, D, accumulate, scale, 1, D};
   DX_RUN(c, nnk_colsum, a, (long)E * D);
 }
 
-void dxn_concat(dx_ctx* c, const float* a, int da, const float* b, int db, int R, float* out) {
+void nnd_concat(dx_ctx* c, const float* a, int da, const float* b, int db, int R, float* out) {
   nnk_concat_args p = {a, b, out, da, db};
   DX_RUN(c, nnk_concat, p, (long)R * (da + db));
 }
 
-void dxn_fill(dx_ctx* c, float* x, float v, size_t n) {
+void nnd_fill(dx_ctx* c, float* x, float v, size_t n) {
   nnk_fill_args p = {x, v};
   DX_RUN(c, nnk_fill, p, (long)n);
 }
 
-void dxn_ctr_add(dx_ctx* c, uint64_t* ctr, uint64_t v) { dxn_ctr_add_runs(c, ctr, 1, v, NULL); }
+void nnd_ctr_add(dx_ctx* c, uint64_t* ctr, uint64_t v) { nnd_ctr_add_runs(c, ctr, 1, v, NULL); }
 
-void dxn_ctr_add_runs(dx_ctx* c, uint64_t* ctr, int P, uint64_t v, const int* active) {
+void nnd_ctr_add_runs(dx_ctx* c, uint64_t* ctr, int P, uint64_t v, const int* active) {
   nnk_ctr_add_args p = {ctr, active, v};
   DX_RUN(c, nnk_ctr_add, p, P);
 }
 
-void dxn_rng(dx_ctx* c, rng_key key, uint32_t c0, uint32_t c1, uint64_t first, long n, uint32_t* u, float* z) {
+void nnd_rng(dx_ctx* c, rng_key key, uint32_t c0, uint32_t c1, uint64_t first, long n, uint32_t* u, float* z) {
   nnk_rng_args p = {key, c0, c1, first, u, z};
   DX_RUN(c, nnk_rng, p, n);
 }
