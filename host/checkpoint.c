@@ -1,5 +1,5 @@
 /* checkpoint.c: saving and restoring a run's whole state (checkpoint.h; internal API in
- * mbpo_state.h). */
+ * mbpo_run.h). */
 #include "checkpoint.h"
 
 #include <errno.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "mbpo_state.h"
+#include "mbpo_run.h"
 #include "npy.h"
 #include "npz.h"
 

@@ -1,5 +1,6 @@
-/* mbpo.c: the MBPO training loop, Algorithm 2 of Janner et al. (2019) as the official code
- * (jannerm/mbpo, softlearning) runs it; reference/mbpo.md §2 is the specification.
+/* mbpo.c: the MBPO training loop, Algorithm 2 of Janner et al. (2019) as the official code runs it
+ * (docs/algorithm.md §2), for a population of P independent runs in one process (P = 1: a single
+ * run; P > 1: seeds, or the members of a sweep), on either backend (mbpo_backend.h).
  *
  *   explore:   act uniformly at random until the real pool D_env holds init_steps transitions
  *   for each epoch e:
@@ -9,670 +10,245 @@
  *       take one env step with the stochastic policy (the episode enters D_env when it ends)
  *       if |D_env| >= min_pool:  G SAC updates, each on 12 real + 244 model rows
  *     evaluate the policy deterministically (worker thread) and log the epoch
- */
+ *
+ * The runs advance in lockstep rounds; a round is one pass of that body for every run: each phase
+ * is one call of the backend covering all the runs it concerns, the host work of the runs (MuJoCo,
+ * episodes) is spread over the worker threads. The policy's action for step t + 1 is computed with
+ * step t's updates, so a run's first training step waits one round for its action.
+ *
+ * A run whose model phase comes up waits, taking no steps, until every unfinished run that uses
+ * the model waits at its own; then their fits and rollouts run as one. Exploration ends with whole
+ * episodes, so the runs' model phases would otherwise fall a few env steps apart for the whole run
+ * and never share a fit; after one wait they come up in the same round from then on. Waiting
+ * changes when a run's steps are computed, never what they compute: each run's random draws are
+ * functions of its own seed and counters, and a run inside a population gives exactly what it gives
+ * alone (tests/test_population.c).
+ *
+ * Ctrl-C / SIGTERM: between rounds every run writes its mid-epoch checkpoint (runs still exploring
+ * finish exploring first); a second Ctrl-C exits at once. */
 #include "mbpo.h"
 
-#include <errno.h>
-#include <sys/stat.h>
-#include <stdarg.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
-#include "checkpoint.h"
-#include "env.h"
-#include "evaluate.h"
+#include "clock.h"
 #include "log.h"
-#include "model.h"
-#include "pool.h"
-#include "rng.h"
-#include "rollout.h"
+#include "mbpo_backend.h"
+#include "mbpo_run.h"
+#include "ranks.h"
 #include "run.h"
-#include "sac.h"
 #include "threads.h"
-#include "mbpo_state.h"
-#include "dev/mbpo_dev.h"
-#include "dx.h"
+#include "workers.h"
 
+/* ---- interruption ---- */
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static volatile sig_atomic_t g_stop;
 
-static const char* const g_pcols[P_NCOL] = {
-    "epoch", "env_steps", "total_env_steps", "eval_return_mean", "eval_return_std",
-    "eval_return_min", "eval_return_max", "eval_return_first", "eval_length_mean", "train_return",
-    "train_episodes", "model_train_loss", "model_holdout_mse_elites", "model_epochs",
-    "rollout_length", "rollout_rows", "real_pool_size", "model_pool_size", "model_pool_capacity",
-    "q1_loss", "q2_loss", "policy_loss", "alpha", "entropy", "q_mean", "sac_updates",
-    "unstable_steps", "wall_time_s", "epoch_time_s", "model_time_s", "updates_per_s",
-    "env_steps_per_s"};
-
-
-/* A run stops on NaN/Inf (the phase named, its last good checkpoint kept) without stopping the
- * other runs of its population: the message goes to stderr and the tick that was running returns
- * MBPO_TICK_DONE with exit status 1 (mbpo_run_tick's setjmp). */
-static void run_fail(mbpo_state* s, const char* fmt, ...) MBPO_PRINTF(2, 3);
-static void run_fail(mbpo_state* s, const char* fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  fflush(stdout);
-  fprintf(stderr, "mbpo: error: %s%s\n", s->prefix, msg);
-  longjmp(s->fail, 1);
-}
-
-static path_buf path_create(int od, int ad, int cap) {
-  path_buf p = {0, cap, NULL, NULL, NULL, NULL, NULL, 0};
-  p.obs = (float*)malloc(sizeof(float) * (size_t)cap * (size_t)od);
-  p.act = (float*)malloc(sizeof(float) * (size_t)cap * (size_t)ad);
-  p.rew = (float*)malloc(sizeof(float) * (size_t)cap);
-  p.next_obs = (float*)malloc(sizeof(float) * (size_t)cap * (size_t)od);
-  p.done = (float*)malloc(sizeof(float) * (size_t)cap);
-  if (!p.obs || !p.act || !p.rew || !p.next_obs || !p.done) mbpo_fatal("out of memory");
-  return p;
-}
-
-static void path_free(path_buf* p) {
-  free(p->obs);
-  free(p->act);
-  free(p->rew);
-  free(p->next_obs);
-  free(p->done);
-}
-
-/* One env step with action a; the finished episode is flushed into D_env. */
-static void env_step_and_store(mbpo_state* s, const float* a) {
-  float next[ENV_MAX_OBS];
-  double r;
-  int term, trunc;
-  env* e = s->envs->envs[0];
-  long unstable0 = e->unstable;
-  env_step(e, a, next, &r, &term, &trunc);
-  path_buf* p = &s->path;
-  memcpy(p->obs + (size_t)p->n * s->od, s->obs, sizeof(float) * (size_t)s->od);
-  memcpy(p->act + (size_t)p->n * s->ad, a, sizeof(float) * (size_t)s->ad);
-  p->rew[p->n] = (float)r;
-  memcpy(p->next_obs + (size_t)p->n * s->od, next, sizeof(float) * (size_t)s->od);
-  p->done[p->n] = (float)term;
-  p->n++;
-  p->ret += r;
-  s->env_steps++;
-  for (int i = 0; i < s->od; i++)
-    if (!isfinite(next[i])) run_fail(s, "NaN/Inf in the observation (env step %llu)", (unsigned long long)s->env_steps);
-  if (e->unstable != unstable0) s->unstable++;
-  /* the sampler cuts at max_path_length without a terminal flag */
-  if (term || p->n >= s->c->max_path_length) {
-    pool_add(s->real, p->n, p->obs, p->act, p->rew, p->next_obs, p->done);
-    if (s->dev) mbpod_push_real(s->dev, p->n, p->obs, p->act, p->rew, p->next_obs, p->done);
-    s->ep_ret_sum += p->ret;
-    s->ep_count++;
-    p->n = 0;
-    p->ret = 0;
-    env_reset(e, s->obs);
-  } else {
-    memcpy(s->obs, next, sizeof(float) * (size_t)s->od);
+/* First SIGINT/SIGTERM: finish the current round, checkpoint, exit 0. A second SIGINT: exit now. */
+static void on_signal(int sig) {
+  if (g_stop && sig == SIGINT) {
+    static const char msg[] = "\nmbpo: interrupted again: exiting without a checkpoint\n";
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) _exit(130);
+    _exit(130);
   }
+  g_stop = 1;
 }
 
+/* Test hook: MBPO_TEST_INTERRUPT_STEP=N acts as a SIGINT once a run has taken training step N. */
+static long g_interrupt_step = -1;
 
-/* One model_train.csv row (the header first while the file is empty). A row that cannot be
- * written (disk full) is cut off whole and warned once per streak; the run goes on. */
-static void log_fit(mbpo_state* s, int epoch, const model_fit_stats* fs, const rollout_stats* rs,
-                    double secs) {
-  FILE* f = s->run.model_train;
-  int E = (int)s->c->model_ensemble;
-  char text[16384];
-  size_t n = 0, cap = sizeof text;
-#define ADD(...) (n += (size_t)snprintf(text + n, n < cap ? cap - n : 0, __VA_ARGS__))
-  struct stat st;
-  fflush(f);
-  if (fstat(fileno(f), &st) == 0 && st.st_size == 0) {
-    ADD("fit,epoch,env_steps,n_train,n_holdout,epochs,train_loss");
-    for (int m = 0; m < E; m++) ADD(",holdout_mse_%d", m);
-    ADD(",elites,elite_mse,rollout_length,rollout_rows,rollout_done_frac,seconds\n");
+static void install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  const char* h = getenv("MBPO_TEST_INTERRUPT_STEP");
+  if (h) g_interrupt_step = atol(h);
+}
+
+/* ---- the population ---- */
+
+typedef struct loop {
+  int P;
+  mbpo_state** runs;
+  mbpo_backend* be;
+  workers* w;
+  int* due;              /* [P] the runs of this round's model phase */
+  int* ready;            /* [P] 1: run q's model phase of this round is done */
+} loop;
+
+static int active(const mbpo_state* s) { return s->phase != MBPO_PHASE_DONE; }
+
+/* One env step of run q (a worker thread). */
+static void env_step_one(void* ctx, int q) {
+  loop* L = (loop*)ctx;
+  mbpo_state* s = L->runs[q];
+  if (mbpo_run_can_step(s, L->ready[q])) mbpo_run_env_step(s);
+  mbpo_run_want_action(s);
+}
+
+/* One round: every unfinished run advances by one env step of Algorithm 2 (or waits). */
+static void loop_round(loop* L) {
+  /* Between steps: exploration's end, the epochs' ends (evaluation, log, checkpoint), the runs'. */
+  for (int q = 0; q < L->P; q++) mbpo_run_between_steps(L->runs[q]);
+
+  /* t mod F == 0: fit the model on D_env, k = schedule(epoch), resize D_model, k-step rollouts:
+   * for all the runs whose phase is due, once every run that uses the model is due. */
+  int n = 0, users = 0;
+  for (int q = 0; q < L->P; q++) {
+    mbpo_state* s = L->runs[q];
+    L->ready[q] = 0;
+    users += active(s) && s->c->sac_real_ratio < 1.0;
+    if (mbpo_run_model_due(s)) L->due[n++] = q;
   }
-  ADD("%u,%d,%llu,%d,%d,%d,%.9g", s->fits, epoch, (unsigned long long)s->env_steps, fs->n_train,
-      fs->n_holdout, fs->epochs, fs->train_loss);
-  for (int m = 0; m < E; m++) ADD(",%.9g", fs->holdout_mse[m]);
-  ADD(",");
-  for (int i = 0; i < fs->n_elites; i++) ADD("%s%d", i ? " " : "", fs->elites[i]);
-  ADD(",%.9g,%d,%ld,%.6g,%.3f\n", fs->elite_mse, s->k, rs->rows_added, rs->done_frac, secs);
-#undef ADD
-  int ok = n < cap && run_csv_text(f, text) == 0;
-  if (!ok && !s->fit_csv_failing)
-    mbpo_warn("%smodel_train.csv: row of model fit %u not written: %s", s->prefix, s->fits, strerror(errno));
-  s->fit_csv_failing = !ok;
-}
-
-/* The model columns and the fit's log line of a complete model phase (dt seconds). */
-static void model_phase_done(mbpo_state* s, const model_fit_stats* fs, const rollout_stats* rs, double dt) {
-  double* row = s->row;
-  row[P_MODEL_TIME] += dt;
-  row[P_MODEL_LOSS] = fs->train_loss;
-  row[P_MODEL_MSE] = fs->elite_mse;
-  row[P_MODEL_EPOCHS] = fs->epochs;
-  row[P_ROLLOUT_K] = s->k;
-  row[P_ROLLOUT_ROWS] += (double)rs->rows_added;
-  log_fit(s, (int)s->epoch, fs, rs, dt);
-  s->fits++;
-}
-
-/* A NaN/Inf in the model's training loss stops the run. */
-static void fit_failed(mbpo_state* s) {
-  run_fail(s, "NaN/Inf in the model training loss (model fit %u, epoch %ld, env step %llu)", s->fits, s->epoch,
-           (unsigned long long)s->env_steps);
-}
-
-/* Fit the model on all of D_env, set k, resize D_model, roll out. On the device the fit and the
- * rollout are the population's, for all its runs at once (s->mstate = MBPO_MODEL_ROLLOUT;
- * mbpo_pdev_model, then mbpo_run_after_rollout completes the phase). */
-static void model_phase(mbpo_state* s) {
-  const mbpo_config* c = s->c;
-  double t0 = now_s();
-  model_fit_stats fs;
-  rollout_stats rs;
-  s->k = mbpo_rollout_length(c, (int)s->epoch);
-  long cap = mbpo_model_pool_capacity(c, s->k);
-  if (s->dev) {
-    s->mfit_time = now_s() - t0;
-    s->mstate = MBPO_MODEL_ROLLOUT;
-    return;
-  }
-  pool* R = s->real; /* rows 0..size-1 of the ring are all valid; their order does not matter */
-  if (model_train(s->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, s->fits, &fs) == MODEL_NONFINITE)
-    fit_failed(s);
-  if (!s->mpool) s->mpool = pool_create(s->od, s->ad, cap);
-  else if (cap != s->mpool->cap) pool_resize(s->mpool, cap);
-  rng_key rk = {(uint32_t)c->seed, RNG_ROLLOUT};
-  if (rollout_run(s->ro, s->model, s->agent, s->real, s->mpool, (int)c->rollout_batch, s->k, rk, s->fits, &rs) != 0)
-    run_fail(s, "NaN/Inf in a model prediction during the rollout (model fit %u, epoch %ld)", s->fits, s->epoch);
-  model_phase_done(s, &fs, &rs, now_s() - t0);
-}
-
-/* G SAC updates, each on int(batch * real_ratio) real rows and the rest model rows. */
-static void sac_phase(mbpo_state* s, double* row, sac_stats* last) {
-  const mbpo_config* c = s->c;
-  int B = (int)c->sac_batch, nreal = (int)(c->sac_batch * c->sac_real_ratio), nmodel = B - nreal;
-  rng_key bk = {(uint32_t)c->seed, RNG_SAC_BATCH};
-  for (long g = 0; g < c->sac_updates; g++) {
-    uint32_t c0 = (uint32_t)s->updates, c1 = (uint32_t)(s->updates >> 32);
-    pool_sample_indices(s->real, bk, c0, c1, 0, nreal, s->bidx);
-    pool_gather(s->real, s->bidx, nreal, s->bobs, s->bact, s->brew, s->bnext, s->bdone);
-    if (nmodel > 0) {
-      pool_sample_indices(s->mpool, bk, c0, c1, (uint64_t)nreal, nmodel, s->bidx + nreal);
-      pool_gather(s->mpool, s->bidx + nreal, nmodel, s->bobs + (size_t)nreal * s->od,
-                  s->bact + (size_t)nreal * s->ad, s->brew + nreal, s->bnext + (size_t)nreal * s->od,
-                  s->bdone + nreal);
-    }
-    sac_update(s->agent, s->bobs, s->bact, s->brew, s->bnext, s->bdone, B, s->updates, last);
-    s->updates++;
-    if (!isfinite(last->q1_loss) || !isfinite(last->q2_loss) || !isfinite(last->pi_loss) ||
-        !isfinite(last->alpha))
-      run_fail(s, "NaN/Inf in the SAC losses (update %llu, env step %llu)",
-                 (unsigned long long)s->updates, (unsigned long long)s->env_steps);
-  }
-  row[P_UPDATES] += (double)c->sac_updates;
-}
-
-/* The same on the device happens in the population's step after this tick (mbpo_pdev_step: one
- * graph with every run's G updates and next action); mbpo_run_after_step takes its results. */
-
-/* When the pending epoch's evaluation is the best so far and its epoch-end checkpoint exists,
- * ckpt-best.npz becomes a hard link to it (replaced atomically). */
-static void keep_best(mbpo_state* s, eval_result er) {
-  if (er.episodes < 1 || !(er.mean > s->best_eval)) return;
-  s->best_eval = er.mean;
-  char src[4400], tmp[4400], dst[4400];
-  snprintf(src, sizeof src, "%s/ckpt-e%06ld.npz", s->run.path, (long)s->pending[P_EPOCH]);
-  snprintf(tmp, sizeof tmp, "%s/ckpt-best.npz.tmp", s->run.path);
-  snprintf(dst, sizeof dst, "%s/ckpt-best.npz", s->run.path);
-  if (access(src, F_OK) != 0) return; /* no checkpoint at that epoch (checkpoint.every) */
-  unlink(tmp);
-  if (link(src, tmp) != 0 || rename(tmp, dst) != 0) {
-    mbpo_warn("cannot update %s: %s", dst, strerror(errno));
-    unlink(tmp);
-  }
-}
-
-/* Wait for the pending epoch's evaluation, complete its row and log it. Returns its result. */
-static eval_result log_pending(mbpo_state* s, int final) {
-  eval_result er = eval_wait(s->ev);
-  double* p = s->pending;
-  p[P_EVAL_MEAN] = er.mean;
-  p[P_EVAL_STD] = er.std;
-  p[P_EVAL_MIN] = er.min;
-  p[P_EVAL_MAX] = er.max;
-  p[P_EVAL_FIRST] = er.first;
-  p[P_EVAL_LEN] = er.mean_length;
-  /* A failed write (disk full, say) is warned once per streak; the run goes on. The event writer
-   * keeps failed records and writes them at its next successful flush. */
-  int csv_ok = run_csv_row(s->run.progress, P_NCOL, p) == 0;
-  if (!csv_ok && !s->csv_failing) mbpo_warn("progress.csv: row of epoch %.0f not written: %s", p[P_EPOCH], strerror(errno));
-  s->csv_failing = !csv_ok;
-  if (s->tb) {
-    int ok = tboard_scalars(s->tb, (long)p[P_ENV_STEPS], tboard_now(), P_NCOL - 2, g_pcols + 2, p + 2) == 0;
-    ok = tboard_flush(s->tb) == 0 && ok;
-    if (!ok && !s->tb_failing) mbpo_warn("TensorBoard events not written: %s", tboard_error(s->tb));
-    s->tb_failing = !ok;
-  }
-  s->last_eval = er.mean;
-  s->have_pending = 0;
-  keep_best(s, er);
-  run_status(&s->run, 1,
-             "%sepoch %4.0f  env steps %7.0f  eval %8.1f ± %6.1f  train %8.1f  model mse %.4g  k %2.0f  "
-             "%.0f upd/s  %.0f s%s",
-             s->prefix, p[P_EPOCH], p[P_ENV_STEPS], er.mean, er.std, p[P_TRAIN_RETURN], p[P_MODEL_MSE],
-             p[P_ROLLOUT_K], p[P_UPDATES_PER_S], p[P_WALL], final ? "  (final)" : "");
-  return er;
-}
-
-static void epoch_begin(mbpo_state* s) {
-  for (int i = 0; i < P_NCOL; i++) s->row[i] = 0;
-  memset(&s->last, 0, sizeof s->last);
-  s->ep_ret_sum = 0;
-  s->ep_count = 0;
-  s->sac_time = 0;
-  s->t_epoch = now_s();
-}
-
-/* Step t of the epoch: model phase when t mod F == 0, one env step, G SAC updates. Returns 1 when
- * it stopped for the population's rollout (device; called again for the same t afterwards). */
-static int epoch_step(mbpo_state* s, long n_epochs) {
-  const mbpo_config* c = s->c;
-  if (s->mstate == MBPO_MODEL_RESUME) { /* the model phase of this t is complete */
-    s->mstate = MBPO_MODEL_NONE;
-  } else if (s->t % c->model_train_freq == 0 && c->sac_real_ratio < 1.0) {
-    model_phase(s);
-    if (s->mstate == MBPO_MODEL_ROLLOUT) return 1;
-  }
-  float a[ENV_MAX_ACT];
-  if (!s->dev)
-    sac_act(s->agent, s->obs, 1, 0, (rng_key){(uint32_t)c->seed, RNG_ACT}, 0, (uint32_t)s->env_steps, a);
-  else /* computed by the previous population step: same policy, same counter */
-    memcpy(a, s->next_act, sizeof(float) * (size_t)s->ad);
-  s->have_act = 0;
-  env_step_and_store(s, a);
-  s->train_steps++;
-  if (s->dev) { /* the updates (when due) and the next action: the population's step */
-    s->want = s->real->size >= c->min_pool ? MBPOD_WANT_STEP : MBPOD_WANT_ACT;
-  } else if (s->real->size >= c->min_pool) {
+  if (n > 0 && n == users) {
     double t0 = now_s();
-    sac_phase(s, s->row, &s->last);
-    s->sac_time += now_s() - t0;
-  }
-  if (s->run.tty && (s->t % 50 == 0)) {
-    double el = now_s() - s->t_start, per = el / (double)(s->train_steps ? s->train_steps : 1);
-    double eta = per * (double)((uint64_t)(n_epochs * c->epoch_length) - s->train_steps);
-    run_status(&s->run, 0, "epoch %ld  step %llu  eval %.1f  model mse %.4g  k %d  %.0f upd/s  ETA %.0f min",
-               s->epoch, (unsigned long long)s->train_steps, s->last_eval, s->row[P_MODEL_MSE], s->k,
-               s->sac_time > 0 ? s->row[P_UPDATES] / s->sac_time : 0.0, eta / 60);
-  }
-  return 0;
-}
-
-/* End of the epoch: log the previous epoch (its evaluation ran meanwhile), start this epoch's
- * evaluation, and keep this epoch's row pending. Returns 1 when stop_return was reached. */
-static int epoch_end(mbpo_state* s) {
-  const mbpo_config* c = s->c;
-  if (s->have_pending) {
-    eval_result er = log_pending(s, 0);
-    if (er.episodes > 0 && er.mean >= c->stop_return) {
-      mbpo_note("%sepoch %.0f reached the evaluation return %.1f >= stop_return %g; stopping",
-                s->prefix, s->pending[P_EPOCH], er.mean, c->stop_return);
-      return 1;
+    L->be->model(L->be, L->due, n);
+    double dt = now_s() - t0;
+    for (int i = 0; i < n; i++) {
+      mbpo_run_model_done(L->runs[L->due[i]], dt);
+      L->ready[L->due[i]] = 1;
     }
   }
-  if (s->dev) mbpod_to_host(s->dev, s, 1); /* the evaluation's policy snapshot */
-  eval_start(s->ev, s->agent, (uint32_t)s->epoch);
-  double dt = now_s() - s->t_epoch, *row = s->row;
-  row[P_EPOCH] = (double)s->epoch;
-  row[P_ENV_STEPS] = (double)s->train_steps;
-  row[P_TOTAL_STEPS] = (double)s->env_steps;
-  row[P_TRAIN_RETURN] = s->ep_count ? s->ep_ret_sum / s->ep_count : NAN;
-  row[P_TRAIN_EPISODES] = s->ep_count;
-  row[P_REAL_POOL] = (double)s->real->size;
-  if (s->dev) {
-    long size, cap;
-    mbpod_model_pool_size(s->dev, &size, &cap);
-    row[P_MODEL_POOL] = s->fits ? (double)size : 0;
-    row[P_MODEL_POOL_CAP] = s->fits ? (double)cap : 0;
-  } else {
-    row[P_MODEL_POOL] = s->mpool ? (double)s->mpool->size : 0;
-    row[P_MODEL_POOL_CAP] = s->mpool ? (double)s->mpool->cap : 0;
+
+  /* One env step with the stochastic policy (uniform while exploring); the episode enters D_env
+   * when it ends. */
+  workers_for(L->w, L->P, env_step_one, L);
+
+  /* G SAC updates (once |D_env| >= min_pool), then the policy's action for the next step. */
+  double t0 = now_s();
+  L->be->step(L->be);
+  double dt = now_s() - t0;
+  for (int q = 0; q < L->P; q++) mbpo_run_step_done(L->runs[q], dt);
+}
+
+/* The population's live line on a terminal (its runs have none of their own), twice a second:
+ * runs training, their epochs, env steps, the mean and best of their latest evaluations, ETA. */
+static void loop_live(const loop* L, double t0, double* last) {
+  double now = now_s();
+  if (L->P < 2 || now - *last < 0.5) return;
+  *last = now;
+  long emin = -1, emax = -1;
+  double steps = 0, total = 0, sum = 0, best = -INFINITY;
+  int nact = 0, nev = 0;
+  for (int i = 0; i < L->P; i++) {
+    const mbpo_state* s = L->runs[i];
+    total += (double)mbpo_epochs(s->c) * (double)s->c->epoch_length;
+    steps += (double)s->train_steps;
+    if (active(s)) {
+      nact++;
+      if (emin < 0 || s->epoch < emin) emin = s->epoch;
+      if (s->epoch > emax) emax = s->epoch;
+    }
+    if (isfinite(s->last_eval)) {
+      sum += s->last_eval;
+      nev++;
+      if (s->last_eval > best) best = s->last_eval;
+    }
   }
-  row[P_Q1_LOSS] = s->last.q1_loss;
-  row[P_Q2_LOSS] = s->last.q2_loss;
-  row[P_PI_LOSS] = s->last.pi_loss;
-  row[P_ALPHA] = s->last.alpha;
-  row[P_ENTROPY] = s->last.entropy;
-  row[P_Q_MEAN] = s->last.q_mean;
-  row[P_UNSTABLE] = (double)s->unstable;
-  row[P_WALL] = now_s() - s->t_start;
-  row[P_EPOCH_TIME] = dt;
-  row[P_UPDATES_PER_S] = s->sac_time > 0 ? row[P_UPDATES] / s->sac_time : 0;
-  row[P_STEPS_PER_S] = dt > 0 ? (double)s->t / dt : 0;
-  memcpy(s->pending, row, sizeof s->pending);
-  s->have_pending = 1;
-  return 0;
+  double frac = total > 0 ? steps / total : 0, eta = frac > 0 ? (now - t0) * (1 - frac) / frac : 0;
+  char ev[96] = "";
+  if (nev) snprintf(ev, sizeof ev, "  eval mean %.1f best %.1f", sum / nev, best);
+  char et[32];
+  if (eta < 120) snprintf(et, sizeof et, "%.0f s", eta);
+  else snprintf(et, sizeof et, "%.0f min", eta / 60);
+  run_live("population: %d of %d runs training  epoch %ld-%ld  env steps %.0f of %.0f%s  ETA %s", nact, L->P,
+           emin, emax, steps, total, ev, et);
 }
 
-/* Allocate every component and buffer of a run (before the loop; nothing is allocated inside). */
-static void setup(mbpo_state* s, const mbpo_config* c) {
-  memset(s, 0, sizeof *s);
-  s->c = c;
-  s->task = env_find(c->task);
-  if (!s->task) mbpo_fatal("unknown task '%s'; tasks: %s", c->task, env_task_list());
-  s->od = s->task->obs_dim;
-  s->ad = s->task->act_dim;
-  uint32_t seed = (uint32_t)c->seed;
-  s->envs = env_batch_create(s->task, 1, c->model_dir, (rng_key){seed, RNG_ENV_RESET});
-  sac_params sp = sac_params_from_config(c);
-  s->agent = sac_create(s->od, s->ad, &sp, (rng_key){seed, RNG_INIT});
-  model_params mp = model_params_from_config(c);
-  s->model = model_create(s->od, s->ad, &mp, (rng_key){seed, RNG_INIT});
-  s->real = pool_create(s->od, s->ad, c->real_pool_size);
-  s->ro = rollout_create(s->model, (int)c->rollout_batch, s->task->term);
-  s->ev = eval_create(s->task, s->envs->model, s->agent, seed, (int)c->eval_episodes,
-                      (int)c->max_path_length);
-  s->path = path_create(s->od, s->ad, (int)c->max_path_length);
-  size_t B = (size_t)c->sac_batch;
-  s->bidx = (uint32_t*)malloc(B * sizeof(uint32_t));
-  s->bobs = (float*)malloc(B * (size_t)s->od * sizeof(float));
-  s->bact = (float*)malloc(B * (size_t)s->ad * sizeof(float));
-  s->brew = (float*)malloc(B * sizeof(float));
-  s->bnext = (float*)malloc(B * (size_t)s->od * sizeof(float));
-  s->bdone = (float*)malloc(B * sizeof(float));
-  if (!s->bidx || !s->bobs || !s->bact || !s->brew || !s->bnext || !s->bdone) mbpo_fatal("out of memory");
-  s->last_eval = NAN;
-  s->best_eval = -INFINITY;
-}
-
-/* TensorBoard scalars (the progress columns after epoch and env_steps, stepped by env steps). A
- * resumed run continues the checkpoint's event file, cut back to its length at the checkpoint (as
- * progress.csv is), so that no step appears twice; without one it starts a new file. */
-static void open_tboard(mbpo_state* s) {
-  char err[4600];
-  if (s->tb_file[0]) {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", s->run.path, s->tb_file);
-    s->tb = tboard_open_append(path, s->tb_bytes, err, sizeof err);
-    if (s->tb) return;
-    mbpo_warn("%s; TensorBoard events continue in a new file", err);
-  }
-  s->tb = tboard_open(s->run.path, err, sizeof err);
-  if (!s->tb) mbpo_warn("no TensorBoard events: %s", err);
-}
-
-static void teardown(mbpo_state* s) {
-  mbpod_free(s->dev);
-  s->dev = NULL;
-  if (s->tb) {
-    char e[256];
-    if (tboard_close(s->tb, e, sizeof e) != 0) mbpo_warn("TensorBoard events: %s", e);
-    s->tb = NULL;
-  }
-  eval_free(s->ev);
-  rollout_free(s->ro);
-  pool_free(s->real);
-  pool_free(s->mpool);
-  model_free(s->model);
-  sac_free(s->agent);
-  env_batch_destroy(s->envs);
-  path_free(&s->path);
-  free(s->bidx);
-  free(s->bobs);
-  free(s->bact);
-  free(s->brew);
-  free(s->bnext);
-  free(s->bdone);
-  run_close(&s->run);
-}
-
-
-/* ---- checkpoints ---- */
-
-/* Save a checkpoint named name in the run folder and point checkpoint.latest at it. */
-static int save_checkpoint(mbpo_state* s, const char* name) {
-  char path[4400], err[4600];
-  if (s->dev) mbpod_to_host(s->dev, s, 0); /* the device's state into the host components */
-  snprintf(path, sizeof path, "%s/%s", s->run.path, name);
-  if (ckpt_save(s, path, now_s() - s->t_start, err, sizeof err) != 0) {
-    if (s->last_ckpt[0]) mbpo_warn("%scheckpoint not written (%s is kept): %s", s->prefix, s->last_ckpt, err);
-    else mbpo_warn("%scheckpoint not written: %s", s->prefix, err);
-    s->ckpt_failed = 1;
-    return -1;
-  }
-  s->ckpt_failed = 0;
-  snprintf(s->last_ckpt, sizeof s->last_ckpt, "%s", name);
-  char latest[4400];
-  snprintf(latest, sizeof latest, "%s/%s", s->run.path, CKPT_LATEST);
-  char text[300];
-  int n = snprintf(text, sizeof text, "%s\n", name);
-  if (run_write_atomic(latest, text, (size_t)n) != 0) mbpo_warn("cannot write %s", latest);
-  return 0;
-}
-
-/* The epoch-end checkpoint of epoch e (0-based, just ended): every checkpoint.every epochs; the
- * one checkpoint.keep saves back is removed. */
-static void epoch_checkpoint(mbpo_state* s, long e, int final) {
-  const mbpo_config* c = s->c;
-  if (!final && (c->checkpoint_every <= 0 || (e + 1) % c->checkpoint_every != 0)) return;
-  char name[64];
-  snprintf(name, sizeof name, "ckpt-e%06ld.npz", e);
-  if (save_checkpoint(s, name) != 0 || c->checkpoint_every <= 0) return;
-  long old = e - c->checkpoint_keep * c->checkpoint_every;
-  if (old >= 0) {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/ckpt-e%06ld.npz", s->run.path, old);
-    unlink(path); /* may not exist (the final checkpoint is off the grid) */
-  }
-}
-
-int mbpo_run_interrupt(mbpo_state* s) {
-  char name[64];
-  snprintf(name, sizeof name, "ckpt-e%06ld-t%06ld.npz", s->epoch, s->t);
-  eval_wait(s->ev);
-  int ok = save_checkpoint(s, name) == 0;
-  run_status(&s->run, 1, "mbpo: %sinterrupted at epoch %ld step %ld; %s", s->prefix, s->epoch, s->t,
-             ok ? "checkpoint written" : "NO checkpoint written");
-  if (ok) fprintf(stderr, "mbpo: resume with: mbpo train --resume %s\n", s->run.path);
-  s->phase = MBPO_PHASE_DONE;
-  s->rc = ok ? 0 : 1;
-  return s->rc;
-}
-
-/* The end of the run: log the last epoch, say whether its final state is saved. */
-static void run_finish(mbpo_state* s) {
-  if (s->have_pending) log_pending(s, 1);
-  mbpo_note("%sdone: %llu env steps after exploration, %.0f s", s->prefix, (unsigned long long)s->train_steps,
-            now_s() - s->t_start);
-  s->phase = MBPO_PHASE_DONE;
-  s->rc = 0;
-  if (s->ckpt_failed) { /* the run's end state is not saved: say so in the exit status */
-    if (s->last_ckpt[0])
-      mbpo_warn("the final checkpoint could not be written; the newest is %s/%s (resume with: mbpo "
-                "train --resume %s)", s->run.path, s->last_ckpt, s->run.path);
-    else
-      mbpo_warn("%sthe final checkpoint could not be written; this run has no checkpoint", s->prefix);
-    s->rc = 1;
-  }
-}
-
-/* ---- one step of a run ---- */
-
-int mbpo_run_tick(mbpo_state* s) {
-  const mbpo_config* c = s->c;
-  s->want = MBPOD_WANT_NONE;
-  if (s->phase == MBPO_PHASE_DONE) return MBPO_TICK_DONE;
-  if (setjmp(s->fail)) { /* run_fail: NaN/Inf, reported; the run stops, nothing more is written */
-    s->want = MBPOD_WANT_NONE;
-    s->phase = MBPO_PHASE_DONE;
-    s->rc = 1;
-    return MBPO_TICK_DONE;
-  }
+/* Run the opened runs to their end (or an interruption); close them. Returns the exit status: the
+ * largest of the runs'. */
+static int loop_run(loop* L) {
+  install_signals();
+  double t0 = now_s(), last_live = t0;
   for (;;) {
-    if (s->phase == MBPO_PHASE_EXPLORE) {
-      /* 1. Initial exploration: uniform actions in [-1, 1] until D_env holds init_steps rows. */
-      if (s->real->size < c->init_steps) {
-        rng_key xk = {(uint32_t)c->seed, RNG_EXPLORE};
-        float a[ENV_MAX_ACT];
-        for (int i = 0; i < s->ad; i++)
-          a[i] = 2.0f * rng_uniform(xk, 0, (uint32_t)s->env_steps, (uint64_t)i) - 1.0f;
-        env_step_and_store(s, a);
-        return MBPO_TICK_STEP;
-      }
-      mbpo_note("%sexplored %llu steps (%ld transitions in the real pool)", s->prefix,
-                (unsigned long long)s->env_steps, s->real->size);
-      s->phase = MBPO_PHASE_TRAIN;
+    int nact = 0, exploring = 0;
+    for (int q = 0; q < L->P; q++) {
+      const mbpo_state* s = L->runs[q];
+      nact += active(s);
+      exploring += s->phase == MBPO_PHASE_EXPLORE;
+      if (g_interrupt_step >= 0 && s->phase == MBPO_PHASE_TRAIN && (long)s->train_steps == g_interrupt_step)
+        g_stop = 1;
     }
-    /* 2. Epochs (the target critics were hard-copied at creation). An epoch ends when t >= E and
-     *    the real pool holds min_pool rows. */
-    long n_epochs = mbpo_epochs(c);
-    if (s->epoch >= n_epochs) {
-      run_finish(s);
-      return MBPO_TICK_DONE;
+    if (!nact) break;
+    if (g_stop && !exploring) { /* checkpoint every run where it stands */
+      for (int q = 0; q < L->P; q++)
+        if (L->runs[q]->phase == MBPO_PHASE_TRAIN) mbpo_run_interrupt(L->runs[q]);
+      break;
     }
-    if (s->t >= c->epoch_length && s->real->size >= c->min_pool) {
-      int stop = epoch_end(s);
-      long ended = s->epoch;
-      s->t = 0;
-      s->epoch++;
-      epoch_checkpoint(s, ended, s->epoch >= n_epochs || stop);
-      if (stop) s->epoch = n_epochs;
-      continue;
-    }
-    if (s->dev && !s->have_act) {
-      /* no action pending (the first training step, or just resumed): this round's population
-       * step computes it, and the run steps in the next round */
-      s->want = MBPOD_WANT_ACT;
-      return MBPO_TICK_STEP;
-    }
-    if (s->t == 0 && s->mstate != MBPO_MODEL_RESUME) epoch_begin(s);
-    if (epoch_step(s, n_epochs)) {
-      mbpod_sync(s->dev); /* its real rows are on the device before the population's fit */
-      return MBPO_TICK_MODEL;
-    }
-    s->t++;
-    if (s->dev) mbpod_sync(s->dev); /* its real rows are on the device before the step samples them */
-    return MBPO_TICK_STEP;
+    loop_round(L);
+    loop_live(L, t0, &last_live);
   }
-}
-
-void mbpo_run_after_rollout(mbpo_state* s, double seconds) {
-  if (s->mstate != MBPO_MODEL_ROLLOUT) return;
-  s->mstate = MBPO_MODEL_RESUME;
-  if (s->phase == MBPO_PHASE_DONE) return;
-  if (setjmp(s->fail)) {
-    s->phase = MBPO_PHASE_DONE;
-    s->rc = 1;
-    return;
+  mbpo_live_clear();
+  int rc = 0, failed = 0;
+  for (int q = 0; q < L->P; q++) {
+    if (L->runs[q]->rc > rc) rc = L->runs[q]->rc;
+    failed += L->runs[q]->rc != 0;
   }
-  if (s->mfit.status == MODEL_NONFINITE) fit_failed(s);
-  if (s->mroll_rc != 0)
-    run_fail(s, "NaN/Inf in a model prediction during the rollout (model fit %u, epoch %ld)", s->fits, s->epoch);
-  model_phase_done(s, &s->mfit, &s->mroll, s->mfit_time + seconds);
+  if (L->P > 1 && failed) mbpo_warn("%d of the population's %d runs failed (their messages are above)", failed, L->P);
+  return rc;
 }
 
-void mbpo_run_after_step(mbpo_state* s, double seconds) {
-  const mbpo_config* c = s->c;
-  int want = s->want;
-  s->want = MBPOD_WANT_NONE;
-  if (want == MBPOD_WANT_NONE || s->phase == MBPO_PHASE_DONE) return;
-  if (setjmp(s->fail)) {
-    s->phase = MBPO_PHASE_DONE;
-    s->rc = 1;
-    return;
+/* Train (paths = NULL) or resume (paths[i], cfgs read from their folders) the n runs cfgs. */
+static int loop_main(const mbpo_config* cfgs, int n, char* const* paths) {
+  int kind = backend_resolve((int)cfgs[0].device);
+  loop L;
+  memset(&L, 0, sizeof L);
+  L.P = n;
+  L.runs = (mbpo_state**)calloc((size_t)n, sizeof *L.runs);
+  L.due = (int*)calloc((size_t)n, sizeof *L.due);
+  L.ready = (int*)calloc((size_t)n, sizeof *L.ready);
+  if (!L.runs || !L.due || !L.ready) mbpo_fatal("out of memory");
+  threads_set((int)cfgs[0].threads);
+  int named = n > 1 || ranks_size() > 1; /* log lines name their run */
+  for (int q = 0; q < n; q++) {
+    if (!(L.runs[q] = (mbpo_state*)calloc(1, sizeof(mbpo_state)))) mbpo_fatal("out of memory");
+    if (paths) mbpo_run_resume(L.runs[q], &cfgs[q], paths[q], named);
+    else mbpo_run_open(L.runs[q], &cfgs[q], mbpo_backend_label(kind), named);
   }
-  s->have_act = 1;
-  if (want != MBPOD_WANT_STEP) return;
-  s->updates += (uint64_t)c->sac_updates;
-  s->row[P_UPDATES] += (double)c->sac_updates;
-  s->sac_time += seconds;
-  const sac_stats* l = &s->last;
-  if (!isfinite(l->q1_loss) || !isfinite(l->q2_loss) || !isfinite(l->pi_loss) || !isfinite(l->alpha))
-    run_fail(s, "NaN/Inf in the SAC losses (updates %llu-%llu, env step %llu)",
-             (unsigned long long)(s->updates - (uint64_t)c->sac_updates + 1), (unsigned long long)s->updates,
-             (unsigned long long)s->env_steps);
+  L.w = workers_start(n, (int)cfgs[0].threads, kind);
+  L.be = mbpo_backend_open(kind, L.runs, n, L.w);
+  int per_run, at_once;
+  workers_shape(L.w, &per_run, &at_once);
+  for (int q = 0; q < n; q++) mbpo_run_record_machine(L.runs[q], paths != NULL, L.be->name, per_run, at_once);
+  int rc = loop_run(&L);
+  L.be->close(L.be);
+  workers_stop(L.w);
+  for (int q = 0; q < n; q++) {
+    mbpo_run_close(L.runs[q]);
+    free(L.runs[q]);
+  }
+  free(L.runs);
+  free(L.due);
+  free(L.ready);
+  return rc;
 }
 
-/* ---- opening and closing a run ---- */
-
-/* The device side of the run when the backend is CUDA (or its host emulation, for tests:
- * MBPO_DEVICE_EMULATE=1). */
-static void open_device(mbpo_state* s, int kind) {
-  const char* emu = getenv("MBPO_DEVICE_EMULATE");
-  if (emu && strcmp(emu, "1") == 0) s->dev = mbpod_create(s, DX_HOST);
-  else if (kind == BACKEND_CUDA) s->dev = mbpod_create(s, DX_CUDA);
+int mbpo_train_population(const mbpo_config* cfgs, int n) {
+  if (n < 1) mbpo_fatal("a population needs at least one run");
+  return loop_main(cfgs, n, NULL);
 }
 
-/* "<folder name>: " in a population (log lines name their run), "" for a single run. */
-static void set_prefix(mbpo_state* s, int in_population) {
-  s->prefix[0] = '\0';
-  if (!in_population) return;
-  const char* base = strrchr(s->run.path, '/');
-  snprintf(s->prefix, sizeof s->prefix, "%.120s: ", base ? base + 1 : s->run.path);
-  s->run.tty = 0; /* one live line cannot show several runs */
+int mbpo_resume_population(int n, char* const* paths) {
+  if (n < 1) mbpo_fatal("nothing to resume");
+  mbpo_config* cfgs = (mbpo_config*)calloc((size_t)n, sizeof *cfgs);
+  if (!cfgs) mbpo_fatal("out of memory");
+  for (int i = 0; i < n; i++) mbpo_run_load_config(paths[i], &cfgs[i]);
+  int rc = loop_main(cfgs, n, paths);
+  free(cfgs);
+  return rc;
 }
 
-void mbpo_run_open(mbpo_state* s, const mbpo_config* c, int kind, int in_population) {
-  char err[4400];
-  setup(s, c);
-  open_device(s, kind);
-  if (run_open(&s->run, c, err, sizeof err) != 0) mbpo_fatal("%s", err);
-  set_prefix(s, in_population);
-  mbpo_note("%srun folder %s (backend %s, task %s, seed %ld)", s->prefix, s->run.path,
-            s->dev ? mbpod_name(s->dev) : backend_name(BACKEND_CPU), c->task, c->seed);
-  run_csv_header(s->run.progress, P_NCOL, g_pcols);
-  open_tboard(s);
-  s->t_start = now_s();
-  env_reset(s->envs->envs[0], s->obs);
-  s->phase = MBPO_PHASE_EXPLORE;
-}
+int mbpo_train(const mbpo_config* c) { return mbpo_train_population(c, 1); }
 
-void mbpo_run_load_config(const char* run_path, mbpo_config* cfg) {
-  char err[4600], path[4400];
-  cfg_defaults(cfg);
-  snprintf(path, sizeof path, "%s/config.ini", run_path);
-  if (cfg_load_ini(cfg, path, err, sizeof err) != 0 || cfg_validate(cfg, err, sizeof err) != 0)
-    mbpo_fatal("cannot resume %s: %s", run_path, err);
+int mbpo_resume(const char* run_path) {
+  char* p = (char*)run_path;
+  return mbpo_resume_population(1, &p);
 }
-
-void mbpo_run_resume(mbpo_state* s, const mbpo_config* cfg, const char* run_path, int kind,
-                     int in_population) {
-  char err[4600], path[4400];
-  snprintf(path, sizeof path, "%s/%s", run_path, CKPT_LATEST);
-  FILE* f = fopen(path, "r");
-  char name[300] = "";
-  if (!f || !fgets(name, sizeof name, f)) mbpo_fatal("cannot resume %s: no checkpoint (%s)", run_path, path);
-  fclose(f);
-  name[strcspn(name, "\r\n")] = '\0';
-  setup(s, cfg);
-  double elapsed = 0;
-  snprintf(path, sizeof path, "%s/%s", run_path, name);
-  if (ckpt_load(s, path, &elapsed, err, sizeof err) != 0) mbpo_fatal("cannot resume: %s", err);
-  snprintf(s->last_ckpt, sizeof s->last_ckpt, "%s", name);
-  open_device(s, kind); /* uploads the restored state */
-  long rows = s->epoch - s->have_pending;
-  if (run_reopen(&s->run, run_path, rows, (long)s->fits, err, sizeof err) != 0)
-    mbpo_fatal("cannot resume: %s", err);
-  set_prefix(s, in_population);
-  open_tboard(s);
-  s->t_start = now_s() - elapsed;
-  s->t_epoch = now_s();
-  if (s->have_pending) eval_start_snapshot(s->ev, (uint32_t)s->pending[P_EPOCH]);
-  mbpo_note("%sresuming %s from %s (epoch %ld, step %ld, %llu env steps)", s->prefix, run_path, name,
-            s->epoch, s->t, (unsigned long long)s->env_steps);
-  s->phase = MBPO_PHASE_TRAIN; /* checkpoints are written after exploration only */
-}
-
-void mbpo_run_close(mbpo_state* s) { teardown(s); }

@@ -1,7 +1,7 @@
-/* schedule.c: rollout-length schedule and model-pool capacity (mbpo.h). */
+/* schedule.c: rollout-length schedule and model-pool capacity (schedule.h). */
 #include <math.h>
 
-#include "mbpo.h"
+#include "schedule.h"
 
 int mbpo_rollout_length(const mbpo_config* c, int epoch) {
   double e = epoch, e0 = (double)c->rollout_min_epoch, e1 = (double)c->rollout_max_epoch;

@@ -19,4 +19,15 @@
 /** Name of the file in the run folder that names the newest checkpoint. */
 #define CKPT_LATEST "checkpoint.latest"
 
+struct mbpo_state; /* mbpo_run.h */
+
+/** Write run s's whole state to path atomically; elapsed = wall seconds so far. The device
+ *  backend's state must be in the host components first (mbpo_backend.snapshot). Returns 0, or -1
+ *  with err (the previous file at path is left intact). */
+int ckpt_save(struct mbpo_state* s, const char* path, double elapsed, char* err, int errlen);
+
+/** Restore a run's state from path into s, built from the same config. Returns 0, or -1 with err
+ *  (truncated, corrupt, another format version, task or shape). */
+int ckpt_load(struct mbpo_state* s, const char* path, double* elapsed, char* err, int errlen);
+
 #endif

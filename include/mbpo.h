@@ -1,30 +1,20 @@
-/* mbpo.h: the MBPO training loop (Algorithm 2 of Janner et al. 2019, as the official code runs it)
- * and its schedule formulas. */
+/* mbpo.h: training with MBPO (Algorithm 2 of Janner et al. 2019, as the official code runs it;
+ * docs/algorithm.md), one run or a population of runs in one process (host/mbpo.c). */
 #ifndef MBPO_MBPO_H
 #define MBPO_MBPO_H
 
 #include "config.h"
-
-/** Rollout length k at epoch e (mbpo.md §4): k_min up to e_min, then linear to k_max at e_max,
- *  floored. */
-int mbpo_rollout_length(const mbpo_config* c, int epoch);
-
-/** Model-pool capacity for rollout length k (mbpo.md §5):
- *  retain_epochs * floor(k * rollout_batch * epoch_length / train_freq). */
-long mbpo_model_pool_capacity(const mbpo_config* c, int k);
-
-/** Number of epochs of a run: ceil(steps / epoch_length) (exploration steps are extra). */
-long mbpo_epochs(const mbpo_config* c);
+#include "schedule.h"
 
 /** Train MBPO with the resolved config c, writing the run folder. Returns the process exit status
  *  (0 on success); errors that stop the run are reported with the phase named. */
 int mbpo_train(const mbpo_config* c);
 
-/** Train a population of n independent runs cfgs[0..n-1] in one process (host/population.c): each
- *  with its own seed key, run folder, logs and checkpoints, giving exactly what it gives alone; the
- *  runs step in lockstep rounds spread over a pool of host threads. The device setting of cfgs[0]
- *  picks the backend of all. Returns the largest exit status of the runs; a run that fails (NaN)
- *  stops alone, with its message. */
+/** Train a population of n independent runs cfgs[0..n-1] in one process: each with its own seed
+ *  key, run folder, logs and checkpoints, giving exactly what it gives alone; the runs step in
+ *  lockstep rounds, their host work spread over a pool of threads and each phase of the backend
+ *  covering all of them. The device setting of cfgs[0] picks the backend of all. Returns the
+ *  largest exit status of the runs; a run that fails (NaN) stops alone, with its message. */
 int mbpo_train_population(const mbpo_config* cfgs, int n);
 
 /** Continue the n run folders paths[0..n-1] together as one population (each from its newest

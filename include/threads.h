@@ -11,4 +11,8 @@ void threads_init(int argc, char** argv);
 /** Use n CPU threads for OpenMP and OpenBLAS (n <= 0: leave the defaults, all cores). */
 void threads_set(int n);
 
+/** What the CPU's sums depend on, as one line: the BLAS and the kernel set it picked for this CPU
+ *  (OpenBLAS's openblas_get_config and openblas_get_corename), and the CPU model. */
+void threads_describe(char* buf, int n);
+
 #endif

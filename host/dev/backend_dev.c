@@ -1,17 +1,16 @@
-/* mbpo_dev.c: the CUDA backend's phases of the MBPO loop (mbpo_dev.h): each run's model state and
- * pools, and the population's agents with the one step graph of all runs, its batched fits and
- * its batched rollouts. */
-#include "mbpo_dev.h"
+/* backend_dev.c: the device backend of the loop (backend_dev.h, mbpo_backend.h): each run's model
+ * state and pools, and the population's agents with the one step graph of all runs, its batched
+ * fits and its batched rollouts. */
+#include "backend_dev.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dx.h"
 #include "nn_dev.h"
 #include "log.h"
-#include "mbpo.h"
+#include "mbpo_run.h"
 #include "model_dev.h"
 #include "pool_dev.h"
 #include "pool_k.h"
@@ -20,7 +19,7 @@
 
 /* ---- one run: model, pools, rollouts ---- */
 
-struct mbpo_dev {
+struct run_dev {
   dx_ctx* c;
   const mbpo_config* cfg;
   rng_key roll_key;
@@ -28,7 +27,7 @@ struct mbpo_dev {
   pool_dev *real, *mpool;
   float* stage;         /* pinned: an episode's rows on their way to the real pool */
   long stage_rows;
-  struct mbpo_pdev* pd; /* the population device holding this run's agent ... */
+  struct dev_backend* pd; /* the backend holding this run's agent ... */
   int q;                /* ... as its run q */
 };
 
@@ -43,15 +42,18 @@ typedef struct step_io {
   float* stats;        /* [P][SACD_NSTATS] */
 } step_io;
 
-struct mbpo_pdev {
+struct dev_backend {
+  mbpo_backend be;         /* first: the interface */
   dx_ctx* c;
+  mbpo_state* const* states; /* [P] the runs */
   int P, od, ad, B, G;
   sac_dev* agent;          /* the P runs' agents */
   modeld_fitter* fitter;   /* the fits of up to P runs' models at once */
   modeld_fit_job* fits;    /* [P] */
   rollout_dev* ro;         /* the rollouts of up to P runs at once */
   rolloutd_job* jobs;      /* [P] */
-  struct mbpo_dev** runs;  /* [P] the runs' device sides (their pools) */
+  int* which;              /* [P] the runs of the rollout batch */
+  struct run_dev** runs;  /* [P] the runs' device sides (their pools) */
   uint64_t *upd, *env;     /* device [P]: update and acting counters */
   int* active;             /* device [P] */
   rng_key* act_keys;       /* device [P]: (seed, RNG_ACT) */
@@ -66,15 +68,9 @@ struct mbpo_pdev {
   dx_graph* g_act;         /* inputs, every run's action, outputs */
 };
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
+static struct run_dev* run_dev_create(const mbpo_state* s, int kind) {
   const mbpo_config* c = s->c;
-  struct mbpo_dev* d = calloc(1, sizeof *d);
+  struct run_dev* d = calloc(1, sizeof *d);
   if (!d) mbpo_fatal("out of memory");
   d->c = dx_create(kind);
   d->cfg = c;
@@ -95,7 +91,7 @@ struct mbpo_dev* mbpod_create(mbpo_state* s, int kind) {
   return d;
 }
 
-void mbpod_free(struct mbpo_dev* d) {
+static void run_dev_free(struct run_dev* d) {
   if (!d) return;
   dx_sync(d->c);
   modeld_free(d->model);
@@ -106,11 +102,9 @@ void mbpod_free(struct mbpo_dev* d) {
   free(d);
 }
 
-const char* mbpod_name(const struct mbpo_dev* d) {
-  return dx_kind(d->c) == DX_CUDA ? "cuda" : "cuda-emulated (host)";
-}
+const char* backendd_label(int kind) { return kind == DX_CUDA ? "cuda" : "cuda-emulated (host)"; }
 
-void mbpod_push_real(struct mbpo_dev* d, long n, const float* obs, const float* act, const float* rew,
+static void run_dev_push_real(struct run_dev* d, long n, const float* obs, const float* act, const float* rew,
                      const float* next_obs, const float* done) {
   const pool_dev* R = d->real;
   if (n > d->stage_rows) { /* not an episode: straight from the caller's memory */
@@ -130,20 +124,19 @@ void mbpod_push_real(struct mbpo_dev* d, long n, const float* obs, const float* 
   poold_add_host(d->c, d->real, n, so, sa, sr, sn, sd);
 }
 
-void mbpod_sync(struct mbpo_dev* d) { dx_sync(d->c); }
-
-static sac_dev* agent_of(const struct mbpo_dev* d) {
-  if (!d->pd) mbpo_fatal("mbpo_dev: the run has not joined a population device");
-  return d->pd->agent;
+static void dev_model_pool(const mbpo_backend* be, int q, long* size, long* cap) {
+  const struct dev_backend* pd = (const struct dev_backend*)be;
+  const pool_dev* m = pd->runs[q]->mpool;
+  int fitted = pd->states[q]->fits > 0; /* until the first fit, a placeholder of one row */
+  *size = fitted ? m->size : 0;
+  *cap = fitted ? m->cap : 0;
 }
 
-void mbpod_model_pool_size(const struct mbpo_dev* d, long* size, long* cap) {
-  *size = d->mpool->size;
-  *cap = d->mpool->cap;
-}
-
-void mbpod_to_host(struct mbpo_dev* d, mbpo_state* s, int policy_only) {
-  sac_dev* agent = agent_of(d);
+static void dev_snapshot(mbpo_backend* be, int q, int policy_only) {
+  struct dev_backend* pd = (struct dev_backend*)be;
+  struct run_dev* d = pd->runs[q];
+  mbpo_state* s = pd->states[q];
+  sac_dev* agent = pd->agent;
   if (policy_only) {
     dx_download(agent->c, s->agent->pi_w, sacd_pi_params(agent, d->q), sizeof(float) * s->agent->pi.nparams);
     dx_sync(agent->c);
@@ -163,7 +156,7 @@ void mbpod_to_host(struct mbpo_dev* d, mbpo_state* s, int policy_only) {
 
 /* Enqueue: the pinned inputs to the device (acting counters, observations; active flags when
  * updating). */
-static void enq_inputs(struct mbpo_pdev* pd, int with_active) {
+static void enq_inputs(struct dev_backend* pd, int with_active) {
   const size_t P = (size_t)pd->P;
   if (with_active) dx_upload(pd->c, pd->active, pd->io.active, P * sizeof(int));
   dx_upload(pd->c, pd->env, pd->io.env_step, P * sizeof(uint64_t));
@@ -172,7 +165,7 @@ static void enq_inputs(struct mbpo_pdev* pd, int with_active) {
 
 /* Enqueue: every run's stochastic action for its observation, and the outputs back to pinned
  * memory. */
-static void enq_act_outputs(struct mbpo_pdev* pd, int with_stats) {
+static void enq_act_outputs(struct dev_backend* pd, int with_stats) {
   const size_t P = (size_t)pd->P;
   sacd_act_runs(pd->agent, pd->d_obs, 1, 0, pd->act_keys, 0, pd->env, 1, pd->d_act);
   dx_download(pd->c, pd->io.act, pd->d_act, P * (size_t)pd->ad * sizeof(float));
@@ -181,7 +174,7 @@ static void enq_act_outputs(struct mbpo_pdev* pd, int with_stats) {
 
 /* Enqueue one SAC update of every active run: its minibatch drawn with its update counter
  * (sac_phase's draws), the update, the counter advanced. */
-static void enq_update(struct mbpo_pdev* pd) {
+static void enq_update(struct dev_backend* pd) {
   poold_sample_gather_runs(pd->c, pd->srcs, pd->P, pd->upd, 1, pd->B, pd->od, pd->ad, pd->bobs, pd->bact,
                            pd->brew, pd->bnext, pd->bdone);
   sacd_update_runs(pd->agent, pd->bobs, pd->bact, pd->brew, pd->bnext, pd->bdone, pd->B, pd->upd, 1, pd->active,
@@ -190,7 +183,7 @@ static void enq_update(struct mbpo_pdev* pd) {
 }
 
 /* Run q's minibatch sources from its pools as they are now. */
-static poolk_batch_src batch_src(const struct mbpo_dev* d, int nreal) {
+static poolk_batch_src batch_src(const struct run_dev* d, int nreal) {
   const pool_dev *r = d->real, *m = d->mpool;
   poolk_batch_src b;
   memset(&b, 0, sizeof b);
@@ -204,7 +197,7 @@ static poolk_batch_src batch_src(const struct mbpo_dev* d, int nreal) {
 }
 
 /* Re-upload the sources when a run's model pool was reallocated (outside any capture). */
-static void refresh_sources(struct mbpo_pdev* pd) {
+static void refresh_sources(struct dev_backend* pd) {
   int dirty = 0;
   for (int q = 0; q < pd->P; q++) {
     poolk_batch_src b = batch_src(pd->runs[q], pd->srcs_h[q].nreal);
@@ -215,36 +208,33 @@ static void refresh_sources(struct mbpo_pdev* pd) {
   dx_sync(pd->c);
 }
 
-struct mbpo_pdev* mbpo_pdev_create(mbpo_state* const* runs, int P) {
-  if (P < 1 || !runs[0]->dev) mbpo_fatal("mbpo_pdev_create: %d runs without device sides", P);
+/* The population's part: one P-run agent from the runs' host agents, the counters from their
+ * states, the fit and rollout workspaces, the step graphs. The runs' own parts exist. */
+static void pdev_create(struct dev_backend* pd, mbpo_state* const* runs, int P, int kind) {
   const mbpo_state* s0 = runs[0];
   const mbpo_config* c0 = s0->c;
-  struct mbpo_pdev* pd = calloc(1, sizeof *pd);
   const sac** hosts = calloc((size_t)P, sizeof *hosts);
-  if (!pd || !hosts) mbpo_fatal("out of memory");
-  pd->c = dx_create(dx_kind(s0->dev->c));
+  if (!hosts) mbpo_fatal("out of memory");
+  pd->c = dx_create(kind);
   pd->P = P;
   pd->od = s0->od;
   pd->ad = s0->ad;
   pd->B = (int)c0->sac_batch;
   pd->G = (int)c0->sac_updates;
-  pd->runs = calloc((size_t)P, sizeof *pd->runs);
   pd->srcs_h = dx_alloc_pinned(pd->c, (size_t)P * sizeof *pd->srcs_h);
   rng_key* keys = calloc((size_t)P, sizeof *keys);
   uint64_t* upd = calloc((size_t)P, sizeof *upd);
-  if (!pd->runs || !keys || !upd) mbpo_fatal("out of memory");
+  if (!keys || !upd) mbpo_fatal("out of memory");
   for (int q = 0; q < P; q++) {
     const mbpo_state* s = runs[q];
-    if (!s->dev || s->od != pd->od || s->ad != pd->ad || (int)s->c->sac_batch != pd->B ||
-        (int)s->c->sac_updates != pd->G)
-      mbpo_fatal("mbpo_pdev_create: run %d differs in its shapes or its lockstep from run 0", q);
+    if (s->od != pd->od || s->ad != pd->ad || (int)s->c->sac_batch != pd->B || (int)s->c->sac_updates != pd->G)
+      mbpo_fatal("device backend: run %d differs in its shapes or its lockstep from run 0", q);
     hosts[q] = s->agent;
-    pd->runs[q] = s->dev;
-    s->dev->pd = pd;
-    s->dev->q = q;
+    pd->runs[q]->pd = pd;
+    pd->runs[q]->q = q;
     keys[q] = (rng_key){(uint32_t)s->c->seed, RNG_ACT};
     upd[q] = s->updates;
-    pd->srcs_h[q] = batch_src(s->dev, (int)(s->c->sac_batch * s->c->sac_real_ratio));
+    pd->srcs_h[q] = batch_src(pd->runs[q], (int)(s->c->sac_batch * s->c->sac_real_ratio));
   }
   pd->agent = sacd_create_runs(pd->c, hosts, P, 1);
   pd->ro = rolloutd_create_runs(pd->c, &s0->model->net, &s0->agent->pi, pd->od, pd->ad, P, (int)c0->rollout_batch,
@@ -294,11 +284,11 @@ struct mbpo_pdev* mbpo_pdev_create(mbpo_state* const* runs, int P) {
   for (int g = 0; g < pd->G; g++) enq_update(pd);
   enq_act_outputs(pd, 1);
   pd->g_step = dx_capture_end(pd->c);
-  return pd;
 }
 
-void mbpo_pdev_free(struct mbpo_pdev* pd) {
-  if (!pd) return;
+static void dev_close(mbpo_backend* be) {
+  struct dev_backend* pd = (struct dev_backend*)be;
+  for (int q = 0; q < pd->P; q++) run_dev_free(pd->runs[q]); /* their contexts first, as they were made */
   dx_sync(pd->c);
   dx_graph_free(pd->c, pd->g_step);
   dx_graph_free(pd->c, pd->g_act);
@@ -307,6 +297,7 @@ void mbpo_pdev_free(struct mbpo_pdev* pd) {
   modeld_fitter_free(pd->fitter);
   free(pd->jobs);
   free(pd->fits);
+  free(pd->which);
   void* bufs[] = {pd->upd, pd->env, pd->active, pd->act_keys, pd->srcs, pd->d_obs, pd->d_act, pd->bobs,
                   pd->bact, pd->brew, pd->bnext, pd->bdone, pd->stats};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(pd->c, bufs[i]);
@@ -317,52 +308,49 @@ void mbpo_pdev_free(struct mbpo_pdev* pd) {
   free(pd);
 }
 
-/* The model phase waits for the population, and its fit went well (mbpo_pdev_model). */
-static int rolls_out(const mbpo_state* s) {
-  return s->mstate == MBPO_MODEL_ROLLOUT && s->phase != MBPO_PHASE_DONE && s->mfit.status != MODEL_NONFINITE;
+static void dev_push_real(mbpo_backend* be, int q, long n, const float* obs, const float* act, const float* rew,
+                          const float* next_obs, const float* done) {
+  run_dev_push_real(((struct dev_backend*)be)->runs[q], n, obs, act, rew, next_obs, done);
 }
 
-double mbpo_pdev_model(struct mbpo_pdev* pd, mbpo_state* const* runs) {
-  double t0 = now_s();
-  /* 1. the fits, batched */
-  int n = 0;
-  for (int q = 0; q < pd->P; q++) {
-    mbpo_state* s = runs[q];
-    if (s->mstate != MBPO_MODEL_ROLLOUT || s->phase == MBPO_PHASE_DONE) continue;
-    const pool_dev* R = s->dev->real;
-    modeld_fit_job* j = &pd->fits[n++];
+static void dev_model(mbpo_backend* be, const int* which, int n) {
+  struct dev_backend* pd = (struct dev_backend*)be;
+  if (n < 1) return;
+  /* 1. the fits, batched (each run's real rows are on the device once its own stream is idle) */
+  for (int i = 0; i < n; i++) {
+    const int q = which[i];
+    const struct run_dev* d = pd->runs[q];
+    const pool_dev* R = d->real;
+    dx_sync(d->c);
+    modeld_fit_job* j = &pd->fits[i];
     memset(j, 0, sizeof *j);
-    j->m = s->dev->model;
+    j->m = d->model;
     j->N = (int)R->size;
     j->obs = R->obs;
     j->act = R->act;
     j->rew = R->rew;
     j->next_obs = R->next_obs;
-    j->fit_index = s->fits;
+    j->fit_index = pd->states[q]->fits;
   }
-  if (!n) return 0;
   modeld_fit_runs(pd->fitter, pd->fits, n);
-  for (int q = 0, i = 0; q < pd->P; q++) {
-    mbpo_state* s = runs[q];
-    if (s->mstate != MBPO_MODEL_ROLLOUT || s->phase == MBPO_PHASE_DONE) continue;
-    s->mfit = pd->fits[i++].st;
+  /* 2. each model pool sized for its k (the step re-points its sampling); a run whose fit turned
+   *    non-finite is not rolled out */
+  int nr = 0;
+  for (int i = 0; i < n; i++) {
+    const int q = which[i];
+    mbpo_state* s = pd->states[q];
+    struct run_dev* d = pd->runs[q];
+    s->mfit = pd->fits[i].st;
     memset(&s->mroll, 0, sizeof s->mroll);
     s->mroll_rc = 0;
-    /* 2. the model pool sized for this k (the population re-points its sampling) */
+    if (s->mfit.status == MODEL_NONFINITE) continue;
     const long cap = mbpo_model_pool_capacity(s->c, s->k);
-    if (rolls_out(s) && cap != s->dev->mpool->cap) {
-      poold_resize(s->dev->c, s->dev->mpool, cap);
-      dx_sync(s->dev->c);
+    if (cap != d->mpool->cap) {
+      poold_resize(d->c, d->mpool, cap);
+      dx_sync(d->c);
     }
-  }
-  /* 3. the rollouts, batched */
-  n = 0;
-  for (int q = 0; q < pd->P; q++) {
-    const mbpo_state* s = runs[q];
-    if (!rolls_out(s)) continue;
-    const struct mbpo_dev* d = s->dev;
     const model_dev* m = d->model;
-    rolloutd_job* j = &pd->jobs[n++];
+    rolloutd_job* j = &pd->jobs[nr];
     memset(j, 0, sizeof *j);
     j->m = (rolloutd_model){&m->net, m->params, m->max_lv, m->min_lv, m->norm_mean, m->norm_std, m->elites,
                             m->p.elites};
@@ -372,31 +360,34 @@ double mbpo_pdev_model(struct mbpo_pdev* pd, mbpo_state* const* runs) {
     j->k = s->k;
     j->key = d->roll_key;
     j->fit_index = s->fits;
+    pd->which[nr++] = q;
   }
-  if (n) rolloutd_run_runs(pd->ro, &pd->agent->pi, pd->jobs, n, (int)runs[0]->c->rollout_batch);
-  for (int q = 0, i = 0; q < pd->P && n; q++) {
-    mbpo_state* s = runs[q];
-    if (!rolls_out(s)) continue;
+  /* 3. the rollouts, batched */
+  if (!nr) return;
+  rolloutd_run_runs(pd->ro, &pd->agent->pi, pd->jobs, nr, (int)pd->states[0]->c->rollout_batch);
+  for (int i = 0; i < nr; i++) {
+    mbpo_state* s = pd->states[pd->which[i]];
     s->mroll = pd->jobs[i].st;
     s->mroll_rc = pd->jobs[i].rc;
-    i++;
   }
-  return now_s() - t0;
 }
 
-double mbpo_pdev_step(struct mbpo_pdev* pd, mbpo_state* const* runs) {
+static void dev_step(mbpo_backend* be) {
+  struct dev_backend* pd = (struct dev_backend*)be;
+  mbpo_state* const* runs = pd->states;
   int any = 0, update = 0;
   for (int q = 0; q < pd->P; q++) {
     const mbpo_state* s = runs[q];
-    any |= s->want != MBPOD_WANT_NONE;
-    update |= s->want == MBPOD_WANT_STEP;
+    if (s->want == MBPO_WANT_NONE) continue;
+    any = 1;
+    update |= s->want == MBPO_WANT_STEP;
+    dx_sync(pd->runs[q]->c); /* its real rows are on the device before the step samples them */
   }
-  if (!any) return 0;
-  double t0 = now_s();
+  if (!any) return;
   if (update) refresh_sources(pd);
   for (int q = 0; q < pd->P; q++) {
     const mbpo_state* s = runs[q];
-    pd->io.active[q] = s->want == MBPOD_WANT_STEP;
+    pd->io.active[q] = s->want == MBPO_WANT_STEP;
     pd->io.env_step[q] = s->env_steps;
     memcpy(pd->io.obs + (size_t)q * pd->od, s->obs, sizeof(float) * (size_t)pd->od);
   }
@@ -404,9 +395,23 @@ double mbpo_pdev_step(struct mbpo_pdev* pd, mbpo_state* const* runs) {
   dx_sync(pd->c);
   for (int q = 0; q < pd->P; q++) {
     mbpo_state* s = runs[q];
-    if (s->want == MBPOD_WANT_NONE) continue;
+    if (s->want == MBPO_WANT_NONE) continue;
     memcpy(s->next_act, pd->io.act + (size_t)q * pd->ad, sizeof(float) * (size_t)pd->ad);
-    if (s->want == MBPOD_WANT_STEP) sacd_stats_to_host(pd->io.stats + (size_t)q * SACD_NSTATS, &s->last);
+    if (s->want == MBPO_WANT_STEP) sacd_stats_to_host(pd->io.stats + (size_t)q * SACD_NSTATS, &s->last);
   }
-  return now_s() - t0;
+}
+
+mbpo_backend* backendd_open(mbpo_state* const* runs, int P, int kind) {
+  if (P < 1) mbpo_fatal("device backend: no runs");
+  struct dev_backend* pd = calloc(1, sizeof *pd);
+  if (!pd) mbpo_fatal("out of memory");
+  pd->be = (mbpo_backend){backendd_label(kind), dev_push_real, dev_model, dev_step, dev_snapshot, dev_model_pool,
+                          dev_close};
+  pd->states = runs;
+  pd->runs = calloc((size_t)P, sizeof *pd->runs);
+  pd->which = calloc((size_t)P, sizeof *pd->which);
+  if (!pd->runs || !pd->which) mbpo_fatal("out of memory");
+  for (int q = 0; q < P; q++) pd->runs[q] = run_dev_create(runs[q], kind);
+  pdev_create(pd, runs, P, kind);
+  return &pd->be;
 }
