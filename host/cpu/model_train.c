@@ -1,4 +1,4 @@
-/* model_train.c: the model-training procedure of the official code (mbpo.md §8) on the CPU:
+/* model_train.c: the model-training procedure of the official code (docs/algorithm.md §8) on the CPU:
  * holdout split, normaliser, bootstrap, epochs with per-member shuffles, per-member early stopping
  * with snapshots, restore, elites. The random draws are listed in model.h. */
 #include <math.h>
