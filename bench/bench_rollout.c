@@ -1,4 +1,4 @@
-/* bench_rollout.c: branched model rollouts on the CPU backend (host/cpu/rollout.c, mbpo.md §6), rows x
+/* bench_rollout.c: branched model rollouts on the CPU backend (host/cpu/rollout.c, docs/algorithm.md §6), rows x
  * steps per second, and the same rollout in PyTorch (bench/peers/torch_rollout.py) on the same
  * thread count, as ratios.
  *

@@ -1,6 +1,6 @@
-/* bench_util.h: what every benchmark program shares: a monotonic clock, the machine and commit
- * for the JSON, the output folder, JSON helpers, the CPU benches' default model, and running a
- * PyTorch peer. Header-only (the benches are single files). */
+/* bench_util.h: what every benchmark program shares: the machine and commit for the JSON, the
+ * output folder, JSON helpers, the CPU benches' default model, and running a PyTorch peer; the
+ * monotonic clock comes from clock.h. Header-only (the benches are single files). */
 #ifndef MBPO_BENCH_UTIL_H
 #define MBPO_BENCH_UTIL_H
 
@@ -15,17 +15,11 @@
 #include <omp.h>
 #endif
 
+#include "clock.h"
 #include "config.h"
 #include "model.h"
 
 int openblas_get_num_threads(void); /* OpenBLAS */
-
-/** Seconds on the monotonic clock. */
-static inline double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /** The CPU model name from /proc/cpuinfo ("unknown" when absent). */
 static inline void cpu_model(char* out, size_t n) {

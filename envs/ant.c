@@ -1,11 +1,12 @@
-/* ant.c: MBPO's AntTruncatedObs-v2 (envs.md section 6): Ant-v2 dynamics, reward (contact cost
+/* ant.c: MBPO's AntTruncatedObs-v2 (docs/tasks.md §6): Ant-v2 dynamics, reward (contact cost
  * included), termination and reset, with the observation truncated to qpos[2:] + qvel (27). */
 #include <math.h>
 
 #include "env.h"
 #include "termination.h"
 
-/* The torso body (its xpos x is the free-joint position; envs.md 2.1: get_body_com = xpos). */
+/* The torso body (its xpos x is the free-joint position; docs/tasks.md §2.1: get_body_com is
+ * xpos). */
 static int ant_torso(const mjModel* m) { return mj_name2id(m, mjOBJ_BODY, "torso"); }
 
 /* obs = qpos[2:15] (torso z, quaternion, 8 hinge angles) + qvel[0:14] */
@@ -17,7 +18,7 @@ static void ant_observe(const env* e, float* obs) {
   for (int i = 0; i < m->nv; i++) obs[k++] = (float)d->qvel[i];
 }
 
-/* Torso xpos x before the frame loop, read as it is (no mj_forward: envs.md 2.3). */
+/* Torso xpos x before the frame loop, read as it is (no mj_forward: docs/tasks.md §2.3). */
 static void ant_pre(const env* e, double* pre) { pre[0] = e->d->xpos[3 * ant_torso(e->m)]; }
 
 /* forward - 0.5 sum a^2 - 0.5e-3 sum clip(cfrc_ext, -1, 1)^2 + 1 (paid on every step) */

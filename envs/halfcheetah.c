@@ -1,4 +1,4 @@
-/* halfcheetah.c: HalfCheetah-v2 as MBPO used it (envs.md section 5). */
+/* halfcheetah.c: HalfCheetah-v2 as MBPO used it (docs/tasks.md §5). */
 #include "env.h"
 #include "termination.h"
 

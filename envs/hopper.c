@@ -1,4 +1,4 @@
-/* hopper.c: Hopper-v2 as MBPO used it (envs.md section 3). */
+/* hopper.c: Hopper-v2 as MBPO used it (docs/tasks.md §3). */
 #include <math.h>
 
 #include "env.h"

@@ -1,11 +1,11 @@
-/* humanoid.c: MBPO's HumanoidTruncatedObs-v2 (envs.md section 7): gym 0.12 Humanoid-v2 dynamics,
+/* humanoid.c: MBPO's HumanoidTruncatedObs-v2 (docs/tasks.md §7): gym 0.12 Humanoid-v2 dynamics,
  * reward (impact cost included), termination and reset, with the observation truncated to
  * qpos[2:] + qvel (45). */
 #include "env.h"
 #include "termination.h"
 
 /* x of the whole-body centre of mass: sum_b m_b xipos_b,x / sum_b m_b (world mass 0), read from
- * xipos as it is (no mj_forward: envs.md 2.3). */
+ * xipos as it is (no mj_forward: docs/tasks.md §2.3). */
 static double humanoid_com_x(const mjModel* m, const mjData* d) {
   double mx = 0, ms = 0;
   for (int b = 0; b < m->nbody; b++) {

@@ -1,4 +1,4 @@
-/* inverted_pendulum.c: InvertedPendulum-v2 (envs.md section 8). */
+/* inverted_pendulum.c: InvertedPendulum-v2 (docs/tasks.md §8). */
 #include <math.h>
 
 #include "env.h"

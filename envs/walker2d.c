@@ -1,4 +1,4 @@
-/* walker2d.c: Walker2d-v2 as MBPO used it (envs.md section 4). */
+/* walker2d.c: Walker2d-v2 as MBPO used it (docs/tasks.md §4). */
 #include <math.h>
 
 #include "env.h"

@@ -796,7 +796,7 @@ int cfg_validate(const mbpo_config* c, char* err, int errlen) {
              c->min_pool, c->real_pool_size);
     return -1;
   }
-  /* model pool capacity at the longest rollouts (reference/mbpo.md section 5) */
+  /* model pool capacity at the longest rollouts (docs/algorithm.md §5) */
   double per_epoch = (double)c->rollout_batch * (double)c->epoch_length / (double)c->model_train_freq;
   double cap = (double)c->model_retain_epochs * floor((double)c->rollout_max_length * per_epoch);
   if (cap > (double)INT_MAX) {

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "plot.h"
 #include "rng.h"
 #include "run.h"
 
@@ -94,7 +95,7 @@ void summary_stats(const double* x, int n, int nboot, summary_stat* st) {
 
 /* ---- rows --------------------------------------------------------------------------------- */
 
-int summary_rows(const plot_set* s, int nboot, summary_row** rows) {
+int summary_rows(const runset* s, int nboot, summary_row** rows) {
   *rows = (summary_row*)calloc((size_t)(s->ngroups ? s->ngroups : 1), sizeof(summary_row));
   int* done = (int*)calloc((size_t)(s->ngroups ? s->ngroups : 1), sizeof(int));
   double* fin = (double*)malloc(sizeof(double) * (size_t)(s->nruns ? s->nruns : 1));
@@ -106,20 +107,20 @@ int summary_rows(const plot_set* s, int nboot, summary_row** rows) {
     if (done[first]) continue;
     const char* task = s->runs[s->groups[first].runs[0]].cfg.task;
     for (int g = first; g < s->ngroups; g++) {
-      const plot_group* G = &s->groups[g];
+      const runset_group* G = &s->groups[g];
       if (done[g] || strcmp(s->runs[G->runs[0]].cfg.task, task) != 0) continue;
       done[g] = 1;
       summary_row* r = &(*rows)[nr++];
       snprintf(r->task, sizeof r->task, "%s", task);
       snprintf(r->label, sizeof r->label, "%s", G->label);
-      char count[64]; /* plot's label ends with the run count; the table has its own column */
+      char count[64]; /* the group label ends with the run count; the table has its own column */
       snprintf(count, sizeof count, " (%d run%s)", G->nruns, G->nruns == 1 ? "" : "s");
       size_t l = strlen(r->label), c = strlen(count);
       if (l > c && strcmp(r->label + l - c, count) == 0) r->label[l - c] = '\0';
       r->n = G->nruns;
       r->steps = INFINITY;
       for (int k = 0; k < G->nruns; k++) {
-        const plot_run* R = &s->runs[G->runs[k]];
+        const runset_run* R = &s->runs[G->runs[k]];
         if (R->x[R->n - 1] < r->steps) r->steps = R->x[R->n - 1];
         fin[k] = R->y[R->n - 1];
         best[k] = R->y[0];
@@ -229,7 +230,7 @@ static int write_stream(const char* dir, const char* name, FILE* f, char** buf, 
 }
 
 /* Write the files of summary_write for a loaded set. */
-static int write_files(const plot_set* s, const summary_row* rows, int nrows, const char* outdir,
+static int write_files(const runset* s, const summary_row* rows, int nrows, const char* outdir,
                        int nboot, char* err, int errlen) {
   if (run_mkdir_p(outdir) != 0) {
     mbpo_fmt(err, errlen, "cannot create %s: %s", outdir, strerror(errno));
@@ -264,8 +265,8 @@ static int write_files(const plot_set* s, const summary_row* rows, int nrows, co
 static int summarise(int npaths, char* const* paths, const char* ycol, const char* outdir,
                      int nboot, FILE* out, char* err, int errlen) {
   if (nboot <= 0) nboot = SUMMARY_BOOT_DEFAULT;
-  plot_set s;
-  if (plot_load(&s, npaths, paths, "env_steps", ycol, err, errlen) != 0) return -1;
+  runset s;
+  if (runset_load(&s, npaths, paths, "env_steps", ycol, err, errlen) != 0) return -1;
   summary_row* rows;
   int nrows = summary_rows(&s, nboot, &rows), rc = 0;
   if (out) {
@@ -274,7 +275,7 @@ static int summarise(int npaths, char* const* paths, const char* ycol, const cha
   }
   if (outdir) rc = write_files(&s, rows, nrows, outdir, nboot, err, errlen);
   free(rows);
-  plot_free(&s);
+  runset_free(&s);
   return rc;
 }
 

@@ -1,5 +1,6 @@
 /* evaluate.h: deterministic evaluation episodes on a snapshot of the actor, in a worker thread so
- * that training does not wait (mbpo.md §11; the project default is eval.episodes = 5). */
+ * that training does not wait (docs/algorithm.md §11; the project default is eval.episodes =
+ * 5). */
 #ifndef MBPO_EVALUATE_H
 #define MBPO_EVALUATE_H
 

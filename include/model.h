@@ -1,5 +1,5 @@
-/* model.h: the probabilistic ensemble dynamics model of MBPO (mbpo.md §7) and its training
- * procedure (§8), CPU backend (the reference for the CUDA kernels).
+/* model.h: the probabilistic ensemble dynamics model of MBPO (docs/algorithm.md §7) and its
+ * training procedure (§8), CPU backend (the reference for the CUDA kernels).
  *
  * Model. E members (7), each an MLP in = obs + act -> H x layers (swish) -> 2 D (linear), D = obs + 1.
  * Output columns [0, D) are the mean of [reward, Δobs]; columns [D, 2D) are the raw log-variance z,
@@ -153,9 +153,10 @@ void model_free(dyn_model* m);
 enum model_status { MODEL_OK = 0, MODEL_NO_DATA = -1, MODEL_NONFINITE = -2 };
 
 /** Fit the model on N real transitions (obs [N][obs], act [N][act], rew [N], next_obs [N][obs];
- *  targets [r, s' - s]) by the official procedure (mbpo.md §8): holdout split, normaliser re-fit on
- *  the training split, per-member bootstrap, epochs of ceil(N_train / batch) batched Adam steps
- *  with a per-member shuffle after each, per-member early stopping and snapshots, restore, elites.
+ *  targets [r, s' - s]) by the official procedure (docs/algorithm.md §8): holdout split,
+ *  normaliser re-fit on the training split, per-member bootstrap, epochs of ceil(N_train / batch)
+ *  batched Adam steps with a per-member shuffle after each, per-member early stopping and
+ *  snapshots, restore, elites.
  *  fit_index numbers the fits of a run (the c0 of every draw; the caller counts them and a
  *  checkpoint keeps the count). With no holdout rows (int(ratio N) = 0) the early stopping and the
  *  elite choice score the training rows instead. Fills st (may be NULL). Returns MODEL_OK,
@@ -184,8 +185,8 @@ void model_rank_members(const double* mse, int E, int* order);
  *  st->n_train the rest. Returns MODEL_OK, or MODEL_NO_DATA (also in st->status) when N < 1. */
 int model_fit_begin(const model_params* p, int N, model_fit_stats* st);
 
-/** The per-member early stopping of a fit (mbpo.md §8), kept on the host by both backends: each
- *  member's best score so far and the epochs since any member last improved. */
+/** The per-member early stopping of a fit (docs/algorithm.md §8), kept on the host by both
+ *  backends: each member's best score so far and the epochs since any member last improved. */
 typedef struct model_stopper {
   double best[MODEL_MAX_ENSEMBLE];
   int since;

@@ -9,11 +9,11 @@
  * and nothing allocates after nnd_cache_alloc / nnd_adam_alloc.
  *
  * Populations. A cache, an Adam state and the updates below may cover P runs of one network at
- * once (DESIGN.md's leading run dimension): parameters [P][nparams] (each run's vector in nn.h's
- * layout, so one run moves to and from the host as one copy), activations [P][E][B][...], inputs
- * [P][B][in] (shared) or [P][E][B][in]. Every op covers all P runs in one launch; the GEMMs are
- * dx_gemm2 calls (one strided-batched call, or E of them where a shared input's strides do not
- * collapse). P = 1 is the plain case. */
+ * once (the leading run dimension, docs/cuda.md §7): parameters [P][nparams] (each run's vector
+ * in nn.h's layout, so one run moves to and from the host as one copy), activations
+ * [P][E][B][...], inputs [P][B][in] (shared) or [P][E][B][in]. Every op covers all P runs in one
+ * launch; the GEMMs are dx_gemm2 calls (one strided-batched call, or E of them where a shared
+ * input's strides do not collapse). P = 1 is the plain case. */
 #ifndef MBPO_NN_DEV_H
 #define MBPO_NN_DEV_H
 

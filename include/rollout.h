@@ -1,4 +1,4 @@
-/* rollout.h: branched model rollouts (mbpo.md §6), CPU backend.
+/* rollout.h: branched model rollouts (docs/algorithm.md §6), CPU backend.
  *
  * From B start states drawn uniformly from the real pool, k steps of: stochastic policy actions, one
  * elite member drawn per row, a Gaussian sample of [reward, Δobs] from that member, the task's

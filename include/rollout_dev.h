@@ -20,11 +20,11 @@
  * first batch size and the indices past the live count do nothing (the GEMMs run over all rows).
  * The host waits once, at the end, for the statistics and the model pool's state.
  *
- * Populations: one rollout covers the runs of a population at once (rolloutd_run_runs, DESIGN.md's
- * leading run dimension): every op and GEMM spans the runs, and runs with different rollout
- * lengths share it (the runs are ordered by length, and step i covers only those whose length
- * exceeds i). A run's rows are drawn by their index within the run, so its results are the same as
- * its rollout alone. */
+ * Populations: one rollout covers the runs of a population at once (rolloutd_run_runs, the
+ * leading run dimension of docs/cuda.md §7): every op and GEMM spans the runs, and runs with
+ * different rollout lengths share it (the runs are ordered by length, and step i covers only those
+ * whose length exceeds i). A run's rows are drawn by their index within the run, so its results
+ * are the same as its rollout alone. */
 #ifndef MBPO_ROLLOUT_DEV_H
 #define MBPO_ROLLOUT_DEV_H
 

@@ -1,5 +1,5 @@
 /* sac.h: Soft Actor-Critic on the CPU backend, as the official MBPO code (softlearning) runs it
- * (reference/mbpo.md §10). The reference for kernels/sac.cu.
+ * (docs/algorithm.md §10). The reference for kernels/sac.cu.
  *
  * Networks (Glorot-uniform weights, zero biases, drawn from (seed, RNG_INIT) with net ids
  * SAC_NET_POLICY and SAC_NET_CRITIC):

@@ -14,12 +14,12 @@
  * device memory, so the training loop captures G updates (with batch sampling and nnd_ctr_add of
  * the update counter) plus the next action into one graph per env step and replays it.
  *
- * Populations. One device agent may hold P agents (the runs of a population, DESIGN.md's leading
- * run dimension): every buffer gets a leading [P] (parameters [P][nparams], rows [P][B][...]),
- * each run keeps its own noise key, hyperparameters (lr, gamma, tau, target entropy, reward
- * scale), Adam step counts and counters, and every op and GEMM of an update covers all P runs in
- * one launch. A run q of a population computes exactly what the same agent alone computes (on a
- * DX_HOST context bit for bit: tests/test_sac_dev.c). P = 1 is the plain agent. */
+ * Populations. One device agent may hold P agents (the runs of a population, docs/cuda.md §7):
+ * every buffer gets a leading [P] (parameters [P][nparams], rows [P][B][...]), each run keeps its
+ * own noise key, hyperparameters (lr, gamma, tau, target entropy, reward scale), Adam step counts
+ * and counters, and every op and GEMM of an update covers all P runs in one launch. A run q of a
+ * population computes exactly what the same agent alone computes (on a DX_HOST context bit for
+ * bit: tests/test_sac_dev.c). P = 1 is the plain agent. */
 #ifndef MBPO_SAC_DEV_H
 #define MBPO_SAC_DEV_H
 

@@ -1,9 +1,10 @@
 /* summary.h: `mbpo summary`: the final and best evaluation returns of run folders, per task and
  * setting, as mean ± std and IQM with a bootstrap confidence interval; Markdown, CSV and the plot.
  *
- * Runs and settings are plot_load's (plot.h), with x = env_steps and y = eval_return_mean (or the
- * column --y names): a setting (group) is the runs whose config.ini settings are equal except seed,
- * tag, run_dir, device and threads; its label is plot's legend without the "(N runs)" count.
+ * Runs and settings are runset_load's (runset.h), with x = env_steps and y = eval_return_mean (or
+ * the column --y names): a setting (group) is the runs whose config.ini settings are equal except
+ * seed, tag, run_dir, device and threads; its label is the group's label without the "(N runs)"
+ * count.
  *
  * Per setting, over its n runs (each run's points are the progress.csv rows with a y value):
  *  - steps: the smallest last env_steps over the runs (every run reached it);
@@ -21,7 +22,7 @@
 #include <stdio.h>
 
 #include "config.h"
-#include "plot.h"
+#include "runset.h"
 #include "rng.h"
 
 /** Bootstrap resamples when none are asked for (rliable uses 2000 as well). */
@@ -45,7 +46,7 @@ typedef struct summary_stat {
 /** One setting (a row of the tables). */
 typedef struct summary_row {
   char task[CFG_STR_MAX];
-  char label[512]; /* plot's group label without " (N runs)" */
+  char label[512]; /* the group's label without " (N runs)" */
   int n;           /* runs */
   double steps;    /* min over runs of the last env_steps */
   summary_stat final, best;
@@ -63,7 +64,7 @@ void summary_stats(const double* x, int n, int nboot, summary_stat* st);
 
 /** One row per group of s (groups in s's order; a task's rows together, tasks in the order of
  *  their first group). *rows is malloc'ed. Returns the number of rows. */
-int summary_rows(const plot_set* s, int nboot, summary_row** rows);
+int summary_rows(const runset* s, int nboot, summary_row** rows);
 
 /** Print the Markdown tables: a heading per task, one table row per setting, then what the
  *  columns mean (ycol: the column summarised; nboot: the resamples). */

@@ -1,8 +1,9 @@
 /* termination.h: the termination rules that model rollouts apply to predicted next observations
  * (mbpo/static/ in the official code), one inline function per task, usable from C and CUDA.
  * Each takes the predicted next observation s (obs_dim floats) and returns 1 when done.
- * Observation indices follow envs.md: Hopper/Walker2d s[0] torso height, s[1] torso pitch;
- * Ant/Humanoid (truncated obs) s[0] torso z; InvertedPendulum s[1] pole angle. */
+ * Observation indices follow docs/tasks.md §3-§8: Hopper/Walker2d s[0] torso height, s[1] torso
+ * pitch; Ant/Humanoid (truncated obs) s[0] torso z; InvertedPendulum s[1] pole angle. The rules
+ * are tabulated in docs/algorithm.md §9. */
 #ifndef MBPO_TERMINATION_H
 #define MBPO_TERMINATION_H
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torch_rollout.py: the branched model rollout of bench/bench_rollout.c (mbpo.md §6) in PyTorch on
+"""torch_rollout.py: the branched model rollout of bench/bench_rollout.c (docs/algorithm.md §6) in PyTorch on
 the CPU, done the way the official code does it, for a side-by-side ratio.
 
     torch_rollout.py [--threads N] [--rows B] [--reps R] [--term hopper|halfcheetah] [--real N]

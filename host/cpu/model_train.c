@@ -1,11 +1,11 @@
-/* model_train.c: the model-training procedure of the official code (mbpo.md §8) on the CPU:
+/* model_train.c: the model-training procedure of the official code (docs/algorithm.md §8) on the CPU:
  * holdout split, normaliser, bootstrap, epochs with per-member shuffles, per-member early stopping
  * with snapshots, restore, elites. The random draws are listed in model.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "model.h"
 
@@ -13,12 +13,6 @@
 void model_fit_normalizer_rows_(dyn_model* m, int n, const float* X);
 typedef const float* (*fill_fn)(dyn_model* m, int r0, int n, const void* ctx);
 void model_mse_rows_(dyn_model* m, int N, fill_fn fill, const void* ctx, double* mse);
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* ---- permutations ------------------------------------------------------------------------- */
 
