@@ -216,6 +216,17 @@ const int* model_elites(const dyn_model* m, int* n);
  *  model_train does this with its training split. */
 void model_fit_normalizer(dyn_model* m, int N, const float* obs, const float* act);
 
+/** The same from n rows of already concatenated inputs X [n][in] (model_train's training split). */
+void model_fit_normalizer_rows(dyn_model* m, int n, const float* X);
+
+/** Fills rows r0..r0+n-1 of a scoring set, normalised, into m->px and returns their targets
+ *  [n][D] (model_mse_rows). */
+typedef const float* (*model_fill_fn)(dyn_model* m, int r0, int n, const void* ctx);
+
+/** Each member's plain MSE over N rows, chunk by chunk through fill, into mse[E]. The sums do not
+ *  depend on the thread count. */
+void model_mse_rows(dyn_model* m, int N, model_fill_fn fill, const void* ctx, double* mse);
+
 /** Normalise N input rows: xn[i] = ([obs_i, act_i] - mean) / std, xn [N][in]. */
 void model_normalize(const dyn_model* m, int N, const float* obs, const float* act, float* xn);
 

@@ -275,9 +275,7 @@ static void fit_column(const float* col, int stride, int n, float* mean, float* 
   *std = sd < 1e-12 ? 1.0f : (float)sd;
 }
 
-/* Internal (model_train.c): the normaliser from n rows of X [n][in]. */
-void model_fit_normalizer_rows_(dyn_model* m, int n, const float* X);
-void model_fit_normalizer_rows_(dyn_model* m, int n, const float* X) {
+void model_fit_normalizer_rows(dyn_model* m, int n, const float* X) {
 #pragma omp parallel for if ((long)n * m->in_dim > MODEL_OMP_MIN) schedule(static)
   for (int j = 0; j < m->in_dim; j++)
     fit_column(X + j, m->in_dim, n, &m->norm_mean[j], &m->norm_std[j]);
@@ -332,13 +330,8 @@ void model_predict(dyn_model* m, const float* obs, const float* act, int B, floa
   }
 }
 
-/* Internal (model_train.c): per-member plain MSE of N rows, chunk by chunk: fill(m, r0, n, ctx)
- * writes rows r0..r0+n-1 normalised into m->px and returns their targets ([n][D]). Per-row sums
- * are added in row order, so the result does not depend on the thread count. */
-typedef const float* (*fill_fn)(dyn_model* m, int r0, int n, const void* ctx);
-
-void model_mse_rows_(dyn_model* m, int N, fill_fn fill, const void* ctx, double* mse);
-void model_mse_rows_(dyn_model* m, int N, fill_fn fill, const void* ctx, double* mse) {
+/* Per-row sums are added in row order, so the result does not depend on the thread count. */
+void model_mse_rows(dyn_model* m, int N, model_fill_fn fill, const void* ctx, double* mse) {
   const int E = m->p.ensemble, D = m->D, D2 = 2 * D;
   double acc[MODEL_MAX_ENSEMBLE] = {0};
   for (int r0 = 0; r0 < N; r0 += m->chunk) {
@@ -383,7 +376,7 @@ static const float* fill_raw(dyn_model* m, int r0, int n, const void* ctx) {
 void model_holdout_mse(dyn_model* m, int N, const float* obs, const float* act, const float* rew,
                        const float* next_obs, double* mse) {
   raw_rows r = {obs, act, rew, next_obs, m->pt};
-  model_mse_rows_(m, N, fill_raw, &r, mse);
+  model_mse_rows(m, N, fill_raw, &r, mse);
 }
 
 /* ---- tensors ------------------------------------------------------------------------------ */

@@ -9,11 +9,6 @@
 #include "log.h"
 #include "model.h"
 
-/* Defined in model.c. */
-void model_fit_normalizer_rows_(dyn_model* m, int n, const float* X);
-typedef const float* (*fill_fn)(dyn_model* m, int r0, int n, const void* ctx);
-void model_mse_rows_(dyn_model* m, int N, fill_fn fill, const void* ctx, double* mse);
-
 /* ---- permutations ------------------------------------------------------------------------- */
 
 void model_permutation(rng_key key, uint32_t c0, uint32_t c1, int n, const int* in, int* out,
@@ -197,7 +192,7 @@ int model_train(dyn_model* m, int N, const float* obs, const float* act, const f
   const float* Ytr = m->Y + (size_t)n_ho * D;
 
   /* 2. the normaliser, from the training split */
-  model_fit_normalizer_rows_(m, n_tr, Xtr);
+  model_fit_normalizer_rows(m, n_tr, Xtr);
 
   /* 3. bootstrap: member e's index array, N_train draws with replacement */
 #pragma omp parallel for collapse(2) if ((long)E * n_tr > 65536) schedule(static)
@@ -248,7 +243,7 @@ int model_train(dyn_model* m, int N, const float* obs, const float* act, const f
     }
 
     /* early stopping: a member improving by more than `improvement` (relative) is snapshotted */
-    model_mse_rows_(m, n_score, fill_rows, &score, mse);
+    model_mse_rows(m, n_score, fill_rows, &score, mse);
     const int done = model_stopper_epoch(&stop, p, epoch, mse, &S, snap);
     for (int e = 0; e < E; e++)
       if (snap[e]) copy_member(&m->net, m->snap, m->params, e);
@@ -261,7 +256,7 @@ int model_train(dyn_model* m, int N, const float* obs, const float* act, const f
     if (S.best_epoch[e] >= 0) copy_member(&m->net, m->params, m->snap, e);
 
   /* 6. holdout MSE and elites */
-  model_mse_rows_(m, n_score, fill_rows, &score, S.holdout_mse);
+  model_mse_rows(m, n_score, fill_rows, &score, S.holdout_mse);
   model_choose_elites(p, &S, m->elites);
   S.seconds = now_s() - t0;
   if (st) *st = S;

@@ -190,7 +190,7 @@ static void snap_members(modeld_fitter* f, int n, int to_snap) {
 
 /* Enqueue the per-member plain MSE of each of the n runs' scored rows (X[q][0..n_score)) into
  * stat[q][1..E]: chunks of schunk rows normalised and run through every member of every run,
- * per-row sums in double, added in row order (model_mse_rows_). nmax: the largest n_score (the
+ * per-row sums in double, added in row order (model_mse_rows). nmax: the largest n_score (the
  * chunks past it are skipped; a chunk is always schunk rows). */
 static void score(modeld_fitter* f, int n, int nmax) {
   dx_ctx* c = f->c;
