@@ -31,21 +31,32 @@ void threads_set(int n) {
   openblas_set_num_threads(n);
 }
 
-void threads_describe(char* buf, int n) {
-  char cpu[160] = "unknown CPU";
+/* The value of the first "key : value" line of /proc/cpuinfo whose key is key, or "?". */
+static void cpuinfo(const char* key, char* out, int n) {
+  snprintf(out, (size_t)n, "?");
   FILE* f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
   char line[512];
-  while (f && fgets(line, sizeof line, f)) {
-    if (strncmp(line, "model name", 10) != 0) continue;
+  const size_t k = strlen(key);
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, key, k) != 0 || (line[k] != ' ' && line[k] != '\t' && line[k] != ':')) continue;
     const char* v = strchr(line, ':');
     if (!v) continue;
     v += 1 + (v[1] == ' ');
-    snprintf(cpu, sizeof cpu, "%.*s", (int)strcspn(v, "\n"), v);
+    snprintf(out, (size_t)n, "%.*s", (int)strcspn(v, "\n"), v);
     break;
   }
-  if (f) fclose(f);
+  fclose(f);
+}
+
+void threads_describe(char* buf, int n) {
+  char name[160], family[16], model[16];
+  cpuinfo("model name", name, sizeof name);
+  cpuinfo("cpu family", family, sizeof family);
+  cpuinfo("model", model, sizeof model);
   if (openblas_get_corename && openblas_get_config)
-    snprintf(buf, (size_t)n, "%s, kernels %s; CPU %s", openblas_get_config(), openblas_get_corename(), cpu);
+    snprintf(buf, (size_t)n, "%s, kernels %s; CPU %s (family %s, model %s)", openblas_get_config(),
+             openblas_get_corename(), name, family, model);
   else
-    snprintf(buf, (size_t)n, "a BLAS other than OpenBLAS; CPU %s", cpu);
+    snprintf(buf, (size_t)n, "a BLAS other than OpenBLAS; CPU %s (family %s, model %s)", name, family, model);
 }
