@@ -82,7 +82,7 @@ static inline int csv_in_list(const char* const* list, const char* s) {
  * number of rows (or, with nrows >= 0, their first nrows rows, which both must have); every
  * column but the timing ones (csv_timing_cols) equal as text; with tol > 0 the columns not named in
  * `exact` may instead differ by |a - b| <= tol * max(1, |b|). The first differences are printed to
- * stderr after label. Returns the number of differing cells, -1 when a file is missing or the
+ * stderr after label (NULL: nothing printed, for files expected to differ). Returns the number of differing cells, -1 when a file is missing or the
  * headers or row counts differ. *maxrel (NULL: not wanted) gets the largest relative difference
  * |a - b| / max(1, |b|) over the compared numeric cells, 0 when they are equal. */
 static int csv_compare(const char* label, const char* pa, const char* pb, int nrows, double tol,
@@ -91,24 +91,25 @@ static int csv_compare(const char* label, const char* pa, const char* pb, int nr
   int ra = csv_read(pa, &x), rb = csv_read(pb, &y);
   if (maxrel) *maxrel = 0;
   if (ra || rb) {
-    fprintf(stderr, "  %s: cannot read %s\n", label, ra ? pa : pb);
+    fprintf(stderr, "  %s: cannot read %s\n", label ? label : "csv_compare", ra ? pa : pb);
     if (!ra) csv_free(&x);
     if (!rb) csv_free(&y);
     return -1;
   }
   int bad = x.ncol != y.ncol || x.ncol == 0;
   for (int c = 0; !bad && c < x.ncol; c++) bad = strcmp(x.head[c], y.head[c]) != 0;
-  if (bad) fprintf(stderr, "  %s: the headers differ\n", label);
+  if (bad && label) fprintf(stderr, "  %s: the headers differ\n", label);
   int n = nrows >= 0 ? nrows : x.nrow;
   if (!bad && (nrows < 0 ? x.nrow != y.nrow : (x.nrow < nrows || y.nrow < nrows))) {
-    fprintf(stderr, "  %s: %d rows in %s, %d in %s (want %s)\n", label, x.nrow, pa, y.nrow, pb,
+    if (label)
+      fprintf(stderr, "  %s: %d rows in %s, %d in %s (want %s)\n", label, x.nrow, pa, y.nrow, pb,
             nrows < 0 ? "the same" : "at least the compared ones");
     bad = 1;
   }
   int d = 0;
   for (int r = 0; !bad && r < n; r++) {
     if (x.rcol[r] != x.ncol || y.rcol[r] != y.ncol) {
-      fprintf(stderr, "  %s: row %d has %d and %d cells, the header %d\n", label, r, x.rcol[r], y.rcol[r], x.ncol);
+      if (label) fprintf(stderr, "  %s: row %d has %d and %d cells, the header %d\n", label, r, x.rcol[r], y.rcol[r], x.ncol);
       bad = 1;
       break;
     }
@@ -122,7 +123,8 @@ static int csv_compare(const char* label, const char* pa, const char* pb, int nr
       if (numeric && rel != rel) rel = (va != va && vb != vb) ? 0 : INFINITY; /* NaN */
       if (maxrel && numeric && rel > *maxrel) *maxrel = rel;
       int same = strcmp(a, b) == 0 || (tol > 0 && numeric && !csv_in_list(exact, x.head[c]) && rel <= tol);
-      if (!same && d++ < 8) fprintf(stderr, "  %s: row %d %s: %s vs %s\n", label, r, x.head[c], a, b);
+      if (!same && label && d < 8) fprintf(stderr, "  %s: row %d %s: %s vs %s\n", label, r, x.head[c], a, b);
+      d += !same;
     }
   }
   csv_free(&x);
