@@ -82,9 +82,10 @@ static inline int csv_in_list(const char* const* list, const char* s) {
  * number of rows (or, with nrows >= 0, their first nrows rows, which both must have); every
  * column but the timing ones (csv_timing_cols) equal as text; with tol > 0 the columns not named in
  * `exact` may instead differ by |a - b| <= tol * max(1, |b|). The first differences are printed to
- * stderr after label (NULL: nothing printed, for files expected to differ). Returns the number of differing cells, -1 when a file is missing or the
- * headers or row counts differ. *maxrel (NULL: not wanted) gets the largest relative difference
- * |a - b| / max(1, |b|) over the compared numeric cells, 0 when they are equal. */
+ * stderr after label (NULL: nothing printed, for files expected to differ). Returns the number of
+ * differing cells, -1 when a file is missing or the headers or row counts differ. *maxrel (NULL:
+ * not wanted) gets the largest relative difference |a - b| / max(1, |b|) over the compared numeric
+ * cells, 0 when they are equal. */
 static int csv_compare(const char* label, const char* pa, const char* pb, int nrows, double tol,
                        const char* const* exact, double* maxrel) {
   csv x, y;
