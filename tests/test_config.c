@@ -608,7 +608,7 @@ static void test_cli_bad_input(void) {
     snprintf(args, sizeof args, cases[i].args, path);
     /* device=cpu: were a refusal to break, the run would not take a GPU (issue 15) */
     snprintf(cmd, sizeof cmd, "%s run_dir='%s/runs'%s", args, dir, strstr(args, "device=") ? "" : " device=cpu");
-    int with_run_dir = strncmp(args, "train hopper", 12) == 0 && !strstr(args, "--model-dir");
+    int with_run_dir = strncmp(args, "train ", 6) == 0 && !strstr(args, "--model-dir");
     int rc = run_cli(dir, with_run_dir ? cmd : args, "err", out, sizeof out);
     CHECK(rc > 0, "`mbpo %s`: exit %d", args, rc);
     for (int j = 0; j < 3 && cases[i].want[j]; j++)
