@@ -13,6 +13,7 @@ file (its contents are listed in tests/tool_tboard_write.c and rebuilt in expect
 Prints "N passed, N failed, N skipped" (one per behaviour, tests/testlib.py); exits non-zero on
 failure.
 """
+import importlib
 import json
 import math
 import os
@@ -212,7 +213,7 @@ def tensorboard_python(build):
     """A Python that imports tensorboard (this one, else the throwaway venv, made when missing), or
     (None, why)."""
     try:
-        import tensorboard  # noqa: F401, PLC0415
+        importlib.import_module("tensorboard.backend.event_processing.event_accumulator")
         return sys.executable, None
     except ImportError as e:
         why_here = f"{e.__class__.__name__}: {e}"
