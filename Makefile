@@ -153,7 +153,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libmbpo.a
 DEB_RUNTIME := libmujoco-dev libopenblas-dev libinih-dev zlib1g-dev
 DEB_FASTER  := libopenblas0-openmp
 DEB_MPI     := libopenmpi-dev openmpi-bin
-DEB_TEST    := python3-torch python3-numpy $(DEB_MPI)
+DEB_TEST    := python3-torch python3-numpy python3-venv ffmpeg libegl-mesa0 libosmesa6 $(DEB_MPI)
 deps:
 	@sh tests/deps.sh $(DEB_RUNTIME) $(if $(filter 1,$(MPI)),$(DEB_MPI))
 	@sh tests/deps.sh --optional $(DEB_FASTER)

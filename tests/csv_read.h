@@ -1,5 +1,6 @@
 /* csv_read.h: a small CSV reader for the tests that compare run folders (progress.csv,
- * model_train.csv): a header line and up to MAXROW rows of comma-separated cells. */
+ * model_train.csv): a header line and up to MAXROW rows of comma-separated cells, and
+ * csv_compare, which compares two such files column by column by header name. */
 #ifndef MBPO_CSV_READ_H
 #define MBPO_CSV_READ_H
 
@@ -64,6 +65,72 @@ static inline double num(const csv* t, int r, const char* name) {
   int c = col(t, name);
   if (c < 0 || r >= t->nrow || c >= t->rcol[r]) return NAN;
   return atof(t->cell[r][c]);
+}
+
+/* The timing columns of progress.csv and model_train.csv: wall-clock measurements, different in any
+ * two runs. Every other column is compared, a column added later included. */
+static const char* const csv_timing_cols[] = {"wall_time_s", "epoch_time_s", "model_time_s", "updates_per_s",
+                                              "env_steps_per_s", "seconds", NULL};
+
+static inline int csv_in_list(const char* const* list, const char* s) {
+  for (int i = 0; list && list[i]; i++)
+    if (strcmp(list[i], s) == 0) return 1;
+  return 0;
+}
+
+/* Compare the CSV files pa and pb by header name: the same columns in the same order and the same
+ * number of rows (or, with nrows >= 0, their first nrows rows, which both must have); every
+ * column but the timing ones (csv_timing_cols) equal as text; with tol > 0 the columns not named in
+ * `exact` may instead differ by |a - b| <= tol * max(1, |b|). The first differences are printed to
+ * stderr after label (NULL: nothing printed, for files expected to differ). Returns the number of
+ * differing cells, -1 when a file is missing or the headers or row counts differ. *maxrel (NULL:
+ * not wanted) gets the largest relative difference |a - b| / max(1, |b|) over the compared numeric
+ * cells, 0 when they are equal. */
+static int csv_compare(const char* label, const char* pa, const char* pb, int nrows, double tol,
+                       const char* const* exact, double* maxrel) {
+  csv x, y;
+  int ra = csv_read(pa, &x), rb = csv_read(pb, &y);
+  if (maxrel) *maxrel = 0;
+  if (ra || rb) {
+    fprintf(stderr, "  %s: cannot read %s\n", label ? label : "csv_compare", ra ? pa : pb);
+    if (!ra) csv_free(&x);
+    if (!rb) csv_free(&y);
+    return -1;
+  }
+  int bad = x.ncol != y.ncol || x.ncol == 0;
+  for (int c = 0; !bad && c < x.ncol; c++) bad = strcmp(x.head[c], y.head[c]) != 0;
+  if (bad && label) fprintf(stderr, "  %s: the headers differ\n", label);
+  int n = nrows >= 0 ? nrows : x.nrow;
+  if (!bad && (nrows < 0 ? x.nrow != y.nrow : (x.nrow < nrows || y.nrow < nrows))) {
+    if (label)
+      fprintf(stderr, "  %s: %d rows in %s, %d in %s (want %s)\n", label, x.nrow, pa, y.nrow, pb,
+            nrows < 0 ? "the same" : "at least the compared ones");
+    bad = 1;
+  }
+  int d = 0;
+  for (int r = 0; !bad && r < n; r++) {
+    if (x.rcol[r] != x.ncol || y.rcol[r] != y.ncol) {
+      if (label) fprintf(stderr, "  %s: row %d has %d and %d cells, the header %d\n", label, r, x.rcol[r], y.rcol[r], x.ncol);
+      bad = 1;
+      break;
+    }
+    for (int c = 0; c < x.ncol; c++) {
+      if (csv_in_list(csv_timing_cols, x.head[c])) continue;
+      const char *a = x.cell[r][c], *b = y.cell[r][c];
+      char *ea, *eb;
+      double va = strtod(a, &ea), vb = strtod(b, &eb);
+      int numeric = ea != a && !*ea && eb != b && !*eb;
+      double rel = numeric ? fabs(va - vb) / (fabs(vb) > 1 ? fabs(vb) : 1) : 0;
+      if (numeric && rel != rel) rel = (va != va && vb != vb) ? 0 : INFINITY; /* NaN */
+      if (maxrel && numeric && rel > *maxrel) *maxrel = rel;
+      int same = strcmp(a, b) == 0 || (tol > 0 && numeric && !csv_in_list(exact, x.head[c]) && rel <= tol);
+      if (!same && label && d < 8) fprintf(stderr, "  %s: row %d %s: %s vs %s\n", label, r, x.head[c], a, b);
+      d += !same;
+    }
+  }
+  csv_free(&x);
+  csv_free(&y);
+  return bad ? -1 : d;
 }
 
 #endif

@@ -32,9 +32,14 @@ count() { # $1 = name; reads the program's output from $log, $2 = its exit statu
   [ "$5" -eq 0 ] && [ "$2" -ne 0 ] && { F=$((F + 1)); broken="$broken $1(exit $2)"; }
   printf '  %-32s %s\n' "$1" "$line"
 }
-for t in "$root/$build"/tests/test_*; do
+# test_ops (every device op against a host reference) first: on a GPU its failure names the op and
+# shape that the later, larger tests would only show as a wrong number.
+ran=""
+for t in "$root/$build/tests/test_ops" "$root/$build"/tests/test_*; do
   [ -x "$t" ] || continue
   name=$(basename "$t")
+  case " $ran " in *" $name "*) continue ;; esac
+  ran="$ran $name"
   ( cd "$root" && "$t" ) >"$log" 2>&1; rc=$?
   grep -vE '^[0-9]+ passed, ' "$log" | sed 's/^/    /'
   count "$name" $rc
@@ -42,11 +47,17 @@ for t in "$root/$build"/tests/test_*; do
 done
 # The device-path tests again with the host emulation run as a stream (MBPO_DX_DEFER=1, host/dev/dx.c):
 # ops wait for a sync, so a read of a pinned download before dx_sync, or a pinned upload's source
-# changed too early, fails here as it would on a GPU.
-for name in test_pool_dev test_sac_dev test_rollout_dev test_model_dev test_loop_dev test_population; do
+# changed too early, fails here as it would on a GPU. Only what the mode can change runs again:
+# NAME:CASE,CASE runs only those cases of NAME (TEST_ONLY, tests/test.h); the CPU backend's cases of
+# test_population do not touch a dx context.
+for spec in test_ops test_pool_dev test_sac_dev test_rollout_dev test_model_dev test_loop_dev \
+            test_population:test_population_device_emulation; do
+  name=${spec%%:*}
+  only=""
+  [ "$name" != "$spec" ] && only=${spec#*:}
   t="$root/$build/tests/$name"
   [ -x "$t" ] || continue
-  ( cd "$root" && MBPO_DX_DEFER=1 "$t" ) >"$log" 2>&1; rc=$?
+  ( cd "$root" && MBPO_DX_DEFER=1 TEST_ONLY="$only" "$t" ) >"$log" 2>&1; rc=$?
   grep -vE '^[0-9]+ passed, ' "$log" | sed 's/^/    /'
   count "$name(deferred)" $rc
   sanitizer_reports "$name(deferred)" || { F=$((F + 1)); broken="$broken $name(deferred,sanitizer)"; }

@@ -57,14 +57,15 @@ static long file_size(const char* path) {
   return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
 }
 
-/* The default configuration with task, tag and seed, run_dir g_tmp; exit 2 when task or tag is
- * refused. */
+/* The default configuration with task, tag and seed, run_dir g_tmp, device=cpu (the run folders
+ * these tests fake say which device they would have trained on, as every test's runs do); exit 2
+ * when task or tag is refused. */
 static mbpo_config base_cfg(const char* task, const char* tag, long seed) {
   mbpo_config c;
   char err[512];
   cfg_defaults(&c);
-  if (cfg_set(&c, "task", task, err, sizeof err) != 0 ||
-      cfg_set(&c, "tag", tag, err, sizeof err) != 0) {
+  if (cfg_set(&c, "task", task, err, sizeof err) != 0 || cfg_set(&c, "tag", tag, err, sizeof err) != 0 ||
+      cfg_set(&c, "device", "cpu", err, sizeof err) != 0) {
     fprintf(stderr, "%s\n", err);
     exit(2);
   }

@@ -3,14 +3,19 @@
  *   static void test_something(void) { CHECK(x == 1, "x is %d", x); }
  *   int main(void) { RUN(test_something); return test_done(); }
  *
- * A test case passes when none of its CHECKs fail; SKIP("reason") ends it as skipped.
- * test_done() prints "N passed, N failed, N skipped" (tests/run.sh adds these up). */
+ * A test case passes when none of its CHECKs fail; SKIP("reason") ends it as skipped. One case is
+ * one behaviour: it counts once, however many CHECKs it makes.
+ * test_done() prints "N passed, N failed, N skipped" (tests/run.sh adds these up).
+ *
+ * TEST_ONLY=name[,name...] runs only the cases of those names (the others are not run and not
+ * counted): tests/run.sh reruns, under a device mode, only the cases that the mode changes. */
 #ifndef MBPO_TEST_H
 #define MBPO_TEST_H
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int tst_pass, tst_fail, tst_skip;
 static int tst_case_failed, tst_case_skipped;
@@ -48,9 +53,23 @@ static const char* tst_case_name = "";
     return;                                                 \
   } while (0)
 
-/** Run one test case. */
+/* 1 when the case name is selected by TEST_ONLY (unset or empty: every case). */
+static inline int tst_selected(const char* name) {
+  const char* p = getenv("TEST_ONLY");
+  if (!p || !*p) return 1;
+  size_t n = strlen(name);
+  for (;;) {
+    size_t l = strcspn(p, ",");
+    if (l == n && strncmp(p, name, n) == 0) return 1;
+    if (!p[l]) return 0;
+    p += l + 1;
+  }
+}
+
+/** Run one test case (unless TEST_ONLY leaves it out). */
 #define RUN(fn)                                                  \
   do {                                                           \
+    if (!tst_selected(#fn)) break;                               \
     tst_case_name = #fn;                                         \
     tst_case_failed = tst_case_skipped = 0;                      \
     fn();                                                        \

@@ -8,7 +8,10 @@
  * equal that epoch's row character for character (checked for the final and an earlier epoch).
  * Bad input: not a run folder, a run folder without a checkpoint, truncated and garbage
  * checkpoints, a checkpoint of another task and of another actor shape, --video without ffmpeg:
- * non-zero exit with a message. --video with ffmpeg and EGL or OSMesa: test_eval_video. */
+ * non-zero exit with a message. episodes= and seed= change the episodes as they should
+ * (test_eval_episodes_seed). --video with ffmpeg and EGL or OSMesa: test_eval_video.
+ * The training run says device=cpu; `mbpo eval` has no device setting (it evaluates on the CPU). */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +25,7 @@
   "inverted_pendulum steps=300 epoch_length=100 init_steps=100 min_pool=250 model.train_freq=50 " \
   "rollout.batch=500 model.hidden=32 sac.hidden=32 sac.updates=2 model.max_epochs=5 "             \
   "eval.episodes=2 max_path_length=100 checkpoint.every=1 rollout.min_epoch=0 "                   \
-  "rollout.max_epoch=2 rollout.max_length=3"
+  "rollout.max_epoch=2 rollout.max_length=3 device=cpu"
 
 static char g_dir[] = "/tmp/mbpo-eval-XXXXXX";
 static char g_run[600];
@@ -106,10 +109,50 @@ static void test_eval_reproduces_progress(void) {
   CHECK(progress_eval(1, want, sizeof want) == 0, "no epoch-1 row in progress.csv");
   CHECK(eval_line(got, sizeof got) == 0, "no key=value line: %s", g_out);
   CHECK(strcmp(want, got) == 0, "epoch 1: progress.csv %s, mbpo eval %s", want, got);
-  /* other settings run and report their episode count */
-  rc = run_cmd("%s eval %s episodes=3 seed=9", bin, g_run);
-  CHECK(rc == 0 && strstr(g_out, "seed 9") && strstr(g_out, "3 deterministic episodes"),
-        "episodes=3 seed=9: exit %d: %s", rc, g_out);
+}
+
+/* `mbpo eval`'s six numbers (mean, std, min, max, first, mean length) for args; 0 or -1. */
+static int eval_numbers(const char* bin, const char* args, double v[6]) {
+  int rc = run_cmd("%s eval %s %s", bin, g_run, args);
+  const char* s = strstr(g_out, "eval_return_mean=");
+  if (rc != 0 || !s) return -1;
+  return sscanf(s,
+                "eval_return_mean=%lf eval_return_std=%lf eval_return_min=%lf eval_return_max=%lf "
+                "eval_return_first=%lf eval_length_mean=%lf",
+                &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 6 ? 0 : -1;
+}
+
+/* episodes= and seed=: episode i's reset noise is a function of (seed, epoch index, i) only
+ * (host/evaluate.c), so 3 episodes begin with the 2 episodes of episodes=2: the first return is the
+ * same, and InvertedPendulum's returns (1 per step, the length) r0 = first, r1 = 2 m2 - r0,
+ * r2 = 3 m3 - 2 m2 must give episodes=3's min, max, std and mean length. Another seed draws other
+ * reset states: for seed 0 and 9 at the final epoch the three returns differ (measured: 11, 13, 12
+ * and 12, 12, 11 with this run), which the printed settings alone would not show. */
+static void test_eval_episodes_seed(void) {
+  const char* bin = getenv("MBPO_BIN");
+  if (!bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  if (!g_run[0]) SKIP("no run from the previous case");
+  double s2[6], s3[6], z3[6];
+  int ok = eval_numbers(bin, "episodes=2 seed=9", s2) == 0 && eval_numbers(bin, "episodes=3 seed=9", s3) == 0 &&
+           eval_numbers(bin, "episodes=3", z3) == 0;
+  CHECK(ok, "mbpo eval episodes=2|3 seed=9: %s", g_out);
+  if (!ok) return;
+  CHECK(strstr(g_out, "seed 0") && strstr(g_out, "3 deterministic episodes"), "settings line: %s", g_out);
+  double r[3] = {s2[4], 2 * s2[0] - s2[4], 3 * s3[0] - 2 * s2[0]};
+  double lo = r[0], hi = r[0], m = (r[0] + r[1] + r[2]) / 3, var = 0;
+  for (int i = 0; i < 3; i++) {
+    lo = r[i] < lo ? r[i] : lo;
+    hi = r[i] > hi ? r[i] : hi;
+    var += (r[i] - m) * (r[i] - m) / 3;
+  }
+  CHECK(s3[4] == s2[4], "episodes=3 starts with another episode than episodes=2: first %g vs %g", s3[4], s2[4]);
+  CHECK(s3[2] == lo && s3[3] == hi && fabs(s3[1] - sqrt(var)) < 1e-9 && s3[5] == s3[0],
+        "episodes=3 seed=9: min %g max %g std %g length %g; from episodes=2: returns %g %g %g", s3[2], s3[3], s3[1],
+        s3[5], r[0], r[1], r[2]);
+  /* seed 0's three episodes, from its mean, first, min and max (three integers) */
+  double z0 = z3[4], zsum = 3 * z3[0];
+  int same = z0 == r[0] && z3[2] == lo && z3[3] == hi && fabs(zsum - (r[0] + r[1] + r[2])) < 1e-9;
+  CHECK(!same, "seed 9 and seed 0 give the same episodes (first %g, min %g, max %g, mean %g)", z0, lo, hi, m);
 }
 
 static void test_eval_bad_input(void) {
@@ -209,6 +252,7 @@ static void test_eval_video(void) {
 
 int main(void) {
   RUN(test_eval_reproduces_progress);
+  RUN(test_eval_episodes_seed);
   RUN(test_eval_video);
   RUN(test_eval_bad_input);
   return test_done();

@@ -8,7 +8,8 @@ written (in a folder holding policy.npz) and its action(x) must equal the engine
 action, which BUILD/tests/tool_policy_act prints from the checkpoint (sac_act + env_rescale_action),
 for a few observations (float32 sums differ in order: tolerance 1e-5). Errors: a folder that is not
 a run folder and a corrupt checkpoint make `mbpo export` exit non-zero.
-Prints "N passed, N failed, N skipped"; exits non-zero on failure.
+The training run says device=cpu (`mbpo export` itself has no device: it reads the checkpoint).
+Prints "N passed, N failed, N skipped" (tests/testlib.py); exits non-zero on failure.
 """
 import os
 import re
@@ -17,28 +18,8 @@ import subprocess
 import sys
 import tempfile
 
-passed = failed = skipped = 0
-
-
-def done():
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    sys.exit(1 if failed else 0)
-
-
-def case(name, fn):
-    global passed, failed, skipped
-    try:
-        r = fn()
-    except AssertionError as e:
-        print(f"FAIL {name}: {e}", file=sys.stderr)
-        failed += 1
-        return
-    if isinstance(r, str):
-        print(f"SKIP {name}: {r}", file=sys.stderr)
-        skipped += 1
-    else:
-        passed += 1
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import counts, done, run_case  # noqa: E402
 
 ROOT = os.environ.get("MBPO_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("MBPO_BIN") or os.path.join(ROOT, "build", "mbpo")
@@ -46,7 +27,7 @@ TOOL = os.path.join(os.path.dirname(BIN), "tests", "tool_policy_act")
 ARGS = ("hopper steps=300 epoch_length=100 init_steps=100 min_pool=250 model.train_freq=50 "
         "rollout.batch=500 model.hidden=32 sac.hidden=32 sac.updates=2 model.max_epochs=5 "
         "eval.episodes=1 max_path_length=100 checkpoint.every=1 rollout.min_epoch=0 "
-        "rollout.max_epoch=2 rollout.max_length=3").split()
+        "rollout.max_epoch=2 rollout.max_length=3 device=cpu").split()  # the CPU reference (issue 15)
 
 try:
     import numpy as np
@@ -136,9 +117,9 @@ def t_errors():
     assert not os.path.exists(os.path.join(tmp, "n.npz")), "an output was written"
 
 
-case("train_export", t_train_export)
-case("readme_snippet", t_readme_snippet)
-case("errors", t_errors)
-if not failed:
+run_case("train_export", t_train_export)
+run_case("readme_snippet", t_readme_snippet)
+run_case("errors", t_errors)
+if not counts["failed"]:  # kept for a look after a failure
     shutil.rmtree(tmp, ignore_errors=True)
 done()

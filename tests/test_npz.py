@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 import zlib
 
-from testlib import check, done, skip_all
+from testlib import case, check, done, skip_all
 
 try:
     import numpy as np
@@ -53,46 +53,55 @@ def engine_to_numpy(tool, tmp):
     exp = expected_arrays()
     for label, args in [("default", []), ("stored", ["--level", "0"]), ("level9", ["--level", "9"]),
                         ("zip64", ["--zip64"])]:
-        path = os.path.join(tmp, f"engine_{label}.npz")
-        r = subprocess.run([tool, path] + args, capture_output=True, text=True)
-        check(f"write {label}", r.returncode == 0, r.stderr.strip())
-        if r.returncode != 0:
-            continue
-        with np.load(path) as z:
-            check(f"{label}: names in order", z.files == list(exp), f"{z.files}")
-            for k, v in exp.items():
-                check(f"{label}: {k}", k in z.files and same(z[k], v),
-                      f"got {z[k].dtype} {z[k].shape}" if k in z.files else "missing")
+        with case(f"engine writes {label}"):
+            engine_writes(tool, tmp, label, args, exp)
+    engine_limits(tool, tmp)
+
+
+def engine_writes(tool, tmp, label, args, exp):
+    path = os.path.join(tmp, f"engine_{label}.npz")
+    r = subprocess.run([tool, path] + args, capture_output=True, text=True)
+    check(f"write {label}", r.returncode == 0, r.stderr.strip())
+    if r.returncode != 0:
+        return
+    with np.load(path) as z:
+        check(f"{label}: names in order", z.files == list(exp), f"{z.files}")
+        for k, v in exp.items():
+            check(f"{label}: {k}", k in z.files and same(z[k], v),
+                  f"got {z[k].dtype} {z[k].shape}" if k in z.files else "missing")
+    with zipfile.ZipFile(path) as zf:
+        check(f"{label}: zipfile CRCs", zf.testzip() is None)
+        infos = zf.infolist()
+        want = zipfile.ZIP_STORED if label == "stored" else zipfile.ZIP_DEFLATED
+        check(f"{label}: method", all(i.compress_type == want for i in infos),
+              f"{[i.compress_type for i in infos]}")
+        check(f"{label}: no data descriptors", all(not (i.flag_bits & 8) for i in infos))
+    raw = open(path, "rb").read()
+    if label == "zip64":
+        check("zip64: ZIP64 end record and locator", b"PK\x06\x06" in raw and b"PK\x06\x07" in raw)
         with zipfile.ZipFile(path) as zf:
-            check(f"{label}: zipfile CRCs", zf.testzip() is None)
-            infos = zf.infolist()
-            want = zipfile.ZIP_STORED if label == "stored" else zipfile.ZIP_DEFLATED
-            check(f"{label}: method", all(i.compress_type == want for i in infos),
-                  f"{[i.compress_type for i in infos]}")
-            check(f"{label}: no data descriptors", all(not (i.flag_bits & 8) for i in infos))
-        raw = open(path, "rb").read()
-        if label == "zip64":
-            check("zip64: ZIP64 end record and locator", b"PK\x06\x06" in raw and b"PK\x06\x07" in raw)
-            with zipfile.ZipFile(path) as zf:
-                check("zip64: every entry has a ZIP64 extra",
-                      all(i.extra[:2] == b"\x01\x00" for i in zf.infolist()))
-        else:
-            check(f"{label}: no ZIP64 records", b"PK\x06\x06" not in raw)
-    # more than 65535 entries
-    path = os.path.join(tmp, "engine_many.npz")
-    r = subprocess.run([tool, path, "--many", "70000", "--level", "0"], capture_output=True, text=True)
-    check("write many", r.returncode == 0, r.stderr.strip())
-    if r.returncode == 0:
-        with np.load(path) as z:
-            check("many: 70000 entries", len(z.files) == 70000, f"{len(z.files)}")
-            for k in (0, 65535, 69999):
-                name = f"e{k:05d}"
-                check(f"many: {name}", same(z[name], np.array([k, -k], np.int32)))
-    # the writer refuses bad arguments with an error exit
-    r = subprocess.run([tool, os.path.join(tmp, "x.npz"), "--level", "12"], capture_output=True, text=True)
-    check("bad level refused", r.returncode != 0 and r.returncode > 0, f"exit {r.returncode}")
-    r = subprocess.run([tool, os.path.join(tmp, "no", "such", "dir", "x.npz")], capture_output=True, text=True)
-    check("missing folder refused", r.returncode == 1 and "cannot create" in r.stderr, r.stderr.strip())
+            check("zip64: every entry has a ZIP64 extra",
+                  all(i.extra[:2] == b"\x01\x00" for i in zf.infolist()))
+    else:
+        check(f"{label}: no ZIP64 records", b"PK\x06\x06" not in raw)
+
+
+def engine_limits(tool, tmp):
+    with case("engine writes more than 65535 entries"):
+        path = os.path.join(tmp, "engine_many.npz")
+        r = subprocess.run([tool, path, "--many", "70000", "--level", "0"], capture_output=True, text=True)
+        check("write many", r.returncode == 0, r.stderr.strip())
+        if r.returncode == 0:
+            with np.load(path) as z:
+                check("many: 70000 entries", len(z.files) == 70000, f"{len(z.files)}")
+                for k in (0, 65535, 69999):
+                    name = f"e{k:05d}"
+                    check(f"many: {name}", same(z[name], np.array([k, -k], np.int32)))
+    with case("engine writer refuses bad arguments"):
+        r = subprocess.run([tool, os.path.join(tmp, "x.npz"), "--level", "12"], capture_output=True, text=True)
+        check("bad level refused", r.returncode != 0 and r.returncode > 0, f"exit {r.returncode}")
+        r = subprocess.run([tool, os.path.join(tmp, "no", "such", "dir", "x.npz")], capture_output=True, text=True)
+        check("missing folder refused", r.returncode == 1 and "cannot create" in r.stderr, r.stderr.strip())
 
 
 DTYPE = {np.dtype("<f4"): "f4", np.dtype("<i4"): "i4", np.dtype("|u1"): "u1", np.dtype("<f8"): "f8",
@@ -144,9 +153,10 @@ def numpy_to_engine(tool, tmp):
         "int16": np.arange(4, dtype=np.int16),
     }
     for label, save in [("savez_compressed", np.savez_compressed), ("savez", np.savez)]:
-        path = os.path.join(tmp, f"numpy_{label}.npz")
-        save(path, **arrays, **unsupported)
-        compare_listing(label, tool, path, arrays, unsupported)
+        with case(f"engine reads numpy {label}"):
+            path = os.path.join(tmp, f"numpy_{label}.npz")
+            save(path, **arrays, **unsupported)
+            compare_listing(label, tool, path, arrays, unsupported)
 
     def npy_bytes(v):
         b = io.BytesIO()
@@ -164,33 +174,36 @@ def numpy_to_engine(tool, tmp):
         def write(self, b):
             return self.f.write(b)
 
-    path = os.path.join(tmp, "descriptors.npz")
-    with open(path, "wb") as f:
-        with zipfile.ZipFile(Unseekable(f), "w", zipfile.ZIP_DEFLATED) as zf:
-            for k, v in arrays.items():
-                zf.writestr(k + ".npy", npy_bytes(v))
-            zf.comment = b"written through an unseekable stream"
-    with zipfile.ZipFile(path) as zf:
-        check("descriptors: flag bit 3 set", all(i.flag_bits & 8 for i in zf.infolist()))
-    compare_listing("descriptors", tool, path, arrays)
+    with case("engine reads data descriptors and a comment"):
+        path = os.path.join(tmp, "descriptors.npz")
+        with open(path, "wb") as f:
+            with zipfile.ZipFile(Unseekable(f), "w", zipfile.ZIP_DEFLATED) as zf:
+                for k, v in arrays.items():
+                    zf.writestr(k + ".npy", npy_bytes(v))
+                zf.comment = b"written through an unseekable stream"
+        with zipfile.ZipFile(path) as zf:
+            check("descriptors: flag bit 3 set", all(i.flag_bits & 8 for i in zf.infolist()))
+        compare_listing("descriptors", tool, path, arrays)
 
-    for level in (1, 9):
-        path = os.path.join(tmp, f"level{level}.npz")
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
-            for k, v in arrays.items():
-                zf.writestr(k + ".npy", npy_bytes(v))
-        compare_listing(f"zipfile level {level}", tool, path, arrays)
+    with case("engine reads zipfile levels 1 and 9"):
+        for level in (1, 9):
+            path = os.path.join(tmp, f"level{level}.npz")
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
+                for k, v in arrays.items():
+                    zf.writestr(k + ".npy", npy_bytes(v))
+            compare_listing(f"zipfile level {level}", tool, path, arrays)
 
     # ZIP64 local extras (force_zip64) and a bzip2 entry (method 12: refused per entry)
-    path = os.path.join(tmp, "force64.npz")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for k, v in arrays.items():
-            with zf.open(k + ".npy", "w", force_zip64=True) as w:
-                w.write(npy_bytes(v))
-        zf.writestr(zipfile.ZipInfo("bz.npy"), npy_bytes(np.ones(3)), compress_type=zipfile.ZIP_BZIP2)
-    compare_listing("force_zip64 + bzip2", tool, path, arrays, ["bz"])
-    rc, head, got = listing(tool, path)
-    check("bzip2 error names the method", "method 12" in (got.get("bz") or ["", ""])[1], f"{got.get('bz')}")
+    with case("engine reads ZIP64 local extras, refuses a bzip2 entry"):
+        path = os.path.join(tmp, "force64.npz")
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for k, v in arrays.items():
+                with zf.open(k + ".npy", "w", force_zip64=True) as w:
+                    w.write(npy_bytes(v))
+            zf.writestr(zipfile.ZipInfo("bz.npy"), npy_bytes(np.ones(3)), compress_type=zipfile.ZIP_BZIP2)
+        compare_listing("force_zip64 + bzip2", tool, path, arrays, ["bz"])
+        rc, head, got = listing(tool, path)
+        check("bzip2 error names the method", "method 12" in (got.get("bz") or ["", ""])[1], f"{got.get('bz')}")
 
     # corrupt archives: an error exit (1), never a crash (negative return code = signal)
     good = open(os.path.join(tmp, "numpy_savez_compressed.npz"), "rb").read()
@@ -200,13 +213,19 @@ def numpy_to_engine(tool, tmp):
         "empty": b"",
         "text": b"not a zip at all" * 10,
     }
-    for k, b in bad.items():
-        p = os.path.join(tmp, "bad.npz")
-        open(p, "wb").write(b)
-        r = subprocess.run([tool, p], capture_output=True, text=True)
-        check(f"corrupt ({k}): error exit", r.returncode == 1 and r.stdout.startswith("error:"),
-              f"exit {r.returncode}: {r.stdout.strip()[:200]}")
+    with case("engine refuses corrupt archives"):
+        for k, b in bad.items():
+            p = os.path.join(tmp, "bad.npz")
+            open(p, "wb").write(b)
+            r = subprocess.run([tool, p], capture_output=True, text=True)
+            check(f"corrupt ({k}): error exit", r.returncode == 1 and r.stdout.startswith("error:"),
+                  f"exit {r.returncode}: {r.stdout.strip()[:200]}")
     # a flipped data byte: the archive opens, that entry fails its CRC, the others read
+    with case("engine refuses a flipped data byte, reads the other entries"):
+        flipped(tool, tmp, good)
+
+
+def flipped(tool, tmp, good):
     b = bytearray(good)
     with zipfile.ZipFile(io.BytesIO(good)) as zf:
         info = zf.getinfo("zeros.npy")

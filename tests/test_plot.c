@@ -31,7 +31,7 @@ static void make_fixture(void) {
   make_run(g_runs, &a, text, g_a, sizeof g_a);
   /* seed 1: threads/device differ (where it ran), an epoch without an evaluation (empty y) */
   b.threads = 3;
-  b.device = CFG_DEVICE_CPU;
+  b.device = CFG_DEVICE_CUDA; /* base_cfg says cpu */
   snprintf(text, sizeof text,
            "%s0,1000,6000,110,1,\n1,1500,6500,,,\n1,2000,7000,220,2,\n2,3000,8000,330,3,\n", HEAD);
   make_run(g_runs, &b, text, g_b, sizeof g_b);
@@ -99,7 +99,7 @@ static void test_same_setting(void) {
   mbpo_config a = base_cfg("hopper", "x", 0), b = base_cfg("hopper", "y", 7);
   snprintf(b.run_dir, sizeof b.run_dir, "elsewhere");
   b.threads = 5;
-  b.device = CFG_DEVICE_CPU;
+  b.device = CFG_DEVICE_CUDA; /* base_cfg says cpu */
   CHECK(plot_same_setting(&a, &b), "seed, tag, run_dir, device, threads must not split a group");
   b.sac_lr = 1e-4;
   CHECK(!plot_same_setting(&a, &b), "sac.lr differs: another setting");

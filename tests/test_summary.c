@@ -222,8 +222,9 @@ static void test_write(void) {
   CHECK(lines == 4, "%d CSV lines", lines);
   /* best of row a: 63, sqrt(2495) = 49.94997497, 45 */
   CHECK(csv && strstr(csv, ",63,49.94997497,45,"), "row a best:\n%s", csv ? csv : "");
-  /* the intervals as an independent Python implementation of the same procedure (Philox4x32-10
-   * with the fixed key, trim_mean, numpy's linear percentile) computes them */
+  /* the intervals as tests/ref/summary_bootstrap.py, an independent Python implementation of the
+   * same procedure (Philox4x32-10 with the fixed key, trim_mean, numpy's linear percentile),
+   * computes them (test_bootstrap_reference runs it) */
   CHECK(csv && strstr(csv, ",35,16.66666667,78.33333333,63,49.94997497,45,31.66666667,120\n"),
         "row a intervals:\n%s", csv ? csv : "");
   CHECK(csv && strstr(csv, ",2.5,1,10,5,"), "row b final interval:\n%s", csv ? csv : "");
@@ -253,6 +254,36 @@ static void test_write(void) {
   snprintf(p, sizeof p, "%s/summary.md/x", out); /* below a file */
   r = summary_write(1, paths, p, 0, err, sizeof err);
   CHECK(r != 0 && strstr(err, "cannot create"), "bad folder: %s", err);
+}
+
+/* The golden intervals above come from tests/ref/summary_bootstrap.py: run it on the fixture's
+ * samples (in the runs' order) and require the API's intervals, printed as the CSV prints them. */
+static void test_bootstrap_reference(void) {
+  if (system("command -v python3 > /dev/null 2>&1") != 0) SKIP("python3 not found (the reference is Python)");
+  const char* root = getenv("MBPO_ROOT") ? getenv("MBPO_ROOT") : ".";
+  struct {
+    const char* what;
+    int n;
+    double x[5];
+    const char* golden; /* as test_write expects it in summary.csv, NULL: not there */
+  } cases[] = {{"hopper base final", 5, {100, 40, 10, 30, 35}, "16.66666667 78.33333333"},
+               {"hopper base best", 5, {150, 40, 60, 30, 35}, "31.66666667 120"},
+               {"hopper lr final", 4, {1, 2, 3, 10}, "1 10"},
+               {"hopper lr best", 4, {5, 2, 3, 10}, NULL}};
+  for (int i = 0; i < 4; i++) {
+    char cmd[1200], out[256] = "", api[256];
+    int len = snprintf(cmd, sizeof cmd, "python3 '%s/tests/ref/summary_bootstrap.py' %d", root, SUMMARY_BOOT_DEFAULT);
+    for (int j = 0; j < cases[i].n; j++) len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %g", cases[i].x[j]);
+    int rc = run_sh(cmd, out, sizeof out);
+    out[strcspn(out, "\n")] = '\0';
+    CHECK(rc == 0, "%s: the reference failed (exit %d): %s", cases[i].what, rc, out);
+    summary_stat st;
+    summary_stats(cases[i].x, cases[i].n, 0, &st);
+    snprintf(api, sizeof api, "%.10g %.10g", st.ci_lo, st.ci_hi);
+    CHECK(strcmp(out, api) == 0, "%s: reference interval '%s', summary_stats '%s'", cases[i].what, out, api);
+    CHECK(!cases[i].golden || strcmp(out, cases[i].golden) == 0, "%s: reference '%s', the golden value in this file '%s'",
+          cases[i].what, out, cases[i].golden);
+  }
 }
 
 /* ---- the command -------------------------------------------------------------------------- */
@@ -334,6 +365,7 @@ int main(void) {
   RUN(test_stats);
   RUN(test_rows);
   RUN(test_write);
+  RUN(test_bootstrap_reference);
   RUN(test_cli);
   RUN(test_cli_errors);
   fixture_tmp_remove();

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import tempfile
 
-from testlib import check, done, rel, skip_all
+from testlib import case, check, done, rel, skip_all
 
 try:
     import numpy as np
@@ -72,7 +72,9 @@ def forward(T, x, L, D):
 
 def main():
     root = os.environ.get("MBPO_ROOT", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    tool = os.path.join(root, "build", "tests", "tool_model_dump")
+    # the build folder of the binaries under test: beside $MBPO_BIN (tests/run.sh sets it), else root/build
+    build = os.path.dirname(os.environ["MBPO_BIN"]) if os.environ.get("MBPO_BIN") else os.path.join(root, "build")
+    tool = os.path.join(build, "tests", "tool_model_dump")
     if not os.access(tool, os.X_OK):
         check("tool", False, f"{tool} not built (make CUDA=0)")
         return
@@ -107,11 +109,12 @@ def run(d):
     mean_t = rows.mean(0)
     std_t = rows.std(0)
     std_t[std_t < 1e-12] = 1.0
-    check("normaliser mean", rel(ld("norm_mean"), mean_t) <= 1e-6, f"rel {rel(ld('norm_mean'), mean_t):.2e}")
-    check("normaliser std", rel(ld("norm_std"), std_t) <= 1e-6, f"rel {rel(ld('norm_std'), std_t):.2e}")
     mean_c, std_c = ld("norm_mean").astype(np.float64), ld("norm_std").astype(np.float64)
-    xn_t = (ld("x_raw").astype(np.float64) - mean_c) / std_c
-    check("normalised batch", rel(ld("x"), xn_t) <= 1e-6, f"rel {rel(ld('x'), xn_t):.2e}")
+    with case("normaliser and normalised batch"):
+        check("normaliser mean", rel(ld("norm_mean"), mean_t) <= 1e-6, f"rel {rel(ld('norm_mean'), mean_t):.2e}")
+        check("normaliser std", rel(ld("norm_std"), std_t) <= 1e-6, f"rel {rel(ld('norm_std'), std_t):.2e}")
+        xn_t = (ld("x_raw").astype(np.float64) - mean_c) / std_c
+        check("normalised batch", rel(ld("x"), xn_t) <= 1e-6, f"rel {rel(ld('x'), xn_t):.2e}")
 
     p0 = split(ld("params").astype(np.float64), E, dims, D)
     T = {k: f64(v).requires_grad_(True) for k, v in p0}
@@ -124,14 +127,16 @@ def run(d):
     loss = loss + coef * (T["max_lv"].sum() - T["min_lv"].sum())
     loss.backward()
     lc, lt = float(ld("loss")[0]), float(loss.item())
-    check("loss", abs(lc - lt) <= 1e-5 * abs(lt), f"C {lc:.8f}, torch {lt:.8f}, rel {abs(lc - lt) / abs(lt):.2e}")
+    with case("loss vs torch"):
+        check("loss", abs(lc - lt) <= 1e-5 * abs(lt), f"C {lc:.8f}, torch {lt:.8f}, rel {abs(lc - lt) / abs(lt):.2e}")
 
     grads_c = dict(split(ld("grads").astype(np.float64), E, dims, D))
     worst = 0.0
-    for k, _ in p0:
-        e = rel(grads_c[k], T[k].grad.numpy())
-        worst = max(worst, e)
-        check(f"grad {k}", e <= 1e-5, f"rel {e:.2e}")
+    with case("gradients vs torch autograd"):
+        for k, _ in p0:
+            e = rel(grads_c[k], T[k].grad.numpy())
+            worst = max(worst, e)
+            check(f"grad {k}", e <= 1e-5, f"rel {e:.2e}")
 
     # TF1 Adam, step t0 + 1, from the dumped moments
     t = t0 + 1
@@ -142,17 +147,18 @@ def run(d):
     ma = dict(split(ld("adam_m_after").astype(np.float64), E, dims, D))
     va = dict(split(ld("adam_v_after").astype(np.float64), E, dims, D))
     wp = wd_ = 0.0
-    for k, v in p0:
-        g = T[k].grad.numpy()
-        m1 = b1 * m0[k] + (1 - b1) * g
-        v1 = b2 * v0[k] + (1 - b2) * g * g
-        p1 = v - lr_t * m1 / (np.sqrt(v1) + eps)
-        ep, ed = rel(pa[k], p1), rel(pa[k] - v, p1 - v)
-        wp, wd_ = max(wp, ep), max(wd_, ed)
-        check(f"param {k} after", ep <= 1e-5, f"rel {ep:.2e}")
-        check(f"step {k}", ed <= 1e-4, f"rel {ed:.2e}")
-        check(f"adam m {k}", rel(ma[k], m1) <= 1e-5, f"rel {rel(ma[k], m1):.2e}")
-        check(f"adam v {k}", rel(va[k], v1) <= 1e-5, f"rel {rel(va[k], v1):.2e}")
+    with case("Adam step vs TF1 Adam (parameters, displacement, moments)"):
+        for k, v in p0:
+            g = T[k].grad.numpy()
+            m1 = b1 * m0[k] + (1 - b1) * g
+            v1 = b2 * v0[k] + (1 - b2) * g * g
+            p1 = v - lr_t * m1 / (np.sqrt(v1) + eps)
+            ep, ed = rel(pa[k], p1), rel(pa[k] - v, p1 - v)
+            wp, wd_ = max(wp, ep), max(wd_, ed)
+            check(f"param {k} after", ep <= 1e-5, f"rel {ep:.2e}")
+            check(f"step {k}", ed <= 1e-4, f"rel {ed:.2e}")
+            check(f"adam m {k}", rel(ma[k], m1) <= 1e-5, f"rel {rel(ma[k], m1):.2e}")
+            check(f"adam v {k}", rel(va[k], v1) <= 1e-5, f"rel {rel(va[k], v1):.2e}")
 
     # model_predict with the parameters after the step, shared input [N, in]
     Ta = {k: f64(v) for k, v in pa.items()}
@@ -161,8 +167,9 @@ def run(d):
     with torch.no_grad():
         mu_p, lv_p = forward(Ta, xp.unsqueeze(0).expand(E, -1, -1), L, D)
     em, el = rel(ld("pred_mean"), mu_p.numpy()), rel(ld("pred_logvar"), lv_p.numpy())
-    check("predict mean", em <= 1e-5, f"rel {em:.2e}")
-    check("predict logvar", el <= 1e-5, f"rel {el:.2e}")
+    with case("model_predict vs torch"):
+        check("predict mean", em <= 1e-5, f"rel {em:.2e}")
+        check("predict logvar", el <= 1e-5, f"rel {el:.2e}")
     print(f"model step vs torch (float64): loss rel {abs(lc - lt) / abs(lt):.1e}, worst tensor gradient rel "
           f"{worst:.1e}, parameters after {wp:.1e}, step {wd_:.1e}, predict {max(em, el):.1e}")
 

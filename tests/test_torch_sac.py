@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 
-from testlib import check, done, rel, skip_all
+from testlib import case, check, done, rel, skip_all
 
 try:
     import numpy as np
@@ -91,7 +91,8 @@ def main():
     with torch.no_grad():
         raw = mlp(pi, obs, 0)[:, A]
         n_above = int((raw > 2.0).sum())
-    check("clip exercised", 0 < n_above < B, f"{n_above} of {B} rows above the log sigma clip")
+    with case("the batch exercises the log sigma clip"):
+        check("clip exercised", 0 < n_above < B, f"{n_above} of {B} rows above the log sigma clip")
 
     def sample(s, e):
         out = mlp(pi, s, 0)
@@ -124,17 +125,29 @@ def main():
     g_alpha = torch.autograd.grad(alpha_loss, [log_alpha])
 
     # gradients and statistics
-    check("grad_pi", rel(ld("grad_pi"), flatten(g_pi)) <= 1e-5, f"rel {rel(ld('grad_pi'), flatten(g_pi)):.2e}")
-    check("grad_q", rel(ld("grad_q"), flatten(g_q)) <= 1e-5, f"rel {rel(ld('grad_q'), flatten(g_q)):.2e}")
-    check("grad_alpha", rel(ld("grad_alpha"), flatten(g_alpha)) <= 1e-5,
-          f"rel {rel(ld('grad_alpha'), flatten(g_alpha)):.2e}")
+    with case("gradients vs torch autograd"):
+        grads_vs_torch(ld, g_pi, g_q, g_alpha)
     st = ld("stats")
     want = [q1_loss.item(), q2_loss.item(), pi_loss.item(), alpha.item(), alpha_loss.item(),
             -logp.mean().item(), 0.5 * (q1.mean().item() + q2.mean().item())]
     names = ["q1_loss", "q2_loss", "pi_loss", "alpha", "alpha_loss", "entropy", "q_mean"]
-    for n, c, t in zip(names, st, want):
-        check("stat " + n, abs(c - t) <= 1e-5 * max(1.0, abs(t)), f"C {c:.8g}, torch {t:.8g}")
+    with case("update statistics vs torch"):
+        for n, c, t in zip(names, st, want):
+            check("stat " + n, abs(c - t) <= 1e-5 * max(1.0, abs(t)), f"C {c:.8g}, torch {t:.8g}")
+    with case("Adam and Polyak step vs torch (parameters, displacement, moments)"):
+        step_vs_torch(ld, pi, q, log_alpha, g_pi, g_q, g_alpha, lr, tau, t0, T)
+    shutil.rmtree(tmp, ignore_errors=True)
+    done()
 
+
+def grads_vs_torch(ld, g_pi, g_q, g_alpha):
+    check("grad_pi", rel(ld("grad_pi"), flatten(g_pi)) <= 1e-5, f"rel {rel(ld('grad_pi'), flatten(g_pi)):.2e}")
+    check("grad_q", rel(ld("grad_q"), flatten(g_q)) <= 1e-5, f"rel {rel(ld('grad_q'), flatten(g_q)):.2e}")
+    check("grad_alpha", rel(ld("grad_alpha"), flatten(g_alpha)) <= 1e-5,
+          f"rel {rel(ld('grad_alpha'), flatten(g_alpha)):.2e}")
+
+
+def step_vs_torch(ld, pi, q, log_alpha, g_pi, g_q, g_alpha, lr, tau, t0, T):
     # TF1 Adam: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); p -= lr_t m / (sqrt(v) + eps)
     b1, b2, e = np.float32(0.9), np.float32(0.999), 1e-8
     t = t0 + 1
@@ -167,8 +180,6 @@ def main():
     for name in ("pi", "q", "alpha"):
         compare(f"adam_{name}_m", ld(f"adam_{name}_m_after"), new[name][2], None)
         compare(f"adam_{name}_v", ld(f"adam_{name}_v_after"), new[name][3], None)
-    shutil.rmtree(tmp, ignore_errors=True)
-    done()
 
 
 main()
