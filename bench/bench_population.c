@@ -1,4 +1,4 @@
-/* bench_population.c: end-to-end wall time of Hopper populations (issue 6, "Benchmarks"): P runs in
+/* bench_population.c: end-to-end wall time of Hopper populations: P runs in
  * one `$MBPO_BIN train hopper ... sweep.seed=0,...,P-1` process, against P = 1 measured in the same
  * benchmark run (P runs one after the other would take P x time(1)).
  *

@@ -129,7 +129,7 @@ static void test_defaults(void) {
       }
     }
   }
-  /* the official values (reference/mbpo.md sections 3, 7, 10) */
+  /* the official values (docs/algorithm.md §3, §7, §10) */
   CHECK(strcmp(c.task, "hopper") == 0, "task");
   CHECK(c.model_ensemble == 7 && c.model_elites == 5 && c.model_hidden == 200 && c.model_layers == 4,
         "model shape");
@@ -400,7 +400,7 @@ static void test_ini_errors(void) {
 /* ---- presets ------------------------------------------------------------------------------ */
 
 static void test_presets(void) {
-  /* reference/mbpo.md Tables A and B */
+  /* docs/algorithm.md §3, Tables A and B */
   static const struct {
     const char* task;
     long steps, E, init, G, F, emin, emax, kmin, kmax, retain, hidden;
@@ -606,7 +606,7 @@ static void test_cli_bad_input(void) {
     snprintf(dir, sizeof dir, "%s/case%zu", g_tmp, i);
     mkdir(dir, 0700);
     snprintf(args, sizeof args, cases[i].args, path);
-    /* device=cpu: were a refusal to break, the run would not take a GPU (issue 15) */
+    /* device=cpu: were a refusal to break, the run would not take a GPU */
     snprintf(cmd, sizeof cmd, "%s run_dir='%s/runs'%s", args, dir, strstr(args, "device=") ? "" : " device=cpu");
     int with_run_dir = strncmp(args, "train ", 6) == 0 && !strstr(args, "--model-dir");
     int rc = run_cli(dir, with_run_dir ? cmd : args, "err", out, sizeof out);

@@ -1,4 +1,4 @@
-/* test_env_3d.c: AntTruncatedObs-v2 and HumanoidTruncatedObs-v2 (envs.md sections 6-7): dims,
+/* test_env_3d.c: AntTruncatedObs-v2 and HumanoidTruncatedObs-v2 (docs/tasks.md §6-§7): dims,
  * compiled masses of the authored models, embedded assets, determinism by seed, the truncated
  * observation, the reward formulas (with contact forces from mj_rnePostConstraint), termination at
  * the thresholds, agreement of the model-side rule (termination.h) with the env, actuator order
@@ -330,7 +330,7 @@ static void test_ant_obs_reward(void) {
   CHECK(nonzero_cfrc == contact_steps, "cfrc_ext non-zero in %d of %d contact steps", nonzero_cfrc,
         contact_steps);
 
-  /* Timing (envs.md 2.3): with RK4 the torso xpos read after the frame loop is not recomputed by
+  /* Timing (docs/tasks.md §2.3): with RK4 the torso xpos read after the frame loop is not recomputed by
    * the env (no extra mj_forward): a forward pass here changes it, so the env used the raw array. */
   mjData* d2 = mj_makeData(m);
   mj_copyData(d2, m, e->d);

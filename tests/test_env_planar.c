@@ -1,5 +1,5 @@
 /* test_env_planar.c: the planar MuJoCo tasks (Hopper, Walker2d, HalfCheetah) and InvertedPendulum
- * against envs.md: dims, compiled masses of the authored models, embedding and loading, reset
+ * against docs/tasks.md: dims, compiled masses of the authored models, embedding and loading, reset
  * noise, determinism by seed, observation layout, reward formulas, health thresholds, velocity
  * clipping, truncation, action rescaling, agreement of the model-side termination rules
  * (termination.h) with the env, and batches. */
@@ -12,7 +12,7 @@
 #include "termination.h"
 #include "test.h"
 
-/* ---- the published figures (envs.md sections 3, 4, 5, 8: compiled with MuJoCo 2.2.2) ---- */
+/* ---- the published figures (docs/tasks.md §3, §4, §5, §8: compiled with MuJoCo 2.2.2) ---- */
 
 typedef struct spec {
   const char* name;
@@ -60,7 +60,7 @@ static void random_action(uint32_t seed, uint32_t step, int n, float* a) {
   for (int i = 0; i < n; i++) a[i] = 2.0f * rng_uniform(k, 0, step, (uint64_t)i) - 1.0f;
 }
 
-/* The observation computed here from mjData, as envs.md writes it. */
+/* The observation computed here from mjData, as docs/tasks.md writes it. */
 static void expected_obs(const spec* s, const env* e, float* obs) {
   const double* q = e->d->qpos;
   const double* v = e->d->qvel;
@@ -150,7 +150,7 @@ static void test_embedded_models_compile_to_published_masses(void) {
   }
 }
 
-/* Individual model parameters that the masses do not show (envs.md tables). */
+/* Individual model parameters that the masses do not show (docs/tasks.md §3-§8). */
 static void test_model_parameters(void) {
   char err[1200] = "";
   /* Hopper: geom condim 1 but floor condim 3; foot friction 2; joint armature/damping 1 */

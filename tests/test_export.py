@@ -27,7 +27,7 @@ TOOL = os.path.join(os.path.dirname(BIN), "tests", "tool_policy_act")
 ARGS = ("hopper steps=300 epoch_length=100 init_steps=100 min_pool=250 model.train_freq=50 "
         "rollout.batch=500 model.hidden=32 sac.hidden=32 sac.updates=2 model.max_epochs=5 "
         "eval.episodes=1 max_path_length=100 checkpoint.every=1 rollout.min_epoch=0 "
-        "rollout.max_epoch=2 rollout.max_length=3 device=cpu").split()  # the CPU reference (issue 15)
+        "rollout.max_epoch=2 rollout.max_length=3 device=cpu").split()  # the CPU reference
 
 try:
     import numpy as np

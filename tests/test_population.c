@@ -1,4 +1,4 @@
-/* test_population.c: populations of runs (sweep.*, host/population.c) and MPI ranks, through the
+/* test_population.c: populations of runs (sweep.*, host/mbpo.c) and MPI ranks, through the
  * real binary (MBPO_BIN; skipped when unset). A run inside a population must read exactly as the
  * same run alone: on the CPU backend every progress.csv and model_train.csv column but the timing
  * ones is compared as text, by header name (csv_read.h), so "exactly" means bit-for-bit.

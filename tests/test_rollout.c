@@ -1,5 +1,5 @@
-/* test_rollout.c: the rollout-length schedule and the model-pool capacity (mbpo.md §4, §5, with the
- * reference's examples), and branched model rollouts (rollout.h, mbpo.md §6) with a small model and
+/* test_rollout.c: the rollout-length schedule and the model-pool capacity (docs/algorithm.md §4, §5, with the
+ * reference's examples), and branched model rollouts (rollout.h, docs/algorithm.md §6) with a small model and
  * a small SAC agent:
  *  - a planted model (output layer = biases only, tiny noise) whose predicted next states end known
  *    groups of rows at known steps: rows leave on done, rows_added = B + (B - done_0) + ..., every
@@ -41,7 +41,7 @@ static mbpo_config sched_config(long e0, long e1, long k0, long k1) {
   return c;
 }
 
-/* mbpo.md §4 as the official code writes it: dx = min((e - e_min) / (e_max - e_min), 1);
+/* docs/algorithm.md §4 as the official code writes it: dx = min((e - e_min) / (e_max - e_min), 1);
  * int(dx * (k_max - k_min) + k_min). */
 static int official_k(long e, long e0, long e1, long k0, long k1) {
   if (e <= e0) return (int)k0;
@@ -462,7 +462,7 @@ static pool* random_real(uint32_t seed, int N) {
   return p;
 }
 
-/* The rollout as mbpo.md §6 states it, with every member evaluated by model_predict. Appends to
+/* The rollout as docs/algorithm.md §6 states it, with every member evaluated by model_predict. Appends to
  * out (a pool); returns the rows added. */
 static long reference_rollout(dyn_model* m, const sac* ag, const pool* real, pool* out, int B, int k,
                               rng_key key, uint32_t fit, int term) {

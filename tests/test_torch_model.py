@@ -6,7 +6,7 @@ build/tests/tool_model_dump writes the model's state (default config with Hopper
 4 x 200 swish, B 256; bounds moved so both soft clamps matter; Adam t = 2 after warm-up steps), the
 normaliser and the rows it was fitted on, one [E, B, in] batch, ONE model_step and the state after
 (see the tool). This script rebuilds the model in PyTorch in float64 from the float32 dumps (so the
-reference carries no float32 error of its own), recomputes the normaliser, the loss of mbpo.md §7
+reference carries no float32 error of its own), recomputes the normaliser, the loss of docs/algorithm.md §7
 
     L = sum_m [mean_{b,d} (mu - y)^2 exp(-lv) + mean_{b,d} lv] + sum_l wd_l 1/2 sum W_l^2
         + coef (sum max_lv - sum min_lv),   lv = soft clamp of the raw output by max_lv, min_lv,

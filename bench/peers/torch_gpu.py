@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """torch_gpu.py: the three hot operations of the CUDA backend (bench/bench_gpu.c) in PyTorch on the
-same GPU, for the ratios of issue 4: eager, with CUDA graphs, and with torch.compile where it works.
+same GPU, for the ratios of bench_gpu: eager, with CUDA graphs, and with torch.compile where it works.
 
     torch_gpu.py [--device cuda|cpu] [--seconds S] [--rows N] [--graph-updates G] [--no-compile]
 
