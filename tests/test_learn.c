@@ -23,16 +23,11 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "clock.h"
 #include "test.h"
 
 /* The k = 5 run's settings (see the top). */
 #define LONG_ROLLOUTS "rollout.min_length=5 rollout.max_length=5 rollout.batch=20000 stop_return=100"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Column index of name in a CSV header line, or -1. */
 static int column(const char* header, const char* name) {

@@ -19,16 +19,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "clock.h"
 #include "npz.h"
 #include "test.h"
 
 static char g_dir[256];
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* A path in the test folder (one of 8 rotating buffers: copy it to keep it longer). */
 static const char* tpath(const char* name) {
