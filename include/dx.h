@@ -103,6 +103,16 @@ void dx_phase(dx_ctx* c, const char* fmt, ...)
 /** The context's current phase label ("" when none). */
 const char* dx_phase_get(const dx_ctx* c);
 
+/** Set the label to "<outer>: <fmt...>" (just fmt when outer is empty): how a device program
+ *  names its own steps inside its caller's phase. It saves nothing: a program copies
+ *  dx_phase_get into a DX_PHASE_MAX buffer on entry, passes it as outer, and restores it with
+ *  dx_phase(c, "%s", outer) on return. */
+void dx_phase_sub(dx_ctx* c, const char* outer, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /** 1 when the context runs in the debug mode MBPO_DX_SYNC=1 (read at dx_create). */
 int dx_sync_mode(const dx_ctx* c);
 

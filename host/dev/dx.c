@@ -38,6 +38,7 @@ typedef struct dx_rec {
   rec_fn fn;
   void* blob;
   dx_opdesc d;
+  int phase;             /* a list graph's record: its phase at capture (index into phases) */
 } dx_rec;
 
 struct dx_graph {
@@ -49,6 +50,8 @@ struct dx_graph {
   dx_rec* recs;
   int n, cap;
   char label[DX_PHASE_MAX]; /* the phase at capture */
+  char** phases;         /* the phases its records were captured in (a list graph) */
+  int nphase;
 };
 
 struct dx_ctx {
@@ -113,9 +116,12 @@ MBPO_NORETURN static void dx_fail(dx_ctx* c, const char* call, const char* err) 
   char what[200] = "", where[DX_PHASE_MAX + 64] = "";
   if (!c) mbpo_fatal("dx (cuda): %s failed: %s", call, err);
   desc_fmt(what, sizeof what, &c->cur);
-  if (c->in_graph)
-    snprintf(where, sizeof where, ", op %d of %d of the graph captured in \"%s\"", c->graph_i + 1, c->in_graph->n,
-             c->in_graph->label[0] ? c->in_graph->label : "no phase");
+  if (c->in_graph) {
+    const dx_graph* g = c->in_graph;
+    const int ph = g->recs[c->graph_i].phase;
+    const char* at = ph >= 0 && g->phases[ph][0] ? g->phases[ph] : g->label[0] ? g->label : "no phase";
+    snprintf(where, sizeof where, ", op %d of %d of the graph captured in \"%s\"", c->graph_i + 1, g->n, at);
+  }
   else if (c->last_graph[0] && c->cur.what && !strcmp(c->cur.what, "sync"))
     snprintf(where, sizeof where, " after a launch of the graph captured in \"%s\"", c->last_graph);
   mbpo_fatal("%s: %s%s: %s (%s; device %s%s)", c->phase[0] ? c->phase : "no phase (dx_phase)", what, where, err,
@@ -238,6 +244,21 @@ void dx_phase(dx_ctx* c, const char* fmt, ...) {
 
 const char* dx_phase_get(const dx_ctx* c) { return c->phase; }
 
+void dx_phase_sub(dx_ctx* c, const char* outer, const char* fmt, ...) {
+  char sub[DX_PHASE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sub, sizeof sub, fmt, ap);
+  va_end(ap);
+  char all[2 * DX_PHASE_MAX + 2];
+  if (outer && *outer) snprintf(all, sizeof all, "%s: %s", outer, sub);
+  else snprintf(all, sizeof all, "%s", sub);
+  size_t n = strlen(all); /* a label past DX_PHASE_MAX - 1 bytes is cut */
+  if (n >= sizeof c->phase) n = sizeof c->phase - 1;
+  memcpy(c->phase, all, n);
+  c->phase[n] = 0;
+}
+
 /* ---- recording ---- */
 
 /* Deferred host execution (MBPO_DX_DEFER=1): the host emulation runs an op when it is enqueued, so a
@@ -259,7 +280,17 @@ static void rec_append(dx_graph* g, rec_fn fn, const void* blob, size_t size, co
   void* b = malloc(size);
   if (!b) mbpo_fatal("out of memory");
   memcpy(b, blob, size);
-  g->recs[g->n++] = (dx_rec){fn, b, *d};
+  g->recs[g->n++] = (dx_rec){fn, b, *d, -1};
+}
+
+/* A captured record keeps the phase it was captured in (the program's step inside the graph). */
+static void rec_phase(dx_graph* g, const char* phase) {
+  if (!g->nphase || strcmp(g->phases[g->nphase - 1], phase)) {
+    g->phases = realloc(g->phases, (size_t)(g->nphase + 1) * sizeof *g->phases);
+    if (!g->phases || !(g->phases[g->nphase] = strdup(phase))) mbpo_fatal("out of memory");
+    g->nphase++;
+  }
+  g->recs[g->n - 1].phase = g->nphase - 1;
 }
 
 /* MBPO_DX_TRACE=1: every op recorded into a graph is listed on stderr (name, size), on both kinds,
@@ -280,6 +311,7 @@ static void submit(dx_ctx* c, rec_fn fn, const void* blob, size_t size, dx_opdes
   trace(c, &d);
   if (c->capturing && (!IS_CUDA(c) || c->syncmode)) {
     rec_append(c->rec, fn, blob, size, &d);
+    rec_phase(c->rec, c->phase);
     c->rec->ops++;
   } else if (c->defer && !c->capturing) {
     if (!c->pending && !(c->pending = calloc(1, sizeof *c->pending))) mbpo_fatal("out of memory");
@@ -596,6 +628,8 @@ void dx_graph_free(dx_ctx* c, dx_graph* g) {
     pthread_mutex_unlock(&g_cuda_lock);
   }
   for (int i = 0; i < g->n; i++) free(g->recs[i].blob);
+  for (int i = 0; i < g->nphase; i++) free(g->phases[i]);
+  free(g->phases);
   free(g->recs);
   free(g);
 }
