@@ -182,6 +182,7 @@ test-deps: deps
 # ---- the README's commands -----------------------------------------------------------------
 test: test-deps
 	@$(MAKE) --no-print-directory all
+	@$(BUILD)/mbpo --version # names the GPU, or why it is unusable (an old driver, no kernel image)
 	@sh tests/run.sh $(BUILD)
 
 bench: deps
