@@ -2,6 +2,7 @@
 #   make              build build/mbpo (CUDA objects too when nvcc is found)
 #   make CUDA=0       force the CPU-only build
 #   make MPI=0        build without MPI even when Open MPI is installed (make deps MPI=1 installs it)
+#   make CUDA_ARCH=86 build GPU code for sm_86 only (default: the local GPU's, else a fat binary)
 #   make SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
 #   make deps         install missing Debian packages (apt-get as root; otherwise prints the command)
 #   make test         everything a machine without a GPU can run; one closing "N passed" line
@@ -35,6 +36,7 @@ HAVE_ZLIB   := $(call have_hdr,zlib.h)
 MPI_CFLAGS  := $(if $(filter 0,$(MPI)),,$(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null))
 MPI_LIBS    := $(if $(filter 0,$(MPI)),,$(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null))
 HAVE_MPI    := $(if $(MPI_LIBS),$(shell printf '\#include <mpi.h>\n' | $(CC) $(MPI_CFLAGS) -E -x c - >/dev/null 2>&1 && echo yes || echo no),no)
+comma := ,
 HAVE_OMP    := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
 
 # -O3: GCC 12 vectorizes the element loops (ReLU, Adam, gathers) only at -O3; without -ffast-math
@@ -70,10 +72,27 @@ endif
 
 ifneq ($(NVCC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+# GPU architectures: CUDA_ARCH unset = the compute capability of the GPUs nvidia-smi lists (its
+# --query-gpu=compute_cap), CUDA_ARCH=86 or CUDA_ARCH="80 90" = those, CUDA_ARCH= (empty) or no GPU
+# found = a fat binary for every current NVIDIA GPU: sm_80 (A100), sm_86 (RTX 30, A6000), sm_89
+# (RTX 40, L40), sm_90 (H100, H200), plus PTX of the newest, which the driver compiles for later
+# GPUs (RTX 50, Blackwell) on first use. docs/cuda.md lists the toolkits and drivers.
+CUDA_FAT_ARCHS := 80 86 89 90
+ifeq ($(origin CUDA_ARCH),undefined)
+CUDA_ARCH_DETECTED := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d ' .' | grep -E '^[0-9]+$$' | sort -un | tr '\n' ' ')
+CUDA_ARCH := $(strip $(CUDA_ARCH_DETECTED))
+CUDA_ARCH_WHY := $(if $(CUDA_ARCH),the GPU nvidia-smi reports,no GPU found by nvidia-smi: a fat binary)
+else
+CUDA_ARCH_WHY := $(if $(strip $(CUDA_ARCH)),CUDA_ARCH=$(strip $(CUDA_ARCH)),CUDA_ARCH= (empty): a fat binary)
+endif
+CUDA_ARCHS := $(if $(strip $(CUDA_ARCH)),$(strip $(subst ., ,$(subst $(comma), ,$(CUDA_ARCH)))),$(CUDA_FAT_ARCHS))
+CUDA_PTX   := $(lastword $(shell printf '%s\n' $(CUDA_ARCHS) | sort -n))
+NVCC_VERSION := $(shell $(NVCC) --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')
 NVCCFLAGS ?= -O3 -g -lineinfo
 NVCCFLAGS += -std=c++17 -Iinclude -Ienvs -Ikernels -DMBPO_CUDA=1 -MMD -MP \
-             -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
-             -Xcompiler -Wall,-Wextra
+             $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+             -gencode arch=compute_$(CUDA_PTX),code=compute_$(CUDA_PTX) \
+             -DMBPO_CUDA_ARCHS='"$(CUDA_ARCHS)"' -Xcompiler -Wall,-Wextra
 CFLAGS  += -DMBPO_CUDA=1
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcurand -lcudart -lstdc++
 CU_SRC  := $(wildcard kernels/*.cu)
@@ -96,7 +115,7 @@ all: info $(BUILD)/mbpo $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 info:
 	@printf 'mbpo build (%s)\n' "$(BUILD)"
-	@printf '  %-8s %s\n' nvcc "$(if $(NVCC),$(NVCC) (CUDA backend, sm_90 + PTX),not used: CPU-only build)" \
+	@printf '  %-8s %s\n' nvcc "$(if $(NVCC),$(NVCC) (CUDA $(NVCC_VERSION)) for $(foreach a,$(CUDA_ARCHS),sm_$(a)) + PTX compute_$(CUDA_PTX) ($(CUDA_ARCH_WHY)),not used: CPU-only build)" \
 	  MuJoCo "$(HAVE_MUJOCO)" BLAS "$(HAVE_CBLAS) ($(BLAS_FOUND))" inih "$(HAVE_INIH)" zlib "$(HAVE_ZLIB)" \
 	  OpenMP "$(HAVE_OMP)" MPI "$(HAVE_MPI)$(if $(filter yes,$(HAVE_MPI)),, (mpirun -n N: make deps MPI=1))" SAN "$(SAN)"
 	@if [ "$(HAVE_MUJOCO)$(HAVE_CBLAS)$(HAVE_INIH)$(HAVE_ZLIB)" != "yesyesyesyes" ]; then \
@@ -163,6 +182,7 @@ test-deps: deps
 # ---- the README's commands -----------------------------------------------------------------
 test: test-deps
 	@$(MAKE) --no-print-directory all
+	@$(BUILD)/mbpo --version # names the GPU, or why it is unusable (an old driver, no kernel image)
 	@sh tests/run.sh $(BUILD)
 
 bench: deps

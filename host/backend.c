@@ -1,6 +1,10 @@
 /* backend.c: backend selection (backend.h). */
 #include "backend.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "config.h"
 #include "log.h"
 
@@ -43,10 +47,40 @@ int backend_cuda_probe(char* why, int n) {
 #endif
 }
 
+int backend_gpu_present(char* driver, int n) {
+  const char* fake = getenv("MBPO_TEST_GPU_PRESENT");
+  if (fake && *fake) {
+    mbpo_fmt(driver, n, "%s", fake);
+    return 1;
+  }
+  mbpo_fmt(driver, n, "unknown");
+  /* "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 ..." */
+  FILE* f = fopen("/proc/driver/nvidia/version", "r");
+  if (f) {
+    char line[512];
+    if (fgets(line, sizeof line, f)) {
+      const char* k = strstr(line, "Kernel Module");
+      char v[64];
+      if (k && sscanf(k + strlen("Kernel Module"), " %63s", v) == 1) mbpo_fmt(driver, n, "%s", v);
+    }
+    fclose(f);
+    return 1;
+  }
+  f = popen("nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null", "r");
+  if (!f) return 0;
+  char v[64] = "";
+  int got = fgets(v, sizeof v, f) != NULL;
+  int rc = pclose(f);
+  if (!got || rc != 0) return 0;
+  v[strcspn(v, "\r\n")] = 0;
+  if (*v) mbpo_fmt(driver, n, "%s", v);
+  return 1;
+}
+
 const char* backend_name(int kind) { return kind == BACKEND_CUDA ? "cuda" : "cpu"; }
 
 int backend_resolve(int device_setting) {
-  char why[256];
+  char why[512];
   if (device_setting == CFG_DEVICE_CPU) return BACKEND_CPU;
   int usable = backend_cuda_probe(why, sizeof why);
   if (device_setting == CFG_DEVICE_CUDA) {
@@ -58,6 +92,10 @@ int backend_resolve(int device_setting) {
     mbpo_note("device=auto: GPU %s; using the CUDA backend", why);
     return BACKEND_CUDA;
   }
-  mbpo_note("device=auto: %s; using the CPU backend", why);
+  char driver[64];
+  if (backend_cuda_built() && backend_gpu_present(driver, sizeof driver))
+    mbpo_warn("device=auto: the GPU is not usable: %s; using the CPU backend", why);
+  else
+    mbpo_note("device=auto: %s; using the CPU backend", why);
   return BACKEND_CPU;
 }

@@ -253,6 +253,12 @@ static int print_version(void) {
 #endif
   printf("mbpo: backends %s; MPI %s; environments %s\n", backends, ranks_built() ? "yes" : "no (built without Open MPI)",
          ENV_VERSION);
+  /* the GPU's state, so that `make test` and a bug report show an unusable GPU and why */
+  char why[512], driver[64];
+  if (backend_cuda_probe(why, sizeof why)) printf("mbpo: GPU %s\n", why);
+  else if (backend_cuda_built() && backend_gpu_present(driver, sizeof driver))
+    printf("mbpo: WARNING: the GPU is not usable: %s\n", why);
+  else printf("mbpo: no GPU: %s\n", why);
   return 0;
 }
 

@@ -12,8 +12,14 @@ int backend_cuda_built(void);
  *  device name, compute capability, memory and driver version. */
 int backend_cuda_probe(char* why, int n);
 
+/** 1 when an NVIDIA GPU is present on this machine (/proc/driver/nvidia/version, else nvidia-smi),
+ *  usable or not, with the driver's version in driver ("unknown" if unread). For naming an old
+ *  driver (backend_cuda_probe); the test hook MBPO_TEST_GPU_PRESENT=VERSION pretends one is. */
+int backend_gpu_present(char* driver, int n);
+
 /** Resolve the device setting (enum cfg_device) to a backend: cpu → CPU; cuda → CUDA or a fatal
- *  error saying why the GPU is not usable; auto → CUDA when usable, else CPU with a notice. */
+ *  error saying why the GPU is not usable; auto → CUDA when usable, else CPU with a notice, or with a
+ *  warning on every run when a GPU is present but unusable (an old driver, no kernel image). */
 int backend_resolve(int device_setting);
 
 /** Use GPU number index (modulo the number of GPUs) for this process: MPI ranks pass their local

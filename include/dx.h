@@ -18,12 +18,26 @@
  *
  * Memory. dx_alloc returns device memory (DX_HOST: ordinary aligned memory); the host never
  * dereferences device pointers except through dx_download. dx_alloc_pinned returns host memory
- * usable by asynchronous copies. Nothing here allocates after set-up except where stated. */
+ * usable by asynchronous copies. Nothing here allocates after set-up except where stated; an
+ * allocation or free (pinned too) inside a capture is fatal on both kinds.
+ *
+ * Faults. A context carries a phase label (dx_phase: "model fit, epoch 12"); every error names it,
+ * and the op being issued or run, so that a fault reads "model fit, epoch 12: op nnk_adam (4096
+ * indices): an illegal memory access was encountered (...)". On the GPU a kernel's fault shows at
+ * the next dx_sync; the debug mode MBPO_DX_SYNC=1 (both kinds) captures nothing into CUDA graphs
+ * (a capture records the ops as the host emulation does, and a launch replays them one by one) and
+ * follows every op with a sync and a check, so that the report names the op, its sizes and its place
+ * in the graph (usable under compute-sanitizer). MBPO_DX_FAIL=NAME[:K] makes the K-th op named NAME
+ * (an element op, or gemm, gemm2, copy, zero, sort, select) leave a fault instead of running, on
+ * either kind, to test these reports (docs/cuda.md). */
 #ifndef MBPO_DX_H
 #define MBPO_DX_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/** Longest phase label (bytes, with the terminating NUL). */
+#define DX_PHASE_MAX 160
 
 /** Context kinds. */
 enum dx_kind { DX_HOST = 0, DX_CUDA = 1 };
@@ -73,8 +87,34 @@ void dx_copy(dx_ctx* c, void* dst, const void* src, size_t bytes);
 /** Set bytes of device memory to 0, in stream order. */
 void dx_zero(dx_ctx* c, void* dst, size_t bytes);
 
-/** Wait until everything enqueued has run; fatal with the CUDA error if a kernel failed. */
+/** Wait until everything enqueued has run; fatal with the CUDA error if a kernel failed, naming the
+ *  phase and the last graph launched. */
 void dx_sync(dx_ctx* c);
+
+/** Set the context's phase label, printf-style ("model fit, epoch %d"; NULL clears it): the error
+ *  reports of this context name it, and a graph keeps the label it was captured under. Cheap (a
+ *  formatted copy); call it at each phase and epoch of a device program. */
+void dx_phase(dx_ctx* c, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/** The context's current phase label ("" when none). */
+const char* dx_phase_get(const dx_ctx* c);
+
+/** Set the label to "<outer>: <fmt...>" (just fmt when outer is empty): how a device program
+ *  names its own steps inside its caller's phase. It saves nothing: a program copies
+ *  dx_phase_get into a DX_PHASE_MAX buffer on entry, passes it as outer, and restores it with
+ *  dx_phase(c, "%s", outer) on return. */
+void dx_phase_sub(dx_ctx* c, const char* outer, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/** 1 when the context runs in the debug mode MBPO_DX_SYNC=1 (read at dx_create). */
+int dx_sync_mode(const dx_ctx* c);
 
 /** Start recording ops into a graph (not nested). */
 void dx_capture_begin(dx_ctx* c);
@@ -85,9 +125,15 @@ dx_graph* dx_capture_end(dx_ctx* c);
 /** Replay a graph in stream order. */
 void dx_graph_launch(dx_ctx* c, dx_graph* g);
 
-/** The number of ops in a graph (CUDA: its nodes, as cudaGraphGetNodes counts them; a library
- *  call may be several). What a replay launches, for tests and benchmarks. */
+/** The number of dx-level ops recorded in a graph: one per dx_run, dx_gemm, dx_gemm2, copy, zero,
+ *  sort and select, the same on both kinds and for any batch size (a library call that CUDA records
+ *  as several nodes, or the host runs as several calls, is one op). For tests and benchmarks. */
 long dx_graph_ops(const dx_graph* g);
+
+/** The number of nodes of a CUDA graph as cudaGraphGetNodes counts them (cuBLAS adds nodes of its
+ *  own that change with the batch count); for a host graph, or under MBPO_DX_SYNC=1, its records.
+ *  For reports, not for assertions. */
+long dx_graph_nodes(const dx_graph* g);
 
 /** Free a graph (NULL is allowed). */
 void dx_graph_free(dx_ctx* c, dx_graph* g);
@@ -146,7 +192,8 @@ void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const
  *  gets their number. n <= the size given to dx_reserve_select. */
 void dx_select_flagged(dx_ctx* c, const int* in, const uint8_t* flag, int* out, int* count, long n);
 
-/** Reserve the workspaces of dx_sort_pairs / dx_select_flagged for up to n items (at set-up; may
+/** Reserve the workspaces of dx_sort_pairs / dx_select_flagged for up to n <= INT_MAX items (CUB
+ *  counts in int; more is fatal on both kinds) (at set-up; may
  *  allocate, never inside a capture). */
 void dx_reserve_sort(dx_ctx* c, long n);
 void dx_reserve_select(dx_ctx* c, long n);

@@ -11,22 +11,55 @@
 
 #include "dx_cuda.h"
 
-extern "C" void mbpo_fatal(const char* fmt, ...);
+#include <climits>
 
-#define CK(call)                                                                        \
-  do {                                                                                  \
-    cudaError_t e_ = (call);                                                            \
-    if (e_ != cudaSuccess) mbpo_fatal("CUDA: %s failed: %s", #call, cudaGetErrorString(e_)); \
+// CK / CKB: every CUDA and cuBLAS call is checked, frees and destroys too; dx_cuda_fail (host/dev/dx.c)
+// names the context's phase and the op being issued.
+#define CK(s, call)                                                                        \
+  do {                                                                                     \
+    cudaError_t e_ = (call);                                                               \
+    if (e_ != cudaSuccess) dx_cuda_fail((s) ? (s)->owner : nullptr, #call, dxc_errtext(e_)); \
   } while (0)
-#define CKB(call)                                                                       \
-  do {                                                                                  \
-    cublasStatus_t e_ = (call);                                                         \
-    if (e_ != CUBLAS_STATUS_SUCCESS) mbpo_fatal("cuBLAS: %s failed: status %d", #call, (int)e_); \
+#define CKB(s, call)                                                                       \
+  do {                                                                                     \
+    cublasStatus_t e_ = (call);                                                            \
+    if (e_ != CUBLAS_STATUS_SUCCESS) {                                                     \
+      char m_[96];                                                                         \
+      snprintf(m_, sizeof m_, "cuBLAS status %d", (int)e_);                                \
+      dx_cuda_fail((s) ? (s)->owner : nullptr, #call, m_);                                 \
+    }                                                                                      \
   } while (0)
+
+// The architectures this binary holds code for (the Makefile's CUDA_ARCH choice), for the message
+// of a GPU that none of them runs on.
+#ifndef MBPO_CUDA_ARCHS
+#define MBPO_CUDA_ARCHS "unknown"
+#endif
+
+// The CUDA error's text; "no kernel image" gets the GPU's architecture and what the binary holds,
+// as CUDA's own text does not say which (docs/cuda.md).
+static const char* dxc_errtext(cudaError_t e) {
+  static thread_local char buf[320];
+  if (e == cudaErrorNoKernelImageForDevice) {
+    int dev = 0, ma = 0, mi = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&ma, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&mi, cudaDevAttrComputeCapabilityMinor, dev);
+    cudaGetLastError();
+    snprintf(buf, sizeof buf,
+             "%s: this GPU is sm_%d%d and the binary holds code for sm_%s only; rebuild with "
+             "`make CUDA_ARCH=%d%d` (or CUDA_ARCH= for every current GPU)",
+             cudaGetErrorString(e), ma, mi, MBPO_CUDA_ARCHS, ma, mi);
+    return buf;
+  }
+  return cudaGetErrorString(e);
+}
 
 struct dxc_state {
+  void* owner;   // the dx_ctx, for error messages (dx_cuda_fail)
   cudaStream_t stream;
   cublasHandle_t blas;
+  void* blas_ws; // cuBLAS workspace (freed at destroy)
   void* sort_tmp;
   size_t sort_tmp_bytes;
   void* select_tmp;
@@ -39,45 +72,52 @@ struct dxc_state {
 
 extern "C" int backend_cuda_ordinal_impl(void); // kernels/device.cu
 
-extern "C" void* dxc_create(char* err, int n) {
+extern "C" void* dxc_create(void* owner, char* err, int n) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0) {
-    snprintf(err, (size_t)n, "no usable CUDA device: %s",
-             e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    snprintf(err, (size_t)n, "no usable CUDA device: %s", e != cudaSuccess ? dxc_errtext(e) : "none found");
     return nullptr;
   }
   int ord = backend_cuda_ordinal_impl();
   if ((e = cudaSetDevice(ord)) != cudaSuccess || (e = cudaFree(0)) != cudaSuccess) {
-    snprintf(err, (size_t)n, "CUDA device %d is not usable: %s", ord, cudaGetErrorString(e));
+    snprintf(err, (size_t)n, "CUDA device %d is not usable: %s", ord, dxc_errtext(e));
     return nullptr;
   }
   dxc_state* s = new dxc_state();
-  CK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
-  if (cublasCreate(&s->blas) != CUBLAS_STATUS_SUCCESS) {
-    snprintf(err, (size_t)n, "cuBLAS could not be initialised");
+  s->owner = owner;
+  CK(s, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+  cublasStatus_t b = cublasCreate(&s->blas);
+  if (b != CUBLAS_STATUS_SUCCESS) {
+    snprintf(err, (size_t)n, "cuBLAS could not be initialised (status %d)", (int)b);
+    CK(s, cudaStreamDestroy(s->stream));
     delete s;
     return nullptr;
   }
-  CKB(cublasSetStream(s->blas, s->stream));
-  CKB(cublasSetMathMode(s->blas, CUBLAS_PEDANTIC_MATH)); // float32, no TF32 (DESIGN.md)
+  CKB(s, cublasSetStream(s->blas, s->stream));
+  // float32 semantics (docs/design.md): the default math mode never uses TF32 for SGEMM (that needs
+  // CUBLAS_TF32_TENSOR_OP_MATH), and reduced-precision reductions are disallowed explicitly. The
+  // pedantic mode this replaces kept cuBLAS off some of its fp32 kernels and split-K choices for no
+  // accuracy gain in fp32 (docs/cuda.md).
+  CKB(s, cublasSetMathMode(s->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                                   CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
   // cuBLAS needs its workspace set explicitly to be capturable without allocating
-  void* ws = nullptr;
   size_t ws_bytes = 32u << 20;
-  CK(cudaMalloc(&ws, ws_bytes));
-  CKB(cublasSetWorkspace(s->blas, ws, ws_bytes));
-  CK(cudaMalloc(&s->ptrs, 3 * DXC_PTR_CAP * sizeof(void*)));
+  CK(s, cudaMalloc(&s->blas_ws, ws_bytes));
+  CKB(s, cublasSetWorkspace(s->blas, s->blas_ws, ws_bytes));
+  CK(s, cudaMalloc(&s->ptrs, 3 * DXC_PTR_CAP * sizeof(void*)));
   return s;
 }
 
 extern "C" void dxc_destroy(void* p) {
   dxc_state* s = (dxc_state*)p;
-  cudaStreamSynchronize(s->stream);
-  cublasDestroy(s->blas);
-  cudaFree(s->sort_tmp);
-  cudaFree(s->select_tmp);
-  cudaFree(s->ptrs);
-  cudaStreamDestroy(s->stream);
+  CK(s, cudaStreamSynchronize(s->stream));
+  CKB(s, cublasDestroy(s->blas));
+  CK(s, cudaFree(s->blas_ws));
+  CK(s, cudaFree(s->sort_tmp));
+  CK(s, cudaFree(s->select_tmp));
+  CK(s, cudaFree(s->ptrs));
+  CK(s, cudaStreamDestroy(s->stream));
   delete s;
 }
 
@@ -86,29 +126,41 @@ extern "C" void* dxc_alloc(void* p, size_t bytes) {
   void* d = nullptr;
   size_t b = bytes ? bytes : 4;
   cudaError_t e = cudaMalloc(&d, b);
-  if (e != cudaSuccess) mbpo_fatal("CUDA: cannot allocate %zu bytes on the GPU: %s", bytes, cudaGetErrorString(e));
-  CK(cudaMemsetAsync(d, 0, b, s->stream));
-  CK(cudaStreamSynchronize(s->stream));
+  if (e != cudaSuccess) {
+    char m[400];
+    snprintf(m, sizeof m, "cannot allocate %zu bytes on the GPU: %s", bytes, dxc_errtext(e));
+    dx_cuda_fail(s->owner, "cudaMalloc", m);
+  }
+  CK(s, cudaMemsetAsync(d, 0, b, s->stream));
+  CK(s, cudaStreamSynchronize(s->stream));
   return d;
 }
 
-extern "C" void dxc_free(void*, void* d) { cudaFree(d); }
+extern "C" void dxc_free(void* p, void* d) {
+  dxc_state* s = (dxc_state*)p;
+  CK(s, cudaFree(d));
+}
 
-extern "C" void* dxc_alloc_pinned(void*, size_t bytes) {
+extern "C" void* dxc_alloc_pinned(void* p, size_t bytes) {
+  dxc_state* s = (dxc_state*)p;
   void* h = nullptr;
-  CK(cudaMallocHost(&h, bytes ? bytes : 4));
+  CK(s, cudaMallocHost(&h, bytes ? bytes : 4));
   memset(h, 0, bytes ? bytes : 4);
   return h;
 }
 
-extern "C" void dxc_free_pinned(void*, void* h) { cudaFreeHost(h); }
+extern "C" void dxc_free_pinned(void* p, void* h) {
+  dxc_state* s = (dxc_state*)p;
+  CK(s, cudaFreeHost(h));
+}
 
-// Is host memory page-locked (registered with CUDA)?
-static bool pinned(const void* h) {
+// Is host memory page-locked (registered with CUDA)? (cudaPointerGetAttributes reports plain
+// pageable memory as cudaMemoryTypeUnregistered; an error here only means "not CUDA's".)
+extern "C" int dxc_is_pinned(const void* h) {
   cudaPointerAttributes a;
   if (cudaPointerGetAttributes(&a, h) != cudaSuccess) {
     cudaGetLastError();
-    return false;
+    return 0;
   }
   return a.type == cudaMemoryTypeHost;
 }
@@ -119,55 +171,66 @@ extern "C" void dxc_copy(void* p, void* dst, const void* src, size_t bytes, int 
   cudaMemcpyKind k = dir == DXC_H2D ? cudaMemcpyHostToDevice : dir == DXC_D2H ? cudaMemcpyDeviceToHost
                                                                              : cudaMemcpyDeviceToDevice;
   cudaStreamCaptureStatus cs;
-  CK(cudaStreamIsCapturing(s->stream, &cs));
+  CK(s, cudaStreamIsCapturing(s->stream, &cs));
   const void* host = dir == DXC_H2D ? src : dir == DXC_D2H ? (const void*)dst : nullptr;
-  bool is_pinned = host && pinned(host);
+  bool is_pinned = host && dxc_is_pinned(host);
   // a graph cannot copy from or to pageable memory: say so instead of CUDA's capture error
-  if (cs != cudaStreamCaptureStatusNone && host && !is_pinned)
-    mbpo_fatal("dx: a %s copy of %zu bytes inside a capture uses pageable host memory (use dx_alloc_pinned)",
-               dir == DXC_H2D ? "host-to-device" : "device-to-host", bytes);
-  CK(cudaMemcpyAsync(dst, src, bytes, k, s->stream));
+  if (cs != cudaStreamCaptureStatusNone && host && !is_pinned) {
+    char m[200];
+    snprintf(m, sizeof m, "a %s copy of %zu bytes inside a capture uses pageable host memory (use dx_alloc_pinned)",
+             dir == DXC_H2D ? "host-to-device" : "device-to-host", bytes);
+    dx_cuda_fail(s->owner, "cudaMemcpyAsync", m);
+  }
+  CK(s, cudaMemcpyAsync(dst, src, bytes, k, s->stream));
   // a download into pageable memory is complete only after a sync; outside a capture the caller
   // expects the data (dx.h), so wait (pinned buffers are waited for with dx_sync instead)
-  if (dir == DXC_D2H && cs == cudaStreamCaptureStatusNone && !is_pinned) CK(cudaStreamSynchronize(s->stream));
+  if (dir == DXC_D2H && cs == cudaStreamCaptureStatusNone && !is_pinned) CK(s, cudaStreamSynchronize(s->stream));
 }
 
 extern "C" void dxc_zero(void* p, void* dst, size_t bytes) {
   dxc_state* s = (dxc_state*)p;
-  if (bytes) CK(cudaMemsetAsync(dst, 0, bytes, s->stream));
+  if (bytes) CK(s, cudaMemsetAsync(dst, 0, bytes, s->stream));
 }
 
-extern "C" void dxc_sync(void* p) {
+extern "C" int dxc_sync_check(void* p, char* err, int n) {
   dxc_state* s = (dxc_state*)p;
-  CK(cudaStreamSynchronize(s->stream));
-  CK(cudaGetLastError());
+  cudaError_t e = cudaStreamSynchronize(s->stream);
+  const char* call = "cudaStreamSynchronize";
+  if (e == cudaSuccess) {
+    e = cudaGetLastError();
+    call = "cudaGetLastError";
+  }
+  if (e == cudaSuccess) return 0;
+  snprintf(err, (size_t)n, "%s (%s)", dxc_errtext(e), call);
+  return 1;
 }
 
 extern "C" void dxc_capture_begin(void* p) {
   dxc_state* s = (dxc_state*)p;
-  CK(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
+  CK(s, cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
 }
 
 extern "C" void* dxc_capture_end(void* p, long* nodes) {
   dxc_state* s = (dxc_state*)p;
   cudaGraph_t g;
-  CK(cudaStreamEndCapture(s->stream, &g));
+  CK(s, cudaStreamEndCapture(s->stream, &g));
   size_t n = 0;
-  CK(cudaGraphGetNodes(g, NULL, &n));
+  CK(s, cudaGraphGetNodes(g, NULL, &n));
   *nodes = (long)n;
   cudaGraphExec_t x;
-  CK(cudaGraphInstantiate(&x, g, 0));
-  CK(cudaGraphDestroy(g));
+  CK(s, cudaGraphInstantiate(&x, g, 0));
+  CK(s, cudaGraphDestroy(g));
   return (void*)x;
 }
 
 extern "C" void dxc_graph_launch(void* p, void* x) {
   dxc_state* s = (dxc_state*)p;
-  CK(cudaGraphLaunch((cudaGraphExec_t)x, s->stream));
+  CK(s, cudaGraphLaunch((cudaGraphExec_t)x, s->stream));
 }
 
-extern "C" void dxc_graph_free(void* x) {
-  if (x) cudaGraphExecDestroy((cudaGraphExec_t)x);
+extern "C" void dxc_graph_free(void* p, void* x) {
+  dxc_state* s = (dxc_state*)p;
+  if (x) CK(s, cudaGraphExecDestroy((cudaGraphExec_t)x));
 }
 
 extern "C" void dxc_run(void* p, void (*launch)(void*, const void*, long), const void* args, long n,
@@ -175,7 +238,11 @@ extern "C" void dxc_run(void* p, void (*launch)(void*, const void*, long), const
   dxc_state* s = (dxc_state*)p;
   launch((void*)s->stream, args, n);
   cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) mbpo_fatal("CUDA: kernel %s (%ld threads) failed to launch: %s", name, n, cudaGetErrorString(e));
+  if (e != cudaSuccess) {
+    char call[96];
+    snprintf(call, sizeof call, "launch of kernel %s", name);
+    dx_cuda_fail(s->owner, call, dxc_errtext(e));
+  }
 }
 
 // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
@@ -183,7 +250,7 @@ extern "C" void dxc_gemm(void* p, int ta, int tb, int M, int N, int K, float alp
                          int lda, long sA, const float* B, int ldb, long sB, float beta, float* C,
                          int ldc, long sC, int batch) {
   dxc_state* s = (dxc_state*)p;
-  CKB(cublasSgemmStridedBatched(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+  CKB(s, cublasSgemmStridedBatched(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                 N, M, K, &alpha, B, ldb, (long long)sB, A, lda, (long long)sA, &beta, C,
                                 ldc, (long long)sC, batch));
 }
@@ -215,50 +282,64 @@ extern "C" int dxc_gemm2(void* p, int ta, int tb, int M, int N, int K, float alp
   float** pc = (float**)(pb + DXC_PTR_CAP);
   dxc_gemm_ptrs<<<(unsigned)((n + 127) / 128), 128, 0, s->stream>>>(A, soA, siA, B, soB, siB, C, soC, siC, inner,
                                                                      (int)n, pa, pb, pc);
-  CK(cudaGetLastError());
-  CKB(cublasSgemmBatched(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+  CK(s, cudaGetLastError());
+  CKB(s, cublasSgemmBatched(s->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
                          pb, ldb, pa, lda, &beta, pc, ldc, (int)n));
   return 1;
 }
 
+// CUB takes its item counts as int: a larger count would wrap (dx.c refuses it before this, on both
+// kinds; this is the last line of defence).
+static void dxc_check_items(dxc_state* s, long n, const char* what) {
+  if (n > INT_MAX) {
+    char m[160];
+    snprintf(m, sizeof m, "%ld items, more than CUB's limit of INT_MAX (%d)", n, INT_MAX);
+    dx_cuda_fail(s->owner, what, m);
+  }
+}
+
 extern "C" void dxc_reserve_sort(void* p, long n) {
   dxc_state* s = (dxc_state*)p;
+  dxc_check_items(s, n, "cub::DeviceRadixSort::SortPairs");
   size_t bytes = 0;
-  CK(cub::DeviceRadixSort::SortPairs(nullptr, bytes, (const uint64_t*)nullptr, (uint64_t*)nullptr,
+  CK(s, cub::DeviceRadixSort::SortPairs(nullptr, bytes, (const uint64_t*)nullptr, (uint64_t*)nullptr,
                                      (const int*)nullptr, (int*)nullptr, (int)n, 0, 64, s->stream));
   if (bytes > s->sort_tmp_bytes) {
-    CK(cudaStreamSynchronize(s->stream));
-    cudaFree(s->sort_tmp);
-    CK(cudaMalloc(&s->sort_tmp, bytes));
+    CK(s, cudaStreamSynchronize(s->stream));
+    CK(s, cudaFree(s->sort_tmp));
+    CK(s, cudaMalloc(&s->sort_tmp, bytes));
     s->sort_tmp_bytes = bytes;
   }
 }
 
 extern "C" void dxc_reserve_select(void* p, long n) {
   dxc_state* s = (dxc_state*)p;
+  dxc_check_items(s, n, "cub::DeviceSelect::Flagged");
   size_t bytes = 0;
-  CK(cub::DeviceSelect::Flagged(nullptr, bytes, (const int*)nullptr, (const uint8_t*)nullptr,
+  CK(s, cub::DeviceSelect::Flagged(nullptr, bytes, (const int*)nullptr, (const uint8_t*)nullptr,
                                 (int*)nullptr, (int*)nullptr, (int)n, s->stream));
   if (bytes > s->select_tmp_bytes) {
-    CK(cudaStreamSynchronize(s->stream));
-    cudaFree(s->select_tmp);
-    CK(cudaMalloc(&s->select_tmp, bytes));
+    CK(s, cudaStreamSynchronize(s->stream));
+    CK(s, cudaFree(s->select_tmp));
+    CK(s, cudaMalloc(&s->select_tmp, bytes));
     s->select_tmp_bytes = bytes;
   }
 }
 
 extern "C" void dxc_sort_pairs(void* p, const uint64_t* ki, uint64_t* ko, const int* vi, int* vo, long n) {
   dxc_state* s = (dxc_state*)p;
+  dxc_check_items(s, n, "cub::DeviceRadixSort::SortPairs");
   size_t bytes = s->sort_tmp_bytes;
-  CK(cub::DeviceRadixSort::SortPairs(s->sort_tmp, bytes, ki, ko, vi, vo, (int)n, 0, 64, s->stream));
+  CK(s, cub::DeviceRadixSort::SortPairs(s->sort_tmp, bytes, ki, ko, vi, vo, (int)n, 0, 64, s->stream));
 }
 
 extern "C" void dxc_select_flagged(void* p, const int* in, const uint8_t* flag, int* out, int* count, long n) {
   dxc_state* s = (dxc_state*)p;
   if (n <= 0) {
-    CK(cudaMemsetAsync(count, 0, sizeof(int), s->stream));
+    CK(s, cudaMemsetAsync(count, 0, sizeof(int), s->stream));
     return;
   }
+  dxc_check_items(s, n, "cub::DeviceSelect::Flagged");
   size_t bytes = s->select_tmp_bytes;
-  CK(cub::DeviceSelect::Flagged(s->select_tmp, bytes, in, flag, out, count, (int)n, s->stream));
+  CK(s, cub::DeviceSelect::Flagged(s->select_tmp, bytes, in, flag, out, count, (int)n, s->stream));
 }

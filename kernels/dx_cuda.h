@@ -1,5 +1,6 @@
 /* dx_cuda.h: the CUDA side of dx.h (kernels/dx.cu), called by host/dev/dx.c in CUDA builds only.
- * Every function reports a CUDA error through mbpo_fatal with the call named. */
+ * Every CUDA and cuBLAS call is checked; a failure goes to dx_cuda_fail (host/dev/dx.c), which
+ * names the context's phase and the op being issued (dx_phase), then exits through mbpo_fatal. */
 #ifndef MBPO_DX_CUDA_H
 #define MBPO_DX_CUDA_H
 
@@ -13,21 +14,30 @@ extern "C" {
 /** Copy directions of dxc_copy. */
 enum { DXC_H2D = 0, DXC_D2H = 1, DXC_D2D = 2 };
 
-/** Create the CUDA state (device 0, a stream, a cuBLAS handle); NULL with the reason in err. */
-void* dxc_create(char* err, int n);
+/** Report a failed CUDA/cuBLAS call of the context `owner` (a dx_ctx*; NULL outside one): `call`
+ *  is the call, `err` the error text. Does not return. Defined in host/dev/dx.c. */
+void dx_cuda_fail(void* owner, const char* call, const char* err);
+
+/** Create the CUDA state (the selected device, a stream, a cuBLAS handle) for the context owner;
+ *  NULL with the reason in err. */
+void* dxc_create(void* owner, char* err, int n);
 void dxc_destroy(void* s);
 void* dxc_alloc(void* s, size_t bytes);
 void dxc_free(void* s, void* p);
 void* dxc_alloc_pinned(void* s, size_t bytes);
 void dxc_free_pinned(void* s, void* p);
+/** 1 when host memory [p, p + bytes) is page-locked (usable by a captured copy). */
+int dxc_is_pinned(const void* p);
 void dxc_copy(void* s, void* dst, const void* src, size_t bytes, int dir);
 void dxc_zero(void* s, void* dst, size_t bytes);
-void dxc_sync(void* s);
+/** Wait for the stream; 0 when all went well, else 1 with the CUDA error in err (the caller
+ *  reports it with its phase and op: dx_sync, MBPO_DX_SYNC=1). */
+int dxc_sync_check(void* s, char* err, int n);
 void dxc_capture_begin(void* s);
 /** Ends the capture and instantiates it; returns the cudaGraphExec_t. */
 void* dxc_capture_end(void* s, long* nodes);
 void dxc_graph_launch(void* s, void* exec);
-void dxc_graph_free(void* exec);
+void dxc_graph_free(void* s, void* exec);
 /** Launch an element op through its launcher (checks the launch). */
 void dxc_run(void* s, void (*launch)(void* stream, const void* args, long n), const void* args, long n,
              const char* name);

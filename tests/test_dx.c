@@ -24,6 +24,7 @@
 #include "backend.h"
 #include "dx.h"
 #include "nn_dev.h"
+#include "nn_k.h"
 #include "nn.h"
 #include "rng.h"
 #include "dx_test.h"
@@ -544,6 +545,125 @@ static void test_deferred(void) {
   dx_destroy(c);
 }
 
+
+/* ---- fault reports (MBPO_DX_SYNC=1, MBPO_DX_FAIL; dx.h) ---- */
+
+/* The child of test_fault_report (this program run again with --fault-child KIND): a graph of
+ * two nnk_fill ops captured and launched in the phase "model fit, epoch 12", then a sync. With
+ * MBPO_DX_FAIL=nnk_fill:2 the second op leaves a fault; the report must name it. */
+static int fault_child(const char* kind) {
+  dx_ctx* c = dx_create(strcmp(kind, "cuda") == 0 ? DX_CUDA : DX_HOST);
+  float* d = dx_allocf(c, 1000);
+  dx_phase(c, "model fit, epoch %d", 12);
+  dx_capture_begin(c);
+  nnk_fill_args a = {d, 1.0f};
+  DX_RUN(c, nnk_fill, a, 1000);
+  nnk_fill_args b = {d, 2.0f};
+  DX_RUN(c, nnk_fill, b, 777);
+  dx_graph* g = dx_capture_end(c);
+  dx_graph_launch(c, g);
+  dx_sync(c);
+  printf("no fault reported\n");
+  return 0;
+}
+
+static char g_self[4096];
+
+/* Run the child with env; its output (stdout and stderr) in out; returns its exit status. */
+static int run_child(const char* env, const char* kind, char* out, size_t n) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "env %s '%s' --fault-child %s 2>&1", env, g_self, kind);
+  FILE* f = popen(cmd, "r");
+  if (!f) return -1;
+  size_t m = fread(out, 1, n - 1, f);
+  out[m] = 0;
+  int st = pclose(f);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void fault_report(const char* kind) {
+  char out[4096];
+  /* the debug mode: the op, its sizes, its place in the graph and the phase */
+  int rc = run_child("MBPO_DX_SYNC=1 MBPO_DX_FAIL=nnk_fill:2", kind, out, sizeof out);
+  printf("  MBPO_DX_SYNC=1 (%s): %s", kind, out);
+  CHECK(rc == 1, "exit %d (expected 1): %s", rc, out);
+  CHECK(strstr(out, "model fit, epoch 12: op nnk_fill (777 indices), op 2 of 2 of the graph captured in \"model fit, "
+                    "epoch 12\": injected fault") != NULL,
+        "the report does not name the op, its sizes, its place and the phase: %s", out);
+  /* without it the fault shows at dx_sync: the phase and the graph, and how to find the op */
+  rc = run_child("MBPO_DX_FAIL=nnk_fill:2", kind, out, sizeof out);
+  printf("  default (%s): %s", kind, out);
+  CHECK(rc == 1, "exit %d (expected 1): %s", rc, out);
+  CHECK(strstr(out, "model fit, epoch 12: dx_sync after a launch of the graph captured in \"model fit, epoch 12\": "
+                    "injected fault") != NULL && strstr(out, "MBPO_DX_SYNC=1 names the op") != NULL,
+        "the report at dx_sync does not name the phase and the graph: %s", out);
+  /* no fault: the same program runs through in both modes */
+  rc = run_child("MBPO_DX_SYNC=1", kind, out, sizeof out);
+  CHECK(rc == 0 && strstr(out, "no fault reported"), "without a fault: exit %d: %s", rc, out);
+}
+
+static void test_fault_report(void) {
+  NEED_KIND();
+  fault_report(g_kind == DX_CUDA ? "cuda" : "host");
+}
+
+/* Set-up work inside a capture is fatal on both kinds (it would synchronize, or break the graph),
+ * and so are CUB item counts past INT_MAX. */
+static void test_capture_rules(void) {
+  NEED_KIND();
+  static const char* const what[] = {"dx_free", "dx_alloc_pinned", "dx_free_pinned", "dx_reserve_sort > INT_MAX",
+                                     "dx_graph_free"};
+  for (int k = 0; k < 5; k++) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+      if (!freopen("/dev/null", "w", stderr)) _exit(3);
+      dx_ctx* c = ctx();
+      float* d = dx_allocf(c, 4);
+      void* pin = dx_alloc_pinned(c, 16);
+      dx_capture_begin(c);
+      dx_graph* g = NULL;
+      if (k == 4) { /* a graph freed while another is being captured */
+        dx_capture_end(c);
+        dx_capture_begin(c);
+        dx_zero(c, d, 4);
+        g = dx_capture_end(c);
+        dx_capture_begin(c);
+      }
+      switch (k) {
+        case 0: dx_free(c, d); break;
+        case 1: dx_alloc_pinned(c, 16); break;
+        case 2: dx_free_pinned(c, pin); break;
+        case 3: dx_capture_end(c); dx_reserve_sort(c, 3000000000L); break;
+        default: dx_graph_free(c, g); break;
+      }
+      _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s inside a capture: status %d (expected exit 1)", what[k], st);
+  }
+}
+
+/* Graphs count dx-level ops, the same on both kinds; the CUDA node count is reported only. */
+static void test_graph_counts(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  float* d = dx_allocf(c, 64);
+  dx_capture_begin(c);
+  dx_zero(c, d, 64);
+  /* a non-collapsing two-level GEMM: one op (the host runs it as 2 calls, CUDA as 2 nodes) */
+  dx_gemm2(c, 0, 0, 2, 2, 2, 1, d, 2, 9, 0, d + 16, 2, 8, 4, 0, d + 32, 2, 9, 4, 2, 2);
+  nnk_fill_args a = {d, 1.0f};
+  DX_RUN(c, nnk_fill, a, 8);
+  dx_graph* g = dx_capture_end(c);
+  printf("  graph of 3 dx ops (%s): %ld ops, %ld nodes\n", g_kind == DX_CUDA ? "cuda" : "host", dx_graph_ops(g),
+         dx_graph_nodes(g));
+  CHECK(dx_graph_ops(g) == 3, "%ld dx ops (expected 3)", dx_graph_ops(g));
+  dx_graph_free(c, g);
+  dx_free(c, d);
+}
+
 GPU_TWIN(test_gemm)
 GPU_TWIN(test_gemm2)
 GPU_TWIN(test_mlp)
@@ -553,8 +673,14 @@ GPU_TWIN(test_ctr_capture)
 GPU_TWIN(test_small_ops)
 GPU_TWIN(test_rng)
 GPU_TWIN(test_sort_select)
+GPU_TWIN(test_fault_report)
+GPU_TWIN(test_capture_rules)
+GPU_TWIN(test_graph_counts)
 
-int main(void) {
+int main(int argc, char** argv) {
+  if (argc == 3 && strcmp(argv[1], "--fault-child") == 0) return fault_child(argv[2]);
+  ssize_t n = readlink("/proc/self/exe", g_self, sizeof g_self - 1);
+  g_self[n > 0 ? n : 0] = 0;
   RUN_KINDS(test_gemm);
   RUN_KINDS(test_gemm2);
   RUN_KINDS(test_mlp);
@@ -565,6 +691,9 @@ int main(void) {
   RUN_KINDS(test_rng);
   RUN_KINDS(test_sort_select);
   RUN(test_deferred);
+  RUN_KINDS(test_fault_report);
+  RUN_KINDS(test_capture_rules);
+  RUN_KINDS(test_graph_counts);
   dxt_destroy_all();
   return test_done();
 }

@@ -6,12 +6,16 @@
  * Errors are max |got - ref| / max |ref| per buffer. Tolerances (host emulation / GPU):
  *   one update: gradients 1e-6 / 1e-3; parameters, targets, log alpha, Adam moments 1e-6 / 5e-3
  *     (Adam normalises the gradient, so an element whose gradient is at rounding level can move
- *     by up to 2 lr on either side); statistics 1e-6 / 1e-3 relative (they are stored as float)
+ *     by up to 2 lr on either side); statistics 1e-6 / 1e-3 relative (they are stored as float);
+ *     and the update's displacement (after - before, against the CPU agent's, normalized by its
+ *     largest element) 1e-5 / 0.1: 5e-3 of the largest weight is more than one Adam step (~3e-4),
+ *     so only the displacement shows a GPU update that changed nothing (it measures 1 then)
  *   one update with exactly tied critics (min's gradient split equally), and one of 100 rows with
  *     no statistics requested: as above
  *   G = 5 updates captured once with nnd_ctr_add of the update counter (crossing 2^32, so both
  *     counter words are read on the device) and replayed 3 times vs 15 sac_update calls:
- *     state 1e-5 / 1e-2, the last replay's statistics 1e-5 / 1e-2
+ *     state 1e-5 / 1e-2, displacement over the 15 updates 1e-4 / 0.2, the last replay's statistics
+ *     1e-5 / 1e-2
  *   acting (stochastic, deterministic, and captured with the env-step counter advanced on the
  *     device) vs sac_act: 1e-6 / 1e-4
  *   upload / download round trip: exact.
@@ -24,11 +28,13 @@
  *     P = 1 agent's (host emulation bit for bit; GPU 1e-2, as the graph case)
  *   acting (deterministic, stochastic; per-run keys and counters) equal row by row to sacd_act of
  *     the P = 1 agents (bit for bit / 1e-4). GPU bounds of the population cases not yet measured.
- *   one launch per op for all runs: the ops of a captured update are the same at P = 2 and P = 6.
+ *   one launch per op for all runs: the dx-level ops of a captured update (dx_graph_ops) are the
+ *     same at P = 1, 2 and 6, on both kinds; the CUDA node count (cuBLAS adds nodes of its own that
+ *     change with the batch count) is printed, not compared.
  * The host emulation performs the CPU agent's operations in its order and measures exactly equal
  * (0 error) on every state buffer on this machine; only the statistics differ (~5e-8, float
  * storage). The GPU tolerances are set from the arithmetic (libm ulps, FMA contraction, cuBLAS
- * summation order), not yet measured. */
+ * summation order), not yet measured: every GPU comparison prints the error it measured. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,21 +128,54 @@ static sac* blank_agent(void) {
   return sac_create(O, A, &p, (rng_key){7, 0});
 }
 
-/* Every tensor of sac_tensors and the Adam counts; prints the errors when TEST_VERBOSE is set. */
-static void compare_agents(sac* got, sac* ref, double t, const char* what) {
+/* Every tensor of an agent, concatenated (the state before an update, for its displacement). */
+static float* snapshot(sac* s) {
+  sac_tensor t[SAC_NTENSORS];
+  sac_tensors(s, t);
+  size_t n = 0;
+  for (int i = 0; i < SAC_NTENSORS; i++) n += t[i].n;
+  float* p = malloc(n * sizeof(float));
+  for (int i = 0, o = 0; i < SAC_NTENSORS; o += (int)t[i].n, i++) memcpy(p + o, t[i].data, t[i].n * sizeof(float));
+  return p;
+}
+
+/* The update's displacement error max |(got - before) - (ref - before)| / max |ref - before|: a
+ * missing or partial update measures about 1, whatever the size of the weights. */
+static double disp_err(const float* got, const float* ref, const float* before, size_t n) {
+  double m = 0, d = 0;
+  for (size_t i = 0; i < n; i++) {
+    double r = (double)ref[i] - before[i], g = (double)got[i] - before[i];
+    if (fabs(r) > m) m = fabs(r);
+    double e = got[i] != got[i] ? INFINITY : fabs(g - r);
+    if (e > d) d = e;
+  }
+  return d == 0 ? 0 : d / (m > 1e-30 ? m : 1e-30);
+}
+
+/* Every tensor of sac_tensors and the Adam counts: the error relative to the largest value within
+ * t and, given the state before (may be NULL), the displacement error within td. Both are printed
+ * on the GPU (so that a first GPU run sets the bounds from data) and with TEST_VERBOSE. */
+static void compare_agents_d(sac* got, sac* ref, const float* before, double t, double td, const char* what) {
   sac_tensor tg[SAC_NTENSORS], tr[SAC_NTENSORS];
   sac_tensors(got, tg);
   sac_tensors(ref, tr);
-  for (int i = 0; i < SAC_NTENSORS; i++) {
+  size_t o = 0;
+  for (int i = 0; i < SAC_NTENSORS; o += tr[i].n, i++) {
     double e = rel_err(tg[i].data, tr[i].data, tr[i].n);
-    if (getenv("TEST_VERBOSE")) fprintf(stderr, "    %s %-14s rel err %.3g\n", what, tr[i].name, e);
+    double ed = before ? disp_err(tg[i].data, tr[i].data, before + o, tr[i].n) : 0;
+    if (getenv("TEST_VERBOSE") || g_kind == DX_CUDA)
+      printf("    %s (%s) %-14s error %.3g (bound %.3g), displacement error %.3g (bound %.3g)\n", what,
+             g_kind == DX_CUDA ? "cuda" : "host", tr[i].name, e, t, ed, before ? td : 0.0);
     CHECK(e <= t, "%s: %s rel err %.3g > %.3g", what, tr[i].name, e, t);
+    CHECK(!before || ed <= td, "%s: %s displacement error %.3g > %.3g", what, tr[i].name, ed, td);
   }
   CHECK(got->pi_adam->t == ref->pi_adam->t && got->q_adam->t == ref->q_adam->t &&
             got->alpha_adam->t == ref->alpha_adam->t,
         "%s: Adam counts %ld %ld %ld vs %ld %ld %ld", what, got->pi_adam->t, got->q_adam->t,
         got->alpha_adam->t, ref->pi_adam->t, ref->q_adam->t, ref->alpha_adam->t);
 }
+
+static void compare_agents(sac* got, sac* ref, double t, const char* what) { compare_agents_d(got, ref, NULL, t, 0, what); }
 
 static void compare_stats(const float* dev, const sac_stats* ref, double t, const char* what) {
   sac_stats got;
@@ -148,6 +187,7 @@ static void compare_stats(const float* dev, const sac_stats* ref, double t, cons
   for (int k = 0; k < SACD_NSTATS; k++) {
     double e = fabs(g[k] - r[k]) / (fabs(r[k]) > 1e-30 ? fabs(r[k]) : 1e-30);
     if (getenv("TEST_VERBOSE")) fprintf(stderr, "    %s stat %d: %.9g vs %.9g (rel %.3g)\n", what, k, g[k], r[k], e);
+    if (g_kind == DX_CUDA) printf("    %s (cuda) statistic %d: rel err %.3g (bound %.3g)\n", what, k, e, t);
     CHECK(e <= t, "%s: statistic %d = %.9g, reference %.9g (rel %.3g > %.3g)", what, k, g[k], r[k], e, t);
   }
 }
@@ -166,6 +206,7 @@ static void one_update(int tie, int B, int with_stats) {
   uint64_t* ctr = up_bytes(&k, sizeof k);
   float* dstats = dx_allocf(ctx(), SACD_NSTATS);
 
+  float* before = snapshot(ref);
   sacd_update(d, db.obs, db.act, db.rew, db.next, db.done, B, ctr, with_stats ? dstats : NULL);
   sac_stats st;
   sac_update(ref, b.obs, b.act, b.rew, b.next, b.done, B, k, &st);
@@ -175,18 +216,19 @@ static void one_update(int tie, int B, int with_stats) {
   down_into(g, d->q_g, ref->q.nparams * sizeof(float));
   double e = rel_err(g, ref->q_g, ref->q.nparams);
   CHECK(e <= tol(1e-6, 1e-3), "critic gradient rel err %.3g", e);
-  if (getenv("TEST_VERBOSE")) fprintf(stderr, "    q_g rel err %.3g\n", e);
+  if (getenv("TEST_VERBOSE") || g_kind == DX_CUDA) printf("    q_g rel err %.3g (bound %.3g)\n", e, tol(1e-6, 1e-3));
   down_into(g, d->pi_g, ref->pi.nparams * sizeof(float));
   e = rel_err(g, ref->pi_g, ref->pi.nparams);
   CHECK(e <= tol(1e-6, 1e-3), "policy gradient rel err %.3g", e);
-  if (getenv("TEST_VERBOSE")) fprintf(stderr, "    pi_g rel err %.3g\n", e);
+  if (getenv("TEST_VERBOSE") || g_kind == DX_CUDA) printf("    pi_g rel err %.3g (bound %.3g)\n", e, tol(1e-6, 1e-3));
   down_into(g, d->log_alpha_g, sizeof(float));
   CHECK_CLOSE(g[0], ref->log_alpha_g[0], tol(1e-6, 1e-4));
   free(g);
 
   sac* got = blank_agent();
   sacd_download(d, got);
-  compare_agents(got, ref, tol(1e-6, 5e-3), tie ? "tied update" : "update");
+  compare_agents_d(got, ref, before, tol(1e-6, 5e-3), tol(1e-5, 0.1), tie ? "tied update" : "update");
+  free(before);
   if (with_stats) {
     float hs[SACD_NSTATS];
     down_into(hs, dstats, sizeof hs);
@@ -232,6 +274,7 @@ static void test_graph(void) {
   }
   dx_graph* graph = dx_capture_end(ctx());
   sac_stats st[G];
+  float* before = snapshot(ref);
   for (int r = 0; r < REPLAYS; r++) {
     dx_graph_launch(ctx(), graph);
     for (int g = 0; g < G; g++)
@@ -242,7 +285,8 @@ static void test_graph(void) {
 
   sac* got = blank_agent();
   sacd_download(d, got);
-  compare_agents(got, ref, tol(1e-5, 1e-2), "graph");
+  compare_agents_d(got, ref, before, tol(1e-5, 1e-2), tol(1e-4, 0.2), "graph");
+  free(before);
   float hs[G * SACD_NSTATS];
   down_into(hs, dstats, sizeof hs);
   for (int g = 0; g < G; g++) compare_stats(hs + g * SACD_NSTATS, &st[g], tol(1e-5, 1e-2), "graph");
@@ -545,17 +589,16 @@ static void test_act_runs(void) {
   }
 }
 
-/* One launch per op for the whole population: the ops of a captured update are the same for P = 2
- * and P = 6 runs. P = 1 has fewer: a critic GEMM of P > 1 runs is one call per member over the runs
- * (a run's members' weights and the runs' vectors lie at strides that do not collapse into one),
- * 17 such GEMMs per update. */
+/* One launch per op for the whole population: the dx-level ops of a captured update are the same
+ * for P = 1, 2 and 6 runs (a critic GEMM over P > 1 runs is one two-level GEMM, dx_gemm2, where
+ * P = 1 makes a strided one: one op either way). CUDA's node count is reported only. */
 static void test_update_runs_ops(void) {
   NEED_KIND();
   dx_ctx* c = ctx();
   sac* h = make_agent(5, 0);
   const sac* hosts[6] = {h, h, h, h, h, h};
   const int Ps[3] = {1, 2, 6};
-  long ops[3];
+  long ops[3], nodes[3];
   for (int i = 0; i < 3; i++) {
     const int P = Ps[i];
     const size_t R = (size_t)P;
@@ -572,15 +615,16 @@ static void test_update_runs_ops(void) {
     sacd_update_runs(d, obs, act, rew, next, done, NB, ctr, 1, active, stats);
     dx_graph* g = dx_capture_end(c);
     ops[i] = dx_graph_ops(g);
+    nodes[i] = dx_graph_nodes(g);
     dx_graph_free(c, g);
     void* bufs[] = {obs, next, act, rew, done, stats, ctr, active};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) dx_free(c, bufs[k]);
     sacd_free(d);
   }
-  printf("  ops of one captured update: P = 1: %ld, P = 2: %ld, P = 6: %ld\n", ops[0], ops[1], ops[2]);
-  CHECK(ops[1] == ops[2], "ops grow with P: %ld at P = 2, %ld at P = 6", ops[1], ops[2]);
-  CHECK(ops[0] > 20 && ops[1] >= ops[0] && ops[1] <= ops[0] + 17 * (g_kind == DX_CUDA ? 2 : 1),
-        "P = 1: %ld ops, P = 2: %ld", ops[0], ops[1]);
+  printf("  dx ops of one captured update (%s): P = 1: %ld, P = 2: %ld, P = 6: %ld; graph nodes %ld, %ld, %ld\n",
+         g_kind == DX_CUDA ? "cuda" : "host", ops[0], ops[1], ops[2], nodes[0], nodes[1], nodes[2]);
+  CHECK(ops[0] > 20 && ops[0] == ops[1] && ops[1] == ops[2], "dx ops change with P: %ld, %ld, %ld at P = 1, 2, 6",
+        ops[0], ops[1], ops[2]);
   sac_free(h);
 }
 

@@ -294,6 +294,11 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
   model_fit_stats* S = malloc((size_t)n * sizeof *S);
   model_stopper* stop = malloc((size_t)n * sizeof *stop);
   if (!S || !stop) mbpo_fatal("out of memory");
+  /* phase labels: a fault report names the fit's step and epoch (dx.h) */
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+  dx_phase_sub(c, outer, "model fit (%d run%s, fit index %u): split, normaliser, bootstrap", n, n == 1 ? "" : "s",
+               jobs[0]->fit_index);
 
   /* 1. per run: its state in, the split (permutation by one sort; the first n_ho rows are held
    * out), the normaliser from the training split, the bootstrap */
@@ -337,12 +342,15 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
   dx_zero(c, f->epoch, sizeof(uint64_t));
 
   /* 2. epochs: one graph, one download and one decision per run each */
+  dx_phase_sub(c, outer, "model fit (%d run%s, fit index %u): epoch", n, n == 1 ? "" : "s", jobs[0]->fit_index);
   dx_capture_begin(c);
   epoch_program(f, &pl);
   dx_graph* g = dx_capture_end(c);
   for (int q = 0; q < n; q++) model_stopper_begin(&stop[q], E, &S[q]);
   int alive = n;
   for (int epoch = 0; alive > 0; epoch++) {
+    dx_phase_sub(c, outer, "model fit (%d run%s, fit index %u), epoch %d", n, n == 1 ? "" : "s", jobs[0]->fit_index,
+                 epoch);
     dx_graph_launch(c, g);
     dx_download(c, f->stat_h, f->stat, (size_t)n * (1 + E) * sizeof(double));
     dx_sync(c);
@@ -375,6 +383,8 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
   dx_sync(c); /* the last epoch's flag upload has read its pinned source */
 
   /* 3. each member back to its snapshot; 4. holdout MSE and elites; 5. the state back */
+  dx_phase_sub(c, outer, "model fit (%d run%s, fit index %u): snapshots, holdout scores", n, n == 1 ? "" : "s",
+               jobs[0]->fit_index);
   for (int q = 0; q < n; q++)
     for (int e = 0; e < E; e++) f->flags_h[q * E + e] = S[q].best_epoch[e] >= 0;
   dx_upload(c, f->flags, f->flags_h, (size_t)n * E * sizeof(int));
@@ -383,6 +393,7 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
   dx_download(c, f->stat_h, f->stat, (size_t)n * (1 + E) * sizeof(double));
   for (int q = 0; q < n; q++) copy_state(f, q, jobs[q]->m, 0);
   dx_sync(c);
+  dx_phase(c, "%s", outer);
   const double secs = now_s() - t0;
   for (int q = 0; q < n; q++) {
     modeld_fit_job* jb = jobs[q];

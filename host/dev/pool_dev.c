@@ -2,6 +2,7 @@
  * and plain copies. The ring arithmetic follows host/pool.c line by line. */
 #include "pool_dev.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "log.h"
@@ -167,6 +168,9 @@ static void copy_stored(dx_ctx* c, float* const dev[5], float* const host[5], co
 }
 
 void poold_upload(dx_ctx* c, pool_dev* p, const pool* host) {
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+  dx_phase_sub(c, outer, "replay pool upload (%ld rows)", host->size);
   if (host->obs_dim != p->obs_dim || host->act_dim != p->act_dim)
     mbpo_fatal("poold_upload: a pool of obs %d act %d into one of obs %d act %d", host->obs_dim,
                host->act_dim, p->obs_dim, p->act_dim);
@@ -183,9 +187,13 @@ void poold_upload(dx_ctx* c, pool_dev* p, const pool* host) {
   copy_stored(c, dev, h, w, p->cap, host->size, host->next, 1);
   set_state(c, p, host->size, host->next);
   dx_sync(c);
+  dx_phase(c, "%s", outer);
 }
 
 void poold_download(dx_ctx* c, const pool_dev* p, pool* host) {
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+  dx_phase_sub(c, outer, "replay pool download");
   if (host->obs_dim != p->obs_dim || host->act_dim != p->act_dim)
     mbpo_fatal("poold_download: a pool of obs %d act %d into one of obs %d act %d", p->obs_dim,
                p->act_dim, host->obs_dim, host->act_dim);
@@ -201,11 +209,18 @@ void poold_download(dx_ctx* c, const pool_dev* p, pool* host) {
   dx_sync(c);
   host->size = st[0];
   host->next = st[1];
+  dx_phase(c, "%s", outer);
 }
 
 void poold_resize(dx_ctx* c, pool_dev* p, long new_cap) {
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+  dx_phase_sub(c, outer, "replay pool resize (%ld -> %ld rows)", p->cap, new_cap);
   if (new_cap < 1) new_cap = 1;
-  if (new_cap == p->cap) return;
+  if (new_cap == p->cap) {
+    dx_phase(c, "%s", outer);
+    return;
+  }
   if (dx_capturing(c)) mbpo_fatal("poold_resize inside a capture");
   poold_sync_state(c, p);
   const long cap = p->cap, keep = p->size < new_cap ? p->size : new_cap;
@@ -228,6 +243,7 @@ void poold_resize(dx_ctx* c, pool_dev* p, long new_cap) {
   p->obs = q.obs, p->act = q.act, p->rew = q.rew, p->next_obs = q.next_obs, p->done = q.done;
   p->cap = new_cap;
   set_state(c, p, keep, keep % new_cap);
+  dx_phase(c, "%s", outer);
 }
 
 void poold_append_dev(dx_ctx* c, pool_dev* p, const int* count, long nmax, const float* obs,

@@ -208,6 +208,10 @@ void rolloutd_run_runs(rollout_dev* r, const nn_mlp* pi, rolloutd_job* jobs, int
       r->order[b - 1] = t;
     }
   if (ns == 0) return;
+  /* phase labels: a fault report names the rollout's step (dx.h) */
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+  dx_phase_sub(c, outer, "model rollout (%d run%s, %d rows): start states", ns, ns == 1 ? "" : "s", B);
   const nn_mlp* net = &r->model_net;
   const size_t D = (size_t)r->D, in = (size_t)r->in;
   for (int q = 0; q < ns; q++) {
@@ -239,12 +243,15 @@ void rolloutd_run_runs(rollout_dev* r, const nn_mlp* pi, rolloutd_job* jobs, int
   for (int i = 0; i < kmax; i++) {
     int n_i = 0; /* the runs whose length exceeds i: a prefix of the slots */
     while (n_i < ns && jobs[r->order[n_i]].k > i) n_i++;
+    dx_phase_sub(c, outer, "model rollout (%d run%s, %d rows), step %d of %d", ns, ns == 1 ? "" : "s", B, i + 1, kmax);
     step(r, pi, jobs, n_i, B, i);
   }
+  dx_phase_sub(c, outer, "model rollout (%d run%s, %d rows): statistics", ns, ns == 1 ? "" : "s", B);
   rolloutk_finish_args f = {r->st, r->tab};
   DX_RUN(c, rolloutk_finish, f, ns);
   dx_download(c, r->st_h, r->st, (size_t)ns * sizeof(rolloutk_stats));
   dx_sync(c);
+  dx_phase(c, "%s", outer);
   for (int q = 0; q < ns; q++) {
     rolloutd_job* j = &jobs[r->order[q]];
     const rolloutk_stats* h = &r->st_h[q];

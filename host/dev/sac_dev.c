@@ -174,6 +174,9 @@ void sacd_upload_run(sac_dev* d, int q, const sac* host) {
   check_run(d, q, "sacd_upload");
   dx_ctx* c = d->c;
   const size_t np = d->pi.nparams, nq = d->q.nparams;
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+  dx_phase_sub(c, outer, "SAC agent upload (run %d)", q);
   dx_upload(c, d->pi_w + q * np, host->pi_w, np * sizeof(float));
   dx_upload(c, d->q_w + q * nq, host->q_w, nq * sizeof(float));
   dx_upload(c, d->qt_w + q * nq, host->qt_w, nq * sizeof(float));
@@ -181,6 +184,7 @@ void sacd_upload_run(sac_dev* d, int q, const sac* host) {
   nnd_adam_upload_run(c, d->pi_adam, q, host->pi_adam); /* each syncs */
   nnd_adam_upload_run(c, d->q_adam, q, host->q_adam);
   nnd_adam_upload_run(c, d->alpha_adam, q, host->alpha_adam);
+  dx_phase(c, "%s", outer);
 }
 
 void sacd_download_run(const sac_dev* d, int q, sac* host) {
@@ -188,6 +192,9 @@ void sacd_download_run(const sac_dev* d, int q, sac* host) {
   check_run(d, q, "sacd_download");
   dx_ctx* c = d->c;
   const size_t np = d->pi.nparams, nq = d->q.nparams;
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+  dx_phase_sub(c, outer, "SAC agent download (run %d)", q);
   dx_download(c, host->pi_w, d->pi_w + q * np, np * sizeof(float));
   dx_download(c, host->q_w, d->q_w + q * nq, nq * sizeof(float));
   dx_download(c, host->qt_w, d->qt_w + q * nq, nq * sizeof(float));
@@ -195,6 +202,7 @@ void sacd_download_run(const sac_dev* d, int q, sac* host) {
   nnd_adam_download_run(c, d->pi_adam, q, host->pi_adam); /* each syncs */
   nnd_adam_download_run(c, d->q_adam, q, host->q_adam);
   nnd_adam_download_run(c, d->alpha_adam, q, host->alpha_adam);
+  dx_phase(c, "%s", outer);
 }
 
 void sacd_upload(sac_dev* d, const sac* host) { sacd_upload_run(d, 0, host); }
@@ -216,8 +224,13 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   if (B < 1 || B > w->Bmax) mbpo_fatal("sacd_update: batch of %d rows (1..%d)", B, w->Bmax);
   const float invB = 1.0f / (float)B;
   const long PB = (long)P * B;
+  /* phase labels: in a captured update (MBPO_DX_SYNC=1) a fault report names the step (dx.h) */
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+#define SACD_STEP(what) dx_phase_sub(c, outer, "SAC update (%d run%s, %d rows): %s", P, P == 1 ? "" : "s", B, what)
 
   /* 1-2: the Bellman target from the target critics and a fresh a' ~ pi(.|s') */
+  SACD_STEP("Bellman target");
   nnd_forward(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
   sack_sample_args sn = {w->pin_out, next_obs, w->x_na, w->logp_n, NULL, update_index, d->runs, 0,
                          ctr_stride, B, O, A};
@@ -227,6 +240,7 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   DX_RUN(c, sack_target, ta, PB);
 
   /* 3: critic loss gradients at [s, a] */
+  SACD_STEP("critic gradients");
   nnd_concat(c, obs, O, act, A, (int)PB, w->x_sa);
   nnd_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
   sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB};
@@ -234,6 +248,7 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   nnd_backward_set(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
 
   /* 4: a~ = tanh(mu + sigma eps) at s */
+  SACD_STEP("policy gradients");
   nnd_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
   sack_sample_args sc = {w->pi_out, obs, w->x_sp, w->logp, w->eps, update_index, d->runs,
                          (uint64_t)B * (uint64_t)A, ctr_stride, B, O, A};
@@ -251,6 +266,7 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   nnd_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
 
   /* 7: temperature gradient and statistics, with the pre-update log alpha */
+  SACD_STEP("temperature and statistics");
   sack_alpha_stats_args as = {w->qv, w->y, w->qp, w->logp, d->log_alpha, d->runs, d->log_alpha_g, stats,
                               B, SACD_NSTATS};
   DX_RUN(c, sack_alpha_stats, as, (long)P * (stats ? 1 + SACD_NSTATS : 1));
@@ -261,7 +277,10 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
                               adam_set(d->alpha_adam, d->log_alpha, d->log_alpha_g)}, active, P};
   DX_RUN(c, sack_apply_tick, at, 3L * P);
   sack_apply_args ap = {{at.s[0], at.s[1], at.s[2]}, d->qt_w, d->taus, active, P};
+  SACD_STEP("Adam and Polyak");
   DX_RUN(c, sack_apply, ap, (long)P * (long)(d->q.nparams + d->pi.nparams + 1));
+#undef SACD_STEP
+  dx_phase(c, "%s", outer);
 }
 
 void sacd_update(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
