@@ -163,6 +163,13 @@ void modeld_step_runs(dx_ctx* c, const model_dev* shape, modeld_ws* w, int P, in
                       const struct modelk_frun* runs, float* params, float* grads, nnd_adam* adam,
                       const int* act, const float* x, const float* y, double* terms);
 
+/** Allocate d's own buffers on c for the host model's shape (modeld_create, model_dev_train.c,
+ *  adds the fitter and the upload). */
+void modeld_init(model_dev* d, dx_ctx* c, const dyn_model* h);
+
+/** Free what modeld_init allocated (after a sync of d's context). */
+void modeld_release(model_dev* d);
+
 /** For tests: after a fit, run q's shuffled member lists (device [E][n_train]). */
 const int* modeld_fit_boot(const modeld_fitter* f, int q);
 

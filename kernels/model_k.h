@@ -30,7 +30,7 @@ extern "C" {
 #include "model.h"
 
 /** Blocks of the two-level per-step sums (modelk_partials). */
-#define MDK_NB 64
+#define MODELK_NB 64
 
 /** One run's fit (device table of a batched fit): its rows are X[q][0..n_ho) held out, then n_tr
  *  training rows; the scored rows are X[q][0..n_score) (the holdout, or the training rows when
@@ -93,18 +93,18 @@ MBPO_HD static void modelk_split_rows_body(long i, const modelk_split_rows_args*
 }
 
 /* Normaliser of n rows X [n][I]: mean and population std per column, two passes in double
- * (model.c's fit_column), each pass in MDK_NB blocks of rows per column so that no thread runs
- * over all rows: the block sums (i over I * MDK_NB; j = i / MDK_NB, b = i % MDK_NB), then one
+ * (model.c's fit_column), each pass in MODELK_NB blocks of rows per column so that no thread runs
+ * over all rows: the block sums (i over I * MODELK_NB; j = i / MODELK_NB, b = i % MODELK_NB), then one
  * thread per column adding its blocks in order. Pass 0 sums x, pass 1 sums (x - mu)². */
 typedef struct modelk_norm_part_args {
   const float* X;
   const double* mu;    /* [I] (pass 1) */
-  double* part;        /* [I][MDK_NB] */
+  double* part;        /* [I][MODELK_NB] */
   int n, I, pass;
 } modelk_norm_part_args;
 MBPO_HD static void modelk_norm_part_body(long i, const modelk_norm_part_args* a) {
-  const int j = (int)(i / MDK_NB), b = (int)(i % MDK_NB);
-  const long per = ((long)a->n + MDK_NB - 1) / MDK_NB;
+  const int j = (int)(i / MODELK_NB), b = (int)(i % MODELK_NB);
+  const long per = ((long)a->n + MODELK_NB - 1) / MODELK_NB;
   const long r1 = (b + 1) * per < a->n ? (b + 1) * per : a->n;
   const float* col = a->X + j;
   double s = 0.0;
@@ -128,7 +128,7 @@ typedef struct modelk_norm_fin_args {
 } modelk_norm_fin_args;
 MBPO_HD static void modelk_norm_fin_body(long j, const modelk_norm_fin_args* a) {
   double s = 0.0;
-  for (int b = 0; b < MDK_NB; b++) s += a->part[j * MDK_NB + b];
+  for (int b = 0; b < MODELK_NB; b++) s += a->part[j * MODELK_NB + b];
   if (a->pass == 0) {
     a->mu[j] = a->n > 0 ? s / a->n : 0.0;
     return;
@@ -269,16 +269,16 @@ MBPO_HD static void modelk_nll_body(long i, const modelk_nll_args* p) {
   p->rowsum[i] = acc;
 }
 
-/** Partials per run of modelk_partials: (1 + 2D) MDK_NB row blocks, then L nbw weight blocks. */
-MBPO_HD static long modelk_npart(int D, int L, int nbw) { return (long)(1 + 2 * D) * MDK_NB + (long)L * nbw; }
+/** Partials per run of modelk_partials: (1 + 2D) MODELK_NB row blocks, then L nbw weight blocks. */
+MBPO_HD static long modelk_npart(int D, int L, int nbw) { return (long)(1 + 2 * D) * MODELK_NB + (long)L * nbw; }
 
 /* First level of the per-step sums, per run (i over P * modelk_npart; run q, then as one run). Rows
- * (j < (1 + 2D) MDK_NB; k = j / MDK_NB, block b = j % MDK_NB): the run's n = E nb[q] valid rows,
+ * (j < (1 + 2D) MODELK_NB; k = j / MODELK_NB, block b = j % MODELK_NB): the run's n = E nb[q] valid rows,
  * taken member by member (row v is member v / nb[q], row v % nb[q]: a fit alone's contiguous
- * order), in blocks of ceil(n / MDK_NB) consecutive rows summed in order in double:
+ * order), in blocks of ceil(n / MODELK_NB) consecutive rows summed in order in double:
  *   k = 0:             rowsum                                    (the data term)
  *   k = 1 .. 2D:       gbnd[.][k - 1]                            (the bound gradients)
- * Weights (j = (1 + 2D) MDK_NB + l nbw + b, l < L, b < nbw): Σ W_l[k]² over k = b, b + nbw, ...
+ * Weights (j = (1 + 2D) MODELK_NB + l nbw + b, l < L, b < nbw): Σ W_l[k]² over k = b, b + nbw, ...
  * (interleaved, so that neighbouring threads read neighbouring weights). part is [P][modelk_npart]. */
 typedef struct modelk_partials_args {
   const double* rowsum;
@@ -294,12 +294,12 @@ typedef struct modelk_partials_args {
 MBPO_HD static void modelk_partials_body(long i, const modelk_partials_args* a) {
   const int D2 = 2 * a->D;
   const long np = modelk_npart(a->D, a->L, a->nbw), q = i / np, j = i % np;
-  const long nrow = (long)(1 + D2) * MDK_NB;
+  const long nrow = (long)(1 + D2) * MODELK_NB;
   double s = 0.0;
   if (j < nrow) {
-    const int k = (int)(j / MDK_NB), b = (int)(j % MDK_NB), nb = a->nb[q];
+    const int k = (int)(j / MODELK_NB), b = (int)(j % MODELK_NB), nb = a->nb[q];
     const long n = (long)a->E * nb;
-    const long per = (n + MDK_NB - 1) / MDK_NB;
+    const long per = (n + MODELK_NB - 1) / MODELK_NB;
     const long v0 = b * per, v1 = (b + 1) * per < n ? (b + 1) * per : n;
     if (v0 < v1) {
       long e = v0 / nb, r = v0 % nb; /* walk the valid rows without a division per row */
@@ -356,20 +356,20 @@ MBPO_HD static void modelk_finish_body(long i, const modelk_finish_args* a) {
     const int nb = a->nb[q];
     const float s = nb > 0 ? 1.0f / (float)(nb * D) : 0.0f;
     double data = 0.0;
-    for (int b = 0; b < MDK_NB; b++) data += part[b];
+    for (int b = 0; b < MODELK_NB; b++) data += part[b];
     terms[0] = data * (double)s;
     double bsum = 0.0;
     for (int d = 0; d < D; d++) bsum += (double)hi[d] - (double)lo[d];
     terms[1 + a->L] = coef * bsum;
   } else if (j <= 2 * D) {
-    const double* pq = part + j * MDK_NB;
+    const double* pq = part + j * MODELK_NB;
     double s = 0.0;
-    for (int b = 0; b < MDK_NB; b++) s += pq[b];
+    for (int b = 0; b < MODELK_NB; b++) s += pq[b];
     float* gbounds = a->grads + q * a->ps + a->netn;
     gbounds[j - 1] = j <= D ? (float)(s + coef) : (float)(s - coef);
   } else {
     const int l = (int)(j - 2 * D - 1);
-    const double* pl = part + (long)(1 + 2 * D) * MDK_NB + (long)l * a->nbw;
+    const double* pl = part + (long)(1 + 2 * D) * MODELK_NB + (long)l * a->nbw;
     double ss = 0.0;
     for (int b = 0; b < a->nbw; b++) ss += pl[b];
     terms[1 + l] = 0.5 * (double)a->wd[l] * ss;

@@ -30,10 +30,10 @@ extern "C" {
 
 /** Partial sums of the statistics: a run's rows are split into this many consecutive chunks, each
  *  summed in row order by one thread, then the chunks in order by one thread (deterministic). */
-#define RDK_NCH 256
+#define ROLLOUTK_NCH 256
 
 /** Partial sums per chunk: reward, done, non-finite, kept. */
-#define RDK_NSUM 4
+#define ROLLOUTK_NSUM 4
 
 /** The statistics a run's rollout accumulates on the device, and its model pool's state at the
  *  end (downloaded once). */
@@ -188,7 +188,7 @@ MBPO_HD static void rolloutk_partial_body(long i, const rolloutk_partial_args* p
     e += p->bad[base + b];
     k += p->keep[base + b];
   }
-  double* o = p->part + q * RDK_NSUM * p->nch + ch;
+  double* o = p->part + q * ROLLOUTK_NSUM * p->nch + ch;
   o[0] = r;
   o[p->nch] = d;
   o[2 * p->nch] = e;
@@ -208,7 +208,7 @@ MBPO_HD static void rolloutk_total_body(long i, const rolloutk_total_args* p) {
   int cnt = p->count[i];
   p->next[i] = 0;
   if (cnt <= 0) return;
-  const double* o = p->part + i * RDK_NSUM * p->nch;
+  const double* o = p->part + i * ROLLOUTK_NSUM * p->nch;
   double r = 0, d = 0, e = 0, k = 0;
   for (int c = 0; c < p->nch; c++) {
     r += o[c];

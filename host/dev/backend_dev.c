@@ -79,6 +79,7 @@ static struct run_dev* run_dev_create(const mbpo_state* s, int kind) {
   d->real = poold_create(d->c, s->od, s->ad, s->real->cap);
   d->stage_rows = c->max_path_length;
   d->stage = dx_alloc_pinned(d->c, (size_t)d->stage_rows * (size_t)(2 * s->od + s->ad + 2) * sizeof(float));
+  dx_phase(d->c, "%sresume or start: host state to the device", s->prefix);
   poold_upload(d->c, d->real, s->real);
   if (s->mpool) {
     d->mpool = poold_create(d->c, s->od, s->ad, s->mpool->cap);
@@ -105,8 +106,9 @@ static void run_dev_free(struct run_dev* d) {
 const char* backendd_label(int kind) { return kind == DX_CUDA ? "cuda" : "cuda-emulated (host)"; }
 
 static void run_dev_push_real(struct run_dev* d, long n, const float* obs, const float* act, const float* rew,
-                     const float* next_obs, const float* done) {
+                              const float* next_obs, const float* done) {
   const pool_dev* R = d->real;
+  dx_phase(d->c, "real pool push (%ld rows)", n);
   if (n > d->stage_rows) { /* not an episode: straight from the caller's memory */
     poold_add_host(d->c, d->real, n, obs, act, rew, next_obs, done);
     return;
@@ -137,6 +139,9 @@ static void dev_snapshot(mbpo_backend* be, int q, int policy_only) {
   struct run_dev* d = pd->runs[q];
   mbpo_state* s = pd->states[q];
   sac_dev* agent = pd->agent;
+  dx_phase(agent->c, "%sepoch %ld: %s to the host", s->prefix, s->epoch,
+           policy_only ? "the evaluation's policy snapshot" : "checkpoint: the device state");
+  dx_phase(d->c, "%sepoch %ld: %s to the host", s->prefix, s->epoch, policy_only ? "policy" : "checkpoint: model");
   if (policy_only) {
     dx_download(agent->c, s->agent->pi_w, sacd_pi_params(agent, d->q), sizeof(float) * s->agent->pi.nparams);
     dx_sync(agent->c);
@@ -275,10 +280,12 @@ static void pdev_create(struct dev_backend* pd, mbpo_state* const* runs, int P, 
   free(upd);
   free(hosts);
   /* the graphs, once: every pointer they hold stays (the pools are reached through srcs) */
+  dx_phase(pd->c, "env step graph (P = %d runs, acting only)", pd->P);
   dx_capture_begin(pd->c);
   enq_inputs(pd, 0);
   enq_act_outputs(pd, 0);
   pd->g_act = dx_capture_end(pd->c);
+  dx_phase(pd->c, "env step graph (P = %d runs, %d SAC updates each)", pd->P, pd->G);
   dx_capture_begin(pd->c);
   enq_inputs(pd, 1);
   for (int g = 0; g < pd->G; g++) enq_update(pd);
@@ -332,6 +339,9 @@ static void dev_model(mbpo_backend* be, const int* which, int n) {
     j->next_obs = R->next_obs;
     j->fit_index = pd->states[q]->fits;
   }
+  const mbpo_state* s0 = pd->states[which[0]];
+  dx_phase(pd->c, "epoch %ld, env step %llu: model fit (%d run%s)", s0->epoch, (unsigned long long)s0->env_steps, n,
+           n == 1 ? "" : "s");
   modeld_fit_runs(pd->fitter, pd->fits, n);
   /* 2. each model pool sized for its k (the step re-points its sampling); a run whose fit turned
    *    non-finite is not rolled out */
@@ -346,6 +356,7 @@ static void dev_model(mbpo_backend* be, const int* which, int n) {
     if (s->mfit.status == MODEL_NONFINITE) continue;
     const long cap = mbpo_model_pool_capacity(s->c, s->k);
     if (cap != d->mpool->cap) {
+      dx_phase(d->c, "%sepoch %ld: model pool resize to %ld rows", s->prefix, s->epoch, cap);
       poold_resize(d->c, d->mpool, cap);
       dx_sync(d->c);
     }
@@ -364,6 +375,8 @@ static void dev_model(mbpo_backend* be, const int* which, int n) {
   }
   /* 3. the rollouts, batched */
   if (!nr) return;
+  dx_phase(pd->c, "epoch %ld, env step %llu: model rollout (%d run%s)", s0->epoch,
+           (unsigned long long)s0->env_steps, nr, nr == 1 ? "" : "s");
   rolloutd_run_runs(pd->ro, &pd->agent->pi, pd->jobs, nr, (int)pd->states[0]->c->rollout_batch);
   for (int i = 0; i < nr; i++) {
     mbpo_state* s = pd->states[pd->which[i]];
@@ -391,6 +404,8 @@ static void dev_step(mbpo_backend* be) {
     pd->io.env_step[q] = s->env_steps;
     memcpy(pd->io.obs + (size_t)q * pd->od, s->obs, sizeof(float) * (size_t)pd->od);
   }
+  dx_phase(pd->c, "env step %llu of run 0: %s", (unsigned long long)runs[0]->env_steps,
+           update ? "SAC updates and the next actions" : "the next actions");
   dx_graph_launch(pd->c, update ? pd->g_step : pd->g_act);
   dx_sync(pd->c);
   for (int q = 0; q < pd->P; q++) {

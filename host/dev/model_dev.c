@@ -69,12 +69,8 @@ void modeld_set_shape(model_dev* d, const dyn_model* h) {
   d->nparams = h->nparams;
 }
 
-model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
-  if (max_rows < 0 || max_rows >= (1L << 26))
-    mbpo_fatal("modeld_create: max_rows %ld (0 to 2^26 - 1 allowed)", max_rows);
+void modeld_init(model_dev* d, dx_ctx* c, const dyn_model* h) {
   if (dx_capturing(c)) mbpo_fatal("modeld_create inside a capture");
-  model_dev* d = calloc(1, sizeof *d);
-  if (!d) mbpo_fatal("out of memory");
   d->c = c;
   modeld_set_shape(d, h);
   const int I = d->in_dim, D = d->D, L = d->net.nlayers, Bt = d->p.batch;
@@ -95,13 +91,9 @@ model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
   dx_upload(c, d->bvals, bv, ((size_t)Bt + 1) * sizeof(int));
   dx_sync(c);
   free(bv);
-  if (max_rows > 0) d->fit = modeld_fitter_create(c, h, 1, max_rows);
-  modeld_upload(d, h);
-  return d;
 }
 
-void modeld_free(model_dev* d) {
-  if (!d) return;
+void modeld_release(model_dev* d) {
   dx_ctx* c = d->c;
   dx_sync(c);
   dx_free(c, d->params);
@@ -110,11 +102,9 @@ void modeld_free(model_dev* d) {
   dx_free(c, d->grads);
   nnd_adam_free(c, d->adam);
   modeld_ws_free(c, &d->ws);
-  modeld_fitter_free(d->fit);
   dx_free(c, d->terms);
   dx_free(c, d->bvals);
   dx_free(c, d->pred_y);
-  free(d);
 }
 
 static void check_shape(const model_dev* d, const dyn_model* h) {

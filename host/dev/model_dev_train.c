@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "model_dev.h"
 #include "model_k.h"
@@ -45,7 +46,7 @@ struct modeld_fitter {
   uint64_t *keys, *keys2;   /* [E R] scratch */
   uint64_t* epoch;          /* [1] the current epoch of a fit (read by the shuffles) */
   double* stat;             /* [P][1 + E]: epoch loss, holdout MSEs */
-  double *npart, *nmu;      /* normaliser sums of one run: [I][MDK_NB], [I] */
+  double *npart, *nmu;      /* normaliser sums of one run: [I][MODELK_NB], [I] */
   int schunk;               /* scoring chunk rows */
   nnd_cache* scache;        /* P runs x schunk rows, shared input */
   float *sx, *sy;           /* [P][schunk][I], [P][E][schunk][2 D] */
@@ -56,10 +57,26 @@ struct modeld_fitter {
   double* stat_h;
 };
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+/* ---- a model with a fitter of its own ---- */
+
+/* A model is made here, beside its fitter, so that model_dev.c (the model's buffers, steps and
+ * predictions) does not depend on the fitter. */
+model_dev* modeld_create(dx_ctx* c, const dyn_model* h, long max_rows) {
+  if (max_rows < 0 || max_rows >= (1L << 26))
+    mbpo_fatal("modeld_create: max_rows %ld (0 to 2^26 - 1 allowed)", max_rows);
+  model_dev* d = calloc(1, sizeof *d);
+  if (!d) mbpo_fatal("out of memory");
+  modeld_init(d, c, h);
+  if (max_rows > 0) d->fit = modeld_fitter_create(c, h, 1, max_rows);
+  modeld_upload(d, h);
+  return d;
+}
+
+void modeld_free(model_dev* d) {
+  if (!d) return;
+  modeld_release(d);
+  modeld_fitter_free(d->fit);
+  free(d);
 }
 
 modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long max_rows) {
@@ -105,7 +122,7 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   f->keys2 = dx_alloc(c, (size_t)E * R * sizeof(uint64_t));
   f->epoch = dx_alloc(c, sizeof(uint64_t));
   f->stat = dx_alloc(c, Pz * (1 + E) * sizeof(double));
-  f->npart = dx_alloc(c, (size_t)I * MDK_NB * sizeof(double));
+  f->npart = dx_alloc(c, (size_t)I * MODELK_NB * sizeof(double));
   f->nmu = dx_alloc(c, (size_t)I * sizeof(double));
   dx_reserve_sort(c, (long)R * E);
   f->schunk = (int)(max_rows < MODELD_SCORE_CHUNK ? max_rows : MODELD_SCORE_CHUNK);
@@ -322,7 +339,7 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
     DX_RUN(c, modelk_split_rows, sa, jb->N);
     for (int pass = 0; pass < 2; pass++) {
       modelk_norm_part_args np = {X + (size_t)n_ho * I, f->nmu, f->npart, n_tr, I, pass};
-      DX_RUN(c, modelk_norm_part, np, (long)I * MDK_NB);
+      DX_RUN(c, modelk_norm_part, np, (long)I * MODELK_NB);
       modelk_norm_fin_args nf = {f->npart, f->nmu, f->norm_mean + q * I, f->norm_std + q * I, n_tr, pass};
       DX_RUN(c, modelk_norm_fin, nf, I);
     }

@@ -32,7 +32,7 @@ struct rollout_dev {
   int *pick, *bad, *rows, *sel;
   uint8_t* keep;
   int *count, *next, *off, *total; /* [P] live rows, kept rows, selection offsets; [1] */
-  double* part;              /* [P][RDK_NSUM][RDK_NCH] */
+  double* part;              /* [P][ROLLOUTK_NSUM][ROLLOUTK_NCH] */
   rolloutk_stats* st;             /* [P] */
   rolloutk_run* tab;              /* [P] the runs' table */
   /* the runs' parameters, copied in: model [P][net nparams], bounds [P][2][D], normaliser
@@ -96,7 +96,7 @@ rollout_dev* rolloutd_create_runs(dx_ctx* c, const nn_mlp* model_net, const nn_m
   r->next = (int*)dx_alloc(c, R * sizeof(int));
   r->off = (int*)dx_alloc(c, R * sizeof(int));
   r->total = (int*)dx_alloc(c, sizeof(int));
-  r->part = (double*)dx_alloc(c, R * RDK_NSUM * RDK_NCH * sizeof(double));
+  r->part = (double*)dx_alloc(c, R * ROLLOUTK_NSUM * ROLLOUTK_NCH * sizeof(double));
   r->st = (rolloutk_stats*)dx_alloc(c, R * sizeof(rolloutk_stats));
   r->tab = (rolloutk_run*)dx_alloc(c, R * sizeof(rolloutk_run));
   r->mw = dx_allocf(c, R * model_net->nparams);
@@ -154,10 +154,10 @@ static void step(rollout_dev* r, const nn_mlp* pi, rolloutd_job* jobs, int n, in
                        r->tab, c_noise, r0, nc, i, od, r->D, net->E, B, r->term_kind};
     DX_RUN(c, rolloutk_step, s, (long)n * nc);
   }
-  rolloutk_partial_args pa = {r->rew, r->done, r->bad, r->keep, r->count, r->part, (B + RDK_NCH - 1) / RDK_NCH,
-                         RDK_NCH, B};
-  DX_RUN(c, rolloutk_partial, pa, (long)n * RDK_NCH);
-  rolloutk_total_args t = {r->st, r->part, r->count, r->next, RDK_NCH, i};
+  rolloutk_partial_args pa = {r->rew, r->done, r->bad, r->keep, r->count, r->part, (B + ROLLOUTK_NCH - 1) / ROLLOUTK_NCH,
+                         ROLLOUTK_NCH, B};
+  DX_RUN(c, rolloutk_partial, pa, (long)n * ROLLOUTK_NCH);
+  rolloutk_total_args t = {r->st, r->part, r->count, r->next, ROLLOUTK_NCH, i};
   DX_RUN(c, rolloutk_total, t, n);
   for (int q = 0; q < n; q++) {
     const size_t o = (size_t)q * B;
