@@ -786,6 +786,10 @@ int cfg_validate(const mbpo_config* c, char* err, int errlen) {
              c->sac_real_ratio, c->sac_batch, real);
     return -1;
   }
+  if (c->tf32) { /* a setting that silently did nothing would make results lie about their arithmetic */
+    mbpo_fmt(err, errlen, "tf32 = 1 is not implemented yet: the GPU's GEMMs are always float32");
+    return -1;
+  }
   if (c->model_train_freq > c->epoch_length) {
     mbpo_fmt(err, errlen, "model.train_freq = %ld is longer than epoch_length = %ld",
              c->model_train_freq, c->epoch_length);

@@ -39,7 +39,7 @@ enum cfg_device { CFG_DEVICE_AUTO = 0, CFG_DEVICE_CUDA = 1, CFG_DEVICE_CPU = 2 }
   X(STR, run_dir, "run_dir", 0, 0, 0, "runs", "parent folder of run folders")                      \
   X(STR, tag, "tag", 0, 0, 0, "mbpo", "run name: the run folder is <run_dir>/<task>-<tag>-s<seed>") \
   X(STR, model_dir, "model_dir", 0, 0, 0, "", "load <task>.xml from this folder instead of the embedded model") \
-  X(BOOL, tf32, "tf32", 0, 0, 1, NULL, "allow TF32 GEMMs on the GPU (changes results)")              \
+  X(BOOL, tf32, "tf32", 0, 0, 1, NULL, "allow TF32 GEMMs on the GPU (not implemented yet: 1 is refused)")              \
   /* ---- the loop (Algorithm 2) ---- */                                                          \
   X(INT, steps, "steps", 125000, 1, 100000000L, NULL, "total env steps of the run (the paper's budget)") \
   X(INT, epoch_length, "epoch_length", 1000, 1, 10000000L, NULL, "env steps per epoch (E)")        \

@@ -483,6 +483,7 @@ static void test_validate(void) {
       {"model.layers", "3", "model.weight_decay has 5 values; model.layers = 3 needs 4"},
       {"sac.real_ratio", "0.001", "0 real rows"},
       {"model.train_freq", "1001", "model.train_freq = 1001 is longer than epoch_length = 1000"},
+      {"tf32", "1", "tf32 = 1 is not implemented yet"},
       {"min_pool", "2000000", "min_pool = 2000000 is more than real_pool_size"},
       {"rollout.batch", "100000000", "model pool"},
       {"tag", "a/b", "tag 'a/b'"},

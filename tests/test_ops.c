@@ -423,7 +423,7 @@ static void setup_rolloutk_partial(tcase* t, int s) {
   long chunk = (B + nch - 1) / nch;
   size_t nb = (size_t)n * B;
   rolloutk_partial_args a = {F(t, nb, -1, 1), F(t, nb, 0, 1), I(t, nb, 0, 3), U8(t, nb, 0, 1), counts(t, n, B),
-                             D64(t, (size_t)n * RDK_NSUM * nch, 0, 0), chunk, nch, B};
+                             D64(t, (size_t)n * ROLLOUTK_NSUM * nch, 0, 0), chunk, nch, B};
   ARGS(t, a, (long)n * nch);
   SHAPE(t, "n %d B %d nch %d", n, B, nch);
 }
@@ -433,7 +433,7 @@ static void setup_rolloutk_total(tcase* t, int s) {
   int n = (int)R(t, 1, 5), nch = (int)R(t, 1, 64);
   rolloutk_stats* st = REC(t, n * sizeof *st);
   for (int q = 0; q < n; q++) st[q] = (rolloutk_stats){U(t, -5, 5), U(t, 0, 5), R(t, 0, 99), R(t, 0, 9), R(t, 0, 3), 0, 0};
-  rolloutk_total_args a = {st, D64(t, (size_t)n * RDK_NSUM * nch, 0, 10), counts(t, n, 300), I(t, n, 0, 0), nch,
+  rolloutk_total_args a = {st, D64(t, (size_t)n * ROLLOUTK_NSUM * nch, 0, 10), counts(t, n, 300), I(t, n, 0, 0), nch,
                            (int)R(t, 0, 5)};
   ARGS(t, a, n);
   SHAPE(t, "n %d nch %d", n, nch);
@@ -512,16 +512,16 @@ static void setup_modelk_split_rows(tcase* t, int s) {
 SERIAL(modelk_norm_part, modelk_norm_part_args)
 static void setup_modelk_norm_part(tcase* t, int s) {
   int I_ = (int)R(t, 1, 23), n = s == 2 ? 20000 : (int)R(t, 0, 900), pass = (int)R(t, 0, 1);
-  modelk_norm_part_args a = {F(t, (size_t)(n ? n : 1) * I_, -4, 6), D64(t, I_, -1, 1), D64(t, (size_t)I_ * MDK_NB, 0, 0), n, I_,
+  modelk_norm_part_args a = {F(t, (size_t)(n ? n : 1) * I_, -4, 6), D64(t, I_, -1, 1), D64(t, (size_t)I_ * MODELK_NB, 0, 0), n, I_,
                              pass};
-  ARGS(t, a, (long)I_ * MDK_NB);
+  ARGS(t, a, (long)I_ * MODELK_NB);
   SHAPE(t, "n %d I %d pass %d", n, I_, pass);
 }
 SERIAL(modelk_norm_fin, modelk_norm_fin_args)
 static void setup_modelk_norm_fin(tcase* t, int s) {
   (void)s;
   int I_ = (int)R(t, 1, 23);
-  modelk_norm_fin_args a = {D64(t, (size_t)I_ * MDK_NB, 0, 50), D64(t, I_, -1, 1), F(t, I_, 0, 0), F(t, I_, 0, 0), (int)R(t, 0, 5000),
+  modelk_norm_fin_args a = {D64(t, (size_t)I_ * MODELK_NB, 0, 50), D64(t, I_, -1, 1), F(t, I_, 0, 0), F(t, I_, 0, 0), (int)R(t, 0, 5000),
                             (int)R(t, 0, 1)};
   ARGS(t, a, I_);
   SHAPE(t, "I %d n %d pass %d", I_, a.n, a.pass);
