@@ -61,7 +61,9 @@ extern "C" int backend_cuda_probe_impl(char* why, int n) {
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     if (present) explain(why, n, e, driver);
-    else snprintf(why, (size_t)n, "no usable CUDA device: %s", cudaGetErrorString(e));
+    else /* without a driver the runtime says "driver version is insufficient": say what is missing */
+      snprintf(why, (size_t)n, "no NVIDIA GPU found (no /proc/driver/nvidia, no nvidia-smi; CUDA: %s)",
+               cudaGetErrorString(e));
     return 0;
   }
   if (count == 0) {

@@ -86,8 +86,8 @@ static inline int csv_in_list(const char* const* list, const char* s) {
  * differing cells, -1 when a file is missing or the headers or row counts differ. *maxrel (NULL:
  * not wanted) gets the largest relative difference |a - b| / max(1, |b|) over the compared numeric
  * cells, 0 when they are equal. */
-static int csv_compare(const char* label, const char* pa, const char* pb, int nrows, double tol,
-                       const char* const* exact, double* maxrel) {
+static inline int csv_compare(const char* label, const char* pa, const char* pb, int nrows, double tol,
+                              const char* const* exact, double* maxrel) {
   csv x, y;
   int ra = csv_read(pa, &x), rb = csv_read(pb, &y);
   if (maxrel) *maxrel = 0;

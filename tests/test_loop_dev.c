@@ -194,9 +194,11 @@ static void test_fault_named(void) {
     if ((found = strstr(line, "mbpo: error: ") != NULL)) break;
   if (f) fclose(f);
   printf("  %s", found ? line : "(no error line)\n");
-  CHECK(found && strstr(line, "model fit (1 run, fit index 0), epoch 2: op modelk_nll (") &&
-            strstr(line, "of the graph captured in \"model fit (1 run, fit index 0): epoch\": injected fault"),
-        "the report does not name the fit's epoch and the op: %s", line);
+  CHECK(found && strstr(line, "training epoch 0, env step ") &&
+            strstr(line, ": model fit (1 run, fit index 0), epoch 2: op modelk_nll (") &&
+            strstr(line, "of the graph captured in \"training epoch 0, env step ") &&
+            strstr(line, ": model fit (1 run, fit index 0): epoch\": injected fault"),
+        "the report does not name the loop's phase, the fit's epoch and the op: %s", line);
 }
 
 /* A GPU that is present but unusable is named with the driver found and the one needed, on every

@@ -139,9 +139,10 @@ static void dev_snapshot(mbpo_backend* be, int q, int policy_only) {
   struct run_dev* d = pd->runs[q];
   mbpo_state* s = pd->states[q];
   sac_dev* agent = pd->agent;
-  dx_phase(agent->c, "%sepoch %ld: %s to the host", s->prefix, s->epoch,
+  dx_phase(agent->c, "%straining epoch %ld: %s to the host", s->prefix, s->epoch,
            policy_only ? "the evaluation's policy snapshot" : "checkpoint: the device state");
-  dx_phase(d->c, "%sepoch %ld: %s to the host", s->prefix, s->epoch, policy_only ? "policy" : "checkpoint: model");
+  dx_phase(d->c, "%straining epoch %ld: %s to the host", s->prefix, s->epoch,
+           policy_only ? "policy" : "checkpoint: the model");
   if (policy_only) {
     dx_download(agent->c, s->agent->pi_w, sacd_pi_params(agent, d->q), sizeof(float) * s->agent->pi.nparams);
     dx_sync(agent->c);
@@ -340,8 +341,8 @@ static void dev_model(mbpo_backend* be, const int* which, int n) {
     j->fit_index = pd->states[q]->fits;
   }
   const mbpo_state* s0 = pd->states[which[0]];
-  dx_phase(pd->c, "epoch %ld, env step %llu: model fit (%d run%s)", s0->epoch, (unsigned long long)s0->env_steps, n,
-           n == 1 ? "" : "s");
+  /* the fit and the rollout add their own labels after this one */
+  dx_phase(pd->c, "training epoch %ld, env step %llu", s0->epoch, (unsigned long long)s0->env_steps);
   modeld_fit_runs(pd->fitter, pd->fits, n);
   /* 2. each model pool sized for its k (the step re-points its sampling); a run whose fit turned
    *    non-finite is not rolled out */
@@ -356,7 +357,7 @@ static void dev_model(mbpo_backend* be, const int* which, int n) {
     if (s->mfit.status == MODEL_NONFINITE) continue;
     const long cap = mbpo_model_pool_capacity(s->c, s->k);
     if (cap != d->mpool->cap) {
-      dx_phase(d->c, "%sepoch %ld: model pool resize to %ld rows", s->prefix, s->epoch, cap);
+      dx_phase(d->c, "%straining epoch %ld: model pool resize to %ld rows", s->prefix, s->epoch, cap);
       poold_resize(d->c, d->mpool, cap);
       dx_sync(d->c);
     }
@@ -375,8 +376,7 @@ static void dev_model(mbpo_backend* be, const int* which, int n) {
   }
   /* 3. the rollouts, batched */
   if (!nr) return;
-  dx_phase(pd->c, "epoch %ld, env step %llu: model rollout (%d run%s)", s0->epoch,
-           (unsigned long long)s0->env_steps, nr, nr == 1 ? "" : "s");
+  dx_phase(pd->c, "training epoch %ld, env step %llu", s0->epoch, (unsigned long long)s0->env_steps);
   rolloutd_run_runs(pd->ro, &pd->agent->pi, pd->jobs, nr, (int)pd->states[0]->c->rollout_batch);
   for (int i = 0; i < nr; i++) {
     mbpo_state* s = pd->states[pd->which[i]];
