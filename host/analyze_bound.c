@@ -145,14 +145,14 @@ static int bound_run(const char* run, const char* dir, analyze_bound_in b, int g
   read_col(path, "i_epoch", &xi, &ep, &ne);
   read_col(path, col_m, &xm, &em, &nm);
   read_col(path, col_s, &xs, &sl, &ns);
-  read_col(path, "train_rows", &xr, &rows, &nr);
+  read_col(path, "fit_rows", &xr, &rows, &nr);
   read_col(path, "eps_pi_next", &xn, &next, &nn);
   if (ns == 0)
     mbpo_fatal("%s: no checkpoint has a slope (a slope needs a later checkpoint: train with a smaller "
                "checkpoint.every so that the run keeps at least 2)", path);
   printf("%s: empirical k* per checkpoint (Theorem 4.3, gamma %.6g, r_max %.6g, eps_m by %s; eps_pi %s)\n", run,
          b.gamma, b.rmax, metric, eps_pi_given ? "as given" : "to the next analysed checkpoint");
-  printf("%6s %7s %10s %12s %12s %12s %12s %12s %8s  %s\n", "i", "epoch", "train_rows", "eps_pi", "eps_m", "slope",
+  printf("%6s %7s %10s %12s %12s %12s %12s %12s %8s  %s\n", "i", "epoch", "fit_rows", "eps_pi", "eps_m", "slope",
          "eps_m'", "thm4.3(k*)", "k*", "note");
   int shown = 0;
   for (int r = 0; r < ns; r++) {

@@ -141,6 +141,9 @@ int analyze_load_ckpts(const char* cmd, const char* run, const char* list, int n
     long ep = name_epoch(files[i]);
     x->epoch = ep >= 0 ? ep : x->p.epoch;
     x->real_rows = -1;
+    if (need_model && x->p.cfg.sac_real_ratio >= 1.0)
+      mbpo_fatal("%s: %s trained with sac.real_ratio = 1 (SAC on real data only, the no-model ablation): it "
+                 "fits no model, so there is no model to analyse", cmd, run);
     if (need_model && !list && x->p.fits <= 0) {
       /* the run's own list: one written before the first fit holds no model to analyse */
       mbpo_note("%s: leaving out %s (written before the first model fit)", cmd, files[i]);
