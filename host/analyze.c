@@ -22,9 +22,10 @@ const char analyze_help[] =
     "  bound gamma=G rmax=R eps_pi=E eps_m=M [slope=S] [k_min=A] [k_max=K] [-o FILE.csv]\n"
     "      the penalties of Theorems 4.1, 4.2 and 4.3 against the rollout length k, k* (the argmin\n"
     "      of Theorem 4.3's bracket, with eps_m' = eps_m + eps_pi slope) and Theorem 4.2's argmin\n"
-    "      (k = 0). With a run folder, `bound RUN [gamma=G] [rmax=R] [eps_pi=E] [metric=mse|nll]`,\n"
-    "      eps_m and the slope come from its generalization results, eps_pi from the divergence to\n"
-    "      the next analysed checkpoint, and it prints an empirical k* per checkpoint.\n"
+    "      (k = 0). With a run folder, `bound RUN [gamma=G] [rmax=R] [eps_pi=E] [metric=mse|nll]\n"
+    "      [-o DIR]`, eps_m and the slope come from its generalization results (in DIR, default\n"
+    "      RUN/analysis), eps_pi from the divergence to the next analysed checkpoint, and it prints\n"
+    "      an empirical k* per checkpoint.\n"
     "  generalization RUN [steps=N] [checkpoints=E1,E2,...] [fit_points=P] [seed=S] [-o DIR]\n"
     "      Figure 1: the model of each checkpoint i (trained on the data of its policy) measured\n"
     "      without retraining on N fresh real transitions of each later checkpoint j's stochastic\n"
@@ -38,11 +39,16 @@ const char analyze_help[] =
     "      Figure 4c: the deterministic policy's return in the real env and in its learned model\n"
     "      from the same initial states (M model rollouts per real episode, each as long as the\n"
     "      real episode at most, a member drawn per step as in rollouts, the task's termination\n"
-    "      rule). Writes DIR/exploitation.csv and exploitation.png.\n\n"
+    "      rule). Writes DIR/exploitation.csv and exploitation.png.\n"
+    "  replay RUN [checkpoint=E] [rollouts=M] [episode=e] [seed=S] [-o DIR]\n"
+    "      Figure 4a/b: one real episode's actions (deterministic policy of checkpoint E, default\n"
+    "      the newest) replayed open-loop in its model by M rollouts (default 1000): the predicted\n"
+    "      state's mean ± std per step against the real trajectory. Writes DIR/replay.csv and a\n"
+    "      plot per observation dim, replay-s<d>.png.\n\n"
     "Checkpoints are the run's ckpt-e<epoch>.npz files (checkpoint.every sets how often training\n"
     "writes them, checkpoint.keep how many it keeps); an analysis names the checkpoints it lacks.\n"
-    "Plots need gnuplot on PATH (apt-get install gnuplot-nox); without it they are text plots\n"
-    "(the .txt beside the .png name), also printed.\n\n";
+    "Plots need gnuplot on PATH (apt-get install gnuplot-nox); without it they are text plots,\n"
+    "written to the .txt beside the .png name.\n\n";
 
 /* ---- options ------------------------------------------------------------------------------ */
 
@@ -127,8 +133,7 @@ static double* copy_or_zero(const double* v, int n) {
 }
 
 int analyze_plot(const char* title, const char* xname, const char* yname, const analyze_curve* c,
-                 int nc, const char* out_png, int echo, char* made, int madelen, char* err,
-                 int errlen) {
+                 int nc, const char* out_png, char* made, int madelen, char* err, int errlen) {
   /* the curves as a runset of one run per title, one group per curve: plot.h draws those */
   runset s;
   memset(&s, 0, sizeof s);
@@ -169,7 +174,6 @@ int analyze_plot(const char* title, const char* xname, const char* yname, const 
         mbpo_fmt(err, errlen, "cannot write %s: %s", txt, strerror(errno));
         rc = -1;
       }
-      if (echo) plot_text(&s, stdout, 70, 20);
     }
     mbpo_fmt(made, madelen, "%s", txt);
   }
@@ -180,22 +184,23 @@ int analyze_plot(const char* title, const char* xname, const char* yname, const 
 /* ---- the command -------------------------------------------------------------------------- */
 
 int cmd_analyze(int argc, char** argv) {
-  static const char* const subs[] = {"bound", "generalization", "exploitation"};
+  static const char* const subs[] = {"bound", "generalization", "exploitation", "replay"};
   if (argc < 2) {
-    fprintf(stderr, "usage: mbpo analyze <bound|generalization|exploitation> ...\n\n%s", analyze_help);
+    fprintf(stderr, "usage: mbpo analyze <bound|generalization|exploitation|replay> ...\n\n%s", analyze_help);
     return 2;
   }
   const char* sub = argv[1];
   if (strcmp(sub, "bound") == 0) return analyze_bound_cmd(argc - 1, argv + 1);
   if (strcmp(sub, "generalization") == 0) return analyze_gen_cmd(argc - 1, argv + 1);
   if (strcmp(sub, "exploitation") == 0) return analyze_exploit_cmd(argc - 1, argv + 1);
+  if (strcmp(sub, "replay") == 0) return analyze_replay_cmd(argc - 1, argv + 1);
   const char* best = subs[0];
   int bd = INT_MAX;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     int d = cfg_edit_distance(sub, subs[i]);
     if (d < bd) bd = d, best = subs[i];
   }
-  fprintf(stderr, "usage: mbpo analyze <bound|generalization|exploitation> ...\n");
+  fprintf(stderr, "usage: mbpo analyze <bound|generalization|exploitation|replay> ...\n");
   fprintf(stderr, "mbpo: error: unknown analysis '%s' (did you mean '%s'?)\n", sub, best);
   return 2;
 }

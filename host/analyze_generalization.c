@@ -195,14 +195,14 @@ int analyze_gen_cmd(int argc, char** argv) {
   int rc = 0;
   mbpo_fmt(title, sizeof title, "%s: model error under policy shift", c[0].p.task->name);
   mbpo_fmt(png, sizeof png, "%s/generalization.png", outdir);
-  if (analyze_plot(title, "policy shift eps_pi (mean KL)", "model error eps_m (MSE)", curves, K, png, 0, made,
+  if (analyze_plot(title, "policy shift eps_pi (mean KL)", "model error eps_m (MSE)", curves, K, png, made,
                    sizeof made, err, sizeof err) != 0)
     mbpo_warn("%s", err), rc = 1;
   else mbpo_note("wrote %s", made);
   analyze_curve sc = {"slope d eps_m / d eps_pi near 0 (MSE)", nslope, sx, sm, NULL};
   mbpo_fmt(title, sizeof title, "%s: model error slope per amount of data", c[0].p.task->name);
   mbpo_fmt(png, sizeof png, "%s/generalization-slope.png", outdir);
-  if (nslope > 0 && analyze_plot(title, "rows of the model's training data", "d eps_m / d eps_pi", &sc, 1, png, 0,
+  if (nslope > 0 && analyze_plot(title, "rows of the model's training data", "d eps_m / d eps_pi", &sc, 1, png,
                                  made, sizeof made, err, sizeof err) != 0)
     mbpo_warn("%s", err), rc = 1;
   else if (nslope > 0) mbpo_note("wrote %s", made);

@@ -6,6 +6,8 @@
  *   generalization  model error under policy shift, Figure 1 (analyze_generalization.h)
  *   exploitation    the policy's return in the real env and in its model, Figure 4c
  *                   (analyze_exploitation.h)
+ *   replay          a real episode's actions replayed open-loop in the model, Figure 4a/b
+ *                   (analyze_exploitation.h)
  *
  * What the subcommands share lives here: their key=value options (an unknown key names the closest
  * valid one, as the configuration does) and their plots (curves of (x, y ± std) points drawn with
@@ -48,15 +50,13 @@ typedef struct analyze_curve {
 } analyze_curve;
 
 /** Draw curves as `mbpo plot` draws learning curves (mean ± std band per curve): with gnuplot on
- *  PATH the image out_png (.png), otherwise a text plot into out_txt (the same name ending .txt),
- *  which is also printed on stdout when echo is set. title names the task; xname and yname the
- *  axes. Returns 0, or -1 with err (gnuplot failed, a file not written). *made gets the file's
- *  path. */
+ *  PATH the image out_png (.png), otherwise a text plot into the same name ending .txt. title names
+ *  the task; xname and yname the axes. Returns 0, or -1 with err (gnuplot failed, a file not
+ *  written); made gets the path of the file written. */
 int analyze_plot(const char* title, const char* xname, const char* yname, const analyze_curve* c,
-                 int nc, const char* out_png, int echo, char* made, int madelen, char* err,
-                 int errlen);
+                 int nc, const char* out_png, char* made, int madelen, char* err, int errlen);
 
-/** `mbpo analyze <bound|generalization|exploitation> ...` (argv[0] = "analyze"). Returns the
+/** `mbpo analyze <bound|generalization|exploitation|replay> ...` (argv[0] = "analyze"). Returns the
  *  exit status (bad input: a message and 1; usage errors 2). */
 int cmd_analyze(int argc, char** argv);
 

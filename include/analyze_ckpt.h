@@ -24,7 +24,9 @@ enum analyze_draw {
   ANALYZE_C_GEN_ACT = 2,    /* generalization: policy noise, index = epoch, c1 = step */
   ANALYZE_C_EXP_RESET = 3,  /* exploitation: env index (index 0) of the real episodes */
   ANALYZE_C_EXP_PICK = 4,   /* exploitation: elite picks, index = episode, c1 = step, n = rollout */
-  ANALYZE_C_EXP_NOISE = 5   /* exploitation: model noise, index = episode, c1 = step, n = rollout D + d */
+  ANALYZE_C_EXP_NOISE = 5,  /* exploitation: model noise, index = episode, c1 = step, n = rollout D + d */
+  ANALYZE_C_REP_PICK = 6,   /* replay: elite picks, index = episode, c1 = step, n = rollout */
+  ANALYZE_C_REP_NOISE = 7   /* replay: model noise, index = episode, c1 = step, n = rollout D + d */
 };
 
 /** The counter word c0 of a draw kind and an index (below 2^28). */

@@ -4,7 +4,8 @@
  * arithmetic). The analyses run through the binary (MBPO_BIN) on a tiny InvertedPendulum run with a
  * checkpoint every epoch, and their CSVs are checked for what they claim to measure: ε_π = 0 exactly
  * for i = j and > 0 for i < j, every value finite, and one pair recomputed here from the checkpoints
- * with the model's predictions and the Gaussians' parameters and formulas written out in this file.
+ * with the model's predictions and the Gaussians' parameters and formulas written out in this file;
+ * the replay (Figure 4a/b) replays the exploitation's episode.
  * The no-model run (sac.real_ratio = 1) must fit no model; a fixed rollout length must be used by
  * every fit; a model pool that cannot fit in memory is refused. Bad input exits non-zero and says
  * what is wrong. */
@@ -322,6 +323,35 @@ static void test_exploitation(void) {
   CHECK(rc == 0, "not reproducible: %s", g_out);
 }
 
+/* Figure 4a/b: the replayed episode is the exploitation's episode 0 of the same checkpoint (same
+ * initial state, same length); step 0 is that state with no spread; later steps have a spread (the
+ * rollouts draw their own noise); one row per step and dim. */
+static void test_replay(void) {
+  if (!g_bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  if (!g_run[0]) SKIP("no run from test_tiny_run");
+  int rc = sh("%s analyze replay %s checkpoint=2 rollouts=40 -o %s/r1", g_bin, g_run, g_dir);
+  CHECK(rc == 0, "exit %d: %s", rc, g_out);
+  rc = sh("%s analyze exploitation %s checkpoints=2 episodes=1 rollouts=2 -o %s/r1 >/dev/null && "
+          "cut -d, -f5 %s/r1/exploitation.csv | tail -n 1", g_bin, g_run, g_dir, g_dir);
+  int T = atoi(g_out);
+  char path[900], line[512];
+  snprintf(path, sizeof path, "%s/r1/replay.csv", g_dir);
+  CHECK(T > 0 && csv_rows(path) == (T + 1) * 4, "%d rows for an episode of %d steps, 4 dims", csv_rows(path), T);
+  FILE* f = fopen(path, "r");
+  if (!f) return;
+  int spread = 0;
+  if (fgets(line, sizeof line, f))
+    while (fgets(line, sizeof line, f)) {
+      int t, d;
+      double real, mean, sd;
+      if (sscanf(line, "%d,%d,%lf,%lf,%lf", &t, &d, &real, &mean, &sd) != 5) continue;
+      if (t == 0) CHECK(real == mean && sd == 0.0, "step 0, dim %d: %g vs %g ± %g", d, real, mean, sd);
+      else spread += sd > 0.0;
+    }
+  fclose(f);
+  CHECK(spread == 4 * T, "%d of %d later rows have a spread", spread, 4 * T);
+}
+
 static void test_bad_input(void) {
   if (!g_bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
   if (!g_run[0]) SKIP("no run from test_tiny_run");
@@ -388,6 +418,7 @@ int main(void) {
   RUN(test_tiny_run);
   RUN(test_generalization);
   RUN(test_exploitation);
+  RUN(test_replay);
   RUN(test_bad_input);
   RUN(test_no_model_run);
   RUN(test_model_pool_too_big);
