@@ -152,8 +152,8 @@ static int bound_run(const char* run, const char* dir, analyze_bound_in b, int g
                "checkpoint.every so that the run keeps at least 2)", path);
   printf("%s: empirical k* per checkpoint (Theorem 4.3, gamma %.6g, r_max %.6g, eps_m by %s; eps_pi %s)\n", run,
          b.gamma, b.rmax, metric, eps_pi_given ? "as given" : "to the next analysed checkpoint");
-  printf("%6s %7s %10s %12s %12s %12s %12s %12s %8s  %s\n", "i", "epoch", "fit_rows", "eps_pi", "eps_m", "slope",
-         "eps_m'", "thm4.3(k*)", "k*", "note");
+  printf("%6s %7s %10s %12s %12s %12s %12s %12s %8s %8s  %s\n", "i", "epoch", "fit_rows", "eps_pi", "eps_m", "slope",
+         "eps_m'", "thm4.3(k*)", "k*", "closed", "note");
   int shown = 0;
   for (int r = 0; r < ns; r++) {
     analyze_bound_in c = b;
@@ -165,15 +165,20 @@ static int bound_run(const char* run, const char* dir, analyze_bound_in b, int g
     long arg = analyze_bound_argmin(&c, 43, k_min, k_max), closed = analyze_bound_kstar(&c);
     const char* note = "";
     if (arg == k_max && (closed < 0 || closed > k_max)) note = "k* >= k_max: raise k_max";
-    if (analyze_bound_eps_m_prime(&c) <= 0) note = "eps_m' <= 0: the bound favours any k (NLL can be < 0)";
-    printf("%6.0f %7.0f %10.0f %12.6g %12.6g %12.6g %12.6g %12.6g %8ld  %s\n", i, at(xi, ep, ne, i),
+    if (analyze_bound_eps_m_prime(&c) <= 0)
+      note = c.eps_m > 0 ? "eps_m' <= 0 (a falling error): the bracket falls for every k"
+                         : "eps_m <= 0 (an NLL can be): the bound needs an error >= 0";
+    char cl[32];
+    if (closed < 0) snprintf(cl, sizeof cl, "none");
+    else snprintf(cl, sizeof cl, "%ld", closed);
+    printf("%6.0f %7.0f %10.0f %12.6g %12.6g %12.6g %12.6g %12.6g %8ld %8s  %s\n", i, at(xi, ep, ne, i),
            at(xr, rows, nr, i), c.eps_pi, c.eps_m, c.slope, analyze_bound_eps_m_prime(&c), analyze_bound_43(&c, arg),
-           arg, note);
+           arg, cl, note);
     shown++;
   }
   if (!shown) mbpo_fatal("%s: no checkpoint with eps_m, a slope and eps_pi to the next checkpoint", path);
-  printf("(k in [%ld, %ld]; eps_pi and eps_m are the measured KL and %s, used in place of the theorems' total "
-         "variation distances, as §4.3 of the paper does)\n",
+  printf("(k* is the argmin over k in [%ld, %ld], closed the closed form without that range; eps_pi and eps_m are "
+         "the measured mean KL and %s, used in place of the theorems' total variation distances)\n",
          k_min, k_max, strcmp(metric, "mse") == 0 ? "MSE" : "NLL");
   free(xi), free(ep), free(xm), free(em), free(xs), free(sl), free(xr), free(rows), free(xn), free(next);
   return 0;

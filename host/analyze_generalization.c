@@ -12,7 +12,7 @@
 
 void analyze_model_errors(dyn_model* m, const analyze_rows* r, float* mean, float* logvar, double* mse,
                           double* nll) {
-  const int E = m->p.ensemble, D = m->D, O = m->obs_dim, n = r->n;
+  const int D = m->D, O = m->obs_dim, n = r->n;
   double per[MODEL_MAX_ENSEMBLE];
   int ne;
   const int* el = model_elites(m, &ne);
@@ -35,7 +35,6 @@ void analyze_model_errors(dyn_model* m, const analyze_rows* r, float* mean, floa
       }
     *nll += s / ((double)n * D) / ne;
   }
-  (void)E;
 }
 
 double analyze_policy_kl(const nn_mlp* pi, const float* w_p, const float* w_q, const analyze_rows* r,
