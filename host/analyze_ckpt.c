@@ -56,7 +56,8 @@ static int list_epochs(const char* run, long** out) {
 static void epochs_text(const long* e, int n, char* out, int len) {
   int used = 0;
   out[0] = '\0';
-  for (int i = 0; i < n && used < len; i++) used += snprintf(out + used, (size_t)(len - used), "%s%ld", i ? ", " : "", e[i]);
+  for (int i = 0; i < n && used < len; i++)
+    used += snprintf(out + used, (size_t)(len - used), "%s%ld", i ? ", " : "", e[i]);
   if (!n) mbpo_fmt(out, len, "none");
 }
 

@@ -29,7 +29,8 @@ void analyze_model_errors(dyn_model* m, const analyze_rows* r, float* mean, floa
     for (int b = 0; b < n; b++)
       for (int d = 0; d < D; d++) {
         const size_t at = base + (size_t)b * D + d;
-        const double y = d == 0 ? r->rew[b] : (double)r->next_obs[(size_t)b * O + d - 1] - r->obs[(size_t)b * O + d - 1];
+        const size_t o = (size_t)b * O + d - 1;
+        const double y = d == 0 ? r->rew[b] : (double)r->next_obs[o] - r->obs[o];
         const double df = mean[at] - y, lv = logvar[at];
         s += 0.5 * (df * df * exp(-lv) + lv + ln2pi);
       }
@@ -136,7 +137,8 @@ int analyze_gen_cmd(int argc, char** argv) {
 
   FILE* f = fopen(pairs_path, "w");
   if (!f) mbpo_fatal("cannot write %s", pairs_path);
-  fprintf(f, "i,i_epoch,i_env_steps,fit_rows,train_rows,j,j_epoch,j_env_steps,steps,eps_pi,eps_m_mse,eps_m_nll\n");
+  fprintf(f, "i,i_epoch,i_total_env_steps,fit_rows,train_rows,j,j_epoch,j_total_env_steps,steps,eps_pi,eps_m_mse,"
+             "eps_m_nll\n");
   for (int i = 0; i < K; i++)
     for (int j = i; j < K; j++) {
       const gen_pair* g = &res[(size_t)i * K + j];
@@ -150,7 +152,8 @@ int analyze_gen_cmd(int argc, char** argv) {
   /* per model: its points sorted by ε_π (a few, so insertion order), the slope through the first */
   f = fopen(slope_path, "w");
   if (!f) mbpo_fatal("cannot write %s", slope_path);
-  fprintf(f, "i,i_epoch,i_env_steps,fit_rows,train_rows,points,eps_m_mse,eps_m_nll,slope_mse,slope_nll,eps_pi_next\n");
+  fprintf(f, "i,i_epoch,i_total_env_steps,fit_rows,train_rows,points,eps_m_mse,eps_m_nll,slope_mse,slope_nll,"
+             "eps_pi_next\n");
   double* px = (double*)malloc((size_t)K * sizeof(double));
   double* pm = (double*)malloc((size_t)K * sizeof(double));
   double* pn = (double*)malloc((size_t)K * sizeof(double));
