@@ -194,7 +194,7 @@ done:
   return rc;
 }
 
-/* Entry name of a into dst, exactly count floats (1 float: count 1). 0, or -1 with err. */
+/* Entry name of a into dst, which must hold exactly count float32 values. 0, or -1 with err. */
 static int get_f32(npz_archive* a, const char* path, const char* name, float* dst, size_t count, char* err,
                    int errlen) {
   npy_array t;

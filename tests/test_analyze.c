@@ -422,6 +422,7 @@ int main(void) {
   RUN(test_bad_input);
   RUN(test_no_model_run);
   RUN(test_model_pool_too_big);
-  if (g_run[0] && tst_fail == 0) sh("rm -rf %s", g_dir);
+  /* the scratch runs go, unless asked to be kept for a look */
+  if (g_run[0] && !getenv("MBPO_TEST_KEEP")) sh("rm -rf %s", g_dir);
   return test_done();
 }
