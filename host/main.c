@@ -223,8 +223,8 @@ static const command g_commands[] = {
     {"summary", "RUN... [-o DIR] [options]",
      "final and best returns per setting: mean ± std, IQM, bootstrap CI", summary_help,
      cmd_summary},
-    {"analyze", "<bound|generalization|exploitation|replay> [RUN] [options]",
-     "the paper's experiments: the bound and k*, model generalization, model exploitation", analyze_help,
+    {"analyze", "<analysis> [RUN] [options]",
+     "the paper's experiments: bound, generalization, exploitation, replay", analyze_help,
      cmd_analyze},
     {"help", "[command]", "this text, or a command's usage", "Print the usage of mbpo or of one command.\n\n", cmd_help},
 };
