@@ -64,7 +64,7 @@ static int get_scalar(npz_archive* a, const char* name, double* v) {
 
 int run_policy_load(const char* run_dir, const char* ckpt, run_policy* out, char* err, int errlen) {
   memset(out, 0, sizeof *out);
-  out->epoch = out->t = -1;
+  out->epoch = out->t = out->env_steps = -1;
   char path[4400], e[4600];
   struct stat st;
   if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -178,6 +178,8 @@ int run_policy_load(const char* run_dir, const char* ckpt, run_policy* out, char
     if (npz_get(a, "loop/counters", &c, e, sizeof e) == 0) {
       if (c.type == NPY_I64 && c.count >= 7) {
         const long long* v = (const long long*)c.data;
+        out->env_steps = (long)v[0];
+        out->fits = (long)v[3];
         out->epoch = (long)v[5];
         out->t = (long)v[6];
       }
@@ -190,6 +192,83 @@ done:
   npz_close(a);
   if (rc != 0) run_policy_free(out);
   return rc;
+}
+
+/* Entry name of a into dst, which must hold exactly count float32 values. 0, or -1 with err. */
+static int get_f32(npz_archive* a, const char* path, const char* name, float* dst, size_t count, char* err,
+                   int errlen) {
+  npy_array t;
+  char e[512];
+  if (npz_get(a, name, &t, e, sizeof e) != 0) {
+    mbpo_fmt(err, errlen, "%s: %s", path, e);
+    return -1;
+  }
+  int ok = t.type == NPY_F32 && t.count == count;
+  if (ok) memcpy(dst, t.data, count * sizeof(float));
+  else
+    mbpo_fmt(err, errlen, "%s: '%s' has %zu elements of type %d, the run's model needs %zu float32", path, name,
+             t.count, t.type, count);
+  npy_free(&t);
+  return ok ? 0 : -1;
+}
+
+dyn_model* run_policy_load_model(const run_policy* p, long* real_rows, char* err, int errlen) {
+  if (p->fits <= 0) {
+    mbpo_fmt(err, errlen, "%s holds no fitted model (no model fit before it was written%s)", p->ckpt,
+             p->cfg.sac_real_ratio >= 1.0 ? ": the run has sac.real_ratio = 1, which fits no model" : "");
+    return NULL;
+  }
+  char e[4600];
+  npz_archive* a = npz_open(p->ckpt, e, sizeof e);
+  if (!a) {
+    mbpo_fmt(err, errlen, "cannot read checkpoint %s", e);
+    return NULL;
+  }
+  model_params mp = model_params_from_config(&p->cfg);
+  dyn_model* m = model_create(p->task->obs_dim, p->task->act_dim, &mp, (rng_key){(uint32_t)p->cfg.seed, RNG_INIT});
+  model_tensor mt[MODEL_MAX_TENSORS];
+  int nt = model_tensors(m, mt), bad = 0;
+  for (int i = 0; i < nt && !bad; i++) {
+    if (strncmp(mt[i].name, "adam_", 5) == 0) continue; /* optimiser state: not needed to predict */
+    char n[160];
+    size_t cnt = 1;
+    for (int d = 0; d < mt[i].ndim; d++) cnt *= (size_t)mt[i].shape[d];
+    snprintf(n, sizeof n, "model/%.100s", mt[i].name);
+    bad = get_f32(a, p->ckpt, n, mt[i].data, cnt, err, errlen) != 0;
+  }
+  if (!bad) {
+    npy_array t;
+    if (npz_get(a, "model/elites", &t, e, sizeof e) != 0) {
+      mbpo_fmt(err, errlen, "%s: %s", p->ckpt, e);
+      bad = 1;
+    } else {
+      bad = t.type != NPY_I32 || t.count != (size_t)m->p.elites;
+      if (bad) mbpo_fmt(err, errlen, "%s: 'model/elites' does not hold %d int32", p->ckpt, m->p.elites);
+      else memcpy(m->elites, t.data, t.count * sizeof(int));
+      for (int i = 0; !bad && i < m->p.elites; i++)
+        if (m->elites[i] < 0 || m->elites[i] >= m->p.ensemble) {
+          mbpo_fmt(err, errlen, "%s: elite %d is not a member", p->ckpt, m->elites[i]);
+          bad = 1;
+        }
+      npy_free(&t);
+    }
+  }
+  if (!bad && real_rows) {
+    npy_array t;
+    if (npz_get(a, "real/rew", &t, e, sizeof e) != 0) {
+      mbpo_fmt(err, errlen, "%s: %s", p->ckpt, e);
+      bad = 1;
+    } else {
+      *real_rows = (long)t.count;
+      npy_free(&t);
+    }
+  }
+  npz_close(a);
+  if (bad) {
+    model_free(m);
+    return NULL;
+  }
+  return m;
 }
 
 void run_policy_free(run_policy* p) {

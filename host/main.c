@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze.h"
 #include "cli.h"
 #include "mbpo.h"
 #include "threads.h"
@@ -222,6 +223,9 @@ static const command g_commands[] = {
     {"summary", "RUN... [-o DIR] [options]",
      "final and best returns per setting: mean ± std, IQM, bootstrap CI", summary_help,
      cmd_summary},
+    {"analyze", "<analysis> [RUN] [options]",
+     "the paper's experiments: bound, generalization, exploitation, replay", analyze_help,
+     cmd_analyze},
     {"help", "[command]", "this text, or a command's usage", "Print the usage of mbpo or of one command.\n\n", cmd_help},
 };
 #define NCOMMANDS ((int)(sizeof g_commands / sizeof g_commands[0]))

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "env.h"
+#include "model.h"
 #include "sac.h"
 
 /** A trained policy loaded from a run folder: the run's configuration, its task and an agent whose
@@ -19,6 +20,8 @@ typedef struct run_policy {
   sac* agent;              /* shapes from cfg (sac.hidden, sac.layers); pi_w = the checkpoint's */
   char ckpt[4400];         /* path of the checkpoint read */
   long epoch, t;           /* the checkpoint's loop counters (epoch being run, step within it) */
+  long env_steps;          /* env steps taken, exploration included (-1: unknown) */
+  long fits;               /* model fits so far (0: the checkpoint's model was never fitted) */
 } run_policy;
 
 /** Load the policy of a run folder: config.ini (missing: "not a run folder"), then the checkpoint
@@ -27,6 +30,13 @@ typedef struct run_policy {
  *  shape (its own config_ini's sac.hidden and sac.layers equal to the run's). Returns 0, or -1 with
  *  the reason in err (nothing to free). */
 int run_policy_load(const char* run_dir, const char* ckpt, run_policy* out, char* err, int errlen);
+
+/** The dynamics model of p's checkpoint (model/... tensors, model/elites, the Adam step count),
+ *  in a model built from p->cfg, and the row count of its real pool (*real_rows; NULL: not read).
+ *  Returns the model (model_free it), or NULL with the reason in err: entries missing or of other
+ *  shapes, or a model never fitted (p->fits == 0: the run had sac.real_ratio = 1, or the
+ *  checkpoint was written before the first fit). */
+dyn_model* run_policy_load_model(const run_policy* p, long* real_rows, char* err, int errlen);
 
 /** Free what run_policy_load allocated (a zeroed struct is fine). */
 void run_policy_free(run_policy* p);

@@ -33,6 +33,8 @@ enum rng_stream {
   RNG_ROLLOUT = 9,      /* rollout starts, policy noise, elite picks, model noise */
   RNG_SAC_BATCH = 10,   /* minibatch indices: c0 = update index (low), c1 = (high) */
   RNG_SAC_NOISE = 11,   /* reparameterisation noise: c0 = update index (low), c1 = (high) */
+  RNG_ANALYZE = 12,     /* `mbpo analyze`'s env resets, actions and model samples: c0 = a kind in the
+                           top 4 bits and its index below (analyze_ckpt.h), c1 = episode or step */
   RNG_SUMMARY = 0x424F4F54, /* `mbpo summary`'s bootstrap, with the fixed seed word SUMMARY_RNG_SEED
                                (summary.h): c0 = resample, c1 = 0 */
   RNG_TEST = 100        /* tests and benchmarks */

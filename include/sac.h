@@ -131,6 +131,18 @@ void sac_act(const sac* s, const float* obs, int B, int deterministic, rng_key k
 void sac_policy_act(const nn_mlp* pi, const float* pi_w, nn_cache* cache, float* out, const float* obs,
                     int B, int deterministic, rng_key key, uint32_t c0, uint32_t c1, float* act);
 
+/** The policy's pre-tanh Gaussian N(mu, sigma^2) for B rows of obs ([B][obs]): mu and log sigma
+ *  ([B][act] each; log sigma clipped to [SAC_LOG_STD_MIN, SAC_LOG_STD_MAX] as acting clips it).
+ *  Arguments as sac_policy_act's (a caller's cache and its workspace out). The analyses compare
+ *  policies through it: the tanh squashing is a bijection, so the KL of two squashed policies is
+ *  the KL of these Gaussians (sac_gaussian_kl). */
+void sac_policy_gaussian(const nn_mlp* pi, const float* pi_w, nn_cache* cache, float* out, const float* obs,
+                         int B, float* mu, float* log_std);
+
+/** KL(p || q) of two diagonal Gaussians over n dims (means mu_*, log sigmas ls_*), in double:
+ *  sum_i [ ls_q - ls_p + (exp(2 ls_p) + (mu_p - mu_q)^2) / (2 exp(2 ls_q)) - 1/2 ]. */
+double sac_gaussian_kl(const float* mu_p, const float* ls_p, const float* mu_q, const float* ls_q, int n);
+
 /** A named parameter or optimiser tensor of an agent. */
 typedef struct sac_tensor {
   const char* name;

@@ -6,10 +6,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mbpo_run.h"
 #include "rng.h"
+#include "schedule.h"
 #include "workers.h"
 
 /* A run's CPU working memory: its rollout buffers and one SAC minibatch. */
@@ -118,6 +120,60 @@ static void cpu_close(mbpo_backend* be) {
   free(b);
 }
 
+/* The most bytes run s's model pool holds at once: a capacity change (pool_resize) holds the old
+ * pool and the new one together; the rows per epoch follow the rollout schedule. 0 for a run that
+ * uses no model rows. */
+static double model_pool_peak_bytes(const mbpo_state* s, long* rows, int* at_k) {
+  const mbpo_config* c = s->c;
+  double peak = 0.0;
+  long prev = 0;
+  *rows = 0;
+  *at_k = 0;
+  if (c->sac_real_ratio >= 1.0) return 0.0;
+  const double row = (2.0 * s->od + s->ad + 2.0) * sizeof(float);
+  for (long e = 0, ne = mbpo_epochs(c); e < ne; e++) {
+    int k = mbpo_rollout_length(c, (int)e);
+    long cap = mbpo_model_pool_capacity(c, k);
+    double b = (double)cap * row + (cap != prev ? (double)prev * row : 0.0);
+    if (b > peak) peak = b, *rows = cap, *at_k = k;
+    prev = cap;
+  }
+  return peak;
+}
+
+/* Long rollouts (the §6.2 ablation's k = 200 or 500) make model pools of k × rollout.batch ×
+ * epoch_length / model.train_freq rows: refuse a population whose pools cannot fit in this
+ * machine's memory before it trains, rather than failing hours in. */
+static void check_model_pools(mbpo_state* const* runs, int P) {
+  double total = 0.0, worst = 0.0;
+  long worst_rows = 0;
+  int worst_k = 0, worst_q = 0;
+  for (int q = 0; q < P; q++) {
+    long rows;
+    int k;
+    double b = model_pool_peak_bytes(runs[q], &rows, &k);
+    total += b;
+    if (b > worst) worst = b, worst_rows = rows, worst_k = k, worst_q = q;
+  }
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || psize <= 0 || total <= 0) return;
+  const double phys = (double)pages * (double)psize, gb = 1e9;
+  if (total <= 0.8 * phys) {
+    if (total > 0.5 * phys)
+      mbpo_warn("the model pools will need up to %.1f GB of this machine's %.1f GB", total / gb, phys / gb);
+    return;
+  }
+  const mbpo_config* c = runs[worst_q]->c;
+  long fit = (long)((double)c->rollout_batch * 0.5 * phys / total);
+  mbpo_fatal("the model pool%s would need up to %.1f GB, more than 80%% of this machine's %.1f GB: with rollout length "
+             "k = %d, rollout.batch = %ld, epoch_length = %ld, model.train_freq = %ld and model.retain_epochs = %ld a "
+             "run's pool holds %ld rows of %d bytes. Lower rollout.batch (rollout.batch=%ld would take about half "
+             "of the memory) or the rollout length",
+             P > 1 ? "s of the population" : "", total / gb, phys / gb, worst_k, c->rollout_batch, c->epoch_length,
+             c->model_train_freq, c->model_retain_epochs, worst_rows,
+             (int)((2 * runs[worst_q]->od + runs[worst_q]->ad + 2) * sizeof(float)), fit > 0 ? fit : 1);
+}
+
 mbpo_backend* backend_cpu_open(mbpo_state* const* runs, int P, workers* w) {
   cpu_backend* b = (cpu_backend*)calloc(1, sizeof *b);
   if (!b) mbpo_fatal("out of memory");
@@ -127,11 +183,13 @@ mbpo_backend* backend_cpu_open(mbpo_state* const* runs, int P, workers* w) {
   b->w = w;
   b->cr = (cpu_run*)calloc((size_t)P, sizeof *b->cr);
   if (!b->cr) mbpo_fatal("out of memory");
+  check_model_pools(runs, P);
   for (int q = 0; q < P; q++) {
     const mbpo_state* s = runs[q];
     cpu_run* r = &b->cr[q];
     size_t B = (size_t)s->c->sac_batch;
-    r->ro = rollout_create(s->model, (int)s->c->rollout_batch, s->task->term);
+    /* sac.real_ratio = 1 (the §6.2 "no model" ablation): no fit, no rollout, no rollout buffers */
+    r->ro = s->c->sac_real_ratio >= 1.0 ? NULL : rollout_create(s->model, (int)s->c->rollout_batch, s->task->term);
     r->bidx = (uint32_t*)malloc(B * sizeof(uint32_t));
     r->bobs = (float*)malloc(B * (size_t)s->od * sizeof(float));
     r->bact = (float*)malloc(B * (size_t)s->ad * sizeof(float));

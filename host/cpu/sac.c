@@ -306,6 +306,29 @@ void sac_policy_act(const nn_mlp* pi, const float* pi_w, nn_cache* cache, float*
   }
 }
 
+void sac_policy_gaussian(const nn_mlp* pi, const float* pi_w, nn_cache* cache, float* out, const float* obs,
+                         int B, float* mu, float* log_std) {
+  const int O = pi->dims[0], A = pi->dims[pi->nlayers] / 2, chunk = cache->Bmax;
+  for (int r0 = 0; r0 < B; r0 += chunk) {
+    const int n = B - r0 < chunk ? B - r0 : chunk;
+    nn_forward(pi, pi_w, n, obs + (size_t)r0 * O, 1, cache, out);
+    for (int r = 0; r < n; r++)
+      for (int i = 0; i < A; i++) {
+        mu[((size_t)r0 + r) * A + i] = out[(size_t)r * 2 * A + i];
+        log_std[((size_t)r0 + r) * A + i] = clip_log_std(out[(size_t)r * 2 * A + A + i]);
+      }
+  }
+}
+
+double sac_gaussian_kl(const float* mu_p, const float* ls_p, const float* mu_q, const float* ls_q, int n) {
+  double kl = 0.0;
+  for (int i = 0; i < n; i++) {
+    const double lp = ls_p[i], lq = ls_q[i], d = (double)mu_p[i] - (double)mu_q[i];
+    kl += lq - lp + (exp(2.0 * lp) + d * d) / (2.0 * exp(2.0 * lq)) - 0.5;
+  }
+  return kl;
+}
+
 void sac_act(const sac* s, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
              uint32_t c1, float* act) {
   sac_policy_act(&s->pi, s->pi_w, s->w->act_c, s->w->act_out, obs, B, deterministic, key, c0, c1, act);
