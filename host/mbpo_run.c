@@ -44,6 +44,20 @@ void mbpo_run_fail(mbpo_state* s, const char* fmt, ...) {
   s->rc = 1;
 }
 
+/* ---- test hook: a non-finite number where a check looks ---- */
+
+/* MBPO_TEST_NAN=WHERE:SEED:STEP makes the run of seed SEED see a non-finite number at WHERE (obs,
+ * fit, rollout or sac) once it has taken STEP env steps, exploration included: tests/test_nan.c
+ * checks that each check stops that run alone, names its phase and keeps its last checkpoint.
+ * Nothing is computed differently; only what the check reads is replaced. */
+static int nan_hook(const mbpo_state* s, const char* where) {
+  const char* h = getenv("MBPO_TEST_NAN");
+  char w[16];
+  long seed, step;
+  if (!h || sscanf(h, "%15[a-z]:%ld:%ld", w, &seed, &step) != 3) return 0;
+  return strcmp(w, where) == 0 && seed == s->c->seed && (long)s->env_steps >= step;
+}
+
 /* ---- the running episode ---- */
 
 static path_buf path_create(int od, int ad, int cap) {
@@ -83,6 +97,7 @@ static int env_step_and_store(mbpo_state* s, const float* a) {
   p->n++;
   p->ret += r;
   s->env_steps++;
+  if (nan_hook(s, "obs")) next[0] = NAN;
   for (int i = 0; i < s->od; i++)
     if (!isfinite(next[i])) {
       mbpo_run_fail(s, "NaN/Inf in the observation (env step %llu)", (unsigned long long)s->env_steps);
@@ -181,6 +196,8 @@ void mbpo_run_model_done(mbpo_state* s, double seconds) {
   if (s->phase == MBPO_PHASE_DONE) return;
   const model_fit_stats* fs = &s->mfit;
   const rollout_stats* rs = &s->mroll;
+  if (nan_hook(s, "fit")) s->mfit.status = MODEL_NONFINITE;
+  if (nan_hook(s, "rollout")) s->mroll_rc = 1;
   if (fs->status == MODEL_NONFINITE) {
     mbpo_run_fail(s, "NaN/Inf in the model training loss (model fit %u, epoch %ld, env step %llu)", s->fits,
                   s->epoch, (unsigned long long)s->env_steps);
@@ -214,6 +231,7 @@ void mbpo_run_step_done(mbpo_state* s, double seconds) {
   s->updates += (uint64_t)c->sac_updates;
   s->row[P_UPDATES] += (double)c->sac_updates;
   s->sac_time += seconds;
+  if (nan_hook(s, "sac")) s->last.q1_loss = NAN;
   const sac_stats* l = &s->last;
   if (!isfinite(l->q1_loss) || !isfinite(l->q2_loss) || !isfinite(l->pi_loss) || !isfinite(l->alpha))
     mbpo_run_fail(s, "NaN/Inf in the SAC losses (updates %llu-%llu, env step %llu)",
