@@ -116,6 +116,14 @@ int main(int argc, char** argv) {
   }
   printf("model_step (E %d, %d x %d, batch %d, %d -> %d): %.1f steps/s (%.2f ms/step)\n", E, p.layers, p.hidden, B,
          I, 2 * D, best_steps, 1e3 / best_steps);
+  /* the roof: the same BLAS's sgemm on a large GEMM, here and now, at these threads and at one */
+  const double step_gflop = bench_mlp_step_flops(&m->net, B) / 1e9;
+  const double roof = bench_sgemm_roof(mach.blas_threads, 5, mach.blas_threads);
+  const double roof1 = bench_sgemm_roof(1, 5, mach.blas_threads);
+  printf("roof: sgemm 1024^3 %.1f GFLOP/s at %d threads, %.1f at 1; model_step %.3f GFLOP: %.1f GFLOP/s, %.0f %% "
+         "of the roof\n",
+         roof, mach.blas_threads, roof1, step_gflop, step_gflop * best_steps,
+         roof > 0 ? 100.0 * step_gflop * best_steps / roof : 0.0);
 
   /* a short fit */
   float* obs = xmalloc(sizeof(float) * PRED_ROWS * OBS);
@@ -164,6 +172,10 @@ int main(int argc, char** argv) {
              "rows capped at 2 epochs; model_predict of %d rows, best of 3 calls\",\n",
           seconds, FIT_ROWS, PRED_ROWS);
   fprintf(f, "  \"steps_per_s\": %.2f,\n  \"ms_per_step\": %.3f,\n", best_steps, 1e3 / best_steps);
+  fprintf(f, "  \"roof\": {\"sgemm\": \"1024^3 row-major, best of 5\", \"gflops\": %.2f, \"threads\": %d, "
+             "\"gflops_1_thread\": %.2f, \"step_gflop\": %.4f, \"step_gflops\": %.2f, \"fraction\": %.3f},\n",
+          roof, mach.blas_threads, roof1, step_gflop, step_gflop * best_steps,
+          roof > 0 ? step_gflop * best_steps / roof : 0.0);
   fprintf(f, "  \"fit\": {\"rows\": %d, \"epochs\": %d, \"steps\": %ld, \"seconds\": %.3f, \"steps_per_s\": %.2f},\n",
           FIT_ROWS, st.epochs, st.steps, st.seconds, fit_steps);
   fprintf(f, "  \"predict_rows\": %d,\n  \"predict_chunk\": %d,\n  \"predict_rows_per_s\": %.0f,\n", PRED_ROWS,

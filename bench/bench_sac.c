@@ -48,6 +48,7 @@ typedef struct figures {
   char peer[1024];      /* the peer's JSON line, or "" */
   char peer_skip[512];  /* why the peer has no figures */
   double t_ups, t_rows; /* the peer's updates/s and acting rows/s (-1: none) */
+  double roof, gflop;   /* sgemm GFLOP/s at these threads; GFLOP of one update's GEMMs */
 } figures;
 
 static float g_obs[NBATCH][BATCH * OBS], g_nxt[NBATCH][BATCH * OBS], g_act[NBATCH][BATCH * ACT];
@@ -117,11 +118,18 @@ static void measure(sac* s, figures* fg, double seconds, const float* aobs, floa
     if (d < best) best = d;
   }
   fg->act_ms = 1e3 * best;
+  /* the roof at the same threads, and the update's GEMM FLOPs: policy forward on s' (target),
+   * forward and backward on s (policy loss) = 4 policy forwards; target critics on s', critics
+   * forward and backward on (s, a), critics forward on (s, a~) and their input gradient = 6 */
+  fg->roof = bench_sgemm_roof(fg->threads, 5, fg->threads);
+  fg->gflop = (4.0 * bench_mlp_forward_flops(&s->pi, BATCH) + 6.0 * bench_mlp_forward_flops(&s->q, BATCH)) / 1e9;
   run_peer(fg, seconds);
 
   printf("%d thread%s: sac_update %7.1f updates/s (%.2f ms), sac_act %.3g rows/s (%.1f ms / %d rows)\n",
          fg->threads, fg->threads > 1 ? "s" : " ", fg->ups, 1e3 / fg->ups, ACT_ROWS / (1e-3 * fg->act_ms),
          fg->act_ms, ACT_ROWS);
+  printf("           roof: sgemm 1024^3 %.1f GFLOP/s; sac_update %.3f GFLOP: %.1f GFLOP/s, %.0f %% of the roof\n",
+         fg->roof, fg->gflop, fg->gflop * fg->ups, fg->roof > 0 ? 100.0 * fg->gflop * fg->ups / fg->roof : 0.0);
   if (fg->t_ups > 0)
     printf("           torch     %7.1f updates/s,             %.3g rows/s   -> C/torch %.2fx updates, %.2fx acting\n",
            fg->t_ups, fg->t_rows, fg->ups / fg->t_ups, fg->t_rows > 0 ? ACT_ROWS / (1e-3 * fg->act_ms) / fg->t_rows : 0);
@@ -187,6 +195,9 @@ int main(int argc, char** argv) {
     fprintf(f, "    {\"threads\": %d, \"sac_update_per_s\": %.2f, \"ms_per_update\": %.4f, \"updates_timed\": %ld,\n",
             g->threads, g->ups, 1e3 / g->ups, g->n_upd);
     fprintf(f, "     \"sac_act_rows_per_s\": %.1f, \"sac_act_ms\": %.3f,\n", rows, g->act_ms);
+    fprintf(f, "     \"roof\": {\"sgemm\": \"1024^3 row-major, best of 5\", \"gflops\": %.2f, \"update_gflop\": %.4f, "
+               "\"update_gflops\": %.2f, \"fraction\": %.3f},\n",
+            g->roof, g->gflop, g->gflop * g->ups, g->roof > 0 ? g->gflop * g->ups / g->roof : 0.0);
     if (g->t_ups > 0)
       fprintf(f, "     \"peer_torch\": %s,\n     \"ratio_update_c_over_torch\": %.3f, \"ratio_act_c_over_torch\": %.3f}",
               g->peer, g->ups / g->t_ups, g->t_rows > 0 ? rows / g->t_rows : 0.0);

@@ -18,6 +18,9 @@
 #include "clock.h"
 #include "config.h"
 #include "model.h"
+#include "nn.h"
+#include "threads.h"
+#include <cblas.h>
 
 int openblas_get_num_threads(void); /* OpenBLAS */
 
@@ -211,6 +214,45 @@ static inline int bench_peer_run(const char* script, const char* args, const cha
 }
 
 /** malloc that exits on failure. */
+/** The roof a benchmark's figures are held against: the same BLAS's sgemm on one large square
+ *  GEMM (n = 1024, 2.1 GFLOP a call) at `threads` threads (OpenBLAS and OpenMP), in GFLOP/s, best
+ *  of `rounds` calls after a warm-up. The thread counts are set back to restore afterwards. */
+static inline double bench_sgemm_roof(int threads, int rounds, int restore) {
+  enum { N = 1024 };
+  float* a = (float*)malloc(sizeof(float) * N * N);
+  float* b = (float*)malloc(sizeof(float) * N * N);
+  float* c = (float*)malloc(sizeof(float) * N * N);
+  if (!a || !b || !c) {
+    free(a), free(b), free(c);
+    return 0;
+  }
+  for (long i = 0; i < (long)N * N; i++) a[i] = b[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+  threads_set(threads);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+  double best = 0;
+  for (int r = 0; r < rounds; r++) {
+    double t0 = now_s();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+    double t = now_s() - t0;
+    if (t > 0 && 2.0 * N * N * N / t / 1e9 > best) best = 2.0 * N * N * N / t / 1e9;
+  }
+  threads_set(restore);
+  free(a), free(b), free(c);
+  return best;
+}
+
+/** FLOPs of a forward pass of an MLP ensemble on B rows per member: 2 B in out per layer and
+ *  member (the GEMMs; element work such as bias and activation is left out). */
+static inline double bench_mlp_forward_flops(const nn_mlp* net, int B) {
+  double f = 0;
+  for (int l = 0; l < net->nlayers; l++) f += 2.0 * B * net->dims[l] * net->dims[l + 1];
+  return net->E * f;
+}
+
+/** FLOPs of one minibatch step (forward and backward): the backward is two more GEMMs of each
+ *  layer's size (input and weight gradients). */
+static inline double bench_mlp_step_flops(const nn_mlp* net, int B) { return 3.0 * bench_mlp_forward_flops(net, B); }
+
 static inline void* xmalloc(size_t n) {
   void* p = malloc(n ? n : 1);
   if (!p) {
