@@ -231,6 +231,14 @@ int main(int argc, char** argv) {
     pool_free(mpool);
   }
   if (failed) printf("warning: a rollout predicted non-finite values\n");
+  /* the roof: the same BLAS's sgemm here and now; a row's step is one policy forward and one
+   * forward of the member it picked (the GEMMs only; rows that terminate early count as added) */
+  const double roof = bench_sgemm_roof(mach.blas_threads, 5, mach.blas_threads);
+  const double row_flops = bench_mlp_forward_flops(&agent->pi, 1) + bench_mlp_forward_flops(&m->net, 1) / m->net.E;
+  printf("roof: sgemm 1024^3 %.1f GFLOP/s at %d threads; a row's step %.0f kFLOP: k=1 at %.1f GFLOP/s, %.0f %% of "
+         "the roof\n",
+         roof, mach.blas_threads, row_flops / 1e3, rate[0] * row_flops / 1e9,
+         roof > 0 ? 100.0 * rate[0] * row_flops / 1e9 / roof : 0.0);
 
   /* parts of one step */
   double part[NPARTS];
@@ -298,6 +306,10 @@ int main(int argc, char** argv) {
   for (int p = 0; p < NPARTS; p++) fprintf(f, "\"%s\": %.3f, ", PART_NAME[p], 1e3 * part[p]);
   fprintf(f, "\"sum\": %.3f},\n", 1e3 * part_sum);
   fprintf(f, "  \"c_model_predict_all_members_ms\": %.3f,\n", 1e3 * t_all);
+  fprintf(f, "  \"roof\": {\"sgemm\": \"1024^3 row-major, best of 5\", \"gflops\": %.2f, \"threads\": %d, "
+             "\"row_step_kflop\": %.1f, \"k1_gflops\": %.2f, \"fraction\": %.3f},\n",
+          roof, mach.blas_threads, row_flops / 1e3, rate[0] * row_flops / 1e9,
+          roof > 0 ? rate[0] * row_flops / 1e9 / roof : 0.0);
   fprintf(f, "  \"nonfinite_predictions\": %s,\n", failed ? "true" : "false");
   if (pr.ok) {
     fprintf(f, "  \"peer_torch\": %s,\n  \"ratio_c_over_torch\": {", pr.line);
