@@ -2,6 +2,7 @@
 #ifndef MBPO_SH_CAPTURE_H
 #define MBPO_SH_CAPTURE_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
@@ -26,6 +27,17 @@ static inline int run_sh(const char* cmdline, char* out, size_t n) {
   char cmd[8300];
   snprintf(cmd, sizeof cmd, "%s 2>&1", cmdline);
   return sh_read(cmd, out, n);
+}
+
+/* run_sh of a command line given as a printf format. */
+static int run_shf(char* out, size_t n, const char* fmt, ...) __attribute__((format(printf, 3, 4), unused));
+static int run_shf(char* out, size_t n, const char* fmt, ...) {
+  char cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  return run_sh(cmd, out, n);
 }
 
 #endif

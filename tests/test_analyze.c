@@ -36,15 +36,7 @@ static char g_out[1 << 17];
 static const char* g_bin;
 
 /* Run a command line (printf format) with stdout and stderr into g_out; its exit status. */
-static int sh(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char* fmt, ...) {
-  char cmd[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  return run_sh(cmd, g_out, sizeof g_out);
-}
+#define sh(...) run_shf(g_out, sizeof g_out, __VA_ARGS__)
 
 /* ---- formulas ----------------------------------------------------------------------------- */
 

@@ -30,6 +30,7 @@
 #include "rng.h"
 #include "sac.h"
 #include "test.h"
+#include "tmp_files.h"
 #include "threads.h"
 
 #define ARGS                                                                                      \
@@ -239,14 +240,6 @@ static void test_real_model_split(void) {
 
 int main(void) {
   RUN(test_real_model_split);
-  if (g_dir[sizeof g_dir - 2] != 'X') {
-    char cmd[300];
-    if (tst_fail == 0 && !getenv("TEST_KEEP")) {
-      snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-      if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", g_dir);
-    } else {
-      fprintf(stderr, "  files kept in %s\n", g_dir);
-    }
-  }
+  if (g_dir[sizeof g_dir - 2] != 'X') tmp_dir_done(g_dir, tst_fail);
   return test_done();
 }

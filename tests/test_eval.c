@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "sh_capture.h"
 #include "test.h"
 
 #define ARGS                                                                                      \
@@ -31,23 +32,8 @@ static char g_dir[] = "/tmp/mbpo-eval-XXXXXX";
 static char g_run[600];
 static char g_out[65536];
 
-/* Run a shell command, its stdout and stderr into g_out; returns the exit status. */
-static int run_cmd(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run_cmd(const char* fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-  FILE* p = popen(cmd, "r");
-  g_out[0] = '\0';
-  if (!p) return 128;
-  size_t n = fread(g_out, 1, sizeof g_out - 1, p);
-  g_out[n] = '\0';
-  int rc = pclose(p);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
+/* Run a shell command line (printf format), its stdout and stderr into g_out; its exit status. */
+#define run_cmd(...) run_shf(g_out, sizeof g_out, __VA_ARGS__)
 
 /* Columns 3..8 (eval mean, std, min, max, first, length) of the progress.csv row of epoch e. */
 static int progress_eval(int epoch, char* buf, size_t n) {

@@ -33,6 +33,7 @@
 #include "csv_read.h"
 #include "events_text.h"
 #include "test.h"
+#include "tmp_files.h"
 
 #define ARGS                                                                                      \
   "inverted_pendulum steps=300 epoch_length=100 init_steps=100 min_pool=250 model.train_freq=50 " \
@@ -266,12 +267,6 @@ int main(void) {
   RUN(test_file_size_limit);
   RUN(test_disk_full);
   RUN(test_unwritable_folder);
-  if (tst_fail == 0) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", g_dir);
-  } else {
-    fprintf(stderr, "  files kept in %s\n", g_dir);
-  }
+  tmp_dir_done(g_dir, tst_fail);
   return test_done();
 }

@@ -116,23 +116,24 @@ static int learn(const char* extra, long steps, double* best, double* first, dou
   return 0;
 }
 
-static void test_inverted_pendulum_learns(void) {
+/* Skip a learning case where it cannot run: under the sanitizers (tens of minutes under ASan; the
+ * plain build's make test runs it) or without the binary. */
 #ifdef SAN_BUILD
-  SKIP("sanitizer build (make SAN=1): a learning run takes tens of minutes under ASan; the plain "
-       "build's make test runs it");
+#define NEED_LEARNING_RUN() SKIP("sanitizer build (make SAN=1): a learning run takes tens of minutes under ASan")
+#else
+#define NEED_LEARNING_RUN() \
+  if (!getenv("MBPO_BIN")) SKIP("MBPO_BIN is not set (run through tests/run.sh)")
 #endif
-  if (!getenv("MBPO_BIN")) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+
+static void test_inverted_pendulum_learns(void) {
+  NEED_LEARNING_RUN();
   double best, first, at;
   if (learn("stop_return=950", 5000, &best, &first, &at) != 0) return;
   CHECK(best >= 950, "best evaluation return %.1f within 5000 env steps", best);
 }
 
 static void test_long_rollouts_learn(void) {
-#ifdef SAN_BUILD
-  SKIP("sanitizer build (make SAN=1): a learning run takes tens of minutes under ASan; the plain "
-       "build's make test runs it");
-#endif
-  if (!getenv("MBPO_BIN")) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  NEED_LEARNING_RUN();
   double best, first, at;
   if (learn(LONG_ROLLOUTS, 2000, &best, &first, &at) != 0) return;
   CHECK(best >= 100 && best >= 3 * first, "k = 5: best evaluation return %.1f within 2000 env steps, epoch 0 %.1f",

@@ -20,6 +20,7 @@
 
 #include "csv_read.h"
 #include "test.h"
+#include "tmp_files.h"
 
 #define ARGS                                                                                      \
   "inverted_pendulum steps=300 epoch_length=100 init_steps=100 min_pool=250 model.train_freq=50 " \
@@ -158,14 +159,6 @@ int main(void) {
   RUN(test_nan_sac);
   RUN(test_nan_sac_emulated);
   RUN(test_nan_population);
-  if (g_have_dir) {
-    if (tst_fail == 0 && !getenv("TEST_KEEP")) {
-      char cmd[600];
-      snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-      if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", g_dir);
-    } else {
-      fprintf(stderr, "  files kept in %s\n", g_dir);
-    }
-  }
+  if (g_have_dir) tmp_dir_done(g_dir, tst_fail);
   return test_done();
 }

@@ -5,8 +5,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-static char g_tmp[256]; /* the scratch folder of this test program */
+static char g_tmp[256] __attribute__((unused)); /* the scratch folder of this test program */
 
 /** Write text to path; exit 2 when it cannot (the fixture is broken, not the code under test). */
 static inline void write_text(const char* path, const char* text) {
@@ -17,6 +18,18 @@ static inline void write_text(const char* path, const char* text) {
   }
   fputs(text, f);
   fclose(f);
+}
+
+/** The end of a test program's scratch folder dir: removed when no test failed (failed = 0) and
+ *  TEST_KEEP is unset, else kept and named on stderr for a look. */
+static inline void tmp_dir_done(const char* dir, int failed) {
+  if (!failed && !getenv("TEST_KEEP")) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
+  } else {
+    fprintf(stderr, "  files kept in %s\n", dir);
+  }
 }
 
 #endif
