@@ -11,6 +11,7 @@
 
 #include "csv.h"
 #include "log.h"
+#include "schedule.h"
 
 /* The epoch of an epoch-end checkpoint's file name "ckpt-e<digits>.npz" (a path's last part), or
  * -1 for any other name (ckpt-best.npz, ckpt-e<E>-t<T>.npz, ...). */
@@ -142,7 +143,7 @@ int analyze_load_ckpts(const char* cmd, const char* run, const char* list, int n
     long ep = name_epoch(files[i]);
     x->epoch = ep >= 0 ? ep : x->p.epoch;
     x->real_rows = -1;
-    if (need_model && x->p.cfg.sac_real_ratio >= 1.0)
+    if (need_model && !mbpo_fits_model(&x->p.cfg))
       mbpo_fatal("%s: %s trained with sac.real_ratio = 1 (SAC on real data only, the no-model ablation): it "
                  "fits no model, so there is no model to analyse", cmd, run);
     if (need_model && !list && x->p.fits <= 0) {

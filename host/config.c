@@ -786,6 +786,18 @@ int cfg_validate(const mbpo_config* c, char* err, int errlen) {
              c->sac_real_ratio, c->sac_batch, real);
     return -1;
   }
+  if (c->sac_value_expansion > 0 && c->sac_real_ratio < 1.0) {
+    /* §6.2's value-expansion ablation uses the model only inside the target, on real data */
+    mbpo_fmt(err, errlen,
+             "sac.value_expansion = %ld uses the model only in the critics' target and trains SAC on real "
+             "data: set sac.real_ratio = 1 (now %g)",
+             c->sac_value_expansion, c->sac_real_ratio);
+    return -1;
+  }
+  if (c->sac_value_expansion > 0 && !(c->sac_reward_scale > 0)) {
+    mbpo_fmt(err, errlen, "sac.value_expansion needs sac.reward_scale > 0 (now %g)", c->sac_reward_scale);
+    return -1;
+  }
   if (c->tf32) { /* a setting that silently did nothing would make results lie about their arithmetic */
     mbpo_fmt(err, errlen, "tf32 = 1 is not implemented yet: the GPU's GEMMs are always float32");
     return -1;

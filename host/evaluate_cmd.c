@@ -12,6 +12,7 @@
 #include "log.h"
 #include "npy.h"
 #include "npz.h"
+#include "schedule.h"
 #include "threads.h"
 #include "video.h"
 
@@ -215,7 +216,7 @@ static int get_f32(npz_archive* a, const char* path, const char* name, float* ds
 dyn_model* run_policy_load_model(const run_policy* p, long* real_rows, char* err, int errlen) {
   if (p->fits <= 0) {
     mbpo_fmt(err, errlen, "%s holds no fitted model (no model fit before it was written%s)", p->ckpt,
-             p->cfg.sac_real_ratio >= 1.0 ? ": the run has sac.real_ratio = 1, which fits no model" : "");
+             !mbpo_fits_model(&p->cfg) ? ": the run has sac.real_ratio = 1, which fits no model" : "");
     return NULL;
   }
   char e[4600];

@@ -105,7 +105,7 @@ static void loop_round(loop* L) {
   for (int q = 0; q < L->P; q++) {
     mbpo_state* s = L->runs[q];
     L->ready[q] = 0;
-    users += active(s) && s->c->sac_real_ratio < 1.0;
+    users += active(s) && mbpo_fits_model(s->c);
     if (mbpo_run_model_due(s)) L->due[n++] = q;
   }
   if (n > 0 && n == users) {
@@ -199,6 +199,7 @@ static int loop_run(loop* L) {
 /* Train (paths = NULL) or resume (paths[i], cfgs read from their folders) the n runs cfgs. */
 static int loop_main(const mbpo_config* cfgs, int n, char* const* paths) {
   int kind = backend_resolve((int)cfgs[0].device);
+  mbpo_backend_check(kind, cfgs, n); /* before any run folder is made */
   loop L;
   memset(&L, 0, sizeof L);
   L.P = n;

@@ -8,6 +8,7 @@
 #include "backend_cpu.h"
 #include "backend_dev.h"
 #include "dx.h"
+#include "log.h"
 #include "mbpo_run.h"
 #include "workers.h"
 
@@ -21,6 +22,15 @@ static int emulated(void) {
 const char* mbpo_backend_label(int kind) {
   if (emulated()) return backendd_label(DX_HOST);
   return kind == BACKEND_CUDA ? backendd_label(DX_CUDA) : "cpu";
+}
+
+void mbpo_backend_check(int kind, const mbpo_config* cfgs, int n) {
+  if (!emulated() && kind != BACKEND_CUDA) return;
+  for (int q = 0; q < n; q++)
+    if (cfgs[q].sac_value_expansion > 0)
+      mbpo_fatal("sac.value_expansion = %ld is built on the CPU backend only: the device backend does not "
+                 "compute the expanded target yet (use device=cpu)",
+                 cfgs[q].sac_value_expansion);
 }
 
 mbpo_backend* mbpo_backend_open(int kind, mbpo_state* const* runs, int P, workers* w) {

@@ -47,7 +47,7 @@ void mbpo_run_fail(mbpo_state* s, const char* fmt, ...) {
 /* ---- test hook: a non-finite number where a check looks ---- */
 
 /* MBPO_TEST_NAN=WHERE:SEED:STEP makes the run of seed SEED see a non-finite number at WHERE (obs,
- * fit, rollout or sac) once it has taken STEP env steps, exploration included: tests/test_nan.c
+ * fit, rollout, vexp or sac) once it has taken STEP env steps, exploration included: tests/test_nan.c
  * checks that each check stops that run alone, names its phase and keeps its last checkpoint.
  * Nothing is computed differently; only what the check reads is replaced. */
 static int nan_hook(const mbpo_state* s, const char* where) {
@@ -146,7 +146,7 @@ void mbpo_run_env_step(mbpo_state* s) {
 int mbpo_run_can_step(const mbpo_state* s, int model_ready) {
   if (s->phase == MBPO_PHASE_EXPLORE) return 1;
   if (s->phase != MBPO_PHASE_TRAIN || !s->have_act) return 0;
-  return model_ready || s->t % s->c->model_train_freq != 0 || s->c->sac_real_ratio >= 1.0;
+  return model_ready || s->t % s->c->model_train_freq != 0 || !mbpo_fits_model(s->c);
 }
 
 void mbpo_run_want_action(mbpo_state* s) {
@@ -187,8 +187,8 @@ static void log_fit(mbpo_state* s, int epoch, const model_fit_stats* fs, const r
 int mbpo_run_model_due(mbpo_state* s) {
   const mbpo_config* c = s->c;
   if (s->phase != MBPO_PHASE_TRAIN || !s->have_act) return 0;
-  if (s->t % c->model_train_freq != 0 || c->sac_real_ratio >= 1.0) return 0;
-  s->k = mbpo_rollout_length(c, (int)s->epoch);
+  if (s->t % c->model_train_freq != 0 || !mbpo_fits_model(c)) return 0;
+  s->k = mbpo_rolls_out(c) ? mbpo_rollout_length(c, (int)s->epoch) : 0; /* value expansion: no rollout */
   return 1;
 }
 
@@ -231,6 +231,13 @@ void mbpo_run_step_done(mbpo_state* s, double seconds) {
   s->updates += (uint64_t)c->sac_updates;
   s->row[P_UPDATES] += (double)c->sac_updates;
   s->sac_time += seconds;
+  if (nan_hook(s, "vexp")) s->vexp_rc = 1;
+  if (s->vexp_rc) {
+    mbpo_run_fail(s, "NaN/Inf in a model prediction of the value expansion (updates %llu-%llu, env step %llu)",
+                  (unsigned long long)(s->updates - (uint64_t)c->sac_updates + 1), (unsigned long long)s->updates,
+                  (unsigned long long)s->env_steps);
+    return;
+  }
   if (nan_hook(s, "sac")) s->last.q1_loss = NAN;
   const sac_stats* l = &s->last;
   if (!isfinite(l->q1_loss) || !isfinite(l->q2_loss) || !isfinite(l->pi_loss) || !isfinite(l->alpha))

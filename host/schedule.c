@@ -21,3 +21,7 @@ long mbpo_model_pool_capacity(const mbpo_config* c, int k) {
 long mbpo_epochs(const mbpo_config* c) {
   return (c->steps + c->epoch_length - 1) / c->epoch_length;
 }
+
+int mbpo_rolls_out(const mbpo_config* c) { return c->sac_real_ratio < 1.0; }
+
+int mbpo_fits_model(const mbpo_config* c) { return mbpo_rolls_out(c) || c->sac_value_expansion > 0; }

@@ -23,6 +23,7 @@
 
 struct mbpo_state;
 struct workers;
+struct mbpo_config;
 
 /** What a run asks of the next step (mbpo_state.want). */
 enum { MBPO_WANT_NONE = 0, MBPO_WANT_ACT = 1, MBPO_WANT_STEP = 2 };
@@ -65,6 +66,11 @@ struct mbpo_backend {
 /** The name of the backend mbpo_backend_open would open for kind (backend.h), for log lines
  *  written before it is open. */
 const char* mbpo_backend_label(int kind);
+
+/** Refuse (fatal, with the reason) settings of the n runs cfgs that the backend for kind cannot
+ *  compute yet: today sac.value_expansion on the device programs. Called before any run folder is
+ *  made. */
+void mbpo_backend_check(int kind, const struct mbpo_config* cfgs, int n);
 
 /** Open the backend for kind (backend.h: BACKEND_CPU or BACKEND_CUDA; the device programs on the
  *  host emulation when MBPO_DEVICE_EMULATE=1) over the P opened (or resumed) runs; w spreads the

@@ -79,6 +79,7 @@ typedef struct mbpo_state {
   model_fit_stats mfit;  /* the model phase's results: the fit, ... */
   rollout_stats mroll;   /* ... the rollout's statistics ... */
   int mroll_rc;          /* ... and its status (non-zero: a non-finite prediction) */
+  int vexp_rc;           /* the step's value expansion (non-zero: a non-finite prediction) */
   /* counters: every random draw is a function of these and the seed */
   uint64_t env_steps;    /* all env steps, exploration included (the acting counter) */
   uint64_t train_steps;  /* env steps after exploration */

@@ -35,6 +35,8 @@ enum rng_stream {
   RNG_SAC_NOISE = 11,   /* reparameterisation noise: c0 = update index (low), c1 = (high) */
   RNG_ANALYZE = 12,     /* `mbpo analyze`'s env resets, actions and model samples: c0 = a kind in the
                            top 4 bits and its index below (analyze_ckpt.h), c1 = episode or step */
+  RNG_VALUE_EXPANSION = 13, /* value expansion's policy noise, elite picks, model noise (vexp.h) */
+  RNG_EVAL_MODEL = 14,  /* eval.model_return's elite picks and model noise: c0 = epoch (evaluate.h) */
   RNG_SUMMARY = 0x424F4F54, /* `mbpo summary`'s bootstrap, with the fixed seed word SUMMARY_RNG_SEED
                                (summary.h): c0 = resample, c1 = 0 */
   RNG_TEST = 100        /* tests and benchmarks */

@@ -125,6 +125,12 @@ void sac_apply_grads(sac* s);
 void sac_act(const sac* s, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
              uint32_t c1, float* act);
 
+/** Stochastic actions and their log-probabilities for B rows of obs: act [B][act] as sac_act draws
+ *  them (eps = rng_normal(key, c0, c1, b * act + i)) and logp [B] = log pi(a|s) with the tanh
+ *  correction, as the update computes it. Uses the agent's acting workspace. */
+void sac_sample(const sac* s, const float* obs, int B, rng_key key, uint32_t c0, uint32_t c1, float* act,
+                float* logp);
+
 /** sac_act without an agent: the policy pi with parameters pi_w (a snapshot, e.g. for evaluation
  *  in another thread) and a caller's cache (nn_cache_alloc(pi, rows)) whose Bmax sets the chunk;
  *  out is a workspace of cache->Bmax * 2 * act_dim floats. Same draws as sac_act. */

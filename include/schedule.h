@@ -15,4 +15,11 @@ long mbpo_model_pool_capacity(const mbpo_config* c, int k);
 /** Number of epochs of a run: ceil(steps / epoch_length) (exploration steps are extra). */
 long mbpo_epochs(const mbpo_config* c);
 
+/** Whether a run fits the model: it draws model rows (sac.real_ratio < 1) or expands its critics'
+ *  target with the model (sac.value_expansion > 0). The §6.2 no-model ablation fits none. */
+int mbpo_fits_model(const mbpo_config* c);
+
+/** Whether a run makes branched rollouts into a model pool (sac.real_ratio < 1). */
+int mbpo_rolls_out(const mbpo_config* c);
+
 #endif

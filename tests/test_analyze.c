@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "analyze_bound.h"
 #include "analyze_ckpt.h"
@@ -390,6 +391,42 @@ static void test_no_model_run(void) {
   CHECK(rc != 0 && strstr(g_out, "sac.real_ratio = 1"), "analysis of a no-model run: exit %d: %s", rc, g_out);
 }
 
+/* §6.2 (c), value expansion (device=cpu): the model is fitted on schedule and makes no rollout
+ * (model_train.csv has rows with rollout_rows 0, the model pool stays empty); the critics' targets,
+ * and so their values (q_mean), differ from the no-model run of the same seed; the device programs
+ * and sac.real_ratio < 1 are refused before a run folder is made. */
+static void test_value_expansion_run(void) {
+  if (!g_bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  if (!g_run[0]) SKIP("no scratch folder");
+  int rc = sh("%s train " TINY " sac.real_ratio=1 sac.value_expansion=1 run_dir=%s tag=vexp", g_bin, g_dir);
+  CHECK(rc == 0, "training failed (%d): %s", rc, g_out);
+  char run[800], path[900], nom[900];
+  snprintf(run, sizeof run, "%s/inverted_pendulum-vexp-s0", g_dir);
+  snprintf(path, sizeof path, "%s/model_train.csv", run);
+  CHECK(csv_rows(path) >= 4, "model_train.csv has %d rows", csv_rows(path));
+  rc = column_values(path, "rollout_rows");
+  CHECK(rc == 0 && strcmp(g_out, "0 ") == 0, "rollout_rows: %s", g_out);
+  snprintf(path, sizeof path, "%s/progress.csv", run);
+  rc = column_values(path, "model_pool_capacity");
+  CHECK(rc == 0 && strcmp(g_out, "0 ") == 0, "model_pool_capacity: %s", g_out);
+  rc = column_values(path, "model_epochs");
+  CHECK(rc == 0 && strcmp(g_out, "0 ") != 0, "model_epochs: %s", g_out);
+  /* the no-model run of test_no_model_run, same seed: same real data up to the first update */
+  snprintf(nom, sizeof nom, "%s/inverted_pendulum-nomodel-s0/progress.csv", g_dir);
+  static char qv[1 << 17], qn[1 << 17];
+  qv[0] = qn[0] = 0;
+  if (column_values(path, "q_mean") == 0) snprintf(qv, sizeof qv, "%s", g_out);
+  if (column_values(nom, "q_mean") == 0) snprintf(qn, sizeof qn, "%s", g_out);
+  CHECK(qv[0] && qn[0] && strcmp(qv, qn) != 0, "q_mean with and without expansion: %s / %s", qv, qn);
+  rc = sh("MBPO_DEVICE_EMULATE=1 %s train " TINY " sac.real_ratio=1 sac.value_expansion=1 run_dir=%s tag=vexpdev",
+          g_bin, g_dir);
+  snprintf(path, sizeof path, "%s/inverted_pendulum-vexpdev-s0", g_dir);
+  CHECK(rc != 0 && strstr(g_out, "CPU backend only") && access(path, F_OK) != 0, "device: exit %d: %s", rc,
+        g_out);
+  rc = sh("%s train " TINY " sac.value_expansion=1 run_dir=%s tag=vexpmix", g_bin, g_dir);
+  CHECK(rc != 0 && strstr(g_out, "sac.real_ratio = 1"), "real_ratio < 1: exit %d: %s", rc, g_out);
+}
+
 /* §6.2 (b), long fixed rollouts: a model pool larger than memory is refused before training
  * (Humanoid, k = 500, 800,000 rollouts per fit, 1 fit per 1000-step epoch, 5 epochs kept:
  * 500 · 800,000 · 5 = 2·10^9 rows of (2·45 + 17 + 2)·4 = 436 bytes = 872 GB). */
@@ -413,6 +450,7 @@ int main(void) {
   RUN(test_replay);
   RUN(test_bad_input);
   RUN(test_no_model_run);
+  RUN(test_value_expansion_run);
   RUN(test_model_pool_too_big);
   /* the scratch runs go, unless asked to be kept for a look */
   if (g_run[0] && !getenv("MBPO_TEST_KEEP")) sh("rm -rf %s", g_dir);

@@ -3,7 +3,8 @@
  *
  * MBPO_TEST_NAN=WHERE:SEED:STEP (host/mbpo_run.c) hands the check at WHERE a non-finite number once
  * the run of seed SEED has taken STEP env steps: the observation after an env step (obs), the
- * model's training loss (fit), a model prediction in the rollout (rollout), the SAC losses (sac).
+ * model's training loss (fit), a model prediction in the rollout (rollout) or in the value
+ * expansion (vexp, a sac.value_expansion run), the SAC losses (sac).
  * For each: the run exits 1 with one error line naming that phase, writes no checkpoint after the
  * failure (checkpoint.latest names an epoch-end checkpoint from before it, which exists), and its
  * progress.csv stops short of the full run's. In a population only the failing run stops: the other
@@ -107,13 +108,13 @@ static void test_full_run(void) {
   CHECK(g_full_rows == 3, "%d progress rows (3 epochs expected)", g_full_rows);
 }
 
-/* One phase's check, on the CPU backend or the emulated device path. */
-static void one_phase(const char* where, const char* want, int emulated) {
+/* One phase's check, on the CPU backend or the emulated device path, with settings extra. */
+static void one_phase_with(const char* where, const char* want, int emulated, const char* extra) {
   if (g_full_rows < 0) SKIP("no full run to compare with");
   char env[200], tag[64], err[8192], run[700];
   snprintf(env, sizeof env, "%sMBPO_TEST_NAN=%s:0:%d", emulated ? "MBPO_DEVICE_EMULATE=1 " : "", where, NAN_STEP);
   snprintf(tag, sizeof tag, "%s%s", where, emulated ? "-emu" : "");
-  int rc = train(env, tag, "seed=0");
+  int rc = train(env, tag, extra);
   CHECK(rc == 1, "%s: exit status %d, want 1", tag, rc);
   int n = errors(tag, err, sizeof err);
   CHECK(n == 1 && strstr(err, want) != NULL, "%s: %d error lines, want one naming '%s': %s", tag, n, want, err);
@@ -121,10 +122,18 @@ static void one_phase(const char* where, const char* want, int emulated) {
   stopped_with_checkpoint(run, g_full_rows);
 }
 
+static void one_phase(const char* where, const char* want, int emulated) {
+  one_phase_with(where, want, emulated, "seed=0");
+}
+
 static void test_nan_observation(void) { one_phase("obs", "NaN/Inf in the observation (env step ", 0); }
 static void test_nan_model_fit(void) { one_phase("fit", "NaN/Inf in the model training loss (model fit ", 0); }
 static void test_nan_rollout(void) { one_phase("rollout", "NaN/Inf in a model prediction during the rollout", 0); }
 static void test_nan_sac(void) { one_phase("sac", "NaN/Inf in the SAC losses (updates ", 0); }
+static void test_nan_value_expansion(void) {
+  one_phase_with("vexp", "NaN/Inf in a model prediction of the value expansion (updates ", 0,
+                 "seed=0 sac.real_ratio=1 sac.value_expansion=1");
+}
 static void test_nan_sac_emulated(void) { one_phase("sac", "NaN/Inf in the SAC losses (updates ", 1); }
 
 /* A population of seeds 0 and 1 where seed 1 fails: seed 0 trains to its end. */
@@ -157,6 +166,7 @@ int main(void) {
   RUN(test_nan_model_fit);
   RUN(test_nan_rollout);
   RUN(test_nan_sac);
+  RUN(test_nan_value_expansion);
   RUN(test_nan_sac_emulated);
   RUN(test_nan_population);
   if (g_have_dir) tmp_dir_done(g_dir, tst_fail);

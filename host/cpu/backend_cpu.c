@@ -12,11 +12,13 @@
 #include "mbpo_run.h"
 #include "rng.h"
 #include "schedule.h"
+#include "vexp.h"
 #include "workers.h"
 
 /* A run's CPU working memory: its rollout buffers and one SAC minibatch. */
 typedef struct cpu_run {
   rollout_ctx* ro;
+  vexp* vx; /* sac.value_expansion > 0 */
   uint32_t* bidx;
   float *bobs, *bact, *brew, *bnext, *bdone;
 } cpu_run;
@@ -46,7 +48,7 @@ static void model_one(void* ctx, int i) {
   s->mroll_rc = 0;
   pool* R = s->real; /* rows 0..size-1 of the ring are all valid; their order does not matter */
   model_train(s->model, (int)R->size, R->obs, R->act, R->rew, R->next_obs, s->fits, &s->mfit);
-  if (s->mfit.status == MODEL_NONFINITE) return;
+  if (s->mfit.status == MODEL_NONFINITE || !mbpo_rolls_out(c)) return; /* value expansion: a fit only */
   long cap = mbpo_model_pool_capacity(c, s->k);
   if (!s->mpool) s->mpool = pool_create(s->od, s->ad, cap);
   else if (cap != s->mpool->cap) pool_resize(s->mpool, cap);
@@ -83,6 +85,13 @@ static void step_one(void* ctx, int q) {
                     r->bact + (size_t)nreal * s->ad, r->brew + nreal, r->bnext + (size_t)nreal * s->od,
                     r->bdone + nreal);
       }
+      if (r->vx) {
+        if (s->fits == 0) mbpo_fatal("value expansion before the first model fit");
+        rng_key vk = {(uint32_t)c->seed, RNG_VALUE_EXPANSION};
+        if (vexp_expand(r->vx, s->model, s->agent, B, (float)c->sac_gamma, (float)c->sac_reward_scale, vk, u,
+                        r->brew, r->bnext, r->bdone) != 0)
+          s->vexp_rc = 1;
+      }
       sac_update(s->agent, r->bobs, r->bact, r->brew, r->bnext, r->bdone, B, u, &s->last);
     }
   }
@@ -109,6 +118,7 @@ static void cpu_close(mbpo_backend* be) {
   for (int q = 0; q < b->P; q++) {
     cpu_run* r = &b->cr[q];
     rollout_free(r->ro);
+    vexp_free(r->vx);
     free(r->bidx);
     free(r->bobs);
     free(r->bact);
@@ -129,7 +139,7 @@ static double model_pool_peak_bytes(const mbpo_state* s, long* rows, int* at_k) 
   long prev = 0;
   *rows = 0;
   *at_k = 0;
-  if (c->sac_real_ratio >= 1.0) return 0.0;
+  if (!mbpo_rolls_out(c)) return 0.0;
   const double row = (2.0 * s->od + s->ad + 2.0) * sizeof(float);
   for (long e = 0, ne = mbpo_epochs(c); e < ne; e++) {
     int k = mbpo_rollout_length(c, (int)e);
@@ -189,7 +199,9 @@ mbpo_backend* backend_cpu_open(mbpo_state* const* runs, int P, workers* w) {
     cpu_run* r = &b->cr[q];
     size_t B = (size_t)s->c->sac_batch;
     /* sac.real_ratio = 1 (the §6.2 "no model" ablation): no fit, no rollout, no rollout buffers */
-    r->ro = s->c->sac_real_ratio >= 1.0 ? NULL : rollout_create(s->model, (int)s->c->rollout_batch, s->task->term);
+    r->ro = !mbpo_rolls_out(s->c) ? NULL : rollout_create(s->model, (int)s->c->rollout_batch, s->task->term);
+    if (s->c->sac_value_expansion > 0)
+      r->vx = vexp_create(s->model, (int)B, (int)s->c->sac_value_expansion, s->task->term);
     r->bidx = (uint32_t*)malloc(B * sizeof(uint32_t));
     r->bobs = (float*)malloc(B * (size_t)s->od * sizeof(float));
     r->bact = (float*)malloc(B * (size_t)s->ad * sizeof(float));

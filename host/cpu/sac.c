@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
 #include "log.h"
 
 struct sac_work {
@@ -332,6 +333,21 @@ double sac_gaussian_kl(const float* mu_p, const float* ls_p, const float* mu_q, 
 void sac_act(const sac* s, const float* obs, int B, int deterministic, rng_key key, uint32_t c0,
              uint32_t c1, float* act) {
   sac_policy_act(&s->pi, s->pi_w, s->w->act_c, s->w->act_out, obs, B, deterministic, key, c0, c1, act);
+}
+
+void sac_sample(const sac* s, const float* obs, int B, rng_key key, uint32_t c0, uint32_t c1, float* act,
+                float* logp) {
+  const int O = s->obs_dim, A = s->act_dim, chunk = s->w->act_c->Bmax;
+  float* out = s->w->act_out;
+  for (int r0 = 0; r0 < B; r0 += chunk) {
+    const int n = B - r0 < chunk ? B - r0 : chunk;
+    nn_forward(&s->pi, s->pi_w, n, obs + (size_t)r0 * O, 1, s->w->act_c, out);
+    for (int r = 0; r < n; r++) {
+      float eps[ENV_MAX_ACT];
+      for (int i = 0; i < A; i++) eps[i] = rng_normal(key, c0, c1, ((uint64_t)r0 + (uint64_t)r) * A + (uint64_t)i);
+      logp[r0 + r] = sample_row(out + (size_t)r * 2 * A, eps, A, NULL, act + ((size_t)r0 + r) * A);
+    }
+  }
 }
 
 int sac_tensors(sac* s, sac_tensor* out) {
