@@ -124,6 +124,21 @@ int ckpt_save(mbpo_state* s, const char* path, double elapsed, char* err, int er
   npz_add_i32(w, "model/elites", s->model->elites, 1, sh);
   sh[0] = (long)s->agent->pi.nparams;
   npz_add_ref(w, "eval/policy_snapshot", eval_snapshot(s->ev), NPY_F32, 1, sh);
+  int* em_ok;
+  dyn_model* em = eval_model_snapshot(s->ev, &em_ok);
+  if (em) { /* eval.model_return: the model the pending evaluation runs in */
+    nm = model_tensors(em, mt);
+    for (int i = 0; i < nm; i++) {
+      char n[160];
+      if (strncmp(mt[i].name, "adam_", 5) == 0) continue;
+      snprintf(n, sizeof n, "eval/model/%.100s", mt[i].name);
+      npz_add_ref(w, n, mt[i].data, NPY_F32, mt[i].ndim, mt[i].shape);
+    }
+    sh[0] = em->p.elites;
+    npz_add_i32(w, "eval/model/elites", em->elites, 1, sh);
+    sh[0] = 1;
+    npz_add_i32(w, "eval/model_ok", em_ok, 1, sh);
+  }
   add_pool(w, "real", s->real);
   add_pool(w, "model_pool", s->mpool);
   /* the TensorBoard event file (name in the run folder) and its length with every event logged so
@@ -318,6 +333,21 @@ int ckpt_load(mbpo_state* s, const char* path, double* elapsed, char* err, int e
   }
   get(&r, "model/elites", NPY_I32, s->model->elites, (size_t)s->model->p.elites);
   get(&r, "eval/policy_snapshot", NPY_F32, eval_snapshot(s->ev), s->agent->pi.nparams);
+  int* em_ok;
+  dyn_model* em = eval_model_snapshot(s->ev, &em_ok);
+  if (em) {
+    nm = model_tensors(em, mt);
+    for (int i = 0; i < nm; i++) {
+      char n[160];
+      size_t cnt = 1;
+      if (strncmp(mt[i].name, "adam_", 5) == 0) continue;
+      for (int d = 0; d < mt[i].ndim; d++) cnt *= (size_t)mt[i].shape[d];
+      snprintf(n, sizeof n, "eval/model/%.100s", mt[i].name);
+      get(&r, n, NPY_F32, mt[i].data, cnt);
+    }
+    get(&r, "eval/model/elites", NPY_I32, em->elites, (size_t)em->p.elites);
+    get(&r, "eval/model_ok", NPY_I32, em_ok, 1);
+  }
   get_pool(&r, "real", &s->real, s->od, s->ad);
   get_pool(&r, "model_pool", &s->mpool, s->od, s->ad);
   s->tb_file[0] = '\0';

@@ -21,7 +21,7 @@
 
 static const char* const g_pcols[P_NCOL] = {
     "epoch", "env_steps", "total_env_steps", "eval_return_mean", "eval_return_std",
-    "eval_return_min", "eval_return_max", "eval_return_first", "eval_length_mean", "train_return",
+    "eval_return_min", "eval_return_max", "eval_return_first", "eval_length_mean", "eval_model_return_mean", "eval_model_return_std", "train_return",
     "train_episodes", "model_train_loss", "model_holdout_mse_elites", "model_epochs",
     "rollout_length", "rollout_rows", "real_pool_size", "model_pool_size", "model_pool_capacity",
     "q1_loss", "q2_loss", "policy_loss", "alpha", "entropy", "q_mean", "sac_updates",
@@ -275,6 +275,8 @@ static eval_result log_pending(mbpo_state* s, int final) {
   p[P_EVAL_MAX] = er.max;
   p[P_EVAL_FIRST] = er.first;
   p[P_EVAL_LEN] = er.mean_length;
+  p[P_EVAL_MODEL_MEAN] = er.model_mean; /* NaN without eval.model_return or before the first fit */
+  p[P_EVAL_MODEL_STD] = er.model_std;
   /* A failed write (disk full, say) is warned once per streak; the run goes on. The event writer
    * keeps failed records and writes them at its next successful flush. */
   int csv_ok = run_csv_row(s->run.progress, P_NCOL, p) == 0;
@@ -319,8 +321,9 @@ static int epoch_end(mbpo_state* s) {
       return 1;
     }
   }
-  s->be->snapshot(s->be, s->q, 1); /* the evaluation's policy snapshot */
-  eval_start(s->ev, s->agent, (uint32_t)s->epoch);
+  /* the evaluation's policy snapshot (and the model's, for eval.model_return) */
+  s->be->snapshot(s->be, s->q, !c->eval_model_return);
+  eval_start(s->ev, s->agent, c->eval_model_return && s->fits > 0 ? s->model : NULL, (uint32_t)s->epoch);
   double dt = now_s() - s->t_epoch, *row = s->row;
   row[P_EPOCH] = (double)s->epoch;
   row[P_ENV_STEPS] = (double)s->train_steps;
@@ -366,6 +369,7 @@ static void setup(mbpo_state* s, const mbpo_config* c) {
   s->real = pool_create(s->od, s->ad, c->real_pool_size);
   s->ev = eval_create(s->task, s->envs->model, s->agent, seed, (int)c->eval_episodes,
                       (int)c->max_path_length);
+  if (c->eval_model_return) eval_enable_model(s->ev, s->model, s->task->term, (int)c->eval_model_rollouts);
   s->path = path_create(s->od, s->ad, (int)c->max_path_length);
   s->last_eval = NAN;
   s->best_eval = -INFINITY;

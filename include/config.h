@@ -83,6 +83,8 @@ enum cfg_device { CFG_DEVICE_AUTO = 0, CFG_DEVICE_CUDA = 1, CFG_DEVICE_CPU = 2 }
   X(INT, sac_value_expansion, "sac.value_expansion", 0, 0, 100, NULL, "H-step model value expansion of the critics' target (0 = off; needs sac.real_ratio = 1)") \
   /* ---- evaluation, checkpoints ---- */                                                         \
   X(INT, eval_episodes, "eval.episodes", 5, 0, 1000, NULL, "deterministic evaluation episodes per epoch") \
+  X(BOOL, eval_model_return, "eval.model_return", 0, 0, 1, NULL, "also run each evaluation episode's policy in the learned model (eval_model_return_mean)") \
+  X(INT, eval_model_rollouts, "eval.model_rollouts", 10, 1, 10000, NULL, "model rollouts per evaluation episode (eval.model_return)") \
   X(INT, checkpoint_every, "checkpoint.every", 10, 0, 100000, NULL, "epochs between checkpoints (0 = only at exit)") \
   X(INT, checkpoint_keep, "checkpoint.keep", 3, 1, 1000, NULL, "checkpoints kept (plus the best)") \
   X(FLT, stop_return, "stop_return", 1e12, -1e12, 1e12, NULL, "end the run once an epoch's mean evaluation return reaches this (1e12: never)")

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "env.h"
+#include "model.h"
 #include "sac.h"
 
 /** Returns of one evaluation. */
@@ -15,6 +16,7 @@ typedef struct eval_result {
   double mean, std, min, max; /* of the undiscounted returns */
   double first;               /* the first episode's return (the official 1-episode metric) */
   double mean_length;         /* mean episode length */
+  double model_mean, model_std; /* eval.model_return: returns of the rollouts in the model (NaN: none) */
 } eval_result;
 
 typedef struct evaluator evaluator;
@@ -28,8 +30,20 @@ evaluator* eval_create(const env_task* task, const mjModel* model, const sac* ag
 /** Free an evaluator (waits for a running evaluation). */
 void eval_free(evaluator* ev);
 
-/** Snapshot the agent's policy and start evaluating it for epoch in the worker thread. */
-void eval_start(evaluator* ev, const sac* agent, uint32_t epoch);
+/** Also run each episode's policy in the learned model (eval.model_return): after each real
+ *  episode of initial state s0 and length T, `rollouts` model rollouts of the same deterministic
+ *  policy from s0 for at most T steps (model_return.h; key (seed, RNG_EVAL_MODEL), c_pick =
+ *  2 epoch, c_noise = 2 epoch + 1, n0 = episode * rollouts), their returns' mean and std in the
+ *  result. like gives the model's shapes; term_kind is the task's termination rule. */
+void eval_enable_model(evaluator* ev, const dyn_model* like, int term_kind, int rollouts);
+
+/** The model snapshot of the last eval_start (NULL without eval_enable_model) and, in *valid,
+ *  its flag (0: no fitted model was given, the model return is NaN); for checkpoints. */
+dyn_model* eval_model_snapshot(evaluator* ev, int** valid);
+
+/** Snapshot the agent's policy (and, with eval_enable_model, the model: NULL before its first fit)
+ *  and start evaluating it for epoch in the worker thread. */
+void eval_start(evaluator* ev, const sac* agent, dyn_model* model, uint32_t epoch);
 
 /** The policy snapshot of the last eval_start (the agent's policy layout; for checkpoints). */
 float* eval_snapshot(evaluator* ev);

@@ -427,6 +427,26 @@ static void test_value_expansion_run(void) {
   CHECK(rc != 0 && strstr(g_out, "sac.real_ratio = 1"), "real_ratio < 1: exit %d: %s", rc, g_out);
 }
 
+/* eval.model_return (Figure 4c during training): every evaluation also runs its policy in the
+ * model; InvertedPendulum's reward is at most 1 per step and the model rollouts last at most the
+ * real episode's length, so the model return is finite and at most about eval_length_mean. Without
+ * the setting the columns are empty. (tests/test_resume.c holds the columns across a resume.) */
+static void test_eval_model_return(void) {
+  if (!g_bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  if (!g_run[0]) SKIP("no run from test_tiny_run");
+  int rc = sh("%s train " TINY " eval.model_return=1 eval.model_rollouts=4 run_dir=%s tag=mret", g_bin, g_dir);
+  CHECK(rc == 0, "training failed (%d): %s", rc, g_out);
+  char path[900];
+  snprintf(path, sizeof path, "%s/inverted_pendulum-mret-s0/progress.csv", g_dir);
+  rc = sh("awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == \"eval_model_return_mean\") m = i; "
+          "if ($i == \"eval_length_mean\") l = i }; next } { n++; if ($m == \"\" || $m + 0 != $m + 0 || "
+          "$m > 1.2 * $l + 0.5) bad++ } END { print n + 0, bad + 0 }' %s", path);
+  CHECK(rc == 0 && strcmp(g_out, "4 0\n") == 0, "rows, rows out of bounds: %s", g_out);
+  snprintf(path, sizeof path, "%s/progress.csv", g_run);
+  rc = column_values(path, "eval_model_return_mean");
+  CHECK(rc == 0 && strcmp(g_out, " ") == 0, "without eval.model_return: '%s'", g_out);
+}
+
 /* §6.2 (b), long fixed rollouts: a model pool larger than memory is refused before training
  * (Humanoid, k = 500, 800,000 rollouts per fit, 1 fit per 1000-step epoch, 5 epochs kept:
  * 500 · 800,000 · 5 = 2·10^9 rows of (2·45 + 17 + 2)·4 = 436 bytes = 872 GB). */
@@ -451,6 +471,7 @@ int main(void) {
   RUN(test_bad_input);
   RUN(test_no_model_run);
   RUN(test_value_expansion_run);
+  RUN(test_eval_model_return);
   RUN(test_model_pool_too_big);
   /* the scratch runs go, unless asked to be kept for a look */
   if (g_run[0] && !getenv("MBPO_TEST_KEEP")) sh("rm -rf %s", g_dir);

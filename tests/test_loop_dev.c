@@ -14,6 +14,8 @@
  *     the model pool's size, the training episodes and the fit's epochs exactly equal, model loss
  *     and holdout MSE within 1e-3 relative, SAC losses, alpha, entropy and Q within 2e-2, the first
  *     fit's epochs and elites in model_train.csv equal.
+ * The runs evaluate with eval.model_return = 1, so the model the device path brings back for the
+ * evaluation is compared too (its eval_model_return columns).
  * On the host emulation every column of every epoch agrees within 1e-5 (measured: ~1e-8), and a
  * device-path run interrupted mid-epoch and resumed equals the uninterrupted one exactly.
  * Faults are named: on the emulated device path an injected fault (MBPO_DX_FAIL) in the model fit
@@ -33,7 +35,7 @@ static const char* const ARGS =
     "steps=300 epoch_length=100 init_steps=100 min_pool=250 max_path_length=100 "
     "model.train_freq=50 model.hidden=32 model.max_epochs=5 "
     "rollout.batch=500 rollout.min_epoch=0 rollout.max_epoch=2 rollout.min_length=1 rollout.max_length=3 "
-    "sac.hidden=32 sac.updates=2 eval.episodes=2 threads=1";
+    "sac.hidden=32 sac.updates=2 eval.episodes=2 eval.model_return=1 eval.model_rollouts=3 threads=1";
 
 static char g_tmp[] = "/tmp/mbpo_test_loop_dev_XXXXXX";
 

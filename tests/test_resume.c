@@ -11,6 +11,9 @@
  * with its files unchanged, so without these checks a broken interrupt hook would pass.
  * The TensorBoard event file is continued the same way: one file, no step written twice, the same
  * scalars as the uninterrupted run's (tboard_open_append cuts it back to the checkpoint's length).
+ * The runs evaluate with eval.model_return = 1: an evaluation still pending at an interrupt runs,
+ * after the resume, in the model snapshot its checkpoint kept (the run's model has been refitted
+ * since), so its eval_model_return columns match too.
  * A truncated or corrupt checkpoint is refused with a message and changes nothing.
  *
  * Devices: every command names its device. device=cpu is the reference (exact). The twin on the GPU
@@ -33,7 +36,7 @@
   "inverted_pendulum steps=300 epoch_length=100 init_steps=100 min_pool=250 model.train_freq=50 " \
   "rollout.batch=500 model.hidden=32 sac.hidden=32 sac.updates=2 model.max_epochs=5 "             \
   "eval.episodes=2 max_path_length=100 checkpoint.every=1 rollout.min_epoch=0 "                   \
-  "rollout.max_epoch=2 rollout.max_length=3"
+  "rollout.max_epoch=2 rollout.max_length=3 eval.model_return=1 eval.model_rollouts=3"
 
 static char g_dir[] = "/tmp/mbpo-resume-XXXXXX";
 static int g_have_dir;
