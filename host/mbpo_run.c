@@ -4,6 +4,7 @@
  * (host/mbpo.c); what each computes is the backend's (mbpo_backend.h). */
 #include "mbpo_run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -431,14 +432,34 @@ static int save_checkpoint(mbpo_state* s, const char* name) {
   return 0;
 }
 
+/* Remove the mid-epoch checkpoints (Ctrl-C's ckpt-e<epoch>-t<step>.npz) of epochs up to e: a
+ * resumed run that has saved epoch e's end no longer needs them. */
+static void drop_interrupt_checkpoints(const mbpo_state* s, long e) {
+  DIR* d = opendir(s->run.path);
+  if (!d) return;
+  struct dirent* de;
+  while ((de = readdir(d)) != NULL) {
+    long ep, t;
+    char tail[8];
+    if (sscanf(de->d_name, "ckpt-e%ld-t%ld.np%7s", &ep, &t, tail) == 3 && strcmp(tail, "z") == 0 && ep <= e) {
+      char path[4400];
+      snprintf(path, sizeof path, "%s/%s", s->run.path, de->d_name);
+      unlink(path);
+    }
+  }
+  closedir(d);
+}
+
 /* The epoch-end checkpoint of epoch e (0-based, just ended): every checkpoint.every epochs; the
- * one checkpoint.keep saves back is removed. */
+ * one checkpoint.keep saves back is removed, and so are the mid-epoch ones it supersedes. */
 static void epoch_checkpoint(mbpo_state* s, long e, int final) {
   const mbpo_config* c = s->c;
   if (!final && (c->checkpoint_every <= 0 || (e + 1) % c->checkpoint_every != 0)) return;
   char name[64];
   snprintf(name, sizeof name, "ckpt-e%06ld.npz", e);
-  if (save_checkpoint(s, name) != 0 || c->checkpoint_every <= 0) return;
+  if (save_checkpoint(s, name) != 0) return;
+  drop_interrupt_checkpoints(s, e);
+  if (c->checkpoint_every <= 0) return;
   long old = e - c->checkpoint_keep * c->checkpoint_every;
   if (old >= 0) {
     char path[4400];

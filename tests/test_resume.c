@@ -14,6 +14,7 @@
  * The runs evaluate with eval.model_return = 1: an evaluation still pending at an interrupt runs,
  * after the resume, in the model snapshot its checkpoint kept (the run's model has been refitted
  * since), so its eval_model_return columns match too.
+ * Once the resumed run has saved a later epoch end, its mid-epoch checkpoints are removed.
  * A truncated or corrupt checkpoint is refused with a message and changes nothing.
  *
  * Devices: every command names its device. device=cpu is the reference (exact). The twin on the GPU
@@ -177,6 +178,10 @@ static void exact_resume(const char* dev, const char* tag) {
   char got[256];
   latest(run, got, sizeof got);
   CHECK(strcmp(got, "ckpt-e000002.npz") == 0, "after the last resume checkpoint.latest names '%s'", got);
+  /* the mid-epoch checkpoints went once epoch-end ones superseded them */
+  char ls[700];
+  snprintf(ls, sizeof ls, "ls %s/ckpt-e*-t*.npz > /dev/null 2>&1", run);
+  CHECK(system(ls) != 0, "mid-epoch checkpoints are left in %s", run);
   /* the best evaluation's epoch-end checkpoint is kept as ckpt-best.npz (a hard link to it) */
   char best[700], a[700], b[700];
   struct stat bs;
