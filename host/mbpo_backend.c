@@ -25,7 +25,10 @@ const char* mbpo_backend_label(int kind) {
 }
 
 void mbpo_backend_check(int kind, const mbpo_config* cfgs, int n) {
-  if (!emulated() && kind != BACKEND_CUDA) return;
+  if (!emulated() && kind != BACKEND_CUDA) {
+    backend_cpu_check(cfgs, n);
+    return;
+  }
   for (int q = 0; q < n; q++)
     if (cfgs[q].sac_value_expansion > 0)
       mbpo_fatal("sac.value_expansion = %ld is built on the CPU backend only: the device backend does not "

@@ -68,8 +68,8 @@ struct mbpo_backend {
 const char* mbpo_backend_label(int kind);
 
 /** Refuse (fatal, with the reason) settings of the n runs cfgs that the backend for kind cannot
- *  compute yet: today sac.value_expansion on the device programs. Called before any run folder is
- *  made. */
+ *  run: sac.value_expansion on the device programs (not built there yet), model pools larger than
+ *  the memory on the CPU backend (backend_cpu_check). Called before any run folder is made. */
 void mbpo_backend_check(int kind, const struct mbpo_config* cfgs, int n);
 
 /** Open the backend for kind (backend.h: BACKEND_CPU or BACKEND_CUDA; the device programs on the

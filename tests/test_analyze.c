@@ -449,13 +449,17 @@ static void test_eval_model_return(void) {
 
 /* §6.2 (b), long fixed rollouts: a model pool larger than memory is refused before training
  * (Humanoid, k = 500, 800,000 rollouts per fit, 1 fit per 1000-step epoch, 5 epochs kept:
- * 500 · 800,000 · 5 = 2·10^9 rows of (2·45 + 17 + 2)·4 = 436 bytes = 872 GB). */
+ * 500 · 800,000 · 5 = 2·10^9 rows of (2·45 + 17 + 2)·4 = 436 bytes = 872 GB), before its run
+ * folder is made. */
 static void test_model_pool_too_big(void) {
   if (!g_bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
   if (!g_run[0]) SKIP("no scratch folder");
   int rc = sh("%s train humanoid device=cpu rollout.min_length=500 rollout.max_length=500 rollout.batch=800000 "
               "run_dir=%s tag=big", g_bin, g_dir);
   CHECK(rc != 0 && strstr(g_out, "872.0 GB") && strstr(g_out, "Lower rollout.batch"), "exit %d: %s", rc, g_out);
+  char path[900];
+  snprintf(path, sizeof path, "%s/humanoid-big-s0", g_dir);
+  CHECK(access(path, F_OK) != 0, "the refused run left a folder %s", path);
 }
 
 int main(void) {

@@ -133,14 +133,13 @@ static void cpu_close(mbpo_backend* be) {
 /* The most bytes run s's model pool holds at once: a capacity change (pool_resize) holds the old
  * pool and the new one together; the rows per epoch follow the rollout schedule. 0 for a run that
  * uses no model rows. */
-static double model_pool_peak_bytes(const mbpo_state* s, long* rows, int* at_k) {
-  const mbpo_config* c = s->c;
+static double model_pool_peak_bytes(const mbpo_config* c, int od, int ad, long* rows, int* at_k) {
   double peak = 0.0;
   long prev = 0;
   *rows = 0;
   *at_k = 0;
   if (!mbpo_rolls_out(c)) return 0.0;
-  const double row = (2.0 * s->od + s->ad + 2.0) * sizeof(float);
+  const double row = (2.0 * od + ad + 2.0) * sizeof(float);
   for (long e = 0, ne = mbpo_epochs(c); e < ne; e++) {
     int k = mbpo_rollout_length(c, (int)e);
     long cap = mbpo_model_pool_capacity(c, k);
@@ -154,16 +153,20 @@ static double model_pool_peak_bytes(const mbpo_state* s, long* rows, int* at_k) 
 /* Long rollouts (the §6.2 ablation's k = 200 or 500) make model pools of k × rollout.batch ×
  * epoch_length / model.train_freq rows: refuse a population whose pools cannot fit in this
  * machine's memory before it trains, rather than failing hours in. */
-static void check_model_pools(mbpo_state* const* runs, int P) {
+void backend_cpu_check(const mbpo_config* cfgs, int P) {
   double total = 0.0, worst = 0.0;
   long worst_rows = 0;
-  int worst_k = 0, worst_q = 0;
+  int worst_k = 0, worst_q = 0, row_bytes = 0;
   for (int q = 0; q < P; q++) {
     long rows;
     int k;
-    double b = model_pool_peak_bytes(runs[q], &rows, &k);
+    const env_task* t = env_find(cfgs[q].task);
+    if (!t) continue; /* the run's own set-up names an unknown task */
+    double b = model_pool_peak_bytes(&cfgs[q], t->obs_dim, t->act_dim, &rows, &k);
     total += b;
-    if (b > worst) worst = b, worst_rows = rows, worst_k = k, worst_q = q;
+    if (b > worst)
+      worst = b, worst_rows = rows, worst_k = k, worst_q = q,
+      row_bytes = (int)((2 * t->obs_dim + t->act_dim + 2) * sizeof(float));
   }
   long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || psize <= 0 || total <= 0) return;
@@ -173,7 +176,7 @@ static void check_model_pools(mbpo_state* const* runs, int P) {
       mbpo_warn("the model pools will need up to %.1f GB of this machine's %.1f GB", total / gb, phys / gb);
     return;
   }
-  const mbpo_config* c = runs[worst_q]->c;
+  const mbpo_config* c = &cfgs[worst_q];
   long fit = (long)((double)c->rollout_batch * 0.5 * phys / total);
   mbpo_fatal("the model pool%s would need up to %.1f GB, more than 80%% of this machine's %.1f GB: with rollout length "
              "k = %d, rollout.batch = %ld, epoch_length = %ld, model.train_freq = %ld and model.retain_epochs = %ld a "
@@ -181,7 +184,7 @@ static void check_model_pools(mbpo_state* const* runs, int P) {
              "of the memory) or the rollout length",
              P > 1 ? "s of the population" : "", total / gb, phys / gb, worst_k, c->rollout_batch, c->epoch_length,
              c->model_train_freq, c->model_retain_epochs, worst_rows,
-             (int)((2 * runs[worst_q]->od + runs[worst_q]->ad + 2) * sizeof(float)), fit > 0 ? fit : 1);
+             row_bytes, fit > 0 ? fit : 1);
 }
 
 mbpo_backend* backend_cpu_open(mbpo_state* const* runs, int P, workers* w) {
@@ -193,7 +196,6 @@ mbpo_backend* backend_cpu_open(mbpo_state* const* runs, int P, workers* w) {
   b->w = w;
   b->cr = (cpu_run*)calloc((size_t)P, sizeof *b->cr);
   if (!b->cr) mbpo_fatal("out of memory");
-  check_model_pools(runs, P);
   for (int q = 0; q < P; q++) {
     const mbpo_state* s = runs[q];
     cpu_run* r = &b->cr[q];
