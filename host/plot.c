@@ -134,7 +134,10 @@ void plot_text(const runset* s, FILE* f, int W, int H) {
   }
   char title[1024];
   tasks_title(s, title, sizeof title);
-  fprintf(f, "%s: %s (mean across runs) vs %s\n\n", title, axis_name(s->ycol), axis_name(s->xcol));
+  int several = 0; /* the analyses draw one curve per group of one "run" each */
+  for (int g = 0; g < s->ngroups; g++) several |= s->groups[g].nruns > 1;
+  fprintf(f, "%s: %s%s vs %s\n\n", title, axis_name(s->ycol), several ? " (mean across runs)" : "",
+          axis_name(s->xcol));
   if (!(xmin <= xmax)) {
     fprintf(f, "(no data)\n");
     return;
