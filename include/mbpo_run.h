@@ -1,10 +1,10 @@
-/* mbpo_run.h: one training run of the loop (host/mbpo_run.c): everything it holds (the host
- * components, the pools, the loop's counters and the epoch's accumulators) and the host side of
- * each phase of Algorithm 2: the env step and its episode, the bookkeeping after the backend's
- * model phase and step, the epoch ends with their evaluation, logs and checkpoints. The loop
- * (host/mbpo.c) drives a population of these; the backend (mbpo_backend.h) computes the phases.
- * A checkpoint (host/checkpoint.c) is this struct's state; the random streams are pure functions
- * of its counters and the seed. */
+/* mbpo_run.h: one training run of the loop (host/mbpo_run.c and host/mbpo_epoch.c): everything
+ * it holds (the host components, the pools, the loop's counters and the epoch's accumulators)
+ * and the host side of each phase of Algorithm 2: the env step and its episode, the bookkeeping
+ * after the backend's model phase and step, the epoch ends with their evaluation, logs and
+ * checkpoints. The loop (host/mbpo.c) drives a population of these; the backend
+ * (mbpo_backend.h) computes the phases. A checkpoint (host/checkpoint.c) is this struct's state;
+ * the random streams are pure functions of its counters and the seed. */
 #ifndef MBPO_MBPO_RUN_H
 #define MBPO_MBPO_RUN_H
 
@@ -132,7 +132,10 @@ void mbpo_run_close(mbpo_state* s);
  *  status 1 and writes nothing more (its last good checkpoint is kept). */
 void mbpo_run_fail(mbpo_state* s, const char* fmt, ...) MBPO_PRINTF(2, 3);
 
-/** Between steps: end exploration once D_env holds init_steps rows; end the epoch when it is over
+/** Write progress.csv's header (a new run; host/mbpo_epoch.c owns the columns). */
+void mbpo_run_progress_header(mbpo_state* s);
+
+/** Between steps (host/mbpo_epoch.c): end exploration once D_env holds init_steps rows; end the epoch when it is over
  *  (log the previous epoch, whose evaluation ran meanwhile; start this one's; checkpoint); end the
  *  run after its last epoch or at stop_return; start the next epoch's accumulators. */
 void mbpo_run_between_steps(mbpo_state* s);

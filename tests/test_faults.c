@@ -1,6 +1,6 @@
 /* test_faults.c: checkpoints that cannot be written during a real training loop (the real binary).
  *
- * What a run does (host/mbpo_run.c): a checkpoint that cannot be written is a warning naming the
+ * What a run does (host/mbpo_epoch.c): a checkpoint that cannot be written is a warning naming the
  * checkpoint that is kept; the run goes on (the next epoch-end checkpoint tries again), the
  * previous checkpoints and checkpoint.latest stay byte for byte, no temporary file is left behind.
  * When the run's final checkpoint could not be written the run exits 1 after its last epoch, saying

@@ -92,7 +92,7 @@ static void test_same_seed_same_run(void) {
     CHECK(0, "progress.csv missing");
     return;
   }
-  /* the timing columns csv_compare leaves out are there (host/mbpo_run.c's progress columns) */
+  /* the timing columns csv_compare leaves out are there (host/mbpo_epoch.c's progress columns) */
   for (int i = 0; csv_timing_cols[i]; i++)
     if (strcmp(csv_timing_cols[i], "seconds") != 0)
       CHECK(col(&a, csv_timing_cols[i]) >= 0, "progress.csv has no timing column %s", csv_timing_cols[i]);
