@@ -26,6 +26,7 @@
 #include "rng.h"
 #include "rollout.h"
 #include "sac.h"
+#include "small_nets.h"
 #include "termination.h"
 #include "test.h"
 
@@ -141,35 +142,10 @@ static void test_pool_capacity(void) {
 enum { OD = 4, AD = 1, DD = OD + 1, NE = 7, NEL = 5 };
 static const int ELITES[NEL] = {6, 2, 4, 0, 5}; /* members 1 and 3 are not elites */
 
-static model_params small_model(void) {
-  model_params p;
-  memset(&p, 0, sizeof p);
-  p.ensemble = NE;
-  p.elites = NEL;
-  p.hidden = 16;
-  p.layers = 2;
-  p.batch = 32;
-  p.lr = 1e-3f;
-  p.n_weight_decay = 3;
-  p.weight_decay[0] = 2.5e-5f, p.weight_decay[1] = 5e-5f, p.weight_decay[2] = 1e-4f;
-  p.logvar_coef = 0.01f;
-  p.holdout_ratio = 0.2;
-  p.max_holdout = 5000;
-  p.patience = 5;
-  p.improvement = 0.01;
-  p.predict_chunk = 300; /* several chunks in model_predict */
-  return p;
-}
-
-static sac* small_agent(uint32_t seed) {
-  sac_params p = sac_params_default(AD);
-  p.hidden = 16;
-  p.act_chunk = 700; /* several chunks in sac_act */
-  return sac_create(OD, AD, &p, (rng_key){seed, RNG_INIT});
-}
+static sac* small_agent(uint32_t seed) { return small_agent_create(OD, AD, seed, 700); /* chunks in sac_act */ }
 
 static dyn_model* small_model_create(uint32_t seed) {
-  model_params p = small_model();
+  model_params p = small_model_params(NE, NEL, 300); /* several chunks in model_predict */
   dyn_model* m = model_create(OD, AD, &p, (rng_key){seed, RNG_INIT});
   for (int i = 0; i < NEL; i++) m->elites[i] = ELITES[i];
   return m;

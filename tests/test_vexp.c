@@ -17,6 +17,7 @@
 #include "model.h"
 #include "rng.h"
 #include "sac.h"
+#include "small_nets.h"
 #include "termination.h"
 #include "test.h"
 #include "vexp.h"
@@ -25,21 +26,7 @@ enum { OD = 4, AD = 1, DD = OD + 1, NE = 7, NEL = 5, B = 48 };
 static const int ELITES[NEL] = {6, 2, 4, 0, 5};
 
 static dyn_model* small_model(uint32_t seed) {
-  model_params p;
-  memset(&p, 0, sizeof p);
-  p.ensemble = NE;
-  p.elites = NEL;
-  p.hidden = 16;
-  p.layers = 2;
-  p.batch = 32;
-  p.lr = 1e-3f;
-  p.n_weight_decay = 3;
-  p.weight_decay[0] = 2.5e-5f, p.weight_decay[1] = 5e-5f, p.weight_decay[2] = 1e-4f;
-  p.logvar_coef = 0.01f;
-  p.holdout_ratio = 0.2;
-  p.patience = 5;
-  p.improvement = 0.01;
-  p.predict_chunk = 20; /* several chunks in model_predict */
+  model_params p = small_model_params(NE, NEL, 20); /* several chunks in model_predict */
   dyn_model* m = model_create(OD, AD, &p, (rng_key){seed, RNG_INIT});
   for (int i = 0; i < NEL; i++) m->elites[i] = ELITES[i];
   /* a normaliser that is not the identity */
@@ -51,10 +38,7 @@ static dyn_model* small_model(uint32_t seed) {
 }
 
 static sac* small_agent(uint32_t seed, float alpha) {
-  sac_params p = sac_params_default(AD);
-  p.hidden = 16;
-  p.act_chunk = 20; /* several chunks in sac_sample */
-  sac* s = sac_create(OD, AD, &p, (rng_key){seed, RNG_INIT});
+  sac* s = small_agent_create(OD, AD, seed, 20); /* several chunks in sac_sample */
   s->log_alpha[0] = logf(alpha);
   return s;
 }
