@@ -153,13 +153,16 @@ dyn_model* eval_model_snapshot(evaluator* ev, int** valid) {
   return ev->model;
 }
 
+void eval_set_model(evaluator* ev, dyn_model* model) {
+  if (!ev->model) return;
+  ev->model_ok = model != NULL;
+  if (model) copy_model(ev->model, model);
+}
+
 void eval_start(evaluator* ev, const sac* agent, dyn_model* model, uint32_t epoch) {
   eval_wait(ev);
   memcpy(ev->pol->pi_w, agent->pi_w, agent->pi.nparams * sizeof(float));
-  if (ev->model) {
-    ev->model_ok = model != NULL;
-    if (model) copy_model(ev->model, model);
-  }
+  eval_set_model(ev, model);
   eval_start_snapshot(ev, epoch);
 }
 

@@ -365,6 +365,12 @@ int evalcmd_eval(int argc, char** argv) {
   evaluator* ev = eval_create(p.task, m, p.agent, (uint32_t)seed, (int)episodes,
                               (int)p.cfg.max_path_length);
   memcpy(eval_snapshot(ev), p.agent->pi_w, p.agent->pi.nparams * sizeof(float));
+  dyn_model* model = NULL; /* eval.model_return: the checkpoint's model, as training snapshots it */
+  if (p.cfg.eval_model_return && p.fits > 0) {
+    if (!(model = run_policy_load_model(&p, NULL, err, sizeof err))) mbpo_fatal("%s", err);
+    eval_enable_model(ev, model, p.task->term, (int)p.cfg.eval_model_rollouts);
+    eval_set_model(ev, model);
+  }
   video_sink vs = {NULL, 0};
   if (video) {
     /* real time: one frame per env step */
@@ -405,6 +411,10 @@ int evalcmd_eval(int argc, char** argv) {
   printf("eval_return_mean=%.17g eval_return_std=%.17g eval_return_min=%.17g eval_return_max=%.17g "
          "eval_return_first=%.17g eval_length_mean=%.17g\n",
          r.mean, r.std, r.min, r.max, r.first, r.mean_length);
+  if (model)
+    printf("eval_model_return_mean=%.17g eval_model_return_std=%.17g (%ld model rollouts per episode)\n",
+           r.model_mean, r.model_std, p.cfg.eval_model_rollouts);
+  model_free(model);
   eval_free(ev);
   mj_deleteModel(m);
   run_policy_free(&p);

@@ -37,6 +37,10 @@ void eval_free(evaluator* ev);
  *  result. like gives the model's shapes; term_kind is the task's termination rule. */
 void eval_enable_model(evaluator* ev, const dyn_model* like, int term_kind, int rollouts);
 
+/** Make model (NULL: none fitted yet) the snapshot the next evaluation runs in (with
+ *  eval_enable_model; otherwise nothing). Waits for no running evaluation: call it between them. */
+void eval_set_model(evaluator* ev, dyn_model* model);
+
 /** The model snapshot of the last eval_start (NULL without eval_enable_model) and, in *valid,
  *  its flag (0: no fitted model was given, the model return is NaN); for checkpoints. */
 dyn_model* eval_model_snapshot(evaluator* ev, int** valid);

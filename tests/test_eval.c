@@ -9,7 +9,8 @@
  * Bad input: not a run folder, a run folder without a checkpoint, truncated and garbage
  * checkpoints, a checkpoint of another task and of another actor shape, --video without ffmpeg:
  * non-zero exit with a message. episodes= and seed= change the episodes as they should
- * (test_eval_episodes_seed). --video with ffmpeg and EGL or OSMesa: test_eval_video.
+ * (test_eval_episodes_seed). With eval.model_return the model return is repeated too
+ * (test_eval_model_return). --video with ffmpeg and EGL or OSMesa: test_eval_video.
  * The training run says device=cpu; `mbpo eval` has no device setting (it evaluates on the CPU). */
 #include <math.h>
 #include <stdarg.h>
@@ -95,6 +96,49 @@ static void test_eval_reproduces_progress(void) {
   CHECK(progress_eval(1, want, sizeof want) == 0, "no epoch-1 row in progress.csv");
   CHECK(eval_line(got, sizeof got) == 0, "no key=value line: %s", g_out);
   CHECK(strcmp(want, got) == 0, "epoch 1: progress.csv %s, mbpo eval %s", want, got);
+}
+
+/* eval.model_return: the epoch-end checkpoint also holds the model the evaluation ran in (the
+ * model phase of the next epoch comes after the checkpoint), so `mbpo eval` repeats the row's
+ * eval_model_return_mean and _std as well (%.9g, character for character); a run without the
+ * setting prints no such line. */
+static void test_eval_model_return(void) {
+  const char* bin = getenv("MBPO_BIN");
+  if (!bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
+  if (!g_run[0]) SKIP("no run from the first case");
+  int rc = run_cmd("%s eval %s", bin, g_run);
+  CHECK(rc == 0 && strstr(g_out, "eval_model_return_mean=") == NULL, "a run without eval.model_return: %s", g_out);
+  char run[700], path[800], line[8192], want[256] = "", got[256] = "";
+  snprintf(run, sizeof run, "%s/inverted_pendulum-m-s0", g_dir);
+  rc = run_cmd("%s train " ARGS " eval.model_return=1 eval.model_rollouts=3 run_dir=%s tag=m", bin, g_dir);
+  CHECK(rc == 0, "training failed (%d): %s", rc, g_out);
+  if (rc) return;
+  snprintf(path, sizeof path, "%s/progress.csv", run);
+  FILE* f = fopen(path, "r");
+  int mcol = -1;
+  while (f && fgets(line, sizeof line, f)) { /* the header's column, then the last row's two cells */
+    char* fld[64];
+    int k = 0;
+    for (char *p = line, *q; p && k < 64; p = q ? q + 1 : NULL) {
+      q = strpbrk(p, ",\n");
+      if (q) *q = '\0';
+      fld[k++] = p;
+    }
+    if (mcol < 0) {
+      for (int i = 0; i < k; i++)
+        if (strcmp(fld[i], "eval_model_return_mean") == 0) mcol = i;
+    } else if (mcol + 1 < k) {
+      snprintf(want, sizeof want, "%s,%s", fld[mcol], fld[mcol + 1]);
+    }
+  }
+  if (f) fclose(f);
+  rc = run_cmd("%s eval %s", bin, run);
+  double m, sd;
+  const char* s = strstr(g_out, "eval_model_return_mean=");
+  if (rc == 0 && s && sscanf(s, "eval_model_return_mean=%lf eval_model_return_std=%lf", &m, &sd) == 2)
+    snprintf(got, sizeof got, "%.9g,%.9g", m, sd);
+  CHECK(want[0] && strcmp(want, got) == 0, "final epoch's model return: progress.csv '%s', mbpo eval '%s' (%s)",
+        want, got, g_out);
 }
 
 /* `mbpo eval`'s six numbers (mean, std, min, max, first, mean length) for args; 0 or -1. */
@@ -239,6 +283,7 @@ static void test_eval_video(void) {
 int main(void) {
   RUN(test_eval_reproduces_progress);
   RUN(test_eval_episodes_seed);
+  RUN(test_eval_model_return);
   RUN(test_eval_video);
   RUN(test_eval_bad_input);
   return test_done();
