@@ -10,6 +10,7 @@
 
 #ifdef MBPO_CUDA
 int backend_cuda_probe_impl(char* why, int n);
+int backend_cuda_memory_impl(double* free_b, double* total_b);
 void backend_cuda_select_impl(int index);
 void backend_cuda_bind_thread_impl(void);
 #endif
@@ -43,6 +44,20 @@ int backend_cuda_probe(char* why, int n) {
   return backend_cuda_probe_impl(why, n);
 #else
   mbpo_fmt(why, n, "this binary was built without CUDA (nvcc was not found or CUDA=0)");
+  return 0;
+#endif
+}
+
+int backend_gpu_memory(double* free_b, double* total_b) {
+  const char* fake = getenv("MBPO_TEST_GPU_MEMORY");
+  if (fake && *fake) {
+    *free_b = *total_b = atof(fake) * 1e9;
+    return *total_b > 0;
+  }
+#ifdef MBPO_CUDA
+  return backend_cuda_memory_impl(free_b, total_b);
+#else
+  *free_b = *total_b = 0;
   return 0;
 #endif
 }

@@ -25,3 +25,20 @@ long mbpo_epochs(const mbpo_config* c) {
 int mbpo_rolls_out(const mbpo_config* c) { return c->sac_real_ratio < 1.0; }
 
 int mbpo_fits_model(const mbpo_config* c) { return mbpo_rolls_out(c) || c->sac_value_expansion > 0; }
+
+double mbpo_model_pool_peak_bytes(const mbpo_config* c, int od, int ad, long* rows, int* at_k) {
+  double peak = 0.0;
+  long prev = 0;
+  *rows = 0;
+  *at_k = 0;
+  if (!mbpo_rolls_out(c)) return 0.0;
+  const double row = (2.0 * od + ad + 2.0) * sizeof(float);
+  for (long e = 0, ne = mbpo_epochs(c); e < ne; e++) {
+    int k = mbpo_rollout_length(c, (int)e);
+    long cap = mbpo_model_pool_capacity(c, k);
+    double b = (double)cap * row + (cap != prev ? (double)prev * row : 0.0);
+    if (b > peak) peak = b, *rows = cap, *at_k = k;
+    prev = cap;
+  }
+  return peak;
+}

@@ -17,6 +17,10 @@ int backend_cuda_probe(char* why, int n);
  *  driver (backend_cuda_probe); the test hook MBPO_TEST_GPU_PRESENT=VERSION pretends one is. */
 int backend_gpu_present(char* driver, int n);
 
+/** The selected GPU's free and total memory in bytes (cudaMemGetInfo); 1 on success, 0 when no
+ *  GPU is usable. The test hook MBPO_TEST_GPU_MEMORY=GB gives a size (free = total) without one. */
+int backend_gpu_memory(double* free_b, double* total_b);
+
 /** Resolve the device setting (enum cfg_device) to a backend: cpu → CPU; cuda → CUDA or a fatal
  *  error saying why the GPU is not usable; auto → CUDA when usable, else CPU with a notice, or with a
  *  warning on every run when a GPU is present but unusable (an old driver, no kernel image). */

@@ -22,4 +22,10 @@ int mbpo_fits_model(const mbpo_config* c);
 /** Whether a run makes branched rollouts into a model pool (sac.real_ratio < 1). */
 int mbpo_rolls_out(const mbpo_config* c);
 
+/** The most bytes a run's model pool holds at once over the run (od observations, ad actions):
+ *  a capacity change (pool_resize) holds the old pool and the new one together; the rows per epoch
+ *  follow the rollout schedule. *rows and *at_k get the capacity and k at that peak. 0 for a run
+ *  that makes no rollout. */
+double mbpo_model_pool_peak_bytes(const mbpo_config* c, int od, int ad, long* rows, int* at_k);
+
 #endif

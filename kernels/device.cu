@@ -101,3 +101,15 @@ extern "C" int backend_cuda_probe_impl(char* why, int n) {
            (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), drv / 1000, (drv % 1000) / 10);
   return 1;
 }
+
+extern "C" int backend_cuda_memory_impl(double* free_b, double* total_b) {
+  size_t f = 0, t = 0;
+  if (cudaMemGetInfo(&f, &t) != cudaSuccess) {
+    cudaGetLastError();
+    *free_b = *total_b = 0;
+    return 0;
+  }
+  *free_b = (double)f;
+  *total_b = (double)t;
+  return 1;
+}

@@ -450,7 +450,7 @@ static void test_eval_model_return(void) {
 /* §6.2 (b), long fixed rollouts: a model pool larger than memory is refused before training
  * (Humanoid, k = 500, 800,000 rollouts per fit, 1 fit per 1000-step epoch, 5 epochs kept:
  * 500 · 800,000 · 5 = 2·10^9 rows of (2·45 + 17 + 2)·4 = 436 bytes = 872 GB), before its run
- * folder is made. */
+ * folder is made; on the device programs the same check against the GPU's free memory. */
 static void test_model_pool_too_big(void) {
   if (!g_bin) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
   if (!g_run[0]) SKIP("no scratch folder");
@@ -460,6 +460,14 @@ static void test_model_pool_too_big(void) {
   char path[900];
   snprintf(path, sizeof path, "%s/humanoid-big-s0", g_dir);
   CHECK(access(path, F_OK) != 0, "the refused run left a folder %s", path);
+  /* the device programs hold the pools in the GPU's memory: an 8 GB GPU (the test hook gives the
+   * host emulation one) cannot hold k = 500 at 10,000 rollouts per fit (10.9 GB) */
+  rc = sh("MBPO_DEVICE_EMULATE=1 MBPO_TEST_GPU_MEMORY=8 timeout 120 %s train humanoid device=cpu "
+          "rollout.min_length=500 rollout.max_length=500 rollout.batch=10000 steps=1000 init_steps=100 "
+          "min_pool=100 run_dir=%s tag=bigdev", g_bin, g_dir);
+  snprintf(path, sizeof path, "%s/humanoid-bigdev-s0", g_dir);
+  CHECK(rc != 0 && strstr(g_out, "10.9 GB") && strstr(g_out, "GPU's free 8.0 GB") && access(path, F_OK) != 0,
+        "device: exit %d: %s", rc, g_out);
 }
 
 int main(void) {

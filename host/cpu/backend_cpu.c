@@ -6,7 +6,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "mbpo_run.h"
@@ -128,63 +127,6 @@ static void cpu_close(mbpo_backend* be) {
   }
   free(b->cr);
   free(b);
-}
-
-/* The most bytes run s's model pool holds at once: a capacity change (pool_resize) holds the old
- * pool and the new one together; the rows per epoch follow the rollout schedule. 0 for a run that
- * uses no model rows. */
-static double model_pool_peak_bytes(const mbpo_config* c, int od, int ad, long* rows, int* at_k) {
-  double peak = 0.0;
-  long prev = 0;
-  *rows = 0;
-  *at_k = 0;
-  if (!mbpo_rolls_out(c)) return 0.0;
-  const double row = (2.0 * od + ad + 2.0) * sizeof(float);
-  for (long e = 0, ne = mbpo_epochs(c); e < ne; e++) {
-    int k = mbpo_rollout_length(c, (int)e);
-    long cap = mbpo_model_pool_capacity(c, k);
-    double b = (double)cap * row + (cap != prev ? (double)prev * row : 0.0);
-    if (b > peak) peak = b, *rows = cap, *at_k = k;
-    prev = cap;
-  }
-  return peak;
-}
-
-/* Long rollouts (the §6.2 ablation's k = 200 or 500) make model pools of k × rollout.batch ×
- * epoch_length / model.train_freq rows: refuse a population whose pools cannot fit in this
- * machine's memory before it trains, rather than failing hours in. */
-void backend_cpu_check(const mbpo_config* cfgs, int P) {
-  double total = 0.0, worst = 0.0;
-  long worst_rows = 0;
-  int worst_k = 0, worst_q = 0, row_bytes = 0;
-  for (int q = 0; q < P; q++) {
-    long rows;
-    int k;
-    const env_task* t = env_find(cfgs[q].task);
-    if (!t) continue; /* the run's own set-up names an unknown task */
-    double b = model_pool_peak_bytes(&cfgs[q], t->obs_dim, t->act_dim, &rows, &k);
-    total += b;
-    if (b > worst)
-      worst = b, worst_rows = rows, worst_k = k, worst_q = q,
-      row_bytes = (int)((2 * t->obs_dim + t->act_dim + 2) * sizeof(float));
-  }
-  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || psize <= 0 || total <= 0) return;
-  const double phys = (double)pages * (double)psize, gb = 1e9;
-  if (total <= 0.8 * phys) {
-    if (total > 0.5 * phys)
-      mbpo_warn("the model pools will need up to %.1f GB of this machine's %.1f GB", total / gb, phys / gb);
-    return;
-  }
-  const mbpo_config* c = &cfgs[worst_q];
-  long fit = (long)((double)c->rollout_batch * 0.5 * phys / total);
-  mbpo_fatal("the model pool%s would need up to %.1f GB, more than 80%% of this machine's %.1f GB: with rollout length "
-             "k = %d, rollout.batch = %ld, epoch_length = %ld, model.train_freq = %ld and model.retain_epochs = %ld a "
-             "run's pool holds %ld rows of %d bytes. Lower rollout.batch (rollout.batch=%ld would take about half "
-             "of the memory) or the rollout length",
-             P > 1 ? "s of the population" : "", total / gb, phys / gb, worst_k, c->rollout_batch, c->epoch_length,
-             c->model_train_freq, c->model_retain_epochs, worst_rows,
-             row_bytes, fit > 0 ? fit : 1);
 }
 
 mbpo_backend* backend_cpu_open(mbpo_state* const* runs, int P, workers* w) {
