@@ -38,6 +38,9 @@ typedef struct nnd_cache {
   float* z[NN_MAX_LAYERS];        /* z[l]: pre-activation of hidden layer l */
   float* buf[2];                  /* backward workspaces [P][E][Bmax][max hidden] */
   float* dxe;                     /* per-member input gradients [P][E][Bmax][dims[0]] */
+  int dw_lane;                    /* the lane (dx.h) of the backward's weight-gradient GEMMs: beside
+                                     the input-gradient chain when not the caller's lane (0 at
+                                     allocation: a backward from lane 0 stays on one lane) */
 } nnd_cache;
 
 /** Allocate a cache for up to Bmax rows of one run on c. */

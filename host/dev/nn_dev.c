@@ -104,17 +104,30 @@ void nnd_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const floa
   }
 }
 
-/* accumulate: the parameter gradients are added to grads (1) or overwrite them (0) */
+/* accumulate: the parameter gradients are added to grads (1) or overwrite them (0).
+ *
+ * Lanes: with k->dw_lane set (not the current lane) and grads wanted, each layer's weight-gradient
+ * GEMM (and the top layer's bias column sum) goes onto that lane, beside the chain of input
+ * gradients on the current one. The side lane waits for the dz it reads; layer l's input gradient,
+ * written to buf[l & 1], waits for the weight GEMM of layer l + 1, which read that buffer as its
+ * dz (from layer l + 2 down: the top layer's dz is dy); the current lane joins the side lane at
+ * the end, so the caller sees every gradient. */
 static void backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,
                      float* grads, float* dx, int accumulate) {
   const int L = net->nlayers, E = net->E, B = k->B, R = k->P;
   const long ps = k->ps;
   if (!k->x) mbpo_fatal("nnd_backward without a forward");
   if (k->fwd_only) mbpo_fatal("nnd_backward on a forward-only cache");
+  const int main_lane = dx_lane_get(c), side = grads && k->dw_lane != main_lane ? k->dw_lane : -1;
   const float* dz = dy;
   int have_db = 0; /* the bias gradient of layer l was summed with the activation's backward */
   for (int l = L - 1; l >= 0; l--) {
     const int din = net->dims[l], dout = net->dims[l + 1];
+    if (side >= 0) {
+      if (l > 0 && l + 2 < L) dx_wait(c, main_lane, side); /* before this layer's dz is issued: the WAR above */
+      dx_wait(c, side, main_lane); /* dz is ready on the main lane */
+      dx_lane(c, side);
+    }
     if (grads) {
       const float* in = l > 0 ? k->a[l] : k->x;
       int shared = l == 0 && k->shared_input;
@@ -126,6 +139,7 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k,
         DX_RUN(c, nnk_colsum, cs, (long)R * E * dout);
       }
     }
+    if (side >= 0) dx_lane(c, main_lane);
     if (l == 0 && !dx) break;
     float* out = l > 0 ? k->buf[l & 1] : (k->shared_input && E > 1 ? k->dxe : dx);
     dx_gemm2(c, 0, 1, B, din, dout, 1.0f, dz, dout, (long)E * B * dout, (long)B * dout, P + net->w_off[l],
@@ -143,6 +157,7 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k,
     }
     dz = out;
   }
+  if (side >= 0) dx_wait(c, main_lane, side);
 }
 
 void nnd_backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,

@@ -11,7 +11,14 @@
  *   7. sack_alpha_stats: log_alpha_g and the statistics (before any parameter moves)
  * then the three Adam steps (critics, policy, log alpha) and Polyak averaging of the targets:
  * every gradient is taken at the pre-update parameters, as the host agent does. Each step covers
- * the P runs of the agent in one op or GEMM (nn_dev.h's population layout). */
+ * the P runs of the agent in one op or GEMM (nn_dev.h's population layout).
+ *
+ * Lanes (dx.h): the independent branches run side by side, joined where one reads another's
+ * result: lane 1 the target path (1-2), lane 0 the critics at [s, a] and their backward (3; its
+ * weight GEMMs on lane 1 once the target is done), lane 2 the policy path (4-6; its weight GEMMs
+ * on lane 3), lane 3 the Adam tick and the statistics (7). Every branch writes its own buffers; the
+ * parameters change only in the last op, after every lane is joined into lane 0. The host
+ * emulation runs the ops in program order, so the bits do not depend on the lanes. */
 #include "sac_dev.h"
 
 #include <stdlib.h>
@@ -224,6 +231,12 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   if (B < 1 || B > w->Bmax) mbpo_fatal("sacd_update: batch of %d rows (1..%d)", B, w->Bmax);
   const float invB = 1.0f / (float)B;
   const long PB = (long)P * B;
+  if (dx_lane_get(c) != 0) mbpo_fatal("sacd_update: entered on lane %d (lane 0 only)", dx_lane_get(c));
+  enum { MAIN = 0, TGT = 1, POL = 2, AUX = 3 };
+  w->q_c->dw_lane = TGT;  /* free once the target is joined */
+  w->pi_c->dw_lane = AUX;
+  w->qp_c->dw_lane = MAIN; /* input gradient only: no weight GEMMs */
+  for (int l = 1; l < DX_LANES; l++) dx_wait(c, l, MAIN); /* the previous update's parameters */
   /* phase labels: in a captured update (MBPO_DX_SYNC=1) a fault report names the step (dx.h) */
   char outer[DX_PHASE_MAX];
   snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
@@ -231,6 +244,7 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
 
   /* 1-2: the Bellman target from the target critics and a fresh a' ~ pi(.|s') */
   SACD_STEP("Bellman target");
+  dx_lane(c, TGT);
   nnd_forward(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
   sack_sample_args sn = {w->pin_out, next_obs, w->x_na, w->logp_n, NULL, update_index, d->runs, 0,
                          ctr_stride, B, O, A};
@@ -241,14 +255,19 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
 
   /* 3: critic loss gradients at [s, a] */
   SACD_STEP("critic gradients");
+  dx_lane(c, MAIN);
   nnd_concat(c, obs, O, act, A, (int)PB, w->x_sa);
   nnd_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
+  dx_wait(c, AUX, MAIN); /* qv, for the statistics */
+  dx_wait(c, MAIN, TGT); /* y */
+  dx_wait(c, AUX, TGT);
   sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB};
   DX_RUN(c, sack_critic_grad, cg, 2 * PB);
   nnd_backward_set(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
 
   /* 4: a~ = tanh(mu + sigma eps) at s */
   SACD_STEP("policy gradients");
+  dx_lane(c, POL);
   nnd_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
   sack_sample_args sc = {w->pi_out, obs, w->x_sp, w->logp, w->eps, update_index, d->runs,
                          (uint64_t)B * (uint64_t)A, ctr_stride, B, O, A};
@@ -258,24 +277,32 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   nnd_forward(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
   sack_pi_q_grad_args pq = {w->qp, w->dqp, B, invB};
   DX_RUN(c, sack_pi_q_grad, pq, PB);
+  dx_wait(c, AUX, POL); /* qp and log pi, for the statistics */
   nnd_backward(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL, w->dxp);
 
   /* 6: into the policy */
   sack_pi_back_args pb = {w->x_sp, w->dxp, w->pi_out, w->eps, d->log_alpha, w->dpi, B, O, A, invB};
   DX_RUN(c, sack_pi_back, pb, PB * A);
-  nnd_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
+  /* its backward into pi_g follows step 7's ops (issued first on lane 3, where its weight GEMMs go) */
 
-  /* 7: temperature gradient and statistics, with the pre-update log alpha */
+  /* 7: temperature gradient and statistics, with the pre-update log alpha (lane 3 has waited for
+   * qv, y, qp and log pi above; the policy's weight GEMMs come after it on the same lane) */
   SACD_STEP("temperature and statistics");
+  dx_lane(c, AUX);
   sack_alpha_stats_args as = {w->qv, w->y, w->qp, w->logp, d->log_alpha, d->runs, d->log_alpha_g, stats,
                               B, SACD_NSTATS};
   DX_RUN(c, sack_alpha_stats, as, (long)P * (stats ? 1 + SACD_NSTATS : 1));
 
   /* apply: sac_apply_grads' arithmetic (critics, policy, log alpha, then Polyak) in two ops;
-   * inactive runs keep their state */
+   * inactive runs keep their state. The tick touches only the Adam step counts and rates, read by
+   * nothing before the apply. */
   sack_apply_tick_args at = {{adam_set(d->q_adam, d->q_w, d->q_g), adam_set(d->pi_adam, d->pi_w, d->pi_g),
                               adam_set(d->alpha_adam, d->log_alpha, d->log_alpha_g)}, active, P};
   DX_RUN(c, sack_apply_tick, at, 3L * P);
+  dx_lane(c, POL);
+  nnd_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
+  dx_lane(c, MAIN);
+  for (int l = 1; l < DX_LANES; l++) dx_wait(c, MAIN, l);
   sack_apply_args ap = {{at.s[0], at.s[1], at.s[2]}, d->qt_w, d->taus, active, P};
   SACD_STEP("Adam and Polyak");
   DX_RUN(c, sack_apply, ap, (long)P * (long)(d->q.nparams + d->pi.nparams + 1));
