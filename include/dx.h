@@ -140,6 +140,10 @@ long dx_graph_critical_path(const dx_graph* g);
  *  one instantiation too, so that the host tests and benchmarks count what a GPU would do). */
 long dx_captures_total(void);
 
+/** Ops enqueued by this process so far, run at once or recorded into a graph (a graph launch is
+ *  not counted, its ops were at capture): what an uncaptured phase (a rollout) launches. */
+long dx_ops_total(void);
+
 /** The number of nodes of a CUDA graph as cudaGraphGetNodes counts them (cuBLAS adds nodes of its
  *  own that change with the batch count); for a host graph, or under MBPO_DX_SYNC=1, its records.
  *  For reports, not for assertions. */

@@ -82,8 +82,9 @@ struct dx_ctx {
   dxg dep;               /* the lanes' dependencies (dx_graph.h) */
 };
 
-/* Captures ended (and CUDA graphs instantiated) by the process, for dx_captures_total. */
-static long g_captures;
+/* Captures ended (and CUDA graphs instantiated) by the process, for dx_captures_total; ops
+ * enqueued (run or recorded), for dx_ops_total. */
+static long g_captures, g_ops;
 
 /* CUDA contexts of a population are driven by several host threads. A capture (one thread, its
  * own stream, thread-local capture mode) and the allocations and frees of the other threads
@@ -339,6 +340,7 @@ static void trace(const dx_ctx* c, const dx_opdesc* d, long depth) {
 static void submit(dx_ctx* c, rec_fn fn, const void* blob, size_t size, dx_opdesc d) {
   dxg_deps deps;
   const long depth = dxg_op(&c->dep, c->lane, &deps, c->phase);
+  __atomic_add_fetch(&g_ops, 1, __ATOMIC_RELAXED);
   trace(c, &d, depth);
   if (c->capturing && (!IS_CUDA(c) || c->syncmode)) {
     rec_append(c->rec, fn, blob, size, &d, c->lane, &deps);
@@ -609,6 +611,8 @@ void dx_lane(dx_ctx* c, int l) {
 int dx_lane_get(const dx_ctx* c) { return c->lane; }
 
 void dx_reorder(dx_ctx* c, int mode) { c->reorder = mode; }
+
+long dx_ops_total(void) { return __atomic_load_n(&g_ops, __ATOMIC_RELAXED); }
 
 long dx_captures_total(void) { return __atomic_load_n(&g_captures, __ATOMIC_RELAXED); }
 
