@@ -9,7 +9,8 @@
  *     device backend captures it (host/dev/backend_dev.c: inputs in from pinned memory, G x
  *     (minibatch draw, update, counter), every run's next action, outputs back to pinned memory);
  *   rollout_step_ops: the ops one model-rollout step launches at 100,000 rows (rolloutd_run with
- *     k = 2 minus k = 1; not captured; sizes do not change the count, so the nets are small);
+ *     k = 2 minus k = 1; not captured; sizes do not change the count, so the nets are small), with
+ *     the model in chunks of the host emulation's default and of a GPU's (rollout_dev.h);
  *   model_fit_captures_per_run (= instantiations on a GPU) and model_fits_per_run: a short Hopper
  *     run of `mbpo train` on the emulated device (MBPO_DEVICE_EMULATE=1, MBPO_DX_TRACE=1, small
  *     nets), counting the "model fit" graphs it captured; with its env step graph's figures as a
@@ -126,8 +127,9 @@ static graph_fig env_step_fig(dx_ctx* c, const sac* h, pool_dev* real, int P) {
   return f;
 }
 
-/* Ops of one rollout step at ROWS rows: a k = 2 rollout minus a k = 1 one. */
-static long rollout_step_ops(dx_ctx* c, const sac* h, pool_dev* real) {
+/* Ops of one rollout step at ROWS rows, the model in chunks of `chunk` rows: a k = 2 rollout minus
+ * a k = 1 one. */
+static long rollout_step_ops(dx_ctx* c, const sac* h, pool_dev* real, int chunk) {
   mbpo_config cfg;
   cfg_defaults(&cfg);
   model_params mp = model_params_from_config(&cfg);
@@ -138,7 +140,7 @@ static long rollout_step_ops(dx_ctx* c, const sac* h, pool_dev* real) {
   rolloutd_model rm = {.net = &md->net, .params = md->params, .max_lv = md->max_lv, .min_lv = md->min_lv,
                        .norm_mean = md->norm_mean, .norm_std = md->norm_std, .elites = md->elites,
                        .n_elites = md->p.elites};
-  rollout_dev* r = rolloutd_create(c, &md->net, &agent->pi, OBS, ACT, ROWS, TERM_HALFCHEETAH);
+  rollout_dev* r = rolloutd_create_runs(c, &md->net, &agent->pi, OBS, ACT, 1, ROWS, TERM_HALFCHEETAH, chunk);
   pool_dev* mpool = poold_create(c, OBS, ACT, (long)ROWS * 2);
   rng_key key = {1, RNG_ROLLOUT};
   rollout_stats st;
@@ -153,7 +155,8 @@ static long rollout_step_ops(dx_ctx* c, const sac* h, pool_dev* real) {
   sacd_free(agent);
   modeld_free(md);
   model_free(hm);
-  printf("rollout of %d rows: k = 1: %ld ops, k = 2: %ld ops, one step %ld ops\n", ROWS, n[0], n[1], n[1] - n[0]);
+  printf("rollout of %d rows in chunks of %d: k = 1: %ld ops, k = 2: %ld ops, one step %ld ops\n", ROWS, chunk, n[0],
+         n[1], n[1] - n[0]);
   return n[1] - n[0];
 }
 
@@ -226,7 +229,7 @@ int main(int argc, char** argv) {
   }
   graph_fig su[2] = {sac_update_fig(c, h, 1), sac_update_fig(c, h, 16)};
   graph_fig es[2] = {env_step_fig(c, h, real, 1), env_step_fig(c, h, real, 16)};
-  const long ro = rollout_step_ops(c, h, real);
+  const long ro = rollout_step_ops(c, h, real, ROLLOUTD_CHUNK_HOST), ro_gpu = rollout_step_ops(c, h, real, ROLLOUTD_CHUNK);
   poold_free(c, real);
   sac_free(h);
   dx_destroy(c);
@@ -240,7 +243,8 @@ int main(int argc, char** argv) {
   fprintf(f, "  \"sac_update_critical_path\": {\"P1\": %ld, \"P16\": %ld},\n", su[0].crit, su[1].crit);
   fprintf(f, "  \"env_step_ops\": {\"P1\": %ld, \"P16\": %ld},\n", es[0].ops, es[1].ops);
   fprintf(f, "  \"env_step_critical_path\": {\"P1\": %ld, \"P16\": %ld},\n", es[0].crit, es[1].crit);
-  fprintf(f, "  \"rollout_step_ops\": %ld,\n", ro);
+  fprintf(f, "  \"rollout_step_ops\": {\"chunk_%d_host_default\": %ld, \"chunk_%d_gpu_default\": %ld},\n",
+          ROLLOUTD_CHUNK_HOST, ro, ROLLOUTD_CHUNK, ro_gpu);
   fprintf(f, "  \"rollout_rows\": %d,\n", ROWS);
   fprintf(f, "  \"short_run\": {\"ok\": %s, \"command\": ", rf.ok ? "true" : "false");
   json_str(f, rf.cmd);
