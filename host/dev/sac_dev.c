@@ -6,8 +6,9 @@
  *   3. critics at [s, a] (q_c) -> sack_critic_grad: dq -> backward into q_g
  *   4. policy at s (pi_c) -> sack_sample: x_sp = [s, a~], log pi, eps         (idx0 = B A)
  *   5. critics at x_sp (qp_c, its own forward cache) -> sack_pi_q_grad -> backward with
- *      grads = NULL into the input gradient dxp
- *   6. sack_pi_back: dxp's action columns through tanh and the clip -> dpi -> backward into pi_g
+ *      grads = NULL into the twins' input gradients (qp_c's dxe)
+ *   6. sack_pi_back: their sum's action columns through tanh and the clip -> dpi -> backward
+ *      into pi_g
  *   7. sack_alpha_stats: log_alpha_g and the statistics (before any parameter moves)
  * then the three Adam steps (critics, policy, log alpha) and Polyak averaging of the targets:
  * every gradient is taken at the pre-update parameters, as the host agent does. Each step covers
@@ -18,7 +19,11 @@
  * weight GEMMs on lane 1 once the target is done), lane 2 the policy path (4-6; its weight GEMMs
  * on lane 3), lane 3 the Adam tick and the statistics (7). Every branch writes its own buffers; the
  * parameters change only in the last op, after every lane is joined into lane 0. The host
- * emulation runs the ops in program order, so the bits do not depend on the lanes. */
+ * emulation runs the ops in program order, so the bits do not depend on the lanes.
+ *
+ * Fewer ops: each network's output bias is added by the op that reads the output (nnd_forward_head,
+ * sac_k.h's heads), and sack_pi_back sums the twins' input gradients itself; the same expressions
+ * in the same order as the separate ops, so the same bits. */
 #include "sac_dev.h"
 
 #include <stdlib.h>
@@ -47,7 +52,6 @@ struct sacd_work {
   float* y;                  /* [B] */
   float *qv, *qn, *qp;       /* critic outputs [2][B]: Q(s,a), Qt(s',a'), Q(s,a~) */
   float *dq, *dqp;           /* [2][B] */
-  float* dxp;                /* [B][D] input gradient of the critics at [s, a~] */
   float* dpi;                /* [B][2A] */
   float* act_out;            /* [act_rows][2A] */
 };
@@ -143,7 +147,6 @@ sac_dev* sacd_create_runs(dx_ctx* c, const sac* const* hosts, int P, int act_row
   w->qp = dx_allocf(c, 2 * B);
   w->dq = dx_allocf(c, 2 * B);
   w->dqp = dx_allocf(c, 2 * B);
-  w->dxp = dx_allocf(c, B * D);
   w->dpi = dx_allocf(c, B * 2 * A);
   w->act_out = dx_allocf(c, R * (size_t)act_rows * 2 * A);
   for (int q = 0; q < P; q++) sacd_upload_run(d, q, hosts[q]);
@@ -159,7 +162,7 @@ void sacd_free(sac_dev* d) {
   nnd_cache* caches[] = {w->pi_c, w->pin_c, w->q_c, w->qp_c, w->qt_c, w->act_c};
   for (size_t i = 0; i < sizeof caches / sizeof caches[0]; i++) nnd_cache_free(c, caches[i]);
   float* bufs[] = {w->x_sa, w->x_na, w->x_sp, w->pi_out, w->pin_out, w->eps, w->logp, w->logp_n,
-                   w->y, w->qv, w->qn, w->qp, w->dq, w->dqp, w->dxp, w->dpi, w->act_out,
+                   w->y, w->qv, w->qn, w->qp, w->dq, w->dqp, w->dpi, w->act_out,
                    d->pi_w, d->q_w, d->qt_w, d->log_alpha, d->pi_g, d->q_g, d->log_alpha_g, d->taus};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
   dx_free(c, d->runs);
@@ -237,6 +240,11 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   w->pi_c->dw_lane = AUX;
   w->qp_c->dw_lane = MAIN; /* input gradient only: no weight GEMMs */
   for (int l = 1; l < DX_LANES; l++) dx_wait(c, l, MAIN); /* the previous update's parameters */
+  /* the output layers' biases, added by the ops that read the outputs (sac_k.h's heads) */
+  const float* pi_hb = d->pi_w + d->pi.b_off[d->pi.nlayers - 1];
+  const float* q_hb = d->q_w + d->q.b_off[d->q.nlayers - 1];
+  const float* qt_hb = d->qt_w + d->q.b_off[d->q.nlayers - 1];
+  const long pi_ps = (long)d->pi.nparams, q_ps = (long)d->q.nparams;
   /* phase labels: in a captured update (MBPO_DX_SYNC=1) a fault report names the step (dx.h) */
   char outer[DX_PHASE_MAX];
   snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
@@ -245,43 +253,43 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   /* 1-2: the Bellman target from the target critics and a fresh a' ~ pi(.|s') */
   SACD_STEP("Bellman target");
   dx_lane(c, TGT);
-  nnd_forward(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
+  nnd_forward_head(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
   sack_sample_args sn = {w->pin_out, next_obs, w->x_na, w->logp_n, NULL, update_index, d->runs, 0,
-                         ctr_stride, B, O, A};
+                         ctr_stride, B, O, A, pi_hb, pi_ps};
   DX_RUN(c, sack_sample, sn, PB);
-  nnd_forward(c, &d->q, d->qt_w, B, w->x_na, 1, w->qt_c, w->qn);
-  sack_target_args ta = {w->qn, w->logp_n, rew, done, d->log_alpha, d->runs, w->y, B};
+  nnd_forward_head(c, &d->q, d->qt_w, B, w->x_na, 1, w->qt_c, w->qn);
+  sack_target_args ta = {w->qn, w->logp_n, rew, done, d->log_alpha, d->runs, w->y, B, qt_hb, q_ps};
   DX_RUN(c, sack_target, ta, PB);
 
   /* 3: critic loss gradients at [s, a] */
   SACD_STEP("critic gradients");
   dx_lane(c, MAIN);
   nnd_concat(c, obs, O, act, A, (int)PB, w->x_sa);
-  nnd_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
-  dx_wait(c, AUX, MAIN); /* qv, for the statistics */
+  nnd_forward_head(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
   dx_wait(c, MAIN, TGT); /* y */
-  dx_wait(c, AUX, TGT);
-  sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB};
+  sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB, q_hb, q_ps};
   DX_RUN(c, sack_critic_grad, cg, 2 * PB);
+  dx_wait(c, AUX, MAIN); /* qv with its bias, and y, for the statistics */
   nnd_backward_set(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
 
   /* 4: a~ = tanh(mu + sigma eps) at s */
   SACD_STEP("policy gradients");
   dx_lane(c, POL);
-  nnd_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
+  nnd_forward_head(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
   sack_sample_args sc = {w->pi_out, obs, w->x_sp, w->logp, w->eps, update_index, d->runs,
-                         (uint64_t)B * (uint64_t)A, ctr_stride, B, O, A};
+                         (uint64_t)B * (uint64_t)A, ctr_stride, B, O, A, pi_hb, pi_ps};
   DX_RUN(c, sack_sample, sc, PB);
 
   /* 5: dL/da~ through min_j Q_j(s, a~) (input gradient only, critics' own cache) */
-  nnd_forward(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
-  sack_pi_q_grad_args pq = {w->qp, w->dqp, B, invB};
+  nnd_forward_head(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
+  sack_pi_q_grad_args pq = {w->qp, w->dqp, B, invB, q_hb, q_ps};
   DX_RUN(c, sack_pi_q_grad, pq, PB);
   dx_wait(c, AUX, POL); /* qp and log pi, for the statistics */
-  nnd_backward(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL, w->dxp);
+  nnd_backward_members(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL); /* summed over the twins by sack_pi_back */
 
   /* 6: into the policy */
-  sack_pi_back_args pb = {w->x_sp, w->dxp, w->pi_out, w->eps, d->log_alpha, w->dpi, B, O, A, invB};
+  sack_pi_back_args pb = {w->x_sp, NULL, w->pi_out, w->eps, d->log_alpha, w->dpi, B, O, A, invB, w->qp_c->dxe,
+                          d->q.E};
   DX_RUN(c, sack_pi_back, pb, PB * A);
   /* its backward into pi_g follows step 7's ops (issued first on lane 3, where its weight GEMMs go) */
 
