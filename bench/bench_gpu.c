@@ -263,8 +263,7 @@ static double bench_sac_pop(dx_ctx* c, const sac* hs, pool_dev* real, pool_dev* 
   dx_capture_begin(c);
   for (int g = 0; g < G; g++) {
     poold_sample_gather_runs(c, s.srcs, P, s.upd, 1, BATCH, OBS, ACT, s.obs, s.act, s.rew, s.nxt, s.done);
-    sacd_update_runs(s.d, s.obs, s.act, s.rew, s.nxt, s.done, BATCH, s.upd, 1, s.active, s.stats);
-    nnd_ctr_add_runs(c, s.upd, P, 1, s.active);
+    sacd_update_runs_advance(s.d, s.obs, s.act, s.rew, s.nxt, s.done, BATCH, s.upd, 1, s.active, s.stats);
   }
   sacd_act_runs(s.d, s.obs1, 1, 0, s.keys, 0, s.envstep, 1, s.act1);
   nnd_ctr_add_runs(c, s.envstep, P, 1, NULL);

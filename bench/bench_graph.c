@@ -108,8 +108,7 @@ static graph_fig env_step_fig(dx_ctx* c, const sac* h, pool_dev* real, int P) {
   dx_upload(c, obs1, io_obs, R * OBS * sizeof(float));
   for (int g = 0; g < G; g++) {
     poold_sample_gather_runs(c, dsrcs, P, upd, 1, BATCH, OBS, ACT, obs, act, rew, nxt, done);
-    sacd_update_runs(d, obs, act, rew, nxt, done, BATCH, upd, 1, active, stats);
-    nnd_ctr_add_runs(c, upd, P, 1, active);
+    sacd_update_runs_advance(d, obs, act, rew, nxt, done, BATCH, upd, 1, active, stats);
   }
   sacd_act_runs(d, obs1, 1, 0, keys, 0, env, 1, act1);
   dx_download(c, io_act, act1, R * ACT * sizeof(float));

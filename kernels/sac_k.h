@@ -267,15 +267,23 @@ typedef struct sack_adam_set {
   float b1, b2, eps;
 } sack_adam_set;
 
-/* one thread per (set k, run q), i = k * P + q: t += 1 and the step's rate (nnk_adam_tick_one) */
+/* one thread per (set k, run q), i = k * P + q: t += 1 and the step's rate (nnk_adam_tick_one);
+ * with ctr (not NULL) also k = 3: the update counter ctr[q * ctr_stride] += 1 (nnk_ctr_add's
+ * effect, for sacd_update_runs_advance), over 4 P indices */
 typedef struct sack_apply_tick_args {
   sack_adam_set s[3];
   const int* active;
   int P;
+  uint64_t* ctr;
+  long ctr_stride;
 } sack_apply_tick_args;
 MBPO_HD static void sack_apply_tick_body(long i, const sack_apply_tick_args* p) {
   const long k = i / p->P, q = i % p->P;
   if (p->active && !p->active[q]) return;
+  if (k == 3) {
+    p->ctr[q * p->ctr_stride] += 1;
+    return;
+  }
   const sack_adam_set* s = &p->s[k];
   nnk_adam_tick_one(&s->t[q], &s->lr_t[q], s->lr[q], s->b1, s->b2);
 }

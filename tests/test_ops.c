@@ -784,9 +784,12 @@ SERIAL(sack_apply_tick, sack_apply_tick_args)
 static void setup_sack_apply_tick(tcase* t, int s) {
   (void)s;
   int P = (int)R(t, 1, 6);
-  sack_apply_tick_args a = {{adam_set(t, P, 1), adam_set(t, P, 1), adam_set(t, P, 1)}, R(t, 0, 1) ? I(t, P, 0, 1) : NULL, P};
-  ARGS(t, a, 3L * P);
-  SHAPE(t, "P %d", P);
+  const long st = R(t, 1, 3);
+  const int adv = (int)R(t, 0, 1); /* with the update counters (sacd_update_runs_advance) */
+  sack_apply_tick_args a = {{adam_set(t, P, 1), adam_set(t, P, 1), adam_set(t, P, 1)}, R(t, 0, 1) ? I(t, P, 0, 1) : NULL, P,
+                            adv ? U64(t, (size_t)P * st, ~0ull) : NULL, st};
+  ARGS(t, a, (adv ? 4L : 3L) * P);
+  SHAPE(t, "P %d counters %d", P, adv);
 }
 SERIAL(sack_apply, sack_apply_args)
 static void setup_sack_apply(tcase* t, int s) {

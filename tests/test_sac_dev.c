@@ -34,9 +34,10 @@
  * Lanes (dx.h): one captured update's dependency graph has a critical path of at most 27 ops of its
  *   62 (target path, critics and policy side by side; weight GEMMs beside the input-gradient
  *   chains), at P = 1 and P = 6; and two updates captured and replayed in the two other orders
- *   their dependencies allow (dx_reorder 1, 2: lower or higher lanes first) give the same bits as
- *   program order on the host (a missing wait shows there) and the same values within 1e-2 on a
- *   GPU (where the lanes do run side by side).
+ *   their dependencies allow (dx_reorder 1, 2: lower or higher lanes first), advancing the update
+ *   counter inside the update (sacd_update_runs_advance), give the same bits as program order with
+ *   nnd_ctr_add on the host (a missing wait shows there) and the same values within 1e-2 on a GPU
+ *   (where the lanes do run side by side).
  * The host emulation performs the CPU agent's operations in its order and measures exactly equal
  * (0 error) on every state buffer on this machine; only the statistics differ (~5e-8, float
  * storage). The GPU tolerances are set from the arithmetic (libm ulps, FMA contraction, cuBLAS
@@ -671,7 +672,8 @@ static void test_update_critical_path(void) {
 }
 
 /* Two updates captured, replayed twice in program order and in the two other orders the lanes
- * allow: the same state and statistics. */
+ * allow: the same state and statistics; the program-order graph advances the update counter with
+ * nnd_ctr_add after each update, the others inside it (sacd_update_runs_advance). */
 static void test_update_reorder(void) {
   NEED_KIND();
   dx_ctx* c = ctx();
@@ -691,14 +693,22 @@ static void test_update_reorder(void) {
     float* dstats = dx_allocf(c, 2 * SACD_NSTATS);
     dx_capture_begin(c);
     for (int g = 0; g < 2; g++) {
-      sacd_update(d, db[g].obs, db[g].act, db[g].rew, db[g].next, db[g].done, NB, ctr, dstats + g * SACD_NSTATS);
-      nnd_ctr_add(c, ctr, 1);
+      float* st_g = dstats + g * SACD_NSTATS;
+      if (mode == 0) { /* the counter advanced by its own op after the update */
+        sacd_update(d, db[g].obs, db[g].act, db[g].rew, db[g].next, db[g].done, NB, ctr, st_g);
+        nnd_ctr_add(c, ctr, 1);
+      } else { /* ... or inside it */
+        sacd_update_runs_advance(d, db[g].obs, db[g].act, db[g].rew, db[g].next, db[g].done, NB, ctr, 1, NULL, st_g);
+      }
     }
     dx_graph* graph = dx_capture_end(c);
     dx_reorder(c, mode);
     for (int r = 0; r < 2; r++) dx_graph_launch(c, graph);
     dx_reorder(c, 0);
     dx_sync(c);
+    uint64_t k = 0;
+    down_into(&k, ctr, sizeof k);
+    CHECK(k == k0 + 4, "order %d: counter %llu, expected %llu", mode, (unsigned long long)k, (unsigned long long)(k0 + 4));
     got[mode] = blank_agent();
     sacd_download(d, got[mode]);
     down_into(st[mode], dstats, sizeof st[mode]);

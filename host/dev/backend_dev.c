@@ -183,9 +183,8 @@ static void enq_act_outputs(struct dev_backend* pd, int with_stats) {
 static void enq_update(struct dev_backend* pd) {
   poold_sample_gather_runs(pd->c, pd->srcs, pd->P, pd->upd, 1, pd->B, pd->od, pd->ad, pd->bobs, pd->bact,
                            pd->brew, pd->bnext, pd->bdone);
-  sacd_update_runs(pd->agent, pd->bobs, pd->bact, pd->brew, pd->bnext, pd->bdone, pd->B, pd->upd, 1, pd->active,
-                   pd->stats);
-  nnd_ctr_add_runs(pd->c, pd->upd, pd->P, 1, pd->active);
+  sacd_update_runs_advance(pd->agent, pd->bobs, pd->bact, pd->brew, pd->bnext, pd->bdone, pd->B, pd->upd, 1,
+                           pd->active, pd->stats); /* the counter advanced inside */
 }
 
 /* Run q's minibatch sources from its pools as they are now. */

@@ -225,9 +225,11 @@ static sack_adam_set adam_set(nnd_adam* a, float* params, const float* grads) {
   return s;
 }
 
-void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const float* rew,
-                      const float* next_obs, const float* done, int B, const uint64_t* update_index,
-                      long ctr_stride, const int* active, float* stats) {
+/* advance: update_index (then not const) += 1 for the active runs, in the Adam tick's op, after
+ * both samples have read it */
+static void update_runs(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
+                        const float* done, int B, uint64_t* update_index, long ctr_stride, const int* active,
+                        float* stats, int advance) {
   struct sacd_work* w = d->w;
   dx_ctx* c = d->c;
   const int O = d->obs_dim, A = d->act_dim, P = d->P;
@@ -305,8 +307,10 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
    * inactive runs keep their state. The tick touches only the Adam step counts and rates, read by
    * nothing before the apply. */
   sack_apply_tick_args at = {{adam_set(d->q_adam, d->q_w, d->q_g), adam_set(d->pi_adam, d->pi_w, d->pi_g),
-                              adam_set(d->alpha_adam, d->log_alpha, d->log_alpha_g)}, active, P};
-  DX_RUN(c, sack_apply_tick, at, 3L * P);
+                              adam_set(d->alpha_adam, d->log_alpha, d->log_alpha_g)}, active, P,
+                             advance ? update_index : NULL, ctr_stride};
+  /* lane 3 has waited for both samples (through the target and the policy's critic gradient) */
+  DX_RUN(c, sack_apply_tick, at, (advance ? 4L : 3L) * P);
   dx_lane(c, POL);
   nnd_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
   dx_lane(c, MAIN);
@@ -316,6 +320,18 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
   DX_RUN(c, sack_apply, ap, (long)P * (long)(d->q.nparams + d->pi.nparams + 1));
 #undef SACD_STEP
   dx_phase(c, "%s", outer);
+}
+
+void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const float* rew,
+                      const float* next_obs, const float* done, int B, const uint64_t* update_index,
+                      long ctr_stride, const int* active, float* stats) {
+  update_runs(d, obs, act, rew, next_obs, done, B, (uint64_t*)update_index, ctr_stride, active, stats, 0);
+}
+
+void sacd_update_runs_advance(sac_dev* d, const float* obs, const float* act, const float* rew,
+                              const float* next_obs, const float* done, int B, uint64_t* update_index,
+                              long ctr_stride, const int* active, float* stats) {
+  update_runs(d, obs, act, rew, next_obs, done, B, update_index, ctr_stride, active, stats, 1);
 }
 
 void sacd_update(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
