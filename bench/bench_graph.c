@@ -13,8 +13,9 @@
  *     the model in chunks of the host emulation's default and of a GPU's (rollout_dev.h);
  *   model_fit_captures_per_run (= instantiations on a GPU) and model_fits_per_run: a short Hopper
  *     run of `mbpo train` on the emulated device (MBPO_DEVICE_EMULATE=1, MBPO_DX_TRACE=1, small
- *     nets), counting the "model fit" graphs it captured; with its env step graph's figures as a
- *     cross-check of the in-process ones.
+ *     nets), counting the "model fit" graphs it captured (and the first and last fit's epoch graph
+ *     size and critical path); with its env step graph's figures as a cross-check of the in-process
+ *     ones.
  * Timings are bench_gpu's (bench/results/gpu.json), on a GPU. Exit status 1 when a figure could not
  * be measured. */
 #include <stdio.h>
@@ -163,6 +164,7 @@ static long rollout_step_ops(dx_ctx* c, const sac* h, pool_dev* real, int chunk)
 typedef struct run_fig {
   int ok;
   long fits, fit_captures, step_ops, step_crit, captures;
+  long fit_ops[2], fit_crit[2]; /* the first and the last fit's epoch graph */
   char cmd[1024];
 } run_fig;
 
@@ -190,7 +192,11 @@ static run_fig short_run(void) {
     long ops = 0, crit = 0;
     const char* tail = strstr(line, "\": ");
     if (tail) sscanf(tail, "\": %ld ops, critical path %ld", &ops, &crit);
-    if (strstr(line, "model fit")) f.fit_captures++;
+    if (strstr(line, "model fit")) {
+      if (!f.fit_captures) f.fit_ops[0] = ops, f.fit_crit[0] = crit;
+      f.fit_ops[1] = ops, f.fit_crit[1] = crit;
+      f.fit_captures++;
+    }
     if (strstr(line, "SAC updates each")) f.step_ops = ops, f.step_crit = crit;
   }
   f.ok = pclose(p) == 0 && f.captures > 0;
@@ -205,7 +211,8 @@ static run_fig short_run(void) {
   snprintf(rm, sizeof rm, "rm -rf %s", dir);
   if (system(rm) != 0) fprintf(stderr, "bench_graph: could not remove %s\n", dir);
   printf("short run: %ld graphs captured, %ld of them model-fit epochs, over %ld fits; env step graph %ld ops, "
-         "critical path %ld\n", f.captures, f.fit_captures, f.fits, f.step_ops, f.step_crit);
+         "critical path %ld; first fit's epoch graph %ld ops, critical path %ld, last fit's %ld, %ld\n", f.captures,
+         f.fit_captures, f.fits, f.step_ops, f.step_crit, f.fit_ops[0], f.fit_crit[0], f.fit_ops[1], f.fit_crit[1]);
   return f;
 }
 
@@ -250,6 +257,9 @@ int main(int argc, char** argv) {
   fprintf(f, ", \"model_fits\": %ld, \"graphs_captured\": %ld, \"env_step_ops\": %ld, \"env_step_critical_path\": %ld},\n",
           rf.fits, rf.captures, rf.step_ops, rf.step_crit);
   fprintf(f, "  \"model_fit_instantiations_per_run\": %ld,\n", rf.fit_captures);
+  fprintf(f, "  \"model_fit_epoch_graph\": {\"first_fit\": {\"ops\": %ld, \"critical_path\": %ld}, "
+             "\"last_fit\": {\"ops\": %ld, \"critical_path\": %ld}, \"note\": \"the short run's small fits\"},\n",
+          rf.fit_ops[0], rf.fit_crit[0], rf.fit_ops[1], rf.fit_crit[1]);
   fprintf(f, "  \"gpu_timings\": \"bench/results/gpu.json (bench_gpu, on a GPU)\"\n}\n");
   fclose(f);
   printf("wrote %s\n", out);
