@@ -60,6 +60,12 @@ void dxg_need_joined(const dxg* t, const char* what, const char* phase);
 /** Forget the counts (all lanes joined; between captures or after a sync). */
 void dxg_reset(dxg* t);
 
+/** Another order of a captured list of n ops that their dependencies allow (dx_reorder): the
+ *  ready op of the lowest (mode 1) or highest (mode 2) lane first; lanes[i] and deps[i] are op
+ *  i's. Along a lane the ops are chained, so at most one op per lane is ready at a time. Returns a
+ *  malloc'd permutation of 0..n-1; a cycle is fatal, naming the graph's label. */
+int* dxg_order(int n, const int* lanes, const dxg_deps* deps, int mode, const char* label);
+
 /** Free the tracker's arrays. */
 void dxg_free(dxg* t);
 

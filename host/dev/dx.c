@@ -671,38 +671,16 @@ dx_graph* dx_capture_end(dx_ctx* c) {
   return captured(g);
 }
 
-/* The order a list graph replays in: program order, or (dx_reorder, host) another one its
- * dependencies allow, taking the ready op of the lowest (mode 1) or highest (mode 2) lane first.
- * Along a lane the ops are chained, so at most one op per lane is ready at a time. */
+/* The order a list graph replays in (dx_reorder, host): dxg_order over its records' lanes and
+ * dependencies. */
 static int* replay_order(const dx_graph* g, int mode) {
-  int* order = malloc((size_t)(g->n ? g->n : 1) * sizeof *order);
   int* lanes = malloc((size_t)(g->n ? g->n : 1) * sizeof *lanes);
-  char* done = calloc((size_t)(g->n ? g->n : 1), 1);
-  if (!order || !lanes || !done) mbpo_fatal("out of memory");
-  int start[DX_LANES + 1] = {0}, pos[DX_LANES];
-  for (int i = 0; i < g->n; i++) start[g->recs[i].lane + 1]++;
-  for (int k = 0; k < DX_LANES; k++) start[k + 1] += start[k];
-  for (int k = 0; k < DX_LANES; k++) pos[k] = start[k];
-  for (int i = 0; i < g->n; i++) lanes[pos[g->recs[i].lane]++] = i;
-  for (int k = 0; k < DX_LANES; k++) pos[k] = start[k];
-  for (int m = 0; m < g->n; m++) {
-    int pick = -1;
-    for (int j = 0; j < DX_LANES && pick < 0; j++) {
-      const int k = mode == 2 ? DX_LANES - 1 - j : j;
-      if (pos[k] == start[k + 1]) continue;
-      const int i = lanes[pos[k]];
-      int ready = 1;
-      for (int d = 0; d < DX_LANES; d++)
-        if (g->recs[i].deps.dep[d] >= 0 && !done[g->recs[i].deps.dep[d]]) ready = 0;
-      if (ready) pick = k;
-    }
-    if (pick < 0) mbpo_fatal("dx: graph \"%s\" has a dependency cycle", g->label);
-    const int i = lanes[pos[pick]++];
-    done[i] = 1;
-    order[m] = i;
-  }
+  dxg_deps* deps = malloc((size_t)(g->n ? g->n : 1) * sizeof *deps);
+  if (!lanes || !deps) mbpo_fatal("out of memory");
+  for (int i = 0; i < g->n; i++) lanes[i] = g->recs[i].lane, deps[i] = g->recs[i].deps;
+  int* order = dxg_order(g->n, lanes, deps, mode, g->label);
   free(lanes);
-  free(done);
+  free(deps);
   return order;
 }
 

@@ -89,6 +89,38 @@ void dxg_wait(dxg* t, int dst, int src, const char* phase) {
   if (t->capturing) t->live[dst] = 1;
 }
 
+int* dxg_order(int n, const int* lanes, const dxg_deps* deps, int mode, const char* label) {
+  int* order = malloc((size_t)(n ? n : 1) * sizeof *order);
+  int* by_lane = malloc((size_t)(n ? n : 1) * sizeof *by_lane);
+  char* done = calloc((size_t)(n ? n : 1), 1);
+  if (!order || !by_lane || !done) mbpo_fatal("out of memory");
+  int start[DX_LANES + 1] = {0}, pos[DX_LANES];
+  for (int i = 0; i < n; i++) start[lanes[i] + 1]++;
+  for (int k = 0; k < DX_LANES; k++) start[k + 1] += start[k];
+  for (int k = 0; k < DX_LANES; k++) pos[k] = start[k];
+  for (int i = 0; i < n; i++) by_lane[pos[lanes[i]]++] = i;
+  for (int k = 0; k < DX_LANES; k++) pos[k] = start[k];
+  for (int m = 0; m < n; m++) {
+    int pick = -1;
+    for (int j = 0; j < DX_LANES && pick < 0; j++) {
+      const int k = mode == 2 ? DX_LANES - 1 - j : j;
+      if (pos[k] == start[k + 1]) continue;
+      const int i = by_lane[pos[k]];
+      int ready = 1;
+      for (int d = 0; d < DX_LANES; d++)
+        if (deps[i].dep[d] >= 0 && !done[deps[i].dep[d]]) ready = 0;
+      if (ready) pick = k;
+    }
+    if (pick < 0) mbpo_fatal("dx: graph \"%s\" has a dependency cycle", label && *label ? label : "no phase");
+    const int i = by_lane[pos[pick]++];
+    done[i] = 1;
+    order[m] = i;
+  }
+  free(by_lane);
+  free(done);
+  return order;
+}
+
 void dxg_free(dxg* t) {
   for (int k = 0; k < DX_LANES; k++) {
     free(t->idx[k]);
