@@ -207,6 +207,7 @@ static sac_fig bench_sac(dx_ctx* c, sac_dev* d, pool_dev* real, pool_dev* mpool)
 enum { NPOPS = 5 };
 static const int POPS[NPOPS] = {1, 2, 4, 8, 16};
 static int g_npops = NPOPS;
+static long g_pop_ops[NPOPS], g_pop_crit[NPOPS]; /* each P's graph: dx ops, critical path (dx.h) */
 
 typedef struct pop_prog {
   dx_ctx* c;
@@ -262,14 +263,16 @@ static double bench_sac_pop(dx_ctx* c, const sac* hs, pool_dev* real, pool_dev* 
   dx_capture_begin(c);
   for (int g = 0; g < G; g++) {
     poold_sample_gather_runs(c, s.srcs, P, s.upd, 1, BATCH, OBS, ACT, s.obs, s.act, s.rew, s.nxt, s.done);
-    sacd_update_runs(s.d, s.obs, s.act, s.rew, s.nxt, s.done, BATCH, s.upd, 1, s.active, s.stats);
-    nnd_ctr_add_runs(c, s.upd, P, 1, s.active);
+    sacd_update_runs_advance(s.d, s.obs, s.act, s.rew, s.nxt, s.done, BATCH, s.upd, 1, s.active, s.stats);
   }
   sacd_act_runs(s.d, s.obs1, 1, 0, s.keys, 0, s.envstep, 1, s.act1);
   nnd_ctr_add_runs(c, s.envstep, P, 1, NULL);
   s.graph = dx_capture_end(c);
+  for (int i = 0; i < NPOPS; i++)
+    if (POPS[i] == P) g_pop_ops[i] = dx_graph_ops(s.graph), g_pop_crit[i] = dx_graph_critical_path(s.graph);
   double us = 1e6 * best_per_call(c, pop_replay, &s);
-  printf("SAC step of a population of %2d runs (%d updates of each + next actions, one graph): %.1f us\n", P, G, us);
+  printf("SAC step of a population of %2d runs (%d updates of each + next actions, one graph of %ld ops, critical "
+         "path %ld): %.1f us\n", P, G, dx_graph_ops(s.graph), dx_graph_critical_path(s.graph), us);
   dx_graph_free(c, s.graph);
   void* bufs[] = {s.srcs, s.keys, s.active, s.upd, s.envstep, s.obs, s.nxt, s.act, s.rew, s.done, s.stats, s.obs1, s.act1};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
@@ -777,8 +780,9 @@ int main(int argc, char** argv) {
   fprintf(f, "  \"sac_population\": {\"note\": \"us per env step: G updates of each of P runs and their next "
              "actions in one graph; ratio = time(P) / time(1); P separate runs would take P x time(1)\", \"runs\": [");
   for (int i = 0; i < g_npops; i++)
-    fprintf(f, "%s{\"P\": %d, \"us_per_step\": %.2f, \"ratio_to_p1\": %.3f}", i ? ", " : "", POPS[i], pop_us[i],
-            pop_us[i] / pop_us[0]);
+    fprintf(f, "%s{\"P\": %d, \"us_per_step\": %.2f, \"ratio_to_p1\": %.3f, \"graph_ops\": %ld, "
+            "\"graph_critical_path\": %ld}", i ? ", " : "", POPS[i], pop_us[i], pop_us[i] / pop_us[0], g_pop_ops[i],
+            g_pop_crit[i]);
   fprintf(f, "]");
   if (g_npops > 3) fprintf(f, ", \"goal_p8_within_2x_p1\": %s", pop_us[3] <= 2 * pop_us[0] ? "true" : "false");
   fprintf(f, "},\n");

@@ -4,7 +4,8 @@
  * that enqueues operations on a dx context: memory copies, strided-batched GEMMs, sorts, stream
  * compaction, and "element ops" (a kernel body written once as an inline MBPO_HD function of an
  * index, kernels/dx_op.h). A context runs them either
- *   DX_CUDA: on the GPU, in order on one stream (cuBLAS, CUB, one __global__ per element op), or
+ *   DX_CUDA: on the GPU, in order on each of a few streams (lanes, below) (cuBLAS, CUB, one
+ *            __global__ per element op), or
  *   DX_HOST: on the CPU, one op after another (OpenBLAS, plain loops over the same element bodies).
  * The host emulation is how the device programs are tested on a machine without a GPU: the same
  * orchestration code runs on both, and the tests hold both against the CPU reference (host/cpu/).
@@ -42,7 +43,7 @@
 /** Context kinds. */
 enum dx_kind { DX_HOST = 0, DX_CUDA = 1 };
 
-/** A device execution context: one stream, one cuBLAS handle, workspaces. */
+/** A device execution context: its lanes' streams and cuBLAS handles, workspaces. */
 typedef struct dx_ctx dx_ctx;
 
 /** A captured sequence of ops (a CUDA graph, or the host's op list). */
@@ -116,7 +117,7 @@ void dx_phase_sub(dx_ctx* c, const char* outer, const char* fmt, ...)
 /** 1 when the context runs in the debug mode MBPO_DX_SYNC=1 (read at dx_create). */
 int dx_sync_mode(const dx_ctx* c);
 
-/** Start recording ops into a graph (not nested). */
+/** Start recording ops into a graph (not nested; on lane 0 with every lane joined). */
 void dx_capture_begin(dx_ctx* c);
 
 /** Stop recording; returns the graph, ready to launch. */
@@ -130,6 +131,19 @@ void dx_graph_launch(dx_ctx* c, dx_graph* g);
  *  as several nodes, or the host runs as several calls, is one op). For tests and benchmarks. */
 long dx_graph_ops(const dx_graph* g);
 
+/** The longest chain of dependent ops in a graph (its critical path, in dx-level ops): the op
+ *  count when everything runs on one lane; less where lanes (dx_wait, dx_lane) let ops run side by
+ *  side. The same on both kinds (dx_graph.h keeps it). */
+long dx_graph_critical_path(const dx_graph* g);
+
+/** Captures ended and CUDA graphs instantiated by this process so far (a host capture counts as
+ *  one instantiation too, so that the host tests and benchmarks count what a GPU would do). */
+long dx_captures_total(void);
+
+/** Ops enqueued by this process so far, run at once or recorded into a graph (a graph launch is
+ *  not counted, its ops were at capture): what an uncaptured phase (a rollout) launches. */
+long dx_ops_total(void);
+
 /** The number of nodes of a CUDA graph as cudaGraphGetNodes counts them (cuBLAS adds nodes of its
  *  own that change with the batch count); for a host graph, or under MBPO_DX_SYNC=1, its records.
  *  For reports, not for assertions. */
@@ -140,6 +154,36 @@ void dx_graph_free(dx_ctx* c, dx_graph* g);
 
 /** 1 while capturing. */
 int dx_capturing(const dx_ctx* c);
+
+/* ---- lanes: independent chains of ops ---- */
+
+/** Lanes of a context. A context's ops go onto its current lane (0 unless dx_lane moved it): on
+ *  the GPU each lane is a stream with its own cuBLAS handle and workspace, and ops on different
+ *  lanes run side by side unless a wait orders them; a capture turns the waits into a graph's
+ *  edges. The host emulation runs every op in program order whatever its lane (so the bits do not
+ *  depend on lanes) and records the same dependencies (dx_graph_critical_path). Rules, checked on
+ *  both kinds: a capture begins and ends on lane 0 with every lane joined into lane 0 (lane 0 waits
+ *  for every op of every lane: dx_wait(c, 0, l)); inside a capture a lane is used only after it
+ *  waited on lane 0 (or a lane that did); sorts, selections and graph launches run on lane 0; a
+ *  download into pageable memory and dx_sync need every lane joined. A program that uses lanes
+ *  enters on lane 0 and returns on lane 0 with all joined. */
+#define DX_LANES 4
+
+/** Make lane dst wait for everything enqueued on lane src so far (CUDA: an event recorded on src,
+ *  waited for on dst). dst == src does nothing. */
+void dx_wait(dx_ctx* c, int dst, int src);
+
+/** Make lane l the current lane: the following ops go onto it (no dependency added). */
+void dx_lane(dx_ctx* c, int l);
+
+/** The current lane. */
+int dx_lane_get(const dx_ctx* c);
+
+/** Host emulation, a test aid: replay list graphs in another order their dependencies allow
+ *  (1: lower lanes first, 2: higher lanes first, 0: program order; MBPO_DX_REORDER sets it at
+ *  dx_create). A missing dx_wait between ops that touch the same memory then changes the results,
+ *  where program order would hide it. No effect on a CUDA context. */
+void dx_reorder(dx_ctx* c, int mode);
 
 /* ---- element ops (kernels/dx_op.h defines them) ---- */
 

@@ -38,6 +38,9 @@ typedef struct nnd_cache {
   float* z[NN_MAX_LAYERS];        /* z[l]: pre-activation of hidden layer l */
   float* buf[2];                  /* backward workspaces [P][E][Bmax][max hidden] */
   float* dxe;                     /* per-member input gradients [P][E][Bmax][dims[0]] */
+  int dw_lane;                    /* the lane (dx.h) of the backward's weight-gradient GEMMs: beside
+                                     the input-gradient chain when not the caller's lane (0 at
+                                     allocation: a backward from lane 0 stays on one lane) */
 } nnd_cache;
 
 /** Allocate a cache for up to Bmax rows of one run on c. */
@@ -64,11 +67,23 @@ void nnd_cache_free(dx_ctx* c, nnd_cache* k);
 void nnd_forward(dx_ctx* c, const nn_mlp* net, const float* params, int B, const float* x,
                  int shared_input, nnd_cache* k, float* y);
 
+/** nnd_forward without the last layer's bias: y holds the output GEMM's result, and the op that
+ *  reads y adds the bias (params + net->b_off[nlayers - 1], run stride k->ps) with nnk_bias_act's
+ *  expression: one op fewer, the same bits (sac_k.h's heads). A backward through y's gradient is
+ *  as after nnd_forward. */
+void nnd_forward_head(dx_ctx* c, const nn_mlp* net, const float* params, int B, const float* x,
+                      int shared_input, nnd_cache* k, float* y);
+
 /** Backward of the last forward, as nn_backward: dy [E][B][out]; adds the parameter gradients to
  *  grads (may be NULL); writes the input gradient to dx (may be NULL; [B][in] summed over the
  *  members for a shared input, else [E][B][in]); all with the leading [P] of the cache's runs. */
 void nnd_backward(dx_ctx* c, const nn_mlp* net, const float* params, nnd_cache* k, const float* dy,
                   float* grads, float* dx);
+
+/** nnd_backward for a shared input and E > 1 members, the input gradient left per member in
+ *  k->dxe ([P][E][B][in]) for the caller to sum in an op of its own (nnk_sum_members' order). */
+void nnd_backward_members(dx_ctx* c, const nn_mlp* net, const float* params, nnd_cache* k, const float* dy,
+                          float* grads);
 
 /** nnd_backward with the parameter gradients written to grads instead of added (no zeroing op
  *  before it: the weight GEMMs take beta = 0). */

@@ -61,12 +61,22 @@ typedef struct rolloutd_job {
 /** Device workspaces of rollouts of up to Bmax rows for each of up to P runs (private). */
 typedef struct rollout_dev rollout_dev;
 
-/** Rows of one model forward per run (the model's workspaces hold P x E x this many rows). */
-#define ROLLOUTD_CHUNK 16384
+/** Rows of one model forward per run by default on a GPU (the model's workspaces hold P x E x this
+ *  many rows): 7 members x 200 wide x 4,096 rows x 4 bytes = 23 MB per activation buffer, so that
+ *  a layer's input and output stay in an H100's 50 MB L2 (at 16,384 rows each was 92 MB). */
+#define ROLLOUTD_CHUNK 4096
+
+/** The default on the host emulation: the chunk of earlier versions, because OpenBLAS rounds a
+ *  row differently for another row count (test_rollout_dev), and the emulation's bits stay. */
+#define ROLLOUTD_CHUNK_HOST 16384
+
+/** The chunk rows to use on c: MBPO_ROLLOUT_CHUNK from the environment when set (a stopgap until
+ *  the config has a setting), else ROLLOUTD_CHUNK (GPU) or ROLLOUTD_CHUNK_HOST (host emulation). */
+int rolloutd_chunk_rows(const dx_ctx* c);
 
 /** Allocate the workspaces of rollouts of up to Bmax rows on c for a model of shape model_net and a
  *  policy of shape pi (1 member, obs -> 2 act), with termination rule term_kind (termination.h).
- *  The model is run in chunks of ROLLOUTD_CHUNK rows. */
+ *  The model is run in chunks of rolloutd_chunk_rows(c) rows. */
 rollout_dev* rolloutd_create(dx_ctx* c, const nn_mlp* model_net, const nn_mlp* pi, int obs_dim,
                              int act_dim, int Bmax, int term_kind);
 

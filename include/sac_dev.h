@@ -97,6 +97,13 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
                       const float* next_obs, const float* done, int B, const uint64_t* update_index,
                       long ctr_stride, const int* active, float* stats);
 
+/** sacd_update_runs, then update_index[q * ctr_stride] += 1 for every active run (as
+ *  nnd_ctr_add_runs with v = 1), done inside the update's Adam tick once its draws have read the
+ *  counter: one op fewer, off the update's critical path. Capturable. */
+void sacd_update_runs_advance(sac_dev* d, const float* obs, const float* act, const float* rew,
+                              const float* next_obs, const float* done, int B, uint64_t* update_index,
+                              long ctr_stride, const int* active, float* stats);
+
 /** Convert a statistics array downloaded from sacd_update into sac_stats. */
 void sacd_stats_to_host(const float* stats_host, sac_stats* st);
 

@@ -55,16 +55,27 @@ static const char* dxc_errtext(cudaError_t e) {
   return cudaGetErrorString(e);
 }
 
-struct dxc_state {
-  void* owner;   // the dx_ctx, for error messages (dx_cuda_fail)
+// One lane (dx.h): a stream with its own cuBLAS handle, workspace and pointer tables, so that GEMMs
+// on different lanes may run at the same time without sharing scratch memory; its event is what
+// other lanes wait on (dxc_wait).
+struct dxc_lane_res {
   cudaStream_t stream;
   cublasHandle_t blas;
-  void* blas_ws; // cuBLAS workspace (freed at destroy)
+  void* blas_ws;
+  void** ptrs;
+  cudaEvent_t ev;
+};
+
+struct dxc_state {
+  void* owner;   // the dx_ctx, for error messages (dx_cuda_fail)
+  cudaStream_t stream;   // the current lane's (dxc_lane)
+  cublasHandle_t blas;   // the current lane's
+  void** ptrs;           // the current lane's [3][DXC_PTR_CAP]: dxc_gemm2's pointer tables
+  dxc_lane_res lanes[DXC_LANES];
   void* sort_tmp;
   size_t sort_tmp_bytes;
   void* select_tmp;
   size_t select_tmp_bytes;
-  void** ptrs;   // [3][DXC_PTR_CAP]: the pointer tables of dxc_gemm2, rewritten by each call
 };
 
 // Largest batch of one pointer-array GEMM (dxc_gemm2): runs x members.
@@ -86,38 +97,71 @@ extern "C" void* dxc_create(void* owner, char* err, int n) {
   }
   dxc_state* s = new dxc_state();
   s->owner = owner;
-  CK(s, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
-  cublasStatus_t b = cublasCreate(&s->blas);
-  if (b != CUBLAS_STATUS_SUCCESS) {
-    snprintf(err, (size_t)n, "cuBLAS could not be initialised (status %d)", (int)b);
-    CK(s, cudaStreamDestroy(s->stream));
-    delete s;
-    return nullptr;
+  for (int l = 0; l < DXC_LANES; l++) {
+    dxc_lane_res* r = &s->lanes[l];
+    CK(s, cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking));
+    cublasStatus_t b = cublasCreate(&r->blas);
+    if (b != CUBLAS_STATUS_SUCCESS) {
+      snprintf(err, (size_t)n, "cuBLAS could not be initialised (status %d)", (int)b);
+      for (int k = 0; k < l; k++) {
+        CKB(s, cublasDestroy(s->lanes[k].blas));
+        CK(s, cudaFree(s->lanes[k].blas_ws));
+        CK(s, cudaFree(s->lanes[k].ptrs));
+        CK(s, cudaEventDestroy(s->lanes[k].ev));
+        CK(s, cudaStreamDestroy(s->lanes[k].stream));
+      }
+      CK(s, cudaStreamDestroy(r->stream));
+      delete s;
+      return nullptr;
+    }
+    // one handle per lane: cublasSetStream would reset the workspace set below
+    CKB(s, cublasSetStream(r->blas, r->stream));
+    // float32 semantics (docs/design.md): the default math mode never uses TF32 for SGEMM (that needs
+    // CUBLAS_TF32_TENSOR_OP_MATH), and reduced-precision reductions are disallowed explicitly. The
+    // pedantic mode this replaces kept cuBLAS off some of its fp32 kernels and split-K choices for no
+    // accuracy gain in fp32 (docs/cuda.md).
+    CKB(s, cublasSetMathMode(r->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                                     CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    // cuBLAS needs its workspace set explicitly to be capturable without allocating; every lane gets
+    // the same size, so that a GEMM picks the same algorithm on any lane
+    size_t ws_bytes = 32u << 20;
+    CK(s, cudaMalloc(&r->blas_ws, ws_bytes));
+    CKB(s, cublasSetWorkspace(r->blas, r->blas_ws, ws_bytes));
+    CK(s, cudaMalloc(&r->ptrs, 3 * DXC_PTR_CAP * sizeof(void*)));
+    CK(s, cudaEventCreateWithFlags(&r->ev, cudaEventDisableTiming));
   }
-  CKB(s, cublasSetStream(s->blas, s->stream));
-  // float32 semantics (docs/design.md): the default math mode never uses TF32 for SGEMM (that needs
-  // CUBLAS_TF32_TENSOR_OP_MATH), and reduced-precision reductions are disallowed explicitly. The
-  // pedantic mode this replaces kept cuBLAS off some of its fp32 kernels and split-K choices for no
-  // accuracy gain in fp32 (docs/cuda.md).
-  CKB(s, cublasSetMathMode(s->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                                   CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
-  // cuBLAS needs its workspace set explicitly to be capturable without allocating
-  size_t ws_bytes = 32u << 20;
-  CK(s, cudaMalloc(&s->blas_ws, ws_bytes));
-  CKB(s, cublasSetWorkspace(s->blas, s->blas_ws, ws_bytes));
-  CK(s, cudaMalloc(&s->ptrs, 3 * DXC_PTR_CAP * sizeof(void*)));
+  dxc_lane(s, 0);
   return s;
+}
+
+extern "C" void dxc_lane(void* p, int l) {
+  dxc_state* s = (dxc_state*)p;
+  s->stream = s->lanes[l].stream;
+  s->blas = s->lanes[l].blas;
+  s->ptrs = s->lanes[l].ptrs;
+}
+
+// The fork/join of stream capture: an event recorded on src, waited for on dst. Inside a capture
+// this adds graph edges (and brings dst into the capture); outside it orders the streams.
+extern "C" void dxc_wait(void* p, int dst, int src) {
+  dxc_state* s = (dxc_state*)p;
+  CK(s, cudaEventRecord(s->lanes[src].ev, s->lanes[src].stream));
+  CK(s, cudaStreamWaitEvent(s->lanes[dst].stream, s->lanes[src].ev, 0));
 }
 
 extern "C" void dxc_destroy(void* p) {
   dxc_state* s = (dxc_state*)p;
-  CK(s, cudaStreamSynchronize(s->stream));
-  CKB(s, cublasDestroy(s->blas));
-  CK(s, cudaFree(s->blas_ws));
+  for (int l = 0; l < DXC_LANES; l++) CK(s, cudaStreamSynchronize(s->lanes[l].stream));
+  for (int l = 0; l < DXC_LANES; l++) {
+    dxc_lane_res* r = &s->lanes[l];
+    CKB(s, cublasDestroy(r->blas));
+    CK(s, cudaFree(r->blas_ws));
+    CK(s, cudaFree(r->ptrs));
+    CK(s, cudaEventDestroy(r->ev));
+    CK(s, cudaStreamDestroy(r->stream));
+  }
   CK(s, cudaFree(s->sort_tmp));
   CK(s, cudaFree(s->select_tmp));
-  CK(s, cudaFree(s->ptrs));
-  CK(s, cudaStreamDestroy(s->stream));
   delete s;
 }
 
@@ -131,8 +175,8 @@ extern "C" void* dxc_alloc(void* p, size_t bytes) {
     snprintf(m, sizeof m, "cannot allocate %zu bytes on the GPU: %s", bytes, dxc_errtext(e));
     dx_cuda_fail(s->owner, "cudaMalloc", m);
   }
-  CK(s, cudaMemsetAsync(d, 0, b, s->stream));
-  CK(s, cudaStreamSynchronize(s->stream));
+  CK(s, cudaMemsetAsync(d, 0, b, s->lanes[0].stream));
+  CK(s, cudaStreamSynchronize(s->lanes[0].stream));
   return d;
 }
 
@@ -194,7 +238,8 @@ extern "C" void dxc_zero(void* p, void* dst, size_t bytes) {
 
 extern "C" int dxc_sync_check(void* p, char* err, int n) {
   dxc_state* s = (dxc_state*)p;
-  cudaError_t e = cudaStreamSynchronize(s->stream);
+  cudaError_t e = cudaSuccess;
+  for (int l = 0; l < DXC_LANES && e == cudaSuccess; l++) e = cudaStreamSynchronize(s->lanes[l].stream);
   const char* call = "cudaStreamSynchronize";
   if (e == cudaSuccess) {
     e = cudaGetLastError();
@@ -207,13 +252,14 @@ extern "C" int dxc_sync_check(void* p, char* err, int n) {
 
 extern "C" void dxc_capture_begin(void* p) {
   dxc_state* s = (dxc_state*)p;
-  CK(s, cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
+  // on lane 0; the other lanes join the capture by waiting on it (dxc_wait)
+  CK(s, cudaStreamBeginCapture(s->lanes[0].stream, cudaStreamCaptureModeThreadLocal));
 }
 
 extern "C" void* dxc_capture_end(void* p, long* nodes) {
   dxc_state* s = (dxc_state*)p;
   cudaGraph_t g;
-  CK(s, cudaStreamEndCapture(s->stream, &g));
+  CK(s, cudaStreamEndCapture(s->lanes[0].stream, &g));
   size_t n = 0;
   CK(s, cudaGraphGetNodes(g, NULL, &n));
   *nodes = (long)n;
@@ -225,7 +271,7 @@ extern "C" void* dxc_capture_end(void* p, long* nodes) {
 
 extern "C" void dxc_graph_launch(void* p, void* x) {
   dxc_state* s = (dxc_state*)p;
-  CK(s, cudaGraphLaunch((cudaGraphExec_t)x, s->stream));
+  CK(s, cudaGraphLaunch((cudaGraphExec_t)x, s->lanes[0].stream));
 }
 
 extern "C" void dxc_graph_free(void* p, void* x) {

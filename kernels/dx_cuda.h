@@ -11,6 +11,10 @@
 extern "C" {
 #endif
 
+/** Lanes of a context (dx.h's DX_LANES): one stream, cuBLAS handle, workspace and pointer tables
+ *  each. */
+#define DXC_LANES 4
+
 /** Copy directions of dxc_copy. */
 enum { DXC_H2D = 0, DXC_D2H = 1, DXC_D2D = 2 };
 
@@ -30,7 +34,7 @@ void dxc_free_pinned(void* s, void* p);
 int dxc_is_pinned(const void* p);
 void dxc_copy(void* s, void* dst, const void* src, size_t bytes, int dir);
 void dxc_zero(void* s, void* dst, size_t bytes);
-/** Wait for the stream; 0 when all went well, else 1 with the CUDA error in err (the caller
+/** Wait for every lane's stream; 0 when all went well, else 1 with the CUDA error in err (the caller
  *  reports it with its phase and op: dx_sync, MBPO_DX_SYNC=1). */
 int dxc_sync_check(void* s, char* err, int n);
 void dxc_capture_begin(void* s);
@@ -49,6 +53,10 @@ void dxc_gemm(void* s, int ta, int tb, int M, int N, int K, float alpha, const f
 int dxc_gemm2(void* s, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda, long soA,
               long siA, const float* B, int ldb, long soB, long siB, float beta, float* C, int ldc, long soC,
               long siC, int outer, int inner);
+/** Make lane l current: the following calls enqueue on its stream and cuBLAS handle. */
+void dxc_lane(void* s, int l);
+/** Lane dst waits for the work enqueued on lane src so far (an event; captured as graph edges). */
+void dxc_wait(void* s, int dst, int src);
 void dxc_reserve_sort(void* s, long n);
 void dxc_reserve_select(void* s, long n);
 void dxc_sort_pairs(void* s, const uint64_t* ki, uint64_t* ko, const int* vi, int* vo, long n);

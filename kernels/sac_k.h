@@ -4,7 +4,12 @@
  * sums in double), so that a DX_HOST context reproduces the CPU agent to rounding of the GEMMs.
  *
  * Everything that changes between replays of a captured update is read here from device memory:
- * the update number keying the noise (*ctr), alpha = exp(*log_alpha), the acting counter. */
+ * the update number keying the noise (*ctr), alpha = exp(*log_alpha), the acting counter.
+ *
+ * Heads. Where an op reads a network's output, it may also add that output layer's bias first (hb
+ * not NULL: the network ran with nnd_forward_head, which leaves the last layer's bias to its
+ * reader), with nnk_bias_act's expression z + b, stored back: one op fewer per forward, the same
+ * bits. Run q's bias for output column (or critic member) c is hb[q * hps + c]. */
 #ifndef MBPO_SAC_K_H
 #define MBPO_SAC_K_H
 
@@ -46,7 +51,7 @@ typedef struct sack_run {
  *   eps[i][k] (when not NULL) = rng_normal(run q's key, c0, c1, idx0 + b * A + k), kept for the
  * backward, with (c0, c1) the low and high words of run q's update number. */
 typedef struct sack_sample_args {
-  const float* out;  /* policy output [P][B][2A]: [mu | raw log sigma] */
+  float* out;        /* policy output [P][B][2A]: [mu | raw log sigma] (its bias added first: hb) */
   const float* obs;  /* [P][B][O] */
   float* x;          /* [P][B][O + A] */
   float* logp;       /* [P][B] */
@@ -56,6 +61,8 @@ typedef struct sack_sample_args {
   uint64_t idx0;     /* 0 for a' at s', B * A for a~ at s */
   long ctr_stride;
   int B, O, A;
+  const float* hb;   /* the policy's output bias (heads, above) or NULL */
+  long hps;
 } sack_sample_args;
 MBPO_HD static void sack_sample_body(long i, const sack_sample_args* p) {
   const int O = p->O, A = p->A, D = O + A;
@@ -63,7 +70,9 @@ MBPO_HD static void sack_sample_body(long i, const sack_sample_args* p) {
   const uint64_t k = p->ctr[q * p->ctr_stride];
   const uint32_t c0 = (uint32_t)k, c1 = (uint32_t)(k >> 32);
   const rng_key key = p->runs[q].noise_key;
-  const float* out = p->out + i * 2 * A;
+  float* out = p->out + i * 2 * A;
+  if (p->hb)
+    for (int c = 0; c < 2 * A; c++) out[c] = out[c] + p->hb[q * p->hps + c];
   float* x = p->x + i * D;
   for (int j = 0; j < O; j++) x[j] = p->obs[i * O + j];
   float lp = 0.0f;
@@ -81,7 +90,7 @@ MBPO_HD static void sack_sample_body(long i, const sack_sample_args* p) {
 /* Bellman target, one thread per row i = q * B + b:
  *   y = rs r + gamma (1 - d) (min(Qt_0, Qt_1) - alpha log pi'),  alpha = exp(log_alpha[q]) */
 typedef struct sack_target_args {
-  const float* qn;   /* [P][2][B] target critics at [s', a'] */
+  float* qn;         /* [P][2][B] target critics at [s', a'] (their bias added first: hb) */
   const float* logp_n;
   const float* rew;
   const float* done;
@@ -89,11 +98,17 @@ typedef struct sack_target_args {
   const sack_run* runs;
   float* y;
   int B;
+  const float* hb;   /* the target critics' output biases (heads, above) or NULL */
+  long hps;
 } sack_target_args;
 MBPO_HD static void sack_target_body(long i, const sack_target_args* p) {
   const long q = i / p->B, b = i % p->B;
   const float alpha = expf(p->log_alpha[q]);
-  const float* qn = p->qn + q * 2 * p->B;
+  float* qn = p->qn + q * 2 * p->B;
+  if (p->hb) {
+    qn[b] = qn[b] + p->hb[q * p->hps];
+    qn[p->B + b] = qn[p->B + b] + p->hb[q * p->hps + 1];
+  }
   float qmin = fminf(qn[b], qn[p->B + b]);
   p->y[i] = p->runs[q].reward_scale * p->rew[i] +
             p->runs[q].gamma * (1.0f - p->done[i]) * (qmin - alpha * p->logp_n[i]);
@@ -101,14 +116,17 @@ MBPO_HD static void sack_target_body(long i, const sack_target_args* p) {
 
 /* Critic loss gradient dL/dQ_j = (Q_j - y) / B, one thread per (q, j, b), i = (q * 2 + j) * B + b. */
 typedef struct sack_critic_grad_args {
-  const float* qv;   /* [P][2][B] critics at [s, a] */
+  float* qv;         /* [P][2][B] critics at [s, a] (their bias added first: hb) */
   const float* y;    /* [P][B] */
   float* dq;         /* [P][2][B] */
   int B;
   float invB;
+  const float* hb;   /* the critics' output biases (heads, above) or NULL */
+  long hps;
 } sack_critic_grad_args;
 MBPO_HD static void sack_critic_grad_body(long i, const sack_critic_grad_args* p) {
   const long q = i / (2L * p->B);
+  if (p->hb) p->qv[i] = p->qv[i] + p->hb[q * p->hps + (i / p->B) % 2];
   float diff = p->qv[i] - p->y[q * p->B + i % p->B];
   p->dq[i] = diff * p->invB;
 }
@@ -116,13 +134,19 @@ MBPO_HD static void sack_critic_grad_body(long i, const sack_critic_grad_args* p
 /* Output gradient of the critics at [s, a~] for the policy loss -mean_b min_j Q_j: -1/B to the
  * smaller Q, split equally between exact ties. One thread per row i = q * B + b. */
 typedef struct sack_pi_q_grad_args {
-  const float* qp;   /* [P][2][B] */
+  float* qp;         /* [P][2][B] (their bias added first: hb) */
   float* dqp;        /* [P][2][B] */
   int B;
   float invB;
+  const float* hb;   /* the critics' output biases (heads, above) or NULL */
+  long hps;
 } sack_pi_q_grad_args;
 MBPO_HD static void sack_pi_q_grad_body(long i, const sack_pi_q_grad_args* p) {
   const long q = i / p->B, b = i % p->B, o = q * 2 * p->B;
+  if (p->hb) {
+    p->qp[o + b] = p->qp[o + b] + p->hb[q * p->hps];
+    p->qp[o + p->B + b] = p->qp[o + p->B + b] + p->hb[q * p->hps + 1];
+  }
   float q0 = p->qp[o + b], q1 = p->qp[o + p->B + b];
   float g0 = q0 < q1 ? 1.0f : (q0 > q1 ? 0.0f : 0.5f);
   p->dqp[o + b] = -p->invB * g0;
@@ -132,16 +156,19 @@ MBPO_HD static void sack_pi_q_grad_body(long i, const sack_pi_q_grad_args* p) {
 /* Policy output gradient through tanh, the sample and the log sigma clip, one thread per (row, k):
  *   dL/du = (alpha / B) 2 tanh(u) + dL/da~ (1 - tanh(u)^2);  dL/dmu = dL/du;
  *   dL/dlog sigma = -alpha / B + dL/du sigma eps inside [-20, 2], else 0.
- * dL/da~ is the action columns of the critics' input gradient at [s, a~]. */
+ * dL/da~ is the action columns of the critics' input gradient at [s, a~]: dxp, or (dxe not NULL)
+ * the sum over the E members of their input gradients, in nnk_sum_members' order. */
 typedef struct sack_pi_back_args {
   const float* x_sp; /* [P][B][D]: tanh(u) in the action columns */
-  const float* dxp;  /* [P][B][D] */
+  const float* dxp;  /* [P][B][D] (unused when dxe is set) */
   const float* out;  /* policy output at s [P][B][2A] */
   const float* eps;  /* [P][B][A] */
   const float* log_alpha; /* [P] */
   float* dpi;        /* [P][B][2A] */
   int B, O, A;
   float invB;
+  const float* dxe;  /* per-member input gradients [P][E][B][D] or NULL */
+  int E;
 } sack_pi_back_args;
 MBPO_HD static void sack_pi_back_body(long n, const sack_pi_back_args* p) {
   const int O = p->O, A = p->A, D = O + A;
@@ -151,7 +178,15 @@ MBPO_HD static void sack_pi_back_body(long n, const sack_pi_back_args* p) {
   const float* out = p->out + r * 2 * A;
   float* d = p->dpi + r * 2 * A;
   float t = p->x_sp[r * D + O + i];
-  float ga = p->dxp[r * D + O + i];
+  float ga;
+  if (p->dxe) {
+    const long n = (long)p->B * D, q = r / p->B;
+    const float* d = p->dxe + q * p->E * n + (r % p->B) * D + O + i;
+    ga = d[0];
+    for (int e = 1; e < p->E; e++) ga += d[e * n];
+  } else {
+    ga = p->dxp[r * D + O + i];
+  }
   float gu = alpha * invB * 2.0f * t + ga * (1.0f - t * t);
   float raw = out[A + i];
   int inside = raw >= SACK_LOG_STD_MIN && raw <= SACK_LOG_STD_MAX;
@@ -232,15 +267,23 @@ typedef struct sack_adam_set {
   float b1, b2, eps;
 } sack_adam_set;
 
-/* one thread per (set k, run q), i = k * P + q: t += 1 and the step's rate (nnk_adam_tick_one) */
+/* one thread per (set k, run q), i = k * P + q: t += 1 and the step's rate (nnk_adam_tick_one);
+ * with ctr (not NULL) also k = 3: the update counter ctr[q * ctr_stride] += 1 (nnk_ctr_add's
+ * effect, for sacd_update_runs_advance), over 4 P indices */
 typedef struct sack_apply_tick_args {
   sack_adam_set s[3];
   const int* active;
   int P;
+  uint64_t* ctr;
+  long ctr_stride;
 } sack_apply_tick_args;
 MBPO_HD static void sack_apply_tick_body(long i, const sack_apply_tick_args* p) {
   const long k = i / p->P, q = i % p->P;
   if (p->active && !p->active[q]) return;
+  if (k == 3) {
+    p->ctr[q * p->ctr_stride] += 1;
+    return;
+  }
   const sack_adam_set* s = &p->s[k];
   nnk_adam_tick_one(&s->t[q], &s->lr_t[q], s->lr[q], s->b1, s->b2);
 }

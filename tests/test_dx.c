@@ -81,12 +81,16 @@ static void test_gemm(void) {
 
 /* ---- MLP ---- */
 
-static void mlp_case(int E, int act, int shared, int B) {
-  int dims[4] = {9, 33, 17, 5};
-  nn_mlp net = nn_mlp_make(E, 3, dims, act);
+/* lanes: four layers, the backward's weight GEMMs on lane 2 (nnd_cache.dw_lane), forward and
+ * backward captured and launched once; the graph's critical path must be shorter than its ops. */
+static void mlp_case_lanes(int E, int act, int shared, int B, int lanes) {
+  int d3[4] = {9, 33, 17, 5}, d4[5] = {9, 33, 17, 21, 5};
+  const int* dims = lanes ? d4 : d3;
+  const int nl = lanes ? 4 : 3;
+  nn_mlp net = nn_mlp_make(E, nl, dims, act);
   float* P = nn_alloc(net.nparams);
   fill_normal(P, net.nparams, K, 10, 3, 0.3f);
-  size_t nx = (size_t)(shared ? 1 : E) * B * dims[0], ny = (size_t)E * B * dims[3];
+  size_t nx = (size_t)(shared ? 1 : E) * B * dims[0], ny = (size_t)E * B * dims[nl];
   float *x = nn_alloc(nx), *dy = nn_alloc(ny), *y = nn_alloc(ny);
   fill_normal(x, nx, K, 11, 3, 1);
   fill_normal(dy, ny, K, 12, 3, 1);
@@ -102,8 +106,22 @@ static void mlp_case(int E, int act, int shared, int B) {
   float *dP = up(P, net.nparams), *dX = up(x, nx), *dDY = up(dy, ny), *dG = up(g0, net.nparams);
   float *dY = dx_allocf(c, ny), *dDX = dx_allocf(c, nx);
   nnd_cache* dc = nnd_cache_alloc(c, &net, B + 3);
+  dx_graph* gr = NULL;
+  if (lanes) {
+    dc->dw_lane = 2;
+    dx_capture_begin(c);
+  }
   nnd_forward(c, &net, dP, B, dX, shared, dc, dY);
   nnd_backward(c, &net, dP, dc, dDY, dG, dDX);
+  if (lanes) {
+    gr = dx_capture_end(c);
+    CHECK(dx_graph_critical_path(gr) < dx_graph_ops(gr), "E %d shared %d: critical path %ld of %ld ops", E, shared,
+          dx_graph_critical_path(gr), dx_graph_ops(gr));
+    dx_reorder(c, 1); /* host: the input-gradient chain first, as far as the waits let it */
+    dx_graph_launch(c, gr);
+    dx_reorder(c, 0);
+    dx_graph_free(c, gr);
+  }
   float *gy = down(dY, ny), *gg = down(dG, net.nparams), *gdx = down(dDX, nx);
   double ey = rel_err(gy, y, ny), eg = rel_err(gg, g, net.nparams), ex = rel_err(gdx, dxr, nx);
   CHECK(ey < tol(1e-5, 1e-4), "E %d act %d shared %d: forward rel err %.3g", E, act, shared, ey);
@@ -128,6 +146,8 @@ static void mlp_case(int E, int act, int shared, int B) {
   free(gg);
   free(gdx);
 }
+
+static void mlp_case(int E, int act, int shared, int B) { mlp_case_lanes(E, act, shared, B, 0); }
 
 static void test_mlp(void) {
   NEED_KIND();
@@ -653,6 +673,72 @@ static void test_capture_rules(void) {
   }
 }
 
+/* Lanes (dx.h): a fork and a join give the expected op count and critical path and the right
+ * values; the capture rules of lanes are fatal on both kinds; the MLP backward with its weight
+ * GEMMs on a side lane gives the reference's gradients (four layers: the reused buffer's wait). */
+static void test_lanes(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  float* d = dx_allocf(c, 64);
+  const long caps = dx_captures_total();
+  dx_capture_begin(c);
+  nnk_fill_args f0 = {d, 1.0f}, f1 = {d + 16, 2.0f}, f2 = {d + 16, 3.0f}, f3 = {d + 32, 4.0f}, f4 = {d + 48, 5.0f};
+  DX_RUN(c, nnk_fill, f0, 16); /* depth 1 */
+  dx_wait(c, 1, 0);
+  dx_lane(c, 1);
+  DX_RUN(c, nnk_fill, f1, 16); /* 2 */
+  DX_RUN(c, nnk_fill, f2, 16); /* 3 */
+  dx_lane(c, 0);
+  DX_RUN(c, nnk_fill, f3, 16); /* 2 */
+  dx_wait(c, 0, 1);
+  DX_RUN(c, nnk_fill, f4, 16); /* 4 */
+  dx_graph* g = dx_capture_end(c);
+  CHECK(dx_graph_ops(g) == 5 && dx_graph_critical_path(g) == 4, "fork and join: %ld ops, critical path %ld (5, 4)",
+        dx_graph_ops(g), dx_graph_critical_path(g));
+  CHECK(dx_captures_total() == caps + 1, "captures counted %ld, expected %ld", dx_captures_total(), caps + 1);
+  dx_graph_launch(c, g);
+  float h[64];
+  down_into(h, d, sizeof h);
+  int ok = 1;
+  for (int i = 0; i < 64; i++) ok &= h[i] == (i < 16 ? 1.0f : i < 32 ? 3.0f : i < 48 ? 4.0f : 5.0f);
+  CHECK(ok, "fork and join: wrong values");
+  dx_graph_free(c, g);
+  dx_free(c, d);
+  static const char* const what[] = {"a capture ending with lane 1 not joined", "an op on lane 1 before it waits on the capture",
+                                     "dx_sync with lane 1 not joined", "dx_graph_launch on lane 1"};
+  for (int k = 0; k < 4; k++) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+      if (!freopen("/dev/null", "w", stderr)) _exit(3);
+      dx_ctx* cc = g_child_ctx = ctx();
+      float* x = dx_allocf(cc, 4);
+      nnk_fill_args a = {x, 1.0f};
+      if (k < 2) dx_capture_begin(cc);
+      if (k != 1) dx_wait(cc, 1, 0);
+      dx_lane(cc, 1);
+      DX_RUN(cc, nnk_fill, a, 4);
+      if (k == 3) {
+        dx_lane(cc, 0);
+        dx_wait(cc, 0, 1);
+        dx_capture_begin(cc);
+        g_child_graph = dx_capture_end(cc);
+        dx_lane(cc, 1);
+        dx_graph_launch(cc, g_child_graph);
+      }
+      dx_lane(cc, 0);
+      if (k < 2) g_child_graph = dx_capture_end(cc);
+      else dx_sync(cc);
+      _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: status %d (expected exit 1)", what[k], st);
+  }
+  for (int E = 1; E <= 2; E++)
+    for (int shared = 0; shared < 2; shared++) mlp_case_lanes(E, 1, shared, 23, 1);
+}
+
 /* Graphs count dx-level ops, the same on both kinds; the CUDA node count is reported only. */
 static void test_graph_counts(void) {
   NEED_KIND();
@@ -684,6 +770,7 @@ GPU_TWIN(test_sort_select)
 GPU_TWIN(test_fault_report)
 GPU_TWIN(test_capture_rules)
 GPU_TWIN(test_graph_counts)
+GPU_TWIN(test_lanes)
 
 int main(int argc, char** argv) {
   if (argc == 3 && strcmp(argv[1], "--fault-child") == 0) return fault_child(argv[2]);
@@ -702,6 +789,7 @@ int main(int argc, char** argv) {
   RUN_KINDS(test_fault_report);
   RUN_KINDS(test_capture_rules);
   RUN_KINDS(test_graph_counts);
+  RUN_KINDS(test_lanes);
   dxt_destroy_all();
   return test_done();
 }

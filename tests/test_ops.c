@@ -701,26 +701,38 @@ static void setup_sack_sample(tcase* t, int s) {
   size_t rows = (size_t)P * B;
   sack_sample_args a = {F(t, rows * 2 * A, -25, 4), F(t, rows * O, -3, 3), F(t, rows * (O + A), 0, 0), F(t, rows, 0, 0),
                         R(t, 0, 1) ? F(t, rows * A, 0, 0) : NULL, U64(t, P * st, ~0ull), sac_runs(t, P), (uint64_t)R(t, 0, 1) * B * A,
-                        st, B, O, A};
+                        st, B, O, A, NULL, 0};
+  if (R(t, 0, 1)) { /* a head: the policy's output bias added first */
+    a.hps = 2 * A + R(t, 0, 5);
+    a.hb = F(t, (size_t)P * a.hps, -1, 1);
+  }
   ARGS(t, a, (long)rows);
-  SHAPE(t, "P %d B %d O %d A %d", P, B, O, A);
+  SHAPE(t, "P %d B %d O %d A %d head %d", P, B, O, A, a.hb != NULL);
 }
 SERIAL(sack_target, sack_target_args)
 static void setup_sack_target(tcase* t, int s) {
   int P = (int)R(t, 1, 3), B = s == 2 ? 5000 : (int)R(t, 1, 300);
   size_t rows = (size_t)P * B;
   sack_target_args a = {F(t, rows * 2, -10, 10), F(t, rows, -5, 5), F(t, rows, -1, 3), F(t, rows, 0, 1),
-                        F(t, P, -3, 1), sac_runs(t, P), F(t, rows, 0, 0), B};
+                        F(t, P, -3, 1), sac_runs(t, P), F(t, rows, 0, 0), B, NULL, 0};
+  if (R(t, 0, 1)) { /* a head: the twins' output biases added first */
+    a.hps = 2 + R(t, 0, 5);
+    a.hb = F(t, (size_t)P * a.hps, -1, 1);
+  }
   ARGS(t, a, (long)rows);
-  SHAPE(t, "P %d B %d", P, B);
+  SHAPE(t, "P %d B %d head %d", P, B, a.hb != NULL);
 }
 SERIAL(sack_critic_grad, sack_critic_grad_args)
 static void setup_sack_critic_grad(tcase* t, int s) {
   int P = (int)R(t, 1, 3), B = s == 2 ? 5000 : (int)R(t, 1, 300);
   sack_critic_grad_args a = {F(t, (size_t)P * 2 * B, -10, 10), F(t, (size_t)P * B, -10, 10), F(t, (size_t)P * 2 * B, 0, 0), B,
-                             1.0f / B};
+                             1.0f / B, NULL, 0};
+  if (R(t, 0, 1)) {
+    a.hps = 2 + R(t, 0, 5);
+    a.hb = F(t, (size_t)P * a.hps, -1, 1);
+  }
   ARGS(t, a, (long)P * 2 * B);
-  SHAPE(t, "P %d B %d", P, B);
+  SHAPE(t, "P %d B %d head %d", P, B, a.hb != NULL);
 }
 SERIAL(sack_pi_q_grad, sack_pi_q_grad_args)
 static void setup_sack_pi_q_grad(tcase* t, int s) {
@@ -728,18 +740,29 @@ static void setup_sack_pi_q_grad(tcase* t, int s) {
   float* qp = F(t, (size_t)P * 2 * B, -3, 3);
   for (int q = 0; q < P; q++)
     for (int b = 0; b < B; b += 3) qp[(size_t)q * 2 * B + B + b] = qp[(size_t)q * 2 * B + b]; /* exact ties */
-  sack_pi_q_grad_args a = {qp, F(t, (size_t)P * 2 * B, 0, 0), B, 1.0f / B};
+  sack_pi_q_grad_args a = {qp, F(t, (size_t)P * 2 * B, 0, 0), B, 1.0f / B, NULL, 0};
+  if (R(t, 0, 1)) { /* equal biases keep the ties exact */
+    a.hps = 2 + R(t, 0, 5);
+    float* hb = F(t, (size_t)P * a.hps, -1, 1);
+    for (int q = 0; q < P; q++) hb[(size_t)q * a.hps + 1] = hb[(size_t)q * a.hps];
+    a.hb = hb;
+  }
   ARGS(t, a, (long)P * B);
-  SHAPE(t, "P %d B %d", P, B);
+  SHAPE(t, "P %d B %d head %d", P, B, a.hb != NULL);
 }
 SERIAL(sack_pi_back, sack_pi_back_args)
 static void setup_sack_pi_back(tcase* t, int s) {
   int P = (int)R(t, 1, 3), B = s == 2 ? 2000 : (int)R(t, 1, 300), O = (int)R(t, 1, 17), A = (int)R(t, 1, 6), D = O + A;
   size_t rows = (size_t)P * B;
   sack_pi_back_args a = {F(t, rows * D, -1, 1), F(t, rows * D, -1, 1), F(t, rows * 2 * A, -25, 4), F(t, rows * A, -3, 3),
-                         F(t, P, -3, 1), F(t, rows * 2 * A, 0, 0), B, O, A, 1.0f / B};
+                         F(t, P, -3, 1), F(t, rows * 2 * A, 0, 0), B, O, A, 1.0f / B, NULL, 0};
+  if (R(t, 0, 1)) { /* the twins' input gradients summed here */
+    a.E = (int)R(t, 2, 3);
+    a.dxe = F(t, rows * a.E * D, -1, 1);
+    a.dxp = NULL;
+  }
   ARGS(t, a, (long)rows * A);
-  SHAPE(t, "P %d B %d O %d A %d", P, B, O, A);
+  SHAPE(t, "P %d B %d O %d A %d E %d", P, B, O, A, a.dxe ? a.E : 0);
 }
 SERIAL(sack_alpha_stats, sack_alpha_stats_args)
 static void setup_sack_alpha_stats(tcase* t, int s) {
@@ -761,9 +784,12 @@ SERIAL(sack_apply_tick, sack_apply_tick_args)
 static void setup_sack_apply_tick(tcase* t, int s) {
   (void)s;
   int P = (int)R(t, 1, 6);
-  sack_apply_tick_args a = {{adam_set(t, P, 1), adam_set(t, P, 1), adam_set(t, P, 1)}, R(t, 0, 1) ? I(t, P, 0, 1) : NULL, P};
-  ARGS(t, a, 3L * P);
-  SHAPE(t, "P %d", P);
+  const long st = R(t, 1, 3);
+  const int adv = (int)R(t, 0, 1); /* with the update counters (sacd_update_runs_advance) */
+  sack_apply_tick_args a = {{adam_set(t, P, 1), adam_set(t, P, 1), adam_set(t, P, 1)}, R(t, 0, 1) ? I(t, P, 0, 1) : NULL, P,
+                            adv ? U64(t, (size_t)P * st, ~0ull) : NULL, st};
+  ARGS(t, a, (adv ? 4L : 3L) * P);
+  SHAPE(t, "P %d counters %d", P, adv);
 }
 SERIAL(sack_apply, sack_apply_args)
 static void setup_sack_apply(tcase* t, int s) {

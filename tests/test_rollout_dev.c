@@ -238,6 +238,48 @@ static void test_rollout_matches_cpu(void) {
   free_fixture(&f);
 }
 
+/* The chunk rows of the model's forward change the results by rounding only: one rollout in chunks
+ * of 700, 2000 (one chunk) and the default, each on its own pool: the same sizes and done flags,
+ * stored rows within 1e-5 on both kinds. Not bit for bit on the host either: OpenBLAS rounds a row
+ * differently for another row count (measured ~1e-7), which is why the host emulation keeps its
+ * chunk (ROLLOUTD_CHUNK_HOST) while a GPU takes the L2-sized one. */
+static void test_rollout_chunks(void) {
+  NEED_KIND();
+  fixture f = make_fixture();
+  const int B = 2000, K = 3, chunks[3] = {700, BMAX, rolloutd_chunk_rows(ctx())};
+  const rng_key key = {78, RNG_ROLLOUT};
+  pool* got[3];
+  for (int i = 0; i < 3; i++) {
+    rollout_dev* rd = rolloutd_create_runs(ctx(), &f.m->net, &f.ag->pi, OD, AD, 1, BMAX, TERM_HOPPER, chunks[i]);
+    pool_dev* dmp = poold_create(ctx(), OD, AD, (long)B * K);
+    rollout_stats ds;
+    CHECK(rolloutd_run(rd, &f.dm, &f.ag->pi, f.dpi, f.dreal, dmp, B, K, key, 9, &ds) == 0, "chunk %d: failed",
+          chunks[i]);
+    got[i] = pool_create(OD, AD, 1);
+    poold_download(ctx(), dmp, got[i]);
+    poold_free(ctx(), dmp);
+    rolloutd_free(rd);
+  }
+  for (int i = 1; i < 3; i++) {
+    const pool *a = got[0], *b = got[i];
+    CHECK(a->size == b->size && a->next == b->next && a->size > 0, "chunk %d: size %ld next %ld, chunk 700: %ld %ld",
+          chunks[i], b->size, b->next, a->size, a->next);
+    if (a->size != b->size) continue;
+    const size_t n = (size_t)a->size;
+    const float* xa[4] = {a->obs, a->act, a->rew, a->next_obs};
+    const float* xb[4] = {b->obs, b->act, b->rew, b->next_obs};
+    const size_t w[4] = {OD, AD, 1, OD};
+    for (int k = 0; k < 4; k++) {
+      double e = rel_err(xb[k], xa[k], n * w[k]);
+      CHECK(e <= 1e-5, "chunk %d vs 700: array %d differs (rel err %.3g)", chunks[i], k, e);
+      if (getenv("TEST_VERBOSE") || g_kind == DX_CUDA) printf("    chunk %d vs 700, array %d: rel err %.3g\n", chunks[i], k, e);
+    }
+    CHECK(!memcmp(a->done, b->done, n * sizeof(float)), "chunk %d vs 700: done flags differ", chunks[i]);
+  }
+  for (int i = 0; i < 3; i++) pool_free(got[i]);
+  free_fixture(&f);
+}
+
 static void test_rollout_edges(void) {
   NEED_KIND();
   fixture f = make_fixture();
@@ -408,10 +450,12 @@ static void test_rollout_runs(void) {
 GPU_TWIN(test_rollout_matches_cpu)
 GPU_TWIN(test_rollout_edges)
 GPU_TWIN(test_rollout_runs)
+GPU_TWIN(test_rollout_chunks)
 
 int main(void) {
   RUN_KINDS(test_rollout_matches_cpu);
   RUN_KINDS(test_rollout_edges);
+  RUN_KINDS(test_rollout_chunks);
   RUN_KINDS(test_rollout_runs);
   fprintf(stderr, "largest relative errors: obs %.3g act %.3g rew %.3g next_obs %.3g; smallest margin "
           "to a threshold %.3g; done fraction %.3f..%.3f\n", g_worst[0], g_worst[1], g_worst[2],

@@ -31,6 +31,13 @@
  *   one launch per op for all runs: the dx-level ops of a captured update (dx_graph_ops) are the
  *     same at P = 1, 2 and 6, on both kinds; the CUDA node count (cuBLAS adds nodes of its own that
  *     change with the batch count) is printed, not compared.
+ * Lanes (dx.h): one captured update's dependency graph has a critical path of at most 27 ops of its
+ *   62 (target path, critics and policy side by side; weight GEMMs beside the input-gradient
+ *   chains), at P = 1 and P = 6; and two updates captured and replayed in the two other orders
+ *   their dependencies allow (dx_reorder 1, 2: lower or higher lanes first), advancing the update
+ *   counter inside the update (sacd_update_runs_advance), give the same bits as program order with
+ *   nnd_ctr_add on the host (a missing wait shows there) and the same values within 1e-2 on a GPU
+ *   (where the lanes do run side by side).
  * The host emulation performs the CPU agent's operations in its order and measures exactly equal
  * (0 error) on every state buffer on this machine; only the statistics differ (~5e-8, float
  * storage). The GPU tolerances are set from the arithmetic (libm ulps, FMA contraction, cuBLAS
@@ -628,6 +635,111 @@ static void test_update_runs_ops(void) {
   sac_free(h);
 }
 
+/* ---- lanes --------------------------------------------------------------------------------- */
+
+/* The critical path of one captured update, at P = 1 and 6. */
+static void test_update_critical_path(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  sac* h = make_agent(5, 0);
+  const sac* hosts[6] = {h, h, h, h, h, h};
+  const int Ps[2] = {1, 6};
+  for (int i = 0; i < 2; i++) {
+    const int P = Ps[i];
+    const size_t R = (size_t)P;
+    sac_dev* d = sacd_create_runs(c, hosts, P, 1);
+    float* obs = dx_allocf(c, R * NB * O);
+    float* next = dx_allocf(c, R * NB * O);
+    float* act = dx_allocf(c, R * NB * A);
+    float* rew = dx_allocf(c, R * NB);
+    float* done = dx_allocf(c, R * NB);
+    float* stats = dx_allocf(c, R * SACD_NSTATS);
+    uint64_t* ctr = dx_alloc(c, R * sizeof(uint64_t));
+    dx_capture_begin(c);
+    sacd_update_runs(d, obs, act, rew, next, done, NB, ctr, 1, NULL, stats);
+    dx_graph* g = dx_capture_end(c);
+    const long ops = dx_graph_ops(g), crit = dx_graph_critical_path(g);
+    printf("  one captured update (%s, P = %d): %ld ops, critical path %ld\n", g_kind == DX_CUDA ? "cuda" : "host",
+           P, ops, crit);
+    CHECK(crit <= 27 && crit < ops, "P = %d: critical path %ld of %ld ops (at most 27)", P, crit, ops);
+    CHECK(dx_lane_get(c) == 0, "the update returned on lane %d", dx_lane_get(c));
+    dx_graph_free(c, g);
+    void* bufs[] = {obs, next, act, rew, done, stats, ctr};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) dx_free(c, bufs[k]);
+    sacd_free(d);
+  }
+  sac_free(h);
+}
+
+/* Two updates captured, replayed twice in program order and in the two other orders the lanes
+ * allow: the same state and statistics; the program-order graph advances the update counter with
+ * nnd_ctr_add after each update, the others inside it (sacd_update_runs_advance). */
+static void test_update_reorder(void) {
+  NEED_KIND();
+  dx_ctx* c = ctx();
+  sac* ref = make_agent(34, 0);
+  static batch b[2];
+  dbatch db[2];
+  for (int g = 0; g < 2; g++) {
+    make_batch(&b[g], 40 + (uint32_t)g);
+    db[g] = upload_batch(&b[g]);
+  }
+  sac* got[3];
+  float st[3][2 * SACD_NSTATS];
+  for (int mode = 0; mode < 3; mode++) {
+    sac_dev* d = sacd_create(c, ref, 1);
+    const uint64_t k0 = 900;
+    uint64_t* ctr = up_bytes(&k0, sizeof k0);
+    float* dstats = dx_allocf(c, 2 * SACD_NSTATS);
+    dx_capture_begin(c);
+    for (int g = 0; g < 2; g++) {
+      float* st_g = dstats + g * SACD_NSTATS;
+      if (mode == 0) { /* the counter advanced by its own op after the update */
+        sacd_update(d, db[g].obs, db[g].act, db[g].rew, db[g].next, db[g].done, NB, ctr, st_g);
+        nnd_ctr_add(c, ctr, 1);
+      } else { /* ... or inside it */
+        sacd_update_runs_advance(d, db[g].obs, db[g].act, db[g].rew, db[g].next, db[g].done, NB, ctr, 1, NULL, st_g);
+      }
+    }
+    dx_graph* graph = dx_capture_end(c);
+    dx_reorder(c, mode);
+    for (int r = 0; r < 2; r++) dx_graph_launch(c, graph);
+    dx_reorder(c, 0);
+    dx_sync(c);
+    uint64_t k = 0;
+    down_into(&k, ctr, sizeof k);
+    CHECK(k == k0 + 4, "order %d: counter %llu, expected %llu", mode, (unsigned long long)k, (unsigned long long)(k0 + 4));
+    got[mode] = blank_agent();
+    sacd_download(d, got[mode]);
+    down_into(st[mode], dstats, sizeof st[mode]);
+    dx_graph_free(c, graph);
+    dx_free(c, ctr);
+    dx_free(c, dstats);
+    sacd_free(d);
+  }
+  float* s0 = snapshot(got[0]);
+  sac_tensor t[SAC_NTENSORS];
+  sac_tensors(got[0], t);
+  size_t n = 0;
+  for (int i = 0; i < SAC_NTENSORS; i++) n += t[i].n;
+  for (int mode = 1; mode < 3; mode++) {
+    float* sm = snapshot(got[mode]);
+    if (g_kind == DX_HOST) {
+      CHECK(!memcmp(sm, s0, n * sizeof(float)), "replayed in order %d: the agent differs from program order", mode);
+      CHECK(!memcmp(st[mode], st[0], sizeof st[0]), "replayed in order %d: the statistics differ", mode);
+    } else {
+      double e = rel_err(sm, s0, n);
+      CHECK(e <= 1e-2, "replayed in order %d: rel err %.3g", mode, e);
+    }
+    free(sm);
+    sac_free(got[mode]);
+  }
+  free(s0);
+  sac_free(got[0]);
+  for (int g = 0; g < 2; g++) free_dbatch(&db[g]);
+  sac_free(ref);
+}
+
 int main(void) {
   const int kinds[2] = {DX_HOST, DX_CUDA};
   for (int i = 0; i < 2; i++) {
@@ -642,6 +754,8 @@ int main(void) {
     RUN(test_update_runs_stride2);
     RUN(test_act_runs);
     RUN(test_update_runs_ops);
+    RUN(test_update_critical_path);
+    RUN(test_update_reorder);
   }
   dxt_destroy_all();
   return test_done();

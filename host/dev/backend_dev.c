@@ -183,9 +183,8 @@ static void enq_act_outputs(struct dev_backend* pd, int with_stats) {
 static void enq_update(struct dev_backend* pd) {
   poold_sample_gather_runs(pd->c, pd->srcs, pd->P, pd->upd, 1, pd->B, pd->od, pd->ad, pd->bobs, pd->bact,
                            pd->brew, pd->bnext, pd->bdone);
-  sacd_update_runs(pd->agent, pd->bobs, pd->bact, pd->brew, pd->bnext, pd->bdone, pd->B, pd->upd, 1, pd->active,
-                   pd->stats);
-  nnd_ctr_add_runs(pd->c, pd->upd, pd->P, 1, pd->active);
+  sacd_update_runs_advance(pd->agent, pd->bobs, pd->bact, pd->brew, pd->bnext, pd->bdone, pd->B, pd->upd, 1,
+                           pd->active, pd->stats); /* the counter advanced inside */
 }
 
 /* Run q's minibatch sources from its pools as they are now. */
@@ -244,7 +243,7 @@ static void pdev_create(struct dev_backend* pd, mbpo_state* const* runs, int P, 
   }
   pd->agent = sacd_create_runs(pd->c, hosts, P, 1);
   pd->ro = rolloutd_create_runs(pd->c, &s0->model->net, &s0->agent->pi, pd->od, pd->ad, P, (int)c0->rollout_batch,
-                                s0->task->term, ROLLOUTD_CHUNK);
+                                s0->task->term, rolloutd_chunk_rows(pd->c));
   pd->jobs = calloc((size_t)P, sizeof *pd->jobs);
   pd->fits = calloc((size_t)P, sizeof *pd->fits);
   if (!pd->jobs || !pd->fits) mbpo_fatal("out of memory");

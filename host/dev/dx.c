@@ -22,7 +22,10 @@
 #include <string.h>
 
 #include "dx_cuda.h"
+#include "dx_graph.h"
 #include "log.h"
+
+_Static_assert(DX_LANES == DXC_LANES, "dx.h and dx_cuda.h disagree on the lanes");
 
 /* What an op is, for error messages: a kind of op, a name and up to four sizes. */
 typedef struct dx_opdesc {
@@ -39,6 +42,8 @@ typedef struct dx_rec {
   void* blob;
   dx_opdesc d;
   int phase;             /* a list graph's record: its phase at capture (index into phases) */
+  int lane;              /* the lane it was enqueued on */
+  dxg_deps deps;         /* a list graph's record: the records it depends on (dx_graph.h) */
 } dx_rec;
 
 struct dx_graph {
@@ -47,6 +52,7 @@ struct dx_graph {
   void* cuda;            /* cudaGraphExec_t */
   long nodes;            /* CUDA: the graph's nodes (cudaGraphGetNodes); a list: its ops */
   long ops;              /* dx-level ops recorded */
+  long crit;             /* its critical path (dx_graph.h), in dx-level ops */
   dx_rec* recs;
   int n, cap;
   char label[DX_PHASE_MAX]; /* the phase at capture */
@@ -71,7 +77,14 @@ struct dx_ctx {
   int graph_i;
   char last_graph[DX_PHASE_MAX]; /* label of the last graph launched */
   char fault[256];       /* a pending fault (injected: MBPO_DX_FAIL), reported at the next check */
+  int lane;              /* the current lane (dx_lane) */
+  int reorder;           /* host: replay list graphs in another valid order (dx_reorder) */
+  dxg dep;               /* the lanes' dependencies (dx_graph.h) */
 };
+
+/* Captures ended (and CUDA graphs instantiated) by the process, for dx_captures_total; ops
+ * enqueued (run or recorded), for dx_ops_total. */
+static long g_captures, g_ops;
 
 /* CUDA contexts of a population are driven by several host threads. A capture (one thread, its
  * own stream, thread-local capture mode) and the allocations and frees of the other threads
@@ -174,9 +187,15 @@ static int inject_hit(const dx_opdesc* d) {
   return __atomic_sub_fetch(&left, 1, __ATOMIC_RELAXED) == 0;
 }
 
-/* Run one record now: the op, then under MBPO_DX_SYNC=1 a sync and a check. */
-static void run_rec(dx_ctx* c, rec_fn fn, const void* blob, const dx_opdesc* d) {
+/* Run one record now, on its lane: the op, then under MBPO_DX_SYNC=1 a sync and a check (the
+ * debug mode puts every op on lane 0, in program order). */
+static void run_rec(dx_ctx* c, rec_fn fn, const void* blob, const dx_opdesc* d, int lane) {
   c->cur = *d;
+#ifdef MBPO_CUDA
+  if (IS_CUDA(c)) dxc_lane(c->cuda, c->syncmode ? 0 : lane);
+#else
+  (void)lane;
+#endif
   if (inject_hit(d)) {
     if (!c->fault[0]) snprintf(c->fault, sizeof c->fault, "injected fault (MBPO_DX_FAIL=%s)", getenv("MBPO_DX_FAIL"));
   } else {
@@ -206,6 +225,8 @@ dx_ctx* dx_create(int kind) {
     mbpo_fatal("dx_create: unknown kind %d", kind);
   } else {
     c->defer = env_on("MBPO_DX_DEFER");
+    const char* r = getenv("MBPO_DX_REORDER");
+    c->reorder = r ? atoi(r) : 0;
   }
   return c;
 }
@@ -224,6 +245,7 @@ void dx_destroy(dx_ctx* c) {
   CUDA_UNLOCK(c);
 #endif
   free(c->sort_tmp);
+  dxg_free(&c->dep);
   free(c);
 }
 
@@ -271,7 +293,8 @@ void dx_phase_sub(dx_ctx* c, const char* outer, const char* fmt, ...) {
  * is copied when it is enqueued, as cudaMemcpyAsync stages it. The device-path tests run under it
  * too (tests/run.sh). */
 
-static void rec_append(dx_graph* g, rec_fn fn, const void* blob, size_t size, const dx_opdesc* d) {
+static void rec_append(dx_graph* g, rec_fn fn, const void* blob, size_t size, const dx_opdesc* d, int lane,
+                       const dxg_deps* deps) {
   if (g->n == g->cap) {
     g->cap = g->cap ? 2 * g->cap : 64;
     g->recs = realloc(g->recs, (size_t)g->cap * sizeof *g->recs);
@@ -280,7 +303,9 @@ static void rec_append(dx_graph* g, rec_fn fn, const void* blob, size_t size, co
   void* b = malloc(size);
   if (!b) mbpo_fatal("out of memory");
   memcpy(b, blob, size);
-  g->recs[g->n++] = (dx_rec){fn, b, *d, -1};
+  g->recs[g->n] = (dx_rec){fn, b, *d, -1, lane, {{-1, -1, -1, -1}}};
+  if (deps) g->recs[g->n].deps = *deps;
+  g->n++;
 }
 
 /* A captured record keeps the phase it was captured in (the program's step inside the graph). */
@@ -293,32 +318,40 @@ static void rec_phase(dx_graph* g, const char* phase) {
   g->recs[g->n - 1].phase = g->nphase - 1;
 }
 
-/* MBPO_DX_TRACE=1: every op recorded into a graph is listed on stderr (name, size), on both kinds,
- * to see what a captured phase launches and what fusing would save. */
-static void trace(const dx_ctx* c, const dx_opdesc* d) {
+/* MBPO_DX_TRACE=1: every op recorded into a graph is listed on stderr (lane, depth, name, size),
+ * and each graph's op count and critical path at its end, on both kinds: what a captured phase
+ * launches, what fusing would save and what runs side by side. */
+static int trace_on(void) {
   static int on = -1;
   if (on < 0) on = env_on("MBPO_DX_TRACE");
-  if (on && c->capturing) {
+  return on;
+}
+
+static void trace(const dx_ctx* c, const dx_opdesc* d, long depth) {
+  if (trace_on() && c->capturing) {
     char b[200];
     desc_fmt(b, sizeof b, d);
-    fprintf(stderr, "dx trace: %s\n", b);
+    fprintf(stderr, "dx trace: [lane %d, depth %ld] %s\n", c->lane, depth, b);
   }
 }
 
 /* Enqueue one op: record it (capture on the host, or any capture under MBPO_DX_SYNC=1), queue it
  * (deferred host), or run it (into the CUDA stream or its capture, or on the host at once). */
 static void submit(dx_ctx* c, rec_fn fn, const void* blob, size_t size, dx_opdesc d) {
-  trace(c, &d);
+  dxg_deps deps;
+  const long depth = dxg_op(&c->dep, c->lane, &deps, c->phase);
+  __atomic_add_fetch(&g_ops, 1, __ATOMIC_RELAXED);
+  trace(c, &d, depth);
   if (c->capturing && (!IS_CUDA(c) || c->syncmode)) {
-    rec_append(c->rec, fn, blob, size, &d);
+    rec_append(c->rec, fn, blob, size, &d, c->lane, &deps);
     rec_phase(c->rec, c->phase);
     c->rec->ops++;
   } else if (c->defer && !c->capturing) {
     if (!c->pending && !(c->pending = calloc(1, sizeof *c->pending))) mbpo_fatal("out of memory");
-    rec_append(c->pending, fn, blob, size, &d);
+    rec_append(c->pending, fn, blob, size, &d, c->lane, NULL);
   } else {
     if (c->capturing) c->cap_ops++;
-    run_rec(c, fn, blob, &d);
+    run_rec(c, fn, blob, &d, c->lane);
   }
 }
 
@@ -328,7 +361,7 @@ static void host_flush(dx_ctx* c) {
   if (!q || c->kind != DX_HOST) return;
   /* an op may not enqueue more, but keep the loop safe if one did */
   for (int i = 0; i < q->n; i++) {
-    run_rec(c, q->recs[i].fn, q->recs[i].blob, &q->recs[i].d);
+    run_rec(c, q->recs[i].fn, q->recs[i].blob, &q->recs[i].d, q->recs[i].lane);
     free(q->recs[i].blob);
   }
   q->n = 0;
@@ -496,10 +529,18 @@ static int is_pinned(const dx_ctx* c, const void* p, size_t n) {
   return r;
 }
 
+/* A call that waits for the device needs every lane joined into lane 0 (dx.h): on a GPU it waits
+ * for lane 0's stream only. */
+static void need_joined(dx_ctx* c, const char* what) {
+  if (c->lane != 0) mbpo_fatal("%s: %s on lane %d (lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", what, c->lane);
+  if (!c->capturing) dxg_need_joined(&c->dep, what, c->phase);
+}
+
 static void copy_any(dx_ctx* c, void* dst, const void* src, size_t bytes, int dir) {
   const dx_opdesc d = {"copy", dir_name(dir), {(long)bytes}};
   const void* host = dir == DXC_H2D ? src : dir == DXC_D2H ? (const void*)dst : NULL;
   copy_blob b = {dst, src, bytes, dir};
+  if (dir == DXC_D2H && !c->capturing && host && !is_pinned(c, host, bytes)) need_joined(c, "a download into pageable memory");
   if (IS_CUDA(c) && !(c->syncmode && c->capturing)) { /* kernels/dx.cu checks the capture rules */
     submit(c, copy_fn, &b, sizeof b, d);
     return;
@@ -511,8 +552,10 @@ static void copy_any(dx_ctx* c, void* dst, const void* src, size_t bytes, int di
                dir == DXC_H2D ? "host-to-device" : "device-to-host", bytes);
   if (c->defer && !c->capturing && host && bytes) {
     if (dir == DXC_D2H && !pinned) { /* waits: everything before it has run */
+      need_joined(c, "a download into pageable memory");
       host_flush(c);
-      run_rec(c, copy_fn, &b, &d);
+      dxg_op(&c->dep, c->lane, NULL, c->phase);
+      run_rec(c, copy_fn, &b, &d, c->lane);
       return;
     }
     if (dir == DXC_D2H) memset(dst, 0xff, bytes); /* undefined until the sync: NaN, -1 */
@@ -541,15 +584,44 @@ void dx_zero(dx_ctx* c, void* dst, size_t bytes) {
 
 void dx_sync(dx_ctx* c) {
   if (c->capturing) mbpo_fatal("%s: dx_sync inside a capture", c->phase[0] ? c->phase : "no phase (dx_phase)");
+  need_joined(c, "dx_sync");
+  dxg_reset(&c->dep);
   if (!IS_CUDA(c)) host_flush(c);
   c->cur = (dx_opdesc){"sync", NULL, {0}};
   dx_check(c, IS_CUDA(c) ? "at dx_sync" : "host check at dx_sync");
 }
 
+/* ---- lanes ---- */
+
+void dx_wait(dx_ctx* c, int dst, int src) {
+  if (dst == src) return;
+  dxg_wait(&c->dep, dst, src, c->phase);
+  /* the host runs in program order; the debug mode runs every op on lane 0 */
+  if (IS_CUDA(c) && !c->syncmode) {
+    c->cur = (dx_opdesc){"wait", NULL, {dst, src}};
+    CUDA_ONLY(dxc_wait(c->cuda, dst, src));
+  }
+}
+
+void dx_lane(dx_ctx* c, int l) {
+  if (l < 0 || l >= DX_LANES) mbpo_fatal("%s: dx_lane %d (lanes 0..%d)", c->phase[0] ? c->phase : "no phase (dx_phase)", l, DX_LANES - 1);
+  c->lane = l;
+}
+
+int dx_lane_get(const dx_ctx* c) { return c->lane; }
+
+void dx_reorder(dx_ctx* c, int mode) { c->reorder = mode; }
+
+long dx_ops_total(void) { return __atomic_load_n(&g_ops, __ATOMIC_RELAXED); }
+
+long dx_captures_total(void) { return __atomic_load_n(&g_captures, __ATOMIC_RELAXED); }
+
 /* ---- capture ---- */
 
 void dx_capture_begin(dx_ctx* c) {
   if (c->capturing) mbpo_fatal("dx_capture_begin: already capturing");
+  if (c->lane != 0) mbpo_fatal("%s: dx_capture_begin on lane %d (lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
+  dxg_begin(&c->dep, c->phase);
   c->capturing = 1;
   c->cap_ops = 0;
   if (IS_CUDA(c) && !c->syncmode) {
@@ -565,23 +637,51 @@ void dx_capture_begin(dx_ctx* c) {
   snprintf(c->rec->label, sizeof c->rec->label, "%s", c->phase);
 }
 
+/* MBPO_DX_TRACE=1: a graph's size and critical path. */
+static dx_graph* captured(dx_graph* g) {
+  __atomic_add_fetch(&g_captures, 1, __ATOMIC_RELAXED);
+  if (trace_on())
+    fprintf(stderr, "dx trace: graph \"%s\": %ld ops, critical path %ld\n", g->label[0] ? g->label : "no phase",
+            g->ops, g->crit);
+  return g;
+}
+
 dx_graph* dx_capture_end(dx_ctx* c) {
   if (!c->capturing) mbpo_fatal("dx_capture_end without dx_capture_begin");
+  if (c->lane != 0) mbpo_fatal("%s: dx_capture_end on lane %d (lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
+  dxg_end(&c->dep, c->phase); /* fatal unless every lane is joined: CUDA's capture would fail */
+  const long crit = c->dep.crit;
+  dxg_reset(&c->dep);
   c->capturing = 0;
   if (IS_CUDA(c) && !c->syncmode) {
     dx_graph* g = calloc(1, sizeof *g);
     if (!g) mbpo_fatal("out of memory");
     g->kind = DX_CUDA;
     g->ops = c->cap_ops;
+    g->crit = crit;
     snprintf(g->label, sizeof g->label, "%s", c->phase);
     CUDA_ONLY(g->cuda = dxc_capture_end(c->cuda, &g->nodes));
     CUDA_UNLOCK(c);
-    return g;
+    return captured(g);
   }
   dx_graph* g = c->rec;
   c->rec = NULL;
   g->nodes = g->n;
-  return g;
+  g->crit = crit;
+  return captured(g);
+}
+
+/* The order a list graph replays in (dx_reorder, host): dxg_order over its records' lanes and
+ * dependencies. */
+static int* replay_order(const dx_graph* g, int mode) {
+  int* lanes = malloc((size_t)(g->n ? g->n : 1) * sizeof *lanes);
+  dxg_deps* deps = malloc((size_t)(g->n ? g->n : 1) * sizeof *deps);
+  if (!lanes || !deps) mbpo_fatal("out of memory");
+  for (int i = 0; i < g->n; i++) lanes[i] = g->recs[i].lane, deps[i] = g->recs[i].deps;
+  int* order = dxg_order(g->n, lanes, deps, mode, g->label);
+  free(lanes);
+  free(deps);
+  return order;
 }
 
 /* Replay a list graph op by op (each checked under MBPO_DX_SYNC=1, naming its place in the graph). */
@@ -590,16 +690,21 @@ static void launch_fn(dx_ctx* c, const void* b) {
   const dx_graph* outer = c->in_graph;
   const int outer_i = c->graph_i;
   c->in_graph = g;
-  for (int i = 0; i < g->n; i++) {
+  int* order = !IS_CUDA(c) && c->reorder ? replay_order(g, c->reorder) : NULL;
+  for (int m = 0; m < g->n; m++) {
+    const int i = order ? order[m] : m;
     c->graph_i = i;
-    run_rec(c, g->recs[i].fn, g->recs[i].blob, &g->recs[i].d);
+    run_rec(c, g->recs[i].fn, g->recs[i].blob, &g->recs[i].d, g->recs[i].lane);
   }
+  free(order);
   c->in_graph = outer;
   c->graph_i = outer_i;
 }
 
 void dx_graph_launch(dx_ctx* c, dx_graph* g) {
   if (c->capturing) mbpo_fatal("dx_graph_launch inside a capture");
+  if (c->lane != 0) mbpo_fatal("%s: dx_graph_launch on lane %d (lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
+  dxg_op(&c->dep, 0, NULL, c->phase);
   snprintf(c->last_graph, sizeof c->last_graph, "%s", g->label[0] ? g->label : "no phase");
   if (!g->list) {
     c->cur = (dx_opdesc){"graph", NULL, {g->nodes}};
@@ -608,13 +713,15 @@ void dx_graph_launch(dx_ctx* c, dx_graph* g) {
   }
   if (c->defer) { /* the launch waits in the queue like any op */
     if (!c->pending && !(c->pending = calloc(1, sizeof *c->pending))) mbpo_fatal("out of memory");
-    rec_append(c->pending, launch_fn, &g, sizeof g, &(dx_opdesc){"graph", NULL, {g->n}});
+    rec_append(c->pending, launch_fn, &g, sizeof g, &(dx_opdesc){"graph", NULL, {g->n}}, 0, NULL);
     return;
   }
   launch_fn(c, &g);
 }
 
 long dx_graph_ops(const dx_graph* g) { return g->ops; }
+
+long dx_graph_critical_path(const dx_graph* g) { return g->crit; }
 
 long dx_graph_nodes(const dx_graph* g) { return g->nodes; }
 
@@ -838,6 +945,7 @@ void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const
   if (n <= 0) return;
   check_items("dx_sort_pairs", n);
   if (n > c->sort_cap) mbpo_fatal("dx_sort_pairs: %ld items, %ld reserved", n, c->sort_cap);
+  if (c->lane != 0) mbpo_fatal("%s: dx_sort_pairs on lane %d (one workspace: lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
   sort_blob b = {keys_in, keys_out, vals_in, vals_out, n, c->sort_tmp};
   submit(c, sort_fn, &b, sizeof b, (dx_opdesc){"sort", NULL, {n}});
 }
@@ -865,6 +973,7 @@ static void select_fn(dx_ctx* c, const void* p) {
 void dx_select_flagged(dx_ctx* c, const int* in, const uint8_t* flag, int* out, int* count, long n) {
   check_items("dx_select_flagged", n);
   if (n > c->select_cap) mbpo_fatal("dx_select_flagged: %ld items, %ld reserved", n, c->select_cap);
+  if (c->lane != 0) mbpo_fatal("%s: dx_select_flagged on lane %d (one workspace: lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
   select_blob b = {in, flag, out, count, n};
   submit(c, select_fn, &b, sizeof b, (dx_opdesc){"select", NULL, {n}});
 }

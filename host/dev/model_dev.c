@@ -36,6 +36,7 @@ void modeld_ws_alloc(dx_ctx* c, const model_dev* d, int P, int Bt, modeld_ws* w)
   w->Bt = Bt;
   w->cache = nnd_cache_alloc_runs(c, &d->net, P, Bt);
   w->cache->ps = (long)d->nparams;
+  w->cache->dw_lane = 1; /* the backward's weight GEMMs beside its input-gradient chain (nn_dev.h) */
   const size_t EB = (size_t)P * E * Bt;
   w->out = dx_allocf(c, EB * 2 * D);
   w->dout = dx_allocf(c, EB * 2 * D);

@@ -80,8 +80,9 @@ void nnd_cache_free(dx_ctx* c, nnd_cache* k) {
 /* The layers' GEMMs over [P][E]: a member's weights lie din * dout apart inside a run's vector and
  * the runs' vectors k->ps apart; activations [P][E][B][d]; a shared input [P][B][d] (member
  * stride 0). */
-void nnd_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x,
-                 int shared_input, nnd_cache* k, float* y) {
+/* head: the last layer's bias is left to the output's reader (nnd_forward_head) */
+static void forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x, int shared_input,
+                    nnd_cache* k, float* y, int head) {
   if (B > k->Bmax) mbpo_fatal("nnd_forward: %d rows exceed the cache's %d", B, k->Bmax);
   const int L = net->nlayers, E = net->E, R = k->P;
   const long ps = k->ps;
@@ -98,23 +99,47 @@ void nnd_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const floa
     float* act = l == L - 1 ? NULL : k->fwd_only ? out : k->a[l + 1];
     dx_gemm2(c, 0, 0, B, dout, din, 1.0f, in, din, so_in, si_in, P + net->w_off[l], dout, ps,
              (long)din * dout, 0.0f, out, dout, (long)E * B * dout, (long)B * dout, R, E);
+    if (head && l == L - 1) break;
     nnk_bias_act_args a = {out, act, P + net->b_off[l], B, dout,
                            l == L - 1 ? NNK_LINEAR : net->act, E, ps};
     DX_RUN(c, nnk_bias_act, a, (long)R * E * B * dout);
   }
 }
 
-/* accumulate: the parameter gradients are added to grads (1) or overwrite them (0) */
+void nnd_forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x, int shared_input,
+                 nnd_cache* k, float* y) {
+  forward(c, net, P, B, x, shared_input, k, y, 0);
+}
+
+void nnd_forward_head(dx_ctx* c, const nn_mlp* net, const float* P, int B, const float* x, int shared_input,
+                      nnd_cache* k, float* y) {
+  forward(c, net, P, B, x, shared_input, k, y, 1);
+}
+
+/* accumulate: the parameter gradients are added to grads (1) or overwrite them (0).
+ *
+ * Lanes: with k->dw_lane set (not the current lane) and grads wanted, each layer's weight-gradient
+ * GEMM (and the top layer's bias column sum) goes onto that lane, beside the chain of input
+ * gradients on the current one. The side lane waits for the dz it reads; layer l's input gradient,
+ * written to buf[l & 1], waits for the weight GEMM of layer l + 1, which read that buffer as its
+ * dz (from layer l + 2 down: the top layer's dz is dy); the current lane joins the side lane at
+ * the end, so the caller sees every gradient. */
 static void backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,
-                     float* grads, float* dx, int accumulate) {
+                     float* grads, float* dx, int accumulate, int members) {
   const int L = net->nlayers, E = net->E, B = k->B, R = k->P;
   const long ps = k->ps;
   if (!k->x) mbpo_fatal("nnd_backward without a forward");
   if (k->fwd_only) mbpo_fatal("nnd_backward on a forward-only cache");
+  const int main_lane = dx_lane_get(c), side = grads && k->dw_lane != main_lane ? k->dw_lane : -1;
   const float* dz = dy;
   int have_db = 0; /* the bias gradient of layer l was summed with the activation's backward */
   for (int l = L - 1; l >= 0; l--) {
     const int din = net->dims[l], dout = net->dims[l + 1];
+    if (side >= 0) {
+      if (l > 0 && l + 2 < L) dx_wait(c, main_lane, side); /* before this layer's dz is issued: the WAR above */
+      dx_wait(c, side, main_lane); /* dz is ready on the main lane */
+      dx_lane(c, side);
+    }
     if (grads) {
       const float* in = l > 0 ? k->a[l] : k->x;
       int shared = l == 0 && k->shared_input;
@@ -126,6 +151,7 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k,
         DX_RUN(c, nnk_colsum, cs, (long)R * E * dout);
       }
     }
+    if (side >= 0) dx_lane(c, main_lane);
     if (l == 0 && !dx) break;
     float* out = l > 0 ? k->buf[l & 1] : (k->shared_input && E > 1 ? k->dxe : dx);
     dx_gemm2(c, 0, 1, B, din, dout, 1.0f, dz, dout, (long)E * B * dout, (long)B * dout, P + net->w_off[l],
@@ -137,22 +163,29 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k,
     } else if (l > 0) {
       nnk_act_back_args ab = {out, k->z[l - 1], net->act};
       DX_RUN(c, nnk_act_back, ab, (long)R * E * B * din);
-    } else if (k->shared_input && E > 1) {
+    } else if (k->shared_input && E > 1 && !members) {
       nnk_sum_members_args sm = {k->dxe, dx, E, (long)B * din};
       DX_RUN(c, nnk_sum_members, sm, (long)R * B * din);
     }
     dz = out;
   }
+  if (side >= 0) dx_wait(c, main_lane, side);
 }
 
 void nnd_backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,
                   float* grads, float* dx) {
-  backward(c, net, P, k, dy, grads, dx, 1);
+  backward(c, net, P, k, dy, grads, dx, 1, 0);
+}
+
+void nnd_backward_members(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,
+                          float* grads) {
+  if (!k->shared_input || net->E < 2) mbpo_fatal("nnd_backward_members: needs a shared input and E > 1 (E %d)", net->E);
+  backward(c, net, P, k, dy, grads, k->dxe, 1, 1);
 }
 
 void nnd_backward_set(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k, const float* dy,
                       float* grads, float* dx) {
-  backward(c, net, P, k, dy, grads, dx, 0);
+  backward(c, net, P, k, dy, grads, dx, 0, 0);
 }
 
 nnd_adam* nnd_adam_alloc_runs(dx_ctx* c, size_t n, int P, const float* lrs) {

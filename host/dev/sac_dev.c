@@ -6,12 +6,24 @@
  *   3. critics at [s, a] (q_c) -> sack_critic_grad: dq -> backward into q_g
  *   4. policy at s (pi_c) -> sack_sample: x_sp = [s, a~], log pi, eps         (idx0 = B A)
  *   5. critics at x_sp (qp_c, its own forward cache) -> sack_pi_q_grad -> backward with
- *      grads = NULL into the input gradient dxp
- *   6. sack_pi_back: dxp's action columns through tanh and the clip -> dpi -> backward into pi_g
+ *      grads = NULL into the twins' input gradients (qp_c's dxe)
+ *   6. sack_pi_back: their sum's action columns through tanh and the clip -> dpi -> backward
+ *      into pi_g
  *   7. sack_alpha_stats: log_alpha_g and the statistics (before any parameter moves)
  * then the three Adam steps (critics, policy, log alpha) and Polyak averaging of the targets:
  * every gradient is taken at the pre-update parameters, as the host agent does. Each step covers
- * the P runs of the agent in one op or GEMM (nn_dev.h's population layout). */
+ * the P runs of the agent in one op or GEMM (nn_dev.h's population layout).
+ *
+ * Lanes (dx.h): the independent branches run side by side, joined where one reads another's
+ * result: lane 1 the target path (1-2), lane 0 the critics at [s, a] and their backward (3; its
+ * weight GEMMs on lane 1 once the target is done), lane 2 the policy path (4-6; its weight GEMMs
+ * on lane 3), lane 3 the Adam tick and the statistics (7). Every branch writes its own buffers; the
+ * parameters change only in the last op, after every lane is joined into lane 0. The host
+ * emulation runs the ops in program order, so the bits do not depend on the lanes.
+ *
+ * Fewer ops: each network's output bias is added by the op that reads the output (nnd_forward_head,
+ * sac_k.h's heads), and sack_pi_back sums the twins' input gradients itself; the same expressions
+ * in the same order as the separate ops, so the same bits. */
 #include "sac_dev.h"
 
 #include <stdlib.h>
@@ -40,7 +52,6 @@ struct sacd_work {
   float* y;                  /* [B] */
   float *qv, *qn, *qp;       /* critic outputs [2][B]: Q(s,a), Qt(s',a'), Q(s,a~) */
   float *dq, *dqp;           /* [2][B] */
-  float* dxp;                /* [B][D] input gradient of the critics at [s, a~] */
   float* dpi;                /* [B][2A] */
   float* act_out;            /* [act_rows][2A] */
 };
@@ -136,7 +147,6 @@ sac_dev* sacd_create_runs(dx_ctx* c, const sac* const* hosts, int P, int act_row
   w->qp = dx_allocf(c, 2 * B);
   w->dq = dx_allocf(c, 2 * B);
   w->dqp = dx_allocf(c, 2 * B);
-  w->dxp = dx_allocf(c, B * D);
   w->dpi = dx_allocf(c, B * 2 * A);
   w->act_out = dx_allocf(c, R * (size_t)act_rows * 2 * A);
   for (int q = 0; q < P; q++) sacd_upload_run(d, q, hosts[q]);
@@ -152,7 +162,7 @@ void sacd_free(sac_dev* d) {
   nnd_cache* caches[] = {w->pi_c, w->pin_c, w->q_c, w->qp_c, w->qt_c, w->act_c};
   for (size_t i = 0; i < sizeof caches / sizeof caches[0]; i++) nnd_cache_free(c, caches[i]);
   float* bufs[] = {w->x_sa, w->x_na, w->x_sp, w->pi_out, w->pin_out, w->eps, w->logp, w->logp_n,
-                   w->y, w->qv, w->qn, w->qp, w->dq, w->dqp, w->dxp, w->dpi, w->act_out,
+                   w->y, w->qv, w->qn, w->qp, w->dq, w->dqp, w->dpi, w->act_out,
                    d->pi_w, d->q_w, d->qt_w, d->log_alpha, d->pi_g, d->q_g, d->log_alpha_g, d->taus};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
   dx_free(c, d->runs);
@@ -215,15 +225,28 @@ static sack_adam_set adam_set(nnd_adam* a, float* params, const float* grads) {
   return s;
 }
 
-void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const float* rew,
-                      const float* next_obs, const float* done, int B, const uint64_t* update_index,
-                      long ctr_stride, const int* active, float* stats) {
+/* advance: update_index (then not const) += 1 for the active runs, in the Adam tick's op, after
+ * both samples have read it */
+static void update_runs(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
+                        const float* done, int B, uint64_t* update_index, long ctr_stride, const int* active,
+                        float* stats, int advance) {
   struct sacd_work* w = d->w;
   dx_ctx* c = d->c;
   const int O = d->obs_dim, A = d->act_dim, P = d->P;
   if (B < 1 || B > w->Bmax) mbpo_fatal("sacd_update: batch of %d rows (1..%d)", B, w->Bmax);
   const float invB = 1.0f / (float)B;
   const long PB = (long)P * B;
+  if (dx_lane_get(c) != 0) mbpo_fatal("sacd_update: entered on lane %d (lane 0 only)", dx_lane_get(c));
+  enum { MAIN = 0, TGT = 1, POL = 2, AUX = 3 };
+  w->q_c->dw_lane = TGT;  /* free once the target is joined */
+  w->pi_c->dw_lane = AUX;
+  w->qp_c->dw_lane = MAIN; /* input gradient only: no weight GEMMs */
+  for (int l = 1; l < DX_LANES; l++) dx_wait(c, l, MAIN); /* the previous update's parameters */
+  /* the output layers' biases, added by the ops that read the outputs (sac_k.h's heads) */
+  const float* pi_hb = d->pi_w + d->pi.b_off[d->pi.nlayers - 1];
+  const float* q_hb = d->q_w + d->q.b_off[d->q.nlayers - 1];
+  const float* qt_hb = d->qt_w + d->q.b_off[d->q.nlayers - 1];
+  const long pi_ps = (long)d->pi.nparams, q_ps = (long)d->q.nparams;
   /* phase labels: in a captured update (MBPO_DX_SYNC=1) a fault report names the step (dx.h) */
   char outer[DX_PHASE_MAX];
   snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
@@ -231,56 +254,84 @@ void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const floa
 
   /* 1-2: the Bellman target from the target critics and a fresh a' ~ pi(.|s') */
   SACD_STEP("Bellman target");
-  nnd_forward(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
+  dx_lane(c, TGT);
+  nnd_forward_head(c, &d->pi, d->pi_w, B, next_obs, 1, w->pin_c, w->pin_out);
   sack_sample_args sn = {w->pin_out, next_obs, w->x_na, w->logp_n, NULL, update_index, d->runs, 0,
-                         ctr_stride, B, O, A};
+                         ctr_stride, B, O, A, pi_hb, pi_ps};
   DX_RUN(c, sack_sample, sn, PB);
-  nnd_forward(c, &d->q, d->qt_w, B, w->x_na, 1, w->qt_c, w->qn);
-  sack_target_args ta = {w->qn, w->logp_n, rew, done, d->log_alpha, d->runs, w->y, B};
+  nnd_forward_head(c, &d->q, d->qt_w, B, w->x_na, 1, w->qt_c, w->qn);
+  sack_target_args ta = {w->qn, w->logp_n, rew, done, d->log_alpha, d->runs, w->y, B, qt_hb, q_ps};
   DX_RUN(c, sack_target, ta, PB);
 
   /* 3: critic loss gradients at [s, a] */
   SACD_STEP("critic gradients");
+  dx_lane(c, MAIN);
   nnd_concat(c, obs, O, act, A, (int)PB, w->x_sa);
-  nnd_forward(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
-  sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB};
+  nnd_forward_head(c, &d->q, d->q_w, B, w->x_sa, 1, w->q_c, w->qv);
+  dx_wait(c, MAIN, TGT); /* y */
+  sack_critic_grad_args cg = {w->qv, w->y, w->dq, B, invB, q_hb, q_ps};
   DX_RUN(c, sack_critic_grad, cg, 2 * PB);
+  dx_wait(c, AUX, MAIN); /* qv with its bias, and y, for the statistics */
   nnd_backward_set(c, &d->q, d->q_w, w->q_c, w->dq, d->q_g, NULL);
 
   /* 4: a~ = tanh(mu + sigma eps) at s */
   SACD_STEP("policy gradients");
-  nnd_forward(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
+  dx_lane(c, POL);
+  nnd_forward_head(c, &d->pi, d->pi_w, B, obs, 1, w->pi_c, w->pi_out);
   sack_sample_args sc = {w->pi_out, obs, w->x_sp, w->logp, w->eps, update_index, d->runs,
-                         (uint64_t)B * (uint64_t)A, ctr_stride, B, O, A};
+                         (uint64_t)B * (uint64_t)A, ctr_stride, B, O, A, pi_hb, pi_ps};
   DX_RUN(c, sack_sample, sc, PB);
 
   /* 5: dL/da~ through min_j Q_j(s, a~) (input gradient only, critics' own cache) */
-  nnd_forward(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
-  sack_pi_q_grad_args pq = {w->qp, w->dqp, B, invB};
+  nnd_forward_head(c, &d->q, d->q_w, B, w->x_sp, 1, w->qp_c, w->qp);
+  sack_pi_q_grad_args pq = {w->qp, w->dqp, B, invB, q_hb, q_ps};
   DX_RUN(c, sack_pi_q_grad, pq, PB);
-  nnd_backward(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL, w->dxp);
+  dx_wait(c, AUX, POL); /* qp and log pi, for the statistics */
+  nnd_backward_members(c, &d->q, d->q_w, w->qp_c, w->dqp, NULL); /* summed over the twins by sack_pi_back */
 
   /* 6: into the policy */
-  sack_pi_back_args pb = {w->x_sp, w->dxp, w->pi_out, w->eps, d->log_alpha, w->dpi, B, O, A, invB};
+  sack_pi_back_args pb = {w->x_sp, NULL, w->pi_out, w->eps, d->log_alpha, w->dpi, B, O, A, invB, w->qp_c->dxe,
+                          d->q.E};
   DX_RUN(c, sack_pi_back, pb, PB * A);
-  nnd_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
+  /* its backward into pi_g follows step 7's ops (issued first on lane 3, where its weight GEMMs go) */
 
-  /* 7: temperature gradient and statistics, with the pre-update log alpha */
+  /* 7: temperature gradient and statistics, with the pre-update log alpha (lane 3 has waited for
+   * qv, y, qp and log pi above; the policy's weight GEMMs come after it on the same lane) */
   SACD_STEP("temperature and statistics");
+  dx_lane(c, AUX);
   sack_alpha_stats_args as = {w->qv, w->y, w->qp, w->logp, d->log_alpha, d->runs, d->log_alpha_g, stats,
                               B, SACD_NSTATS};
   DX_RUN(c, sack_alpha_stats, as, (long)P * (stats ? 1 + SACD_NSTATS : 1));
 
   /* apply: sac_apply_grads' arithmetic (critics, policy, log alpha, then Polyak) in two ops;
-   * inactive runs keep their state */
+   * inactive runs keep their state. The tick touches only the Adam step counts and rates, read by
+   * nothing before the apply. */
   sack_apply_tick_args at = {{adam_set(d->q_adam, d->q_w, d->q_g), adam_set(d->pi_adam, d->pi_w, d->pi_g),
-                              adam_set(d->alpha_adam, d->log_alpha, d->log_alpha_g)}, active, P};
-  DX_RUN(c, sack_apply_tick, at, 3L * P);
+                              adam_set(d->alpha_adam, d->log_alpha, d->log_alpha_g)}, active, P,
+                             advance ? update_index : NULL, ctr_stride};
+  /* lane 3 has waited for both samples (through the target and the policy's critic gradient) */
+  DX_RUN(c, sack_apply_tick, at, (advance ? 4L : 3L) * P);
+  dx_lane(c, POL);
+  nnd_backward_set(c, &d->pi, d->pi_w, w->pi_c, w->dpi, d->pi_g, NULL);
+  dx_lane(c, MAIN);
+  for (int l = 1; l < DX_LANES; l++) dx_wait(c, MAIN, l);
   sack_apply_args ap = {{at.s[0], at.s[1], at.s[2]}, d->qt_w, d->taus, active, P};
   SACD_STEP("Adam and Polyak");
   DX_RUN(c, sack_apply, ap, (long)P * (long)(d->q.nparams + d->pi.nparams + 1));
 #undef SACD_STEP
   dx_phase(c, "%s", outer);
+}
+
+void sacd_update_runs(sac_dev* d, const float* obs, const float* act, const float* rew,
+                      const float* next_obs, const float* done, int B, const uint64_t* update_index,
+                      long ctr_stride, const int* active, float* stats) {
+  update_runs(d, obs, act, rew, next_obs, done, B, (uint64_t*)update_index, ctr_stride, active, stats, 0);
+}
+
+void sacd_update_runs_advance(sac_dev* d, const float* obs, const float* act, const float* rew,
+                              const float* next_obs, const float* done, int B, uint64_t* update_index,
+                              long ctr_stride, const int* active, float* stats) {
+  update_runs(d, obs, act, rew, next_obs, done, B, update_index, ctr_stride, active, stats, 1);
 }
 
 void sacd_update(sac_dev* d, const float* obs, const float* act, const float* rew, const float* next_obs,
