@@ -69,6 +69,7 @@ enum cfg_device { CFG_DEVICE_AUTO = 0, CFG_DEVICE_CUDA = 1, CFG_DEVICE_CPU = 2 }
   X(INT, rollout_max_epoch, "rollout.max_epoch", 150, 0, 100000, NULL, "schedule: k = max_length from this epoch") \
   X(INT, rollout_min_length, "rollout.min_length", 1, 1, 1000, NULL, "schedule: shortest rollout")  \
   X(INT, rollout_max_length, "rollout.max_length", 15, 1, 1000, NULL, "schedule: longest rollout")  \
+  X(INT, rollout_chunk_rows, "rollout.chunk_rows", 0, 0, 1073741824L, NULL, "device backend: rows per model chunk in rollouts (0 = 4096 on a GPU, L2-sized; 16384 on the host emulation)") \
   /* ---- SAC ---- */                                                                             \
   X(INT, sac_updates, "sac.updates", 20, 0, 10000, NULL, "SAC updates per env step (G)")           \
   X(INT, sac_batch, "sac.batch", 256, 1, 65536, NULL, "SAC minibatch rows")                         \

@@ -70,9 +70,9 @@ typedef struct rollout_dev rollout_dev;
  *  row differently for another row count (test_rollout_dev), and the emulation's bits stay. */
 #define ROLLOUTD_CHUNK_HOST 16384
 
-/** The chunk rows to use on c: MBPO_ROLLOUT_CHUNK from the environment when set (a stopgap until
- *  the config has a setting), else ROLLOUTD_CHUNK (GPU) or ROLLOUTD_CHUNK_HOST (host emulation). */
-int rolloutd_chunk_rows(const dx_ctx* c);
+/** The chunk rows to use on c: setting (rollout.chunk_rows) when > 0, else ROLLOUTD_CHUNK (GPU)
+ *  or ROLLOUTD_CHUNK_HOST (host emulation). */
+int rolloutd_chunk_rows(const dx_ctx* c, long setting);
 
 /** Allocate the workspaces of rollouts of up to Bmax rows on c for a model of shape model_net and a
  *  policy of shape pi (1 member, obs -> 2 act), with termination rule term_kind (termination.h).

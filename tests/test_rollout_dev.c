@@ -246,7 +246,7 @@ static void test_rollout_matches_cpu(void) {
 static void test_rollout_chunks(void) {
   NEED_KIND();
   fixture f = make_fixture();
-  const int B = 2000, K = 3, chunks[3] = {700, BMAX, rolloutd_chunk_rows(ctx())};
+  const int B = 2000, K = 3, chunks[3] = {700, BMAX, rolloutd_chunk_rows(ctx(), 0)};
   const rng_key key = {78, RNG_ROLLOUT};
   pool* got[3];
   for (int i = 0; i < 3; i++) {

@@ -243,7 +243,7 @@ static void pdev_create(struct dev_backend* pd, mbpo_state* const* runs, int P, 
   }
   pd->agent = sacd_create_runs(pd->c, hosts, P, 1);
   pd->ro = rolloutd_create_runs(pd->c, &s0->model->net, &s0->agent->pi, pd->od, pd->ad, P, (int)c0->rollout_batch,
-                                s0->task->term, rolloutd_chunk_rows(pd->c));
+                                s0->task->term, rolloutd_chunk_rows(pd->c, c0->rollout_chunk_rows));
   pd->jobs = calloc((size_t)P, sizeof *pd->jobs);
   pd->fits = calloc((size_t)P, sizeof *pd->fits);
   if (!pd->jobs || !pd->fits) mbpo_fatal("out of memory");

@@ -115,16 +115,14 @@ rollout_dev* rolloutd_create_runs(dx_ctx* c, const nn_mlp* model_net, const nn_m
   return r;
 }
 
-int rolloutd_chunk_rows(const dx_ctx* c) {
-  const char* e = getenv("MBPO_ROLLOUT_CHUNK");
-  const long v = e && *e ? atol(e) : 0;
-  if (v > 0 && v <= (1L << 30)) return (int)v;
+int rolloutd_chunk_rows(const dx_ctx* c, long setting) {
+  if (setting > 0 && setting <= (1L << 30)) return (int)setting;
   return dx_kind(c) == DX_CUDA ? ROLLOUTD_CHUNK : ROLLOUTD_CHUNK_HOST;
 }
 
 rollout_dev* rolloutd_create(dx_ctx* c, const nn_mlp* model_net, const nn_mlp* pi, int obs_dim,
                              int act_dim, int Bmax, int term_kind) {
-  return rolloutd_create_runs(c, model_net, pi, obs_dim, act_dim, 1, Bmax, term_kind, rolloutd_chunk_rows(c));
+  return rolloutd_create_runs(c, model_net, pi, obs_dim, act_dim, 1, Bmax, term_kind, rolloutd_chunk_rows(c, 0));
 }
 
 void rolloutd_free(rollout_dev* r) {
