@@ -307,7 +307,7 @@ void model_normalize(const dyn_model* m, int N, const float* obs, const float* a
 
 /* Forward of n <= chunk normalised rows in m->px into m->py [E][n][2 D]. */
 static void forward_chunk(dyn_model* m, int n) {
-  nn_forward(&m->net, m->params, n, m->px, 1, m->pcache, m->py);
+  nn_forward_chunked(&m->net, m->params, n, m->px, 1, m->pcache, m->py); /* nothing kept */
 }
 
 void model_predict(dyn_model* m, const float* obs, const float* act, int B, float* mean,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "nn_fused.h"
 
 /* Elementwise loops longer than this run OpenMP-parallel: only very large ones (model rollouts),
  * since a parallel region costs more than a short memory-bound loop, badly so on a loaded machine. */
@@ -122,8 +123,12 @@ static void act_backward(int act, const float* z, float* d, size_t n) {
  * shared input) and writes its output at y + e * y_es (rows of dims[L]). Hidden pre-activations go
  * to z[l] and activations to a[l + 1], member e at offset e * n * dims. */
 static void forward_rows(const nn_mlp* net, const float* P, int n, const float* x, size_t x_es,
-                         float* const* z, float* const* a, float* y, size_t y_es) {
+                         float* const* z, float* const* a, float* y, size_t y_es, int keep) {
   const int L = net->nlayers, E = net->E;
+  if (net->act == NN_SWISH) { /* the dynamics model: fused, per-member tasks (nn_fused.h) */
+    nnf_forward(net, P, n, x, x_es, z, a, y, y_es, keep);
+    return;
+  }
   for (int l = 0; l < L; l++) {
     const int din = net->dims[l], dout = net->dims[l + 1];
     for (int e = 0; e < E; e++) {
@@ -147,10 +152,10 @@ void nn_forward_chunked(const nn_mlp* net, const float* params, int B, const flo
     const float* xc = x + (size_t)r0 * din;
     size_t x_es = shared_input ? 0 : (size_t)B * din;
     if (n == B) { /* one chunk: write y directly */
-      forward_rows(net, params, n, xc, x_es, c->z, c->a, y, (size_t)B * dout);
+      forward_rows(net, params, n, xc, x_es, c->z, c->a, y, (size_t)B * dout, 0);
       continue;
     }
-    forward_rows(net, params, n, xc, x_es, c->z, c->a, c->a[net->nlayers], (size_t)n * dout);
+    forward_rows(net, params, n, xc, x_es, c->z, c->a, c->a[net->nlayers], (size_t)n * dout, 0);
     for (int e = 0; e < E; e++)
       memcpy(y + ((size_t)e * B + r0) * dout, c->a[net->nlayers] + (size_t)e * n * dout,
              (size_t)n * dout * sizeof(float));
@@ -172,13 +177,17 @@ void nn_forward(const nn_mlp* net, const float* params, int B, const float* x, i
   c->shared_input = shared_input;
   c->x = x;
   forward_rows(net, params, B, x, shared_input ? 0 : (size_t)B * net->dims[0], c->z, c->a, y,
-               (size_t)B * net->dims[net->nlayers]);
+               (size_t)B * net->dims[net->nlayers], 1);
 }
 
 void nn_backward(const nn_mlp* net, const float* params, nn_cache* c, const float* dy,
                  float* grads, float* dx) {
   const int L = net->nlayers, E = net->E, B = c->B;
   if (!c->x) mbpo_fatal("nn_backward without a cached forward");
+  if (net->act == NN_SWISH) {
+    nnf_backward(net, params, c, dy, grads, dx);
+    return;
+  }
   const size_t half = (size_t)E * c->Bmax * max_hidden(net);
   float* buf[2] = {c->scratch, c->scratch + half};
   const float* dz = dy; /* gradient wrt the output of layer l (pre-activation for hidden layers) */
