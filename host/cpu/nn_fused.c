@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "log.h"
+#include "swish.h"
 
 /* Below this many flops a pass runs on the calling thread: a parallel region costs more. */
 #define NNF_PAR_FLOPS 4e6
@@ -18,51 +19,25 @@ static double row_flops(const nn_mlp* net) {
   return f;
 }
 
-/* v = o + b; o = swish(v) = v / (1 + e^-v); with g, g = swish'(v) = s (1 + v (1 - s)), s = 1 / (1 + e^-v):
- * the expressions of nn_swish and nn_swish_grad, so the same bits, from one expf. */
-static void bias_swish(float* o, const float* b, int rows, int n, float* g) {
-  for (int r = 0; r < rows; r++) {
-    float* orow = o + (size_t)r * n;
-    if (g) {
-      float* grow = g + (size_t)r * n;
-      for (int j = 0; j < n; j++) {
-        const float v = orow[j] + b[j];
-        const float t = 1.0f + expf(-v);
-        const float s = 1.0f / t;
-        orow[j] = v / t;
-        grow[j] = s * (1.0f + v * (1.0f - s));
-      }
-    } else {
-      for (int j = 0; j < n; j++) {
-        const float v = orow[j] + b[j];
-        orow[j] = v / (1.0f + expf(-v));
-      }
-    }
-  }
-}
-
 void nnf_forward(const nn_mlp* net, const float* P, int n, const float* x, size_t x_es,
                  float* const* z, float* const* a, float* y, size_t y_es, int keep) {
   const int L = net->nlayers, E = net->E;
-  const int rb = n, nblk = 1;
   const int par = (double)E * n * row_flops(net) > NNF_PAR_FLOPS;
 #pragma omp parallel for if (par) schedule(dynamic, 1)
-  for (int t = 0; t < E * nblk; t++) {
-    const int e = t / nblk, r0 = (t % nblk) * rb, rows = n - r0 < rb ? n - r0 : rb;
+  for (int e = 0; e < E; e++) { /* whole members: a row split changes OpenBLAS's kernel and bits */
     for (int l = 0; l < L; l++) {
       const int din = net->dims[l], dout = net->dims[l + 1];
-      const float* in = l == 0 ? x + (size_t)e * x_es + (size_t)r0 * din
-                               : a[l] + ((size_t)e * n + r0) * din;
-      float* out = l == L - 1 ? y + (size_t)e * y_es + (size_t)r0 * dout
-                              : a[l + 1] + ((size_t)e * n + r0) * dout;
+      const float* in = l == 0 ? x + (size_t)e * x_es : a[l] + (size_t)e * n * din;
+      float* out = l == L - 1 ? y + (size_t)e * y_es : a[l + 1] + (size_t)e * n * dout;
       const float* W = P + net->w_off[l] + (size_t)e * din * dout;
       const float* b = P + net->b_off[l] + (size_t)e * dout;
       if (l < L - 1) {
-        gemm_nn(rows, dout, din, in, din, W, dout, 0.0f, out, dout);
-        bias_swish(out, b, rows, dout, keep ? z[l] + ((size_t)e * n + r0) * dout : NULL);
+        gemm_nn(n, dout, din, in, din, W, dout, 0.0f, out, dout);
+        swish_bias_forward(out, b, n, dout, keep ? z[l] + (size_t)e * n * dout : NULL);
       } else {
-        for (int r = 0; r < rows; r++) memcpy(out + (size_t)r * dout, b, (size_t)dout * sizeof(float));
-        gemm_nn(rows, dout, din, in, din, W, dout, 1.0f, out, dout);
+        /* bias first, then a beta = 1 GEMM: the sums nn.c's ReLU path makes */
+        for (int r = 0; r < n; r++) memcpy(out + (size_t)r * dout, b, (size_t)dout * sizeof(float));
+        gemm_nn(n, dout, din, in, din, W, dout, 1.0f, out, dout);
       }
     }
   }
