@@ -108,8 +108,9 @@ static void backward_member(const nn_mlp* net, const float* P, nn_cache* c, cons
       gemm_tn(din, dout, B, in, din, dz, dout, 1.0f, grads + net->w_off[l] + (size_t)e * din * dout, dout);
       if (l == L - 1) { /* the output layer's bias gradient; hidden ones are summed below */
         float* gb = grads + net->b_off[l] + (size_t)e * dout;
+        const int w = inner ? NNF_COLS : dout; /* one task: all columns in one sweep over the rows */
 #pragma omp parallel for if (inner) schedule(static)
-        for (int j0 = 0; j0 < dout; j0 += NNF_COLS) colsum(gb, dz, B, dout, j0, j0 + NNF_COLS < dout ? j0 + NNF_COLS : dout);
+        for (int j0 = 0; j0 < dout; j0 += w) colsum(gb, dz, B, dout, j0, j0 + w < dout ? j0 + w : dout);
       }
     }
     if (l == 0) {
@@ -123,8 +124,9 @@ static void backward_member(const nn_mlp* net, const float* P, nn_cache* c, cons
     /* through swish: times the kept derivative, and the previous layer's bias gradient in the same pass */
     const float* g = c->z[l - 1] + (size_t)e * B * din;
     float* gb = grads ? grads + net->b_off[l - 1] + (size_t)e * din : NULL;
+    const int w = inner ? NNF_COLS : din;
 #pragma omp parallel for if (inner) schedule(static)
-    for (int j0 = 0; j0 < din; j0 += NNF_COLS) swish_back(out, g, gb, B, din, j0, j0 + NNF_COLS < din ? j0 + NNF_COLS : din);
+    for (int j0 = 0; j0 < din; j0 += w) swish_back(out, g, gb, B, din, j0, j0 + w < din ? j0 + w : din);
     dz = out;
   }
 }
