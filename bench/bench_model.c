@@ -12,7 +12,8 @@
  * rows (all 7 members, mean and soft-clamped log-variance), best of 3 calls.
  * Steps and prediction are measured at 1 thread and at all cores, each beside the sgemm roof at
  * that count, as the GEMM FLOP rate's fraction of it (forward 2 B in out per layer and member,
- * a step 3 times that). The fit and the peer run at all cores (OpenMP's and OpenBLAS's defaults);
+ * a step 3 times that); at 1 thread also timed in process CPU seconds against a roof timed the same
+ * way, which a shared machine's load distorts far less. The fit and the peer run at all cores (OpenMP's and OpenBLAS's defaults);
  * the peer gets the same count. Without an
  * OMP_WAIT_POLICY in the environment the program re-runs itself with OMP_WAIT_POLICY=passive (the
  * peer inherits it): spinning OpenMP threads starve OpenBLAS's threads. */
@@ -90,6 +91,7 @@ static peer run_peer(int threads, double seconds) {
 /* One thread count's figures: steps per second, predicted rows per second and the roof. */
 typedef struct at_threads {
   double steps, pred, roof;
+  double cpu_steps, cpu_pred, cpu_roof; /* at 1 thread: the same timed in CPU seconds */
 } at_threads;
 
 /* model_step on the fixed batch (x, y) for `seconds` per round, best of 3 rounds; model_predict of
@@ -97,7 +99,7 @@ typedef struct at_threads {
 static at_threads measure(dyn_model* m, int threads, double seconds, const float* x, const float* y,
                           const float* obs, const float* act, float* mean, float* lv, double step_gflop,
                           double pred_gflop) {
-  at_threads r = {0, 0, 0};
+  at_threads r = {0, 0, 0, 0, 0, 0};
   const int B = m->p.batch;
   threads_set(threads);
   for (int i = 0; i < 5; i++) model_step(m, B, x, y);
@@ -111,11 +113,27 @@ static at_threads measure(dyn_model* m, int threads, double seconds, const float
     } while (t < seconds);
     if (n / t > r.steps) r.steps = n / t;
   }
+  if (threads == 1)
+    for (int round = 0; round < 3; round++) {
+      double c0 = bench_cpu_s();
+      for (int i = 0; i < 10; i++) model_step(m, B, x, y);
+      double c = bench_cpu_s() - c0;
+      if (10 / c > r.cpu_steps) r.cpu_steps = 10 / c;
+    }
   for (int round = 0; round < 3; round++) {
     double t0 = now_s();
+    double c0 = bench_cpu_s();
     model_predict(m, obs, act, PRED_ROWS, mean, lv);
-    double t = now_s() - t0;
+    double t = now_s() - t0, c = bench_cpu_s() - c0;
     if (PRED_ROWS / t > r.pred) r.pred = PRED_ROWS / t;
+    if (threads == 1 && PRED_ROWS / c > r.cpu_pred) r.cpu_pred = PRED_ROWS / c;
+  }
+  if (threads == 1) {
+    r.cpu_roof = bench_sgemm_roof_cpu(5, 1);
+    printf("1 thread in CPU time: model_step %.2f ms, %.0f %% of the roof; model_predict %.0f rows/s, %.0f %% of "
+           "the roof; roof %.1f GFLOP/s\n",
+           1e3 / r.cpu_steps, 100.0 * step_gflop * r.cpu_steps / r.cpu_roof, r.cpu_pred,
+           100.0 * pred_gflop * r.cpu_pred / PRED_ROWS / r.cpu_roof, r.cpu_roof);
   }
   r.roof = bench_sgemm_roof(threads, 5, threads);
   printf("%d thread%s: model_step %.1f steps/s (%.2f ms/step), %.1f GFLOP/s, %.0f %% of the roof; model_predict "
@@ -202,6 +220,11 @@ int main(int argc, char** argv) {
              "\"fraction\": %.3f, \"predict_rows_per_s\": %.0f, \"predict_fraction\": %.3f},\n",
           r1.steps, 1e3 / r1.steps, r1.roof, r1.roof > 0 ? step_gflop * r1.steps / r1.roof : 0.0, r1.pred,
           r1.roof > 0 ? pred_gflop * r1.pred / PRED_ROWS / r1.roof : 0.0);
+  fprintf(f, "  \"one_thread_cpu_time\": {\"note\": \"timed in process CPU seconds, which leave out the time "
+             "other jobs hold the core\", \"ms_per_step\": %.3f, \"roof_gflops\": %.2f, \"fraction\": %.3f, "
+             "\"predict_rows_per_s\": %.0f, \"predict_fraction\": %.3f},\n",
+          1e3 / r1.cpu_steps, r1.cpu_roof, step_gflop * r1.cpu_steps / r1.cpu_roof, r1.cpu_pred,
+          pred_gflop * r1.cpu_pred / PRED_ROWS / r1.cpu_roof);
   fprintf(f, "  \"fit\": {\"rows\": %d, \"epochs\": %d, \"steps\": %ld, \"seconds\": %.3f, \"steps_per_s\": %.2f},\n",
           FIT_ROWS, st.epochs, st.steps, st.seconds, fit_steps);
   fprintf(f, "  \"predict_rows\": %d,\n  \"predict_chunk\": %d,\n  \"predict_rows_per_s\": %.0f,\n", PRED_ROWS,
