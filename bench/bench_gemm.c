@@ -223,9 +223,9 @@ int main(int argc, char** argv) {
       same[l][i] = eq;
     }
     for (int t = 0; t < tcount; t++) {
-#ifdef HAVE_DNNL
-      if (l == 3) threads_set(tlist[t]);
-#endif
+      /* OpenBLAS, oneDNN: inside a 1-thread team OpenMP reports no parallel region, so OpenBLAS would
+       * thread its calls at its own count */
+      threads_set(tlist[t]);
       ms[t][l] = 0;
       for (int i = 0; i < NSHAPE; i++) {
         const double s = time_call(l, i, tlist[t]);
