@@ -154,37 +154,32 @@ static inline float sigmoid(float x) {
 
 /* ---- the loss ----------------------------------------------------------------------------- */
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-/* Blocks b0 .. b0 + 7 of sum_squares at once, lane k summing block b0 + k in its own order (float
- * squares are exact in double, so each lane's sums are the scalar loop's): the scalar chain waits
- * on one add per element, 8 chains side by side do not. */
-__attribute__((target("avx512f,avx2"))) static void sum_squares8(const float* x, long n, long per, int b0,
-                                                                  double* part) {
+/* Blocks b0 .. b0 + 7 of sum_squares side by side, each chain summed in its own scalar order (the
+ * same bits): one dependent chain of double adds per block waits 4 cycles an element, 8 chains
+ * interleave. Kept scalar (no gathers: they cost more than the chains). */
+__attribute__((optimize("no-tree-vectorize"))) static void sum_squares8(const float* x, long n, long per,
+                                                                         int b0, double* part) {
   long len[8], common = per;
   for (int k = 0; k < 8; k++) {
     const long i0 = (b0 + k) * per, i1 = (b0 + k + 1) * per < n ? (b0 + k + 1) * per : n;
     len[k] = i1 > i0 ? i1 - i0 : 0;
     if (len[k] < common) common = len[k];
   }
-  const __m256i idx0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i stride = _mm256_mullo_epi32(idx0, _mm256_set1_epi32((int)per));
-  const float* base = x + (long)b0 * per;
-  __m512d acc = _mm512_setzero_pd();
+  const float* p = x + (long)b0 * per;
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0;
   for (long i = 0; i < common; i++) {
-    const __m512d v = _mm512_cvtps_pd(_mm256_i32gather_ps(base + i, stride, 4));
-    acc = _mm512_add_pd(acc, _mm512_mul_pd(v, v));
+    const double v0 = p[i], v1 = p[per + i], v2 = p[2 * per + i], v3 = p[3 * per + i];
+    const double v4 = p[4 * per + i], v5 = p[5 * per + i], v6 = p[6 * per + i], v7 = p[7 * per + i];
+    s0 += v0 * v0, s1 += v1 * v1, s2 += v2 * v2, s3 += v3 * v3;
+    s4 += v4 * v4, s5 += v5 * v5, s6 += v6 * v6, s7 += v7 * v7;
   }
-  double s[8];
-  _mm512_storeu_pd(s, acc);
+  double s[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
   for (int k = 0; k < 8; k++) {
-    const float* xb = base + (long)k * per;
+    const float* xb = p + (long)k * per;
     for (long i = common; i < len[k]; i++) s[k] += (double)xb[i] * (double)xb[i];
     part[b0 + k] = s[k];
   }
 }
-#define MODEL_SUMSQ_VEC 1
-#endif
 
 /* Σ x_i² over n floats in double, deterministic for any thread count: fixed blocks summed in
  * parallel, then the block sums in order. */
@@ -192,21 +187,8 @@ static double sum_squares(const float* x, long n) {
   enum { NB = 64 };
   double part[NB];
   const long per = (n + NB - 1) / NB;
-#ifdef MODEL_SUMSQ_VEC
-  if (per < (1L << 24) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")) {
 #pragma omp parallel for if (n > MODEL_OMP_MIN) schedule(static)
-    for (int g = 0; g < NB / 8; g++) sum_squares8(x, n, per, 8 * g, part);
-  } else
-#endif
-  {
-#pragma omp parallel for if (n > MODEL_OMP_MIN) schedule(static)
-    for (int b = 0; b < NB; b++) {
-      double s = 0.0;
-      const long i1 = (b + 1) * per < n ? (b + 1) * per : n;
-      for (long i = b * per; i < i1; i++) s += (double)x[i] * (double)x[i];
-      part[b] = s;
-    }
-  }
+  for (int g = 0; g < NB / 8; g++) sum_squares8(x, n, per, 8 * g, part);
   double s = 0.0;
   for (int b = 0; b < NB; b++) s += part[b];
   return s;
