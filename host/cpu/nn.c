@@ -1,7 +1,9 @@
 /* nn.c: ensemble MLPs on the CPU (nn.h), the reference for kernels/nn.cu.
  *
- * Products go through OpenBLAS (cblas_sgemm, one call per member and layer; OpenBLAS threads them);
- * the elementwise work (bias, activation, their gradients) is plain loops, OpenMP-parallel when large.
+ * Swish networks (the dynamics model) go through nn_fused.c: per-member tasks with the element work
+ * fused into each GEMM's output. ReLU networks (SAC) stay here: products through OpenBLAS
+ * (cblas_sgemm, one call per member and layer; OpenBLAS threads them), the elementwise work (bias,
+ * activation, their gradients) in plain loops, OpenMP-parallel when large.
  * Parameter layout: for each layer l, weights [E][in][out] at w_off[l], then biases [E][out] at
  * b_off[l]; layers follow each other. */
 #include "nn.h"
