@@ -22,6 +22,11 @@ void gemm_tn(int M, int N, int K, const float* A, int lda, const float* B, int l
 void gemm_nt(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
              float* C, int ldc);
 
+/** 1 when calls from inside an OpenMP region run on the calling thread (OpenBLAS's OpenMP or
+ *  sequential build), so per-member tasks may call in parallel; 0 for its pthreads build, whose own
+ *  thread pool would be entered from every task at once. */
+int gemm_task_safe(void);
+
 /** The library behind these calls, for benchmark records ("OpenBLAS 0.3.21 ..."). */
 const char* gemm_library(void);
 

@@ -36,8 +36,11 @@ static int pass_threads(double flops) {
  * time with every thread in each GEMM (OpenBLAS threads it) and in each element pass. With E = 7 on
  * 2 threads that is 6 + 1, balanced where 7 tasks would leave a thread idle for a seventh of the
  * step; a single member (rollouts) gets every thread as before. OpenBLAS's sums do not depend on
- * its thread count, so both ways give the same bits. */
-static int task_members(int E, int threads) { return threads > 1 && E >= threads ? E - E % threads : 0; }
+ * its thread count, so both ways give the same bits. With OpenBLAS's pthreads build every member
+ * goes the second way (gemm_task_safe). */
+static int task_members(int E, int threads) {
+  return threads > 1 && E >= threads && gemm_task_safe() ? E - E % threads : 0;
+}
 
 /* the forward of member e; inner: its element passes split over the threads */
 static void forward_member(const nn_mlp* net, const float* P, int n, const float* x, size_t x_es,
