@@ -134,7 +134,7 @@ all: info $(BUILD)/mbpo $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 info:
 	@printf 'mbpo build (%s)\n' "$(BUILD)"
-	@printf '  %-8s %s\n' nvcc "$(if $(NVCC),$(NVCC) (CUDA $(NVCC_VERSION)) for $(foreach a,$(CUDA_ARCHS),sm_$(a)) + PTX compute_$(CUDA_PTX) ($(CUDA_ARCH_WHY)),not used: CPU-only build)" \
+	@printf '  %-10s %s\n' nvcc "$(if $(NVCC),$(NVCC) (CUDA $(NVCC_VERSION)) for $(foreach a,$(CUDA_ARCHS),sm_$(a)) + PTX compute_$(CUDA_PTX) ($(CUDA_ARCH_WHY)),not used: CPU-only build)" \
 	  MuJoCo "$(HAVE_MUJOCO)" BLAS "$(HAVE_CBLAS) ($(BLAS_FOUND))" inih "$(HAVE_INIH)" zlib "$(HAVE_ZLIB)" \
 	  "GEMM peers" "$(or $(strip $(GEMM_PEERS)),none) (bench_gemm only)" \
 	  OpenMP "$(HAVE_OMP)" MPI "$(HAVE_MPI)$(if $(filter yes,$(HAVE_MPI)),, (mpirun -n N: make deps MPI=1))" SAN "$(SAN)"

@@ -196,6 +196,7 @@ int main(int argc, char** argv) {
 #endif
   int post_ok = 0;
   char post_impl[64] = "";
+  (void)post_ok; /* set only with oneDNN */
 #ifdef HAVE_DNNL
   if (dnnl_engine_create(&eng, dnnl_cpu, 0) == dnnl_success && dnnl_stream_create(&strm, eng, dnnl_stream_default_flags) == dnnl_success) {
     have[3] = 1;
