@@ -57,6 +57,25 @@ BLAS_LIBS  := -lopenblas
 BLAS_FOUND := OpenBLAS, default build (make deps adds the OpenMP one)
 endif
 LDLIBS  := -lmujoco $(BLAS_LIBS) -linih -lz -lm -lpthread
+# Small-GEMM libraries that bench_gemm compares with OpenBLAS on the model's shapes (only it links
+# them; none beat OpenBLAS there by enough to adopt, see include/gemm.h): each one found is used.
+# Debian: libblis-dev, libxsmm-dev, libdnnl-dev (make deps does not install them).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+BLIS_DIR  := /usr/lib/$(MULTIARCH)/blis-openmp
+BLIS_INC  := /usr/include/$(MULTIARCH)/blis-openmp
+GEMM_PEERS_CFLAGS := $(if $(wildcard $(BLIS_INC)/blis.h $(BLIS_DIR)/libblis.so),-DHAVE_BLIS=1 -idirafter $(BLIS_INC))
+GEMM_PEERS_LIBS   := $(if $(wildcard $(BLIS_INC)/blis.h $(BLIS_DIR)/libblis.so),$(BLIS_DIR)/libblis.so -Wl$(comma)-rpath$(comma)$(BLIS_DIR))
+ifeq ($(call have_hdr,libxsmm.h),yes)
+ifneq ($(wildcard /usr/lib/libxsmm.a),)
+GEMM_PEERS_CFLAGS += -DHAVE_XSMM=1
+GEMM_PEERS_LIBS   += /usr/lib/libxsmm.a -ldl -lm
+endif
+endif
+ifeq ($(call have_hdr,oneapi/dnnl/dnnl.h),yes)
+GEMM_PEERS_CFLAGS += -DHAVE_DNNL=1
+GEMM_PEERS_LIBS   += -ldnnl
+endif
+GEMM_PEERS := $(if $(findstring BLIS,$(GEMM_PEERS_CFLAGS)),BLIS )$(if $(findstring XSMM,$(GEMM_PEERS_CFLAGS)),libxsmm )$(if $(findstring DNNL,$(GEMM_PEERS_CFLAGS)),oneDNN)
 ifeq ($(HAVE_OMP),yes)
 CFLAGS  += -fopenmp
 LDFLAGS += -fopenmp
@@ -115,8 +134,9 @@ all: info $(BUILD)/mbpo $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 info:
 	@printf 'mbpo build (%s)\n' "$(BUILD)"
-	@printf '  %-8s %s\n' nvcc "$(if $(NVCC),$(NVCC) (CUDA $(NVCC_VERSION)) for $(foreach a,$(CUDA_ARCHS),sm_$(a)) + PTX compute_$(CUDA_PTX) ($(CUDA_ARCH_WHY)),not used: CPU-only build)" \
+	@printf '  %-10s %s\n' nvcc "$(if $(NVCC),$(NVCC) (CUDA $(NVCC_VERSION)) for $(foreach a,$(CUDA_ARCHS),sm_$(a)) + PTX compute_$(CUDA_PTX) ($(CUDA_ARCH_WHY)),not used: CPU-only build)" \
 	  MuJoCo "$(HAVE_MUJOCO)" BLAS "$(HAVE_CBLAS) ($(BLAS_FOUND))" inih "$(HAVE_INIH)" zlib "$(HAVE_ZLIB)" \
+	  "GEMM peers" "$(or $(strip $(GEMM_PEERS)),none) (bench_gemm only)" \
 	  OpenMP "$(HAVE_OMP)" MPI "$(HAVE_MPI)$(if $(filter yes,$(HAVE_MPI)),, (mpirun -n N: make deps MPI=1))" SAN "$(SAN)"
 	@if [ "$(HAVE_MUJOCO)$(HAVE_CBLAS)$(HAVE_INIH)$(HAVE_ZLIB)" != "yesyesyesyes" ]; then \
 	  echo "  missing libraries: run 'make deps' first"; exit 1; fi
@@ -167,6 +187,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libmbpo.a
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libmbpo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/obj/bench/bench_gemm.o: CFLAGS += $(GEMM_PEERS_CFLAGS)
+$(BUILD)/bench/bench_gemm: LDLIBS += $(GEMM_PEERS_LIBS)
 
 # ---- set-up --------------------------------------------------------------------------------
 DEB_RUNTIME := libmujoco-dev libopenblas-dev libinih-dev zlib1g-dev

@@ -10,7 +10,11 @@
  * model_train on 10,000 synthetic rows capped at 2 epochs (split, bootstrap, gathers, shuffles,
  * holdout scoring included), steps per second of the whole fit. Predict: model_predict of 100,000
  * rows (all 7 members, mean and soft-clamped log-variance), best of 3 calls.
- * Threads: OpenMP's and OpenBLAS's defaults (all cores); the peer gets the same count. Without an
+ * Steps and prediction are measured at 1 thread and at all cores, each beside the sgemm roof at
+ * that count, as the GEMM FLOP rate's fraction of it (forward 2 B in out per layer and member,
+ * a step 3 times that); at 1 thread also timed in process CPU seconds against a roof timed the same
+ * way, which a shared machine's load distorts far less. The fit and the peer run at all cores (OpenMP's and OpenBLAS's defaults);
+ * the peer gets the same count. Without an
  * OMP_WAIT_POLICY in the environment the program re-runs itself with OMP_WAIT_POLICY=passive (the
  * peer inherits it): spinning OpenMP threads starve OpenBLAS's threads. */
 #include <errno.h>
@@ -27,6 +31,8 @@
 #include "config.h"
 #include "model.h"
 #include "bench_util.h"
+#include "gemm.h"
+#include "swish.h"
 #include "threads.h"
 
 enum { OBS = 11, ACT = 3, PRED_ROWS = 100000, FIT_ROWS = 10000 };
@@ -82,6 +88,62 @@ static peer run_peer(int threads, double seconds) {
   return r;
 }
 
+/* One thread count's figures: steps per second, predicted rows per second and the roof. */
+typedef struct at_threads {
+  double steps, pred, roof;
+  double cpu_steps, cpu_pred, cpu_roof; /* at 1 thread: the same timed in CPU seconds */
+} at_threads;
+
+/* model_step on the fixed batch (x, y) for `seconds` per round, best of 3 rounds; model_predict of
+ * PRED_ROWS rows, best of 3 calls; then the sgemm roof, all at `threads` threads. */
+static at_threads measure(dyn_model* m, int threads, double seconds, const float* x, const float* y,
+                          const float* obs, const float* act, float* mean, float* lv, double step_gflop,
+                          double pred_gflop) {
+  at_threads r = {0, 0, 0, 0, 0, 0};
+  const int B = m->p.batch;
+  threads_set(threads);
+  for (int i = 0; i < 5; i++) model_step(m, B, x, y);
+  for (int round = 0; round < 3; round++) {
+    long n = 0;
+    double t0 = now_s(), t;
+    do {
+      model_step(m, B, x, y);
+      n++;
+      t = now_s() - t0;
+    } while (t < seconds);
+    if (n / t > r.steps) r.steps = n / t;
+  }
+  if (threads == 1)
+    for (int round = 0; round < 3; round++) {
+      double c0 = bench_cpu_s();
+      for (int i = 0; i < 10; i++) model_step(m, B, x, y);
+      double c = bench_cpu_s() - c0;
+      if (10 / c > r.cpu_steps) r.cpu_steps = 10 / c;
+    }
+  for (int round = 0; round < 3; round++) {
+    double t0 = now_s();
+    double c0 = bench_cpu_s();
+    model_predict(m, obs, act, PRED_ROWS, mean, lv);
+    double t = now_s() - t0, c = bench_cpu_s() - c0;
+    if (PRED_ROWS / t > r.pred) r.pred = PRED_ROWS / t;
+    if (threads == 1 && PRED_ROWS / c > r.cpu_pred) r.cpu_pred = PRED_ROWS / c;
+  }
+  if (threads == 1) {
+    r.cpu_roof = bench_sgemm_roof_cpu(5, 1);
+    printf("1 thread in CPU time: model_step %.2f ms, %.0f %% of the roof; model_predict %.0f rows/s, %.0f %% of "
+           "the roof; roof %.1f GFLOP/s\n",
+           1e3 / r.cpu_steps, 100.0 * step_gflop * r.cpu_steps / r.cpu_roof, r.cpu_pred,
+           100.0 * pred_gflop * r.cpu_pred / PRED_ROWS / r.cpu_roof, r.cpu_roof);
+  }
+  r.roof = bench_sgemm_roof(threads, 5, threads);
+  printf("%d thread%s: model_step %.1f steps/s (%.2f ms/step), %.1f GFLOP/s, %.0f %% of the roof; model_predict "
+         "(%d rows x %d members, chunk %d) %.0f rows/s, %.0f %% of the roof; roof: sgemm 1024^3 %.1f GFLOP/s\n",
+         threads, threads > 1 ? "s" : "", r.steps, 1e3 / r.steps, step_gflop * r.steps,
+         r.roof > 0 ? 100.0 * step_gflop * r.steps / r.roof : 0.0, PRED_ROWS, m->p.ensemble, m->chunk, r.pred,
+         r.roof > 0 ? 100.0 * pred_gflop * r.pred / PRED_ROWS / r.roof : 0.0, r.roof);
+  return r;
+}
+
 int main(int argc, char** argv) {
   threads_init(argc, argv); /* passive OpenMP waiting (threads.h) */
   const char* out = argc > 1 ? argv[1] : "bench/results/model.json";
@@ -97,41 +159,28 @@ int main(int argc, char** argv) {
   dyn_model* m = bench_default_model(OBS, ACT, &p);
   const int E = p.ensemble, B = p.batch, I = OBS + ACT, D = OBS + 1;
 
-  /* steps */
+  /* steps and prediction at 1 thread, then at all cores (the peer's count), each beside its roof */
   float* x = xmalloc(sizeof(float) * E * B * I);
   float* y = xmalloc(sizeof(float) * E * B * D);
   for (int i = 0; i < E * B * I; i++) x[i] = nrm(0, (uint64_t)i);
   for (int i = 0; i < E * B * D; i++) y[i] = 0.1f * nrm(1, (uint64_t)i);
-  for (int i = 0; i < 5; i++) model_step(m, B, x, y);
-  double best_steps = 0;
-  for (int round = 0; round < 3; round++) {
-    long n = 0;
-    double t0 = now_s(), t;
-    do {
-      model_step(m, B, x, y);
-      n++;
-      t = now_s() - t0;
-    } while (t < seconds);
-    if (n / t > best_steps) best_steps = n / t;
-  }
-  printf("model_step (E %d, %d x %d, batch %d, %d -> %d): %.1f steps/s (%.2f ms/step)\n", E, p.layers, p.hidden, B,
-         I, 2 * D, best_steps, 1e3 / best_steps);
-  /* the roof: the same BLAS's sgemm on a large GEMM, here and now, at these threads and at one */
-  const double step_gflop = bench_mlp_step_flops(&m->net, B) / 1e9;
-  const double roof = bench_sgemm_roof(mach.blas_threads, 5, mach.blas_threads);
-  const double roof1 = bench_sgemm_roof(1, 5, mach.blas_threads);
-  printf("roof: sgemm 1024^3 %.1f GFLOP/s at %d threads, %.1f at 1; model_step %.3f GFLOP: %.1f GFLOP/s, %.0f %% "
-         "of the roof\n",
-         roof, mach.blas_threads, roof1, step_gflop, step_gflop * best_steps,
-         roof > 0 ? 100.0 * step_gflop * best_steps / roof : 0.0);
-
-  /* a short fit */
   float* obs = xmalloc(sizeof(float) * PRED_ROWS * OBS);
   float* act = xmalloc(sizeof(float) * PRED_ROWS * ACT);
-  float* rew = xmalloc(sizeof(float) * FIT_ROWS);
-  float* nxt = xmalloc(sizeof(float) * FIT_ROWS * OBS);
   for (long i = 0; i < (long)PRED_ROWS * OBS; i++) obs[i] = nrm(2, (uint64_t)i);
   for (long i = 0; i < (long)PRED_ROWS * ACT; i++) act[i] = 2.0f * rng_uniform((rng_key){99, RNG_TEST}, 3, 0, (uint64_t)i) - 1.0f;
+  float* mean = xmalloc(sizeof(float) * (size_t)E * PRED_ROWS * D);
+  float* lv = xmalloc(sizeof(float) * (size_t)E * PRED_ROWS * D);
+  const double step_gflop = bench_mlp_step_flops(&m->net, B) / 1e9;
+  const double pred_gflop = bench_mlp_forward_flops(&m->net, PRED_ROWS) / 1e9;
+  at_threads r1 = measure(m, 1, seconds, x, y, obs, act, mean, lv, step_gflop, pred_gflop);
+  at_threads rt = threads > 1 ? measure(m, threads, seconds, x, y, obs, act, mean, lv, step_gflop, pred_gflop) : r1;
+  threads_set(threads);
+  const double best_steps = rt.steps, roof = rt.roof, best_pred = rt.pred;
+  printf("gemm: %s; swish: %s\n", gemm_library(), swish_vectorized() ? "AVX-512 (expf bit-equal)" : "scalar");
+
+  /* a short fit */
+  float* rew = xmalloc(sizeof(float) * FIT_ROWS);
+  float* nxt = xmalloc(sizeof(float) * FIT_ROWS * OBS);
   for (long i = 0; i < FIT_ROWS; i++) rew[i] = obs[i * OBS] + 0.1f * nrm(4, (uint64_t)i);
   for (long i = 0; i < (long)FIT_ROWS * OBS; i++) nxt[i] = 0.9f * obs[i] + 0.1f * act[(i / OBS) * ACT] + 0.05f * nrm(5, (uint64_t)i);
   m->p.max_epochs = 2;
@@ -140,19 +189,6 @@ int main(int argc, char** argv) {
   const double fit_steps = st.steps / st.seconds;
   printf("model_train (N %d: %d train, %d holdout; %d epochs, %ld steps): %.2f s, %.1f steps/s\n", FIT_ROWS,
          st.n_train, st.n_holdout, st.epochs, st.steps, st.seconds, fit_steps);
-
-  /* predict */
-  float* mean = xmalloc(sizeof(float) * (size_t)E * PRED_ROWS * D);
-  float* lv = xmalloc(sizeof(float) * (size_t)E * PRED_ROWS * D);
-  double best_pred = 0;
-  for (int round = 0; round < 3; round++) {
-    double t0 = now_s();
-    model_predict(m, obs, act, PRED_ROWS, mean, lv);
-    double t = now_s() - t0;
-    if (PRED_ROWS / t > best_pred) best_pred = PRED_ROWS / t;
-  }
-  printf("model_predict (%d rows x %d members, chunk %d): %.0f rows/s (%.3f s per call)\n", PRED_ROWS, E, m->chunk,
-         best_pred, PRED_ROWS / best_pred);
 
   peer pr = run_peer(threads, seconds);
   if (pr.ok)
@@ -171,11 +207,24 @@ int main(int argc, char** argv) {
   fprintf(f, "  \"method\": \"model_step on a fixed batch, %.3g s per round, best of 3 rounds; model_train on %d "
              "rows capped at 2 epochs; model_predict of %d rows, best of 3 calls\",\n",
           seconds, FIT_ROWS, PRED_ROWS);
+  fprintf(f, "  \"gemm\": ");
+  json_str(f, gemm_library());
+  fprintf(f, ",\n  \"swish_vector\": %s,\n", swish_vectorized() ? "true" : "false");
   fprintf(f, "  \"steps_per_s\": %.2f,\n  \"ms_per_step\": %.3f,\n", best_steps, 1e3 / best_steps);
   fprintf(f, "  \"roof\": {\"sgemm\": \"1024^3 row-major, best of 5\", \"gflops\": %.2f, \"threads\": %d, "
-             "\"gflops_1_thread\": %.2f, \"step_gflop\": %.4f, \"step_gflops\": %.2f, \"fraction\": %.3f},\n",
-          roof, mach.blas_threads, roof1, step_gflop, step_gflop * best_steps,
-          roof > 0 ? step_gflop * best_steps / roof : 0.0);
+             "\"gflops_1_thread\": %.2f, \"step_gflop\": %.4f, \"step_gflops\": %.2f, \"fraction\": %.3f, "
+             "\"predict_call_gflop\": %.4f, \"predict_gflops\": %.2f, \"predict_fraction\": %.3f},\n",
+          roof, threads, r1.roof, step_gflop, step_gflop * best_steps, roof > 0 ? step_gflop * best_steps / roof : 0.0,
+          pred_gflop, pred_gflop * best_pred / PRED_ROWS, roof > 0 ? pred_gflop * best_pred / PRED_ROWS / roof : 0.0);
+  fprintf(f, "  \"one_thread\": {\"steps_per_s\": %.2f, \"ms_per_step\": %.3f, \"roof_gflops\": %.2f, "
+             "\"fraction\": %.3f, \"predict_rows_per_s\": %.0f, \"predict_fraction\": %.3f},\n",
+          r1.steps, 1e3 / r1.steps, r1.roof, r1.roof > 0 ? step_gflop * r1.steps / r1.roof : 0.0, r1.pred,
+          r1.roof > 0 ? pred_gflop * r1.pred / PRED_ROWS / r1.roof : 0.0);
+  fprintf(f, "  \"one_thread_cpu_time\": {\"note\": \"timed in process CPU seconds, which leave out the time "
+             "other jobs hold the core\", \"ms_per_step\": %.3f, \"roof_gflops\": %.2f, \"fraction\": %.3f, "
+             "\"predict_rows_per_s\": %.0f, \"predict_fraction\": %.3f},\n",
+          1e3 / r1.cpu_steps, r1.cpu_roof, step_gflop * r1.cpu_steps / r1.cpu_roof, r1.cpu_pred,
+          pred_gflop * r1.cpu_pred / PRED_ROWS / r1.cpu_roof);
   fprintf(f, "  \"fit\": {\"rows\": %d, \"epochs\": %d, \"steps\": %ld, \"seconds\": %.3f, \"steps_per_s\": %.2f},\n",
           FIT_ROWS, st.epochs, st.steps, st.seconds, fit_steps);
   fprintf(f, "  \"predict_rows\": %d,\n  \"predict_chunk\": %d,\n  \"predict_rows_per_s\": %.0f,\n", PRED_ROWS,

@@ -241,6 +241,38 @@ static inline double bench_sgemm_roof(int threads, int rounds, int restore) {
   return best;
 }
 
+/** CPU seconds used by this process so far (all its threads). At 1 thread a figure timed with it
+ *  leaves out the time other jobs on a shared machine hold the core, which wall time does not. */
+static inline double bench_cpu_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/** bench_sgemm_roof at 1 thread timed in CPU seconds (bench_cpu_s): the roof of 1-thread figures
+ *  timed the same way. Thread counts are set back to restore afterwards. */
+static inline double bench_sgemm_roof_cpu(int rounds, int restore) {
+  enum { N = 1024 };
+  float* a = (float*)malloc(sizeof(float) * N * N);
+  float* b = (float*)malloc(sizeof(float) * N * N);
+  float* c = (float*)malloc(sizeof(float) * N * N);
+  double best = 0;
+  if (a && b && c) {
+    for (long i = 0; i < (long)N * N; i++) a[i] = b[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    threads_set(1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+    for (int r = 0; r < rounds; r++) {
+      double t0 = bench_cpu_s();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+      double t = bench_cpu_s() - t0;
+      if (t > 0 && 2.0 * N * N * N / t / 1e9 > best) best = 2.0 * N * N * N / t / 1e9;
+    }
+    threads_set(restore);
+  }
+  free(a), free(b), free(c);
+  return best;
+}
+
 /** FLOPs of a forward pass of an MLP ensemble on B rows per member: 2 B in out per layer and
  *  member (the GEMMs; element work such as bias and activation is left out). */
 static inline double bench_mlp_forward_flops(const nn_mlp* net, int B) {

@@ -38,7 +38,7 @@ nn_mlp nn_mlp_make(int E, int nlayers, const int* dims, int act);
 
 /** Per-batch activations kept by the forward pass for the backward pass (allocated once for up
  *  to Bmax rows): a[l] is the input of layer l ([E][B][dims[l]]), z[l] the pre-activation of hidden
- *  layer l. The forward reads the input through x and does not copy it into a[0]; a[0] and
+ *  layer l (ReLU) or swish's derivative there (swish: nn_fused.h). The forward reads the input through x and does not copy it into a[0]; a[0] and
  *  a[nlayers] ([E][Bmax][in] and [E][Bmax][out]) are workspaces for nn_forward_chunked. */
 typedef struct nn_cache {
   int Bmax, B, shared_input;

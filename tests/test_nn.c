@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "nn.h"
 #include "rng.h"
+#include "swish.h"
 #include "test.h"
 
 static const rng_key K = {1234, RNG_TEST};
@@ -188,6 +191,149 @@ static void test_swish(void) {
   CHECK(worst_g < 1e-6, "swish derivative error %g (vs central differences)", worst_g);
   CHECK(nn_swish(-100.0f) == -0.0f || nn_swish(-100.0f) == 0.0f, "swish(-100) = %g", nn_swish(-100.0f));
   CHECK(isfinite(nn_swish_grad(-100.0f)) && isfinite(nn_swish_grad(100.0f)), "swish' finite");
+}
+
+/* the vector path's expf equals expf bit for bit: a strided sweep over every float bit pattern
+ * (all 2^32 were checked once, with the stride at 1), plus the edges of glibc's main path */
+static void test_swish_expf_bits(void) {
+  enum { N = 1 << 16 };
+  float *x = nn_alloc(N), *e = nn_alloc(N);
+  long bad = 0, n = 0;
+  uint64_t u = 0;
+  while (u < (1ull << 32)) {
+    int k = 0;
+    for (; k < N && u < (1ull << 32); k++, u += 65521) {
+      uint32_t b = (uint32_t)u;
+      memcpy(&x[k], &b, 4);
+    }
+    swish_expf(x, e, k);
+    for (int i = 0; i < k; i++) {
+      float r = expf(x[i]);
+      bad += memcmp(&r, &e[i], 4) != 0 && !(isnan(r) && isnan(e[i]));
+    }
+    n += k;
+  }
+  const float edge[] = {88.0f, -88.0f, 88.72283f, 88.72284f, -103.27893f, -103.97208f, -104.0f, 0.0f, -0.0f,
+                        1e-30f, -1e-30f, INFINITY, -INFINITY, NAN, 0x1.62e42ep6f, -0x1.9d1d9ep6f, 87.99999f};
+  const int ne = sizeof edge / sizeof edge[0];
+  swish_expf(edge, e, ne);
+  for (int i = 0; i < ne; i++) {
+    float r = expf(edge[i]);
+    bad += memcmp(&r, &e[i], 4) != 0 && !(isnan(r) && isnan(e[i]));
+  }
+  CHECK(bad == 0, "%ld of %ld expf values differ (vector path %d)", bad, n + ne, swish_vectorized());
+  free(x), free(e);
+}
+
+/* bias + swish (and swish') over rows equals nn_swish / nn_swish_grad bit for bit, tails included */
+static void test_swish_bias_bits(void) {
+  const int rows = 5, n = 203;
+  float *o = nn_alloc(rows * n), *g = nn_alloc(rows * n), *o2 = nn_alloc(rows * n), *b = nn_alloc(n);
+  fill(o, rows * n, 21, 8.0f);
+  fill(b, n, 22, 1.0f);
+  o[3] = 95.0f, o[4] = -95.0f, o[5] = INFINITY, o[6] = -INFINITY, o[7] = NAN, o[8] = -88.5f;
+  memcpy(o2, o, sizeof(float) * rows * n);
+  swish_bias_forward(o, b, rows, n, g);
+  swish_bias_forward(o2, b, rows, n, NULL);
+  long bad = 0;
+  float* in = nn_alloc(rows * n);
+  fill(in, rows * n, 21, 8.0f);
+  in[3] = 95.0f, in[4] = -95.0f, in[5] = INFINITY, in[6] = -INFINITY, in[7] = NAN, in[8] = -88.5f;
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < n; j++) {
+      const int i = r * n + j;
+      const float v = in[i] + b[j], f = nn_swish(v), d = nn_swish_grad(v);
+      bad += (memcmp(&f, &o[i], 4) != 0 && !(isnan(f) && isnan(o[i]))) ||
+             (memcmp(&d, &g[i], 4) != 0 && !(isnan(d) && isnan(g[i]))) ||
+             (memcmp(&f, &o2[i], 4) != 0 && !(isnan(f) && isnan(o2[i])));
+    }
+  CHECK(bad == 0, "%ld of %d units differ from nn_swish / nn_swish_grad", bad, rows * n);
+  free(o), free(g), free(o2), free(b), free(in);
+}
+
+/* The unfused passes (nn.c before the fused path): bias copied, a beta = 1 GEMM, then swish; the
+ * backward with swish' from the pre-activation, bias gradients summed row by row. */
+static void unfused_forward(const nn_mlp* net, const float* P, int B, const float* x, int shared,
+                            float** z, float** a, float* y) {
+  const int L = net->nlayers, E = net->E;
+  for (int l = 0; l < L; l++) {
+    const int din = net->dims[l], dout = net->dims[l + 1];
+    for (int e = 0; e < E; e++) {
+      const float* in = l == 0 ? x + (shared ? 0 : (size_t)e * B * din) : a[l] + (size_t)e * B * din;
+      float* out = (l == L - 1 ? y : z[l]) + (size_t)e * B * dout;
+      for (int r = 0; r < B; r++) memcpy(out + (size_t)r * dout, P + net->b_off[l] + (size_t)e * dout, dout * 4);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, dout, din, 1.0f, in, din,
+                  P + net->w_off[l] + (size_t)e * din * dout, dout, 1.0f, out, dout);
+    }
+    if (l < L - 1)
+      for (size_t i = 0; i < (size_t)E * B * dout; i++) a[l + 1][i] = nn_swish(z[l][i]);
+  }
+}
+
+static void unfused_backward(const nn_mlp* net, const float* P, int B, const float* x, int shared,
+                             float** z, float** a, const float* dy, float* G, float* dx, float* t1, float* t2) {
+  const int L = net->nlayers, E = net->E;
+  const float* dz = dy;
+  float* buf[2] = {t1, t2};
+  for (int l = L - 1; l >= 0; l--) {
+    const int din = net->dims[l], dout = net->dims[l + 1];
+    for (int e = 0; e < E; e++) {
+      const float* in = l > 0 ? a[l] + (size_t)e * B * din : x + (shared ? 0 : (size_t)e * B * din);
+      const float* d = dz + (size_t)e * B * dout;
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, din, dout, B, 1.0f, in, din, d, dout, 1.0f,
+                  G + net->w_off[l] + (size_t)e * din * dout, dout);
+      float* gb = G + net->b_off[l] + (size_t)e * dout;
+      for (int r = 0; r < B; r++)
+        for (int j = 0; j < dout; j++) gb[j] += d[(size_t)r * dout + j];
+    }
+    float* out = l > 0 ? buf[l & 1] : dx;
+    for (int e = 0; e < E; e++) {
+      float* o = l == 0 && shared ? out : out + (size_t)e * B * din;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, din, dout, 1.0f, dz + (size_t)e * B * dout, dout,
+                  P + net->w_off[l] + (size_t)e * din * dout, dout, l == 0 && shared && e > 0 ? 1.0f : 0.0f, o, din);
+    }
+    if (l > 0)
+      for (size_t i = 0; i < (size_t)E * B * din; i++) out[i] *= nn_swish_grad(z[l - 1][i]);
+    dz = out;
+  }
+}
+
+/* The model's shape (7 members, 14 -> 4 x 200 -> 24, 256 and 200 rows: the parallel fused path)
+ * gives the unfused passes' outputs, parameter gradients and input gradients bit for bit. */
+static void test_fused_bits(void) {
+  int d[] = {14, 200, 200, 200, 200, 24};
+  const int E = 7, L = 5, Bmax = 256;
+  nn_mlp net = nn_mlp_make(E, L, d, NN_SWISH);
+  float* P = nn_alloc(net.nparams);
+  fill(P, net.nparams, 30, 0.08f);
+  float *x = nn_alloc((size_t)E * Bmax * 14), *dy = nn_alloc((size_t)E * Bmax * 24);
+  fill(x, (size_t)E * Bmax * 14, 31, 1.5f);
+  fill(dy, (size_t)E * Bmax * 24, 32, 1.0f);
+  float *y1 = nn_alloc((size_t)E * Bmax * 24), *y2 = nn_alloc((size_t)E * Bmax * 24);
+  float *G1 = nn_alloc(net.nparams), *G2 = nn_alloc(net.nparams);
+  float *dx1 = nn_alloc((size_t)E * Bmax * 14), *dx2 = nn_alloc((size_t)E * Bmax * 14);
+  float *z[4], *a[5], *t1 = nn_alloc((size_t)E * Bmax * 200), *t2 = nn_alloc((size_t)E * Bmax * 200);
+  for (int l = 0; l < 4; l++) z[l] = nn_alloc((size_t)E * Bmax * 200), a[l + 1] = nn_alloc((size_t)E * Bmax * 200);
+  nn_cache* c = nn_cache_alloc(&net, Bmax);
+  const int Bs[] = {256, 200};
+  for (int k = 0; k < 2; k++)
+    for (int shared = 0; shared <= 1; shared++) {
+      const int B = Bs[k];
+      const size_t ny = (size_t)E * B * 24, nx = (size_t)(shared ? 1 : E) * B * 14;
+      nn_zero(G1, net.nparams), nn_zero(G2, net.nparams);
+      nn_forward(&net, P, B, x, shared, c, y1);
+      nn_backward(&net, P, c, dy, G1, dx1);
+      unfused_forward(&net, P, B, x, shared, z, a, y2);
+      unfused_backward(&net, P, B, x, shared, z, a, dy, G2, dx2, t1, t2);
+      CHECK(!memcmp(y1, y2, ny * 4), "B %d shared %d: outputs differ", B, shared);
+      CHECK(!memcmp(G1, G2, net.nparams * 4), "B %d shared %d: parameter gradients differ", B, shared);
+      CHECK(!memcmp(dx1, dx2, nx * 4), "B %d shared %d: input gradients differ", B, shared);
+      nn_forward_chunked(&net, P, B, x, shared, c, y1);
+      CHECK(!memcmp(y1, y2, ny * 4), "B %d shared %d: forward without backward differs", B, shared);
+    }
+  nn_cache_free(c);
+  for (int l = 0; l < 4; l++) free(z[l]), free(a[l + 1]);
+  free(P), free(x), free(dy), free(y1), free(y2), free(G1), free(G2), free(dx1), free(dx2), free(t1), free(t2);
 }
 
 /* chunked and cache-less forwards equal one forward over all rows */
@@ -390,6 +536,9 @@ int main(void) {
   RUN(test_mlp3_shared);
   RUN(test_mlp3_per_member);
   RUN(test_swish);
+  RUN(test_swish_expf_bits);
+  RUN(test_swish_bias_bits);
+  RUN(test_fused_bits);
   RUN(test_forward_chunked);
   RUN(test_adam_one_step);
   RUN(test_adam_several_steps);

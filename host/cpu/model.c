@@ -154,6 +154,33 @@ static inline float sigmoid(float x) {
 
 /* ---- the loss ----------------------------------------------------------------------------- */
 
+/* Blocks b0 .. b0 + 7 of sum_squares side by side, each chain summed in its own scalar order (the
+ * same bits): one dependent chain of double adds per block waits 4 cycles an element, 8 chains
+ * interleave. Kept scalar (no gathers: they cost more than the chains). */
+__attribute__((optimize("no-tree-vectorize"))) static void sum_squares8(const float* x, long n, long per,
+                                                                         int b0, double* part) {
+  long len[8], common = per;
+  for (int k = 0; k < 8; k++) {
+    const long i0 = (b0 + k) * per, i1 = (b0 + k + 1) * per < n ? (b0 + k + 1) * per : n;
+    len[k] = i1 > i0 ? i1 - i0 : 0;
+    if (len[k] < common) common = len[k];
+  }
+  const float* p = x + (long)b0 * per;
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0;
+  for (long i = 0; i < common; i++) {
+    const double v0 = p[i], v1 = p[per + i], v2 = p[2 * per + i], v3 = p[3 * per + i];
+    const double v4 = p[4 * per + i], v5 = p[5 * per + i], v6 = p[6 * per + i], v7 = p[7 * per + i];
+    s0 += v0 * v0, s1 += v1 * v1, s2 += v2 * v2, s3 += v3 * v3;
+    s4 += v4 * v4, s5 += v5 * v5, s6 += v6 * v6, s7 += v7 * v7;
+  }
+  double s[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+  for (int k = 0; k < 8; k++) {
+    const float* xb = p + (long)k * per;
+    for (long i = common; i < len[k]; i++) s[k] += (double)xb[i] * (double)xb[i];
+    part[b0 + k] = s[k];
+  }
+}
+
 /* Σ x_i² over n floats in double, deterministic for any thread count: fixed blocks summed in
  * parallel, then the block sums in order. */
 static double sum_squares(const float* x, long n) {
@@ -161,12 +188,7 @@ static double sum_squares(const float* x, long n) {
   double part[NB];
   const long per = (n + NB - 1) / NB;
 #pragma omp parallel for if (n > MODEL_OMP_MIN) schedule(static)
-  for (int b = 0; b < NB; b++) {
-    double s = 0.0;
-    const long i1 = (b + 1) * per < n ? (b + 1) * per : n;
-    for (long i = b * per; i < i1; i++) s += (double)x[i] * (double)x[i];
-    part[b] = s;
-  }
+  for (int g = 0; g < NB / 8; g++) sum_squares8(x, n, per, 8 * g, part);
   double s = 0.0;
   for (int b = 0; b < NB; b++) s += part[b];
   return s;
@@ -307,7 +329,7 @@ void model_normalize(const dyn_model* m, int N, const float* obs, const float* a
 
 /* Forward of n <= chunk normalised rows in m->px into m->py [E][n][2 D]. */
 static void forward_chunk(dyn_model* m, int n) {
-  nn_forward(&m->net, m->params, n, m->px, 1, m->pcache, m->py);
+  nn_forward_chunked(&m->net, m->params, n, m->px, 1, m->pcache, m->py); /* nothing kept */
 }
 
 void model_predict(dyn_model* m, const float* obs, const float* act, int B, float* mean,

@@ -1,7 +1,9 @@
 /* nn.c: ensemble MLPs on the CPU (nn.h), the reference for kernels/nn.cu.
  *
- * Products go through OpenBLAS (cblas_sgemm, one call per member and layer; OpenBLAS threads them);
- * the elementwise work (bias, activation, their gradients) is plain loops, OpenMP-parallel when large.
+ * Swish networks (the dynamics model) go through nn_fused.c: per-member tasks with the element work
+ * fused into each GEMM's output. ReLU networks (SAC) stay here: products through OpenBLAS
+ * (cblas_sgemm, one call per member and layer; OpenBLAS threads them), the elementwise work (bias,
+ * activation, their gradients) in plain loops, OpenMP-parallel when large.
  * Parameter layout: for each layer l, weights [E][in][out] at w_off[l], then biases [E][out] at
  * b_off[l]; layers follow each other. */
 #include "nn.h"
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "nn_fused.h"
 
 /* Elementwise loops longer than this run OpenMP-parallel: only very large ones (model rollouts),
  * since a parallel region costs more than a short memory-bound loop, badly so on a loaded machine. */
@@ -122,8 +125,12 @@ static void act_backward(int act, const float* z, float* d, size_t n) {
  * shared input) and writes its output at y + e * y_es (rows of dims[L]). Hidden pre-activations go
  * to z[l] and activations to a[l + 1], member e at offset e * n * dims. */
 static void forward_rows(const nn_mlp* net, const float* P, int n, const float* x, size_t x_es,
-                         float* const* z, float* const* a, float* y, size_t y_es) {
+                         float* const* z, float* const* a, float* y, size_t y_es, int keep) {
   const int L = net->nlayers, E = net->E;
+  if (net->act == NN_SWISH) { /* the dynamics model: fused, per-member tasks (nn_fused.h) */
+    nnf_forward(net, P, n, x, x_es, z, a, y, y_es, keep);
+    return;
+  }
   for (int l = 0; l < L; l++) {
     const int din = net->dims[l], dout = net->dims[l + 1];
     for (int e = 0; e < E; e++) {
@@ -147,10 +154,10 @@ void nn_forward_chunked(const nn_mlp* net, const float* params, int B, const flo
     const float* xc = x + (size_t)r0 * din;
     size_t x_es = shared_input ? 0 : (size_t)B * din;
     if (n == B) { /* one chunk: write y directly */
-      forward_rows(net, params, n, xc, x_es, c->z, c->a, y, (size_t)B * dout);
+      forward_rows(net, params, n, xc, x_es, c->z, c->a, y, (size_t)B * dout, 0);
       continue;
     }
-    forward_rows(net, params, n, xc, x_es, c->z, c->a, c->a[net->nlayers], (size_t)n * dout);
+    forward_rows(net, params, n, xc, x_es, c->z, c->a, c->a[net->nlayers], (size_t)n * dout, 0);
     for (int e = 0; e < E; e++)
       memcpy(y + ((size_t)e * B + r0) * dout, c->a[net->nlayers] + (size_t)e * n * dout,
              (size_t)n * dout * sizeof(float));
@@ -172,13 +179,17 @@ void nn_forward(const nn_mlp* net, const float* params, int B, const float* x, i
   c->shared_input = shared_input;
   c->x = x;
   forward_rows(net, params, B, x, shared_input ? 0 : (size_t)B * net->dims[0], c->z, c->a, y,
-               (size_t)B * net->dims[net->nlayers]);
+               (size_t)B * net->dims[net->nlayers], 1);
 }
 
 void nn_backward(const nn_mlp* net, const float* params, nn_cache* c, const float* dy,
                  float* grads, float* dx) {
   const int L = net->nlayers, E = net->E, B = c->B;
   if (!c->x) mbpo_fatal("nn_backward without a cached forward");
+  if (net->act == NN_SWISH) {
+    nnf_backward(net, params, c, dy, grads, dx);
+    return;
+  }
   const size_t half = (size_t)E * c->Bmax * max_hidden(net);
   float* buf[2] = {c->scratch, c->scratch + half};
   const float* dz = dy; /* gradient wrt the output of layer l (pre-activation for hidden layers) */
@@ -271,6 +282,45 @@ void nn_adam_free(nn_adam* a) {
   free(a);
 }
 
+/* One Adam update of elements [i0, i1): the scalar expressions, in this order (no FMA: the build is
+ * ISO C, so no contraction), which the vector path below repeats operation for operation. */
+static void adam_scalar(float* m, float* v, float* p, const float* g, size_t i0, size_t i1, float b1,
+                        float b2, float lr_t, float eps) {
+  for (size_t i = i0; i < i1; i++) {
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    p[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* 16 lanes of adam_scalar: IEEE add, mul, div and sqrt are correctly rounded in every lane, so the
+ * bits are the scalar loop's (GCC leaves that loop scalar: sqrtf may set errno). */
+__attribute__((target("avx512f"))) static void adam_avx512(float* m, float* v, float* p, const float* g,
+                                                            size_t i0, size_t i1, float b1, float b2,
+                                                            float lr_t, float eps) {
+  const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), c1 = _mm512_set1_ps(1.0f - b1),
+               c2 = _mm512_set1_ps(1.0f - b2), lr = _mm512_set1_ps(lr_t), ve = _mm512_set1_ps(eps);
+  size_t i = i0;
+  for (; i + 16 <= i1; i += 16) {
+    const __m512 gi = _mm512_loadu_ps(g + i);
+    const __m512 mi = _mm512_add_ps(_mm512_mul_ps(vb1, _mm512_loadu_ps(m + i)), _mm512_mul_ps(c1, gi));
+    const __m512 vi = _mm512_add_ps(_mm512_mul_ps(vb2, _mm512_loadu_ps(v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, gi), gi));
+    _mm512_storeu_ps(m + i, mi);
+    _mm512_storeu_ps(v + i, vi);
+    const __m512 step = _mm512_div_ps(_mm512_mul_ps(lr, mi), _mm512_add_ps(_mm512_sqrt_ps(vi), ve));
+    _mm512_storeu_ps(p + i, _mm512_sub_ps(_mm512_loadu_ps(p + i), step));
+  }
+  adam_scalar(m, v, p, g, i, i1, b1, b2, lr_t, eps);
+}
+#define NN_ADAM_VEC 1
+#endif
+
+/* Adam updates at least this long run OpenMP-parallel (the model's 0.9 M parameters; SAC's are
+ * far fewer): elementwise, so the bits do not depend on the split. */
+#define NN_ADAM_PAR (1 << 18)
+
 void nn_adam_step(nn_adam* a, float* params, const float* g) {
   a->t++;
   /* TF1 AdamOptimizer: lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t), in double then rounded once */
@@ -279,12 +329,23 @@ void nn_adam_step(nn_adam* a, float* params, const float* g) {
   const float lr_t = (float)((double)a->lr * sqrt(bc2) / bc1);
   const float b1 = a->b1, b2 = a->b2, eps = a->eps;
   float *m = a->m, *v = a->v;
-  const size_t n = a->n;
-#pragma omp parallel for if (n > NN_OMP_MIN) schedule(static)
-  for (size_t i = 0; i < n; i++) {
-    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-    params[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps);
+  const size_t n = a->n, blk = 16384;
+  int vec = 0;
+#ifdef NN_ADAM_VEC
+  vec = __builtin_cpu_supports("avx512f");
+#endif
+  const long nb = (long)((n + blk - 1) / blk);
+#pragma omp parallel for if (n >= NN_ADAM_PAR) schedule(static)
+  for (long k = 0; k < nb; k++) {
+    const size_t i0 = (size_t)k * blk, i1 = i0 + blk < n ? i0 + blk : n;
+#ifdef NN_ADAM_VEC
+    if (vec) {
+      adam_avx512(m, v, params, g, i0, i1, b1, b2, lr_t, eps);
+      continue;
+    }
+#endif
+    (void)vec;
+    adam_scalar(m, v, params, g, i0, i1, b1, b2, lr_t, eps);
   }
 }
 

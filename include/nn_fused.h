@@ -1,0 +1,27 @@
+/* nn_fused.h: the swish ensemble's forward and backward with the element work fused into the GEMM
+ * tasks (nn.c calls these for NN_SWISH networks; ReLU networks, SAC's, keep nn.c's own passes).
+ *
+ * One OpenMP task per member (and, in the forward, per block of rows) runs every layer of its
+ * member: a single-threaded GEMM, then one pass over its output that adds the bias and applies
+ * swish while the output is still in cache. Swish's derivative is kept instead of the
+ * pre-activation, from the same exponential, so the backward evaluates no exponential at all; it
+ * multiplies the incoming gradient by it and sums the bias gradient in the same pass. Every sum
+ * keeps the order of the unfused code (bias added after the dot product, rows summed in order,
+ * members of a shared input summed in order), so the bits equal nn.c's separate passes. */
+#ifndef MBPO_NN_FUSED_H
+#define MBPO_NN_FUSED_H
+
+#include "nn.h"
+
+/** Forward of n rows of a swish network (see forward_rows in nn.c for the layout): member e reads
+ *  x + e * x_es and writes y + e * y_es. With keep, hidden layer l's swish derivative goes to
+ *  z[l] (member e at e * n * dims[l + 1]) and its activation to a[l + 1], for nnf_backward;
+ *  without, activations go to a[] only. */
+void nnf_forward(const nn_mlp* net, const float* P, int n, const float* x, size_t x_es,
+                 float* const* z, float* const* a, float* y, size_t y_es, int keep);
+
+/** Backward through a cache filled by nnf_forward with keep (same contract as nn_backward). */
+void nnf_backward(const nn_mlp* net, const float* P, nn_cache* c, const float* dy, float* grads,
+                  float* dx);
+
+#endif
