@@ -176,6 +176,15 @@ static void test_mlp3_per_member(void) {
   grad_check(3, 3, d, NN_SWISH, 0, 10);
 }
 
+/* hidden layers of different widths, the first the widest: the fused swish backward keeps each
+ * member's layer gradients at a fixed stride, so no member's later layer overwrites another's */
+static void test_mlp4_widths(void) {
+  int d[] = {6, 9, 5, 7, 4};
+  grad_check(3, 4, d, NN_SWISH, 1, 10);
+  grad_check(3, 4, d, NN_SWISH, 0, 10);
+  grad_check(3, 4, d, NN_RELU, 1, 10);
+}
+
 static void test_swish(void) {
   double worst_f = 0, worst_g = 0;
   for (int i = -400; i <= 400; i++) {
@@ -535,6 +544,7 @@ int main(void) {
   RUN(test_layer_swish);
   RUN(test_mlp3_shared);
   RUN(test_mlp3_per_member);
+  RUN(test_mlp4_widths);
   RUN(test_swish);
   RUN(test_swish_expf_bits);
   RUN(test_swish_bias_bits);

@@ -99,9 +99,11 @@ static void swish_back(float* d, const float* g, float* gb, int B, int n, int j0
 }
 
 /* the backward of member e; inner: its element passes split by columns over the threads (each
- * column's rows still summed in order) */
+ * column's rows still summed in order). Member e's gradients of the hidden layers alternate
+ * between buf[0] and buf[1] at e * stride (stride: Bmax rows of the widest layer, so members that
+ * run side by side never share a float whatever the layers' widths). */
 static void backward_member(const nn_mlp* net, const float* P, nn_cache* c, const float* dy,
-                            float* grads, float* dx, float* const* buf, int e, int inner) {
+                            float* grads, float* dx, float* const* buf, size_t stride, int e, int inner) {
   const int L = net->nlayers, B = c->B, shared = c->shared_input;
   const float* dz = dy + (size_t)e * B * net->dims[L]; /* gradient wrt layer l's output */
   for (int l = L - 1; l >= 0; l--) {
@@ -122,7 +124,7 @@ static void backward_member(const nn_mlp* net, const float* P, nn_cache* c, cons
                 dx + (size_t)e * B * din, din);
       break;
     }
-    float* out = buf[l & 1] + (size_t)e * B * din;
+    float* out = buf[l & 1] + (size_t)e * stride;
     gemm_nt(B, din, dout, dz, dout, P + net->w_off[l] + (size_t)e * din * dout, dout, 0.0f, out, din);
     /* through swish: times the kept derivative, and the previous layer's bias gradient in the same pass */
     const float* g = c->z[l - 1] + (size_t)e * B * din;
@@ -142,14 +144,15 @@ void nnf_backward(const nn_mlp* net, const float* P, nn_cache* c, const float* d
   for (int l = 1; l < L; l++)
     if ((size_t)E * c->Bmax * net->dims[l] > half) half = (size_t)E * c->Bmax * net->dims[l];
   float* buf[2] = {c->scratch, c->scratch + half};
+  const size_t stride = half / (size_t)E;
   const int T = pass_threads((double)E * B * 2.0 * row_flops(net)), nt = task_members(E, T);
 #pragma omp parallel for if (nt > 0) schedule(dynamic, 1)
-  for (int e = 0; e < nt; e++) backward_member(net, P, c, dy, grads, dx, buf, e, 0);
-  for (int e = nt; e < E; e++) backward_member(net, P, c, dy, grads, dx, buf, e, T > 1);
+  for (int e = 0; e < nt; e++) backward_member(net, P, c, dy, grads, dx, buf, stride, e, 0);
+  for (int e = nt; e < E; e++) backward_member(net, P, c, dy, grads, dx, buf, stride, e, T > 1);
   if (dx && c->shared_input) { /* the members' input gradients summed in member order, as nn.c does */
     const int din = net->dims[0], dout = net->dims[1];
     for (int e = 0; e < E; e++) {
-      const float* dz0 = (L > 1 ? buf[1] : dy) + (size_t)e * B * dout;
+      const float* dz0 = L > 1 ? buf[1] + (size_t)e * stride : dy + (size_t)e * B * dout;
       gemm_nt(B, din, dout, dz0, dout, P + net->w_off[0] + (size_t)e * din * dout, dout,
               e == 0 ? 0.0f : 1.0f, dx, din);
     }
