@@ -248,7 +248,8 @@ typedef struct dx_gemm_ep {
  *  dx_graph_ops and the critical path): on the host OpenBLAS then the op's body, the bits of the
  *  two separate calls; on the GPU one cuBLASLt call with the epilogue fused where ep allows, else
  *  the GEMM and the op's kernel on the same stream. Errors name it "gemm_ep ..., then op NAME";
- *  MBPO_DX_FAIL matches gemm_ep or the op's name. Shapes must not be empty. */
+ *  MBPO_DX_FAIL matches gemm_ep or the op's name. With an empty GEMM or no
+ *  indices it is the two calls (dx_gemm2 then dx_run), each doing what it does with nothing. */
 void dx_gemm2_ep(dx_ctx* c, int ta, int tb, int M, int N, int K, const float* A, int lda, long soA, long siA,
                  const float* B, int ldb, long soB, long siB, float* C, int ldc, long soC, long siC, int outer,
                  int inner, const dx_gemm_ep* ep, const dx_op* op, const void* args, size_t args_size, long n);
