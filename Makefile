@@ -113,7 +113,7 @@ NVCCFLAGS += -std=c++17 -Iinclude -Ienvs -Ikernels -DMBPO_CUDA=1 -MMD -MP \
              -gencode arch=compute_$(CUDA_PTX),code=compute_$(CUDA_PTX) \
              -DMBPO_CUDA_ARCHS='"$(CUDA_ARCHS)"' -Xcompiler -Wall,-Wextra
 CFLAGS  += -DMBPO_CUDA=1
-LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcurand -lcudart -lstdc++
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcurand -lcudart -lstdc++
 CU_SRC  := $(wildcard kernels/*.cu)
 endif
 

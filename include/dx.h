@@ -29,7 +29,7 @@
  * (a capture records the ops as the host emulation does, and a launch replays them one by one) and
  * follows every op with a sync and a check, so that the report names the op, its sizes and its place
  * in the graph (usable under compute-sanitizer). MBPO_DX_FAIL=NAME[:K] makes the K-th op named NAME
- * (an element op, or gemm, gemm2, copy, zero, sort, select) leave a fault instead of running, on
+ * (an element op, or gemm, gemm2, gemm_ep, copy, zero, sort, select) leave a fault instead of running, on
  * either kind, to test these reports (docs/cuda.md). */
 #ifndef MBPO_DX_H
 #define MBPO_DX_H
@@ -226,6 +226,33 @@ void dx_gemm(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const 
 void dx_gemm2(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
               long soA, long siA, const float* B, int ldb, long soB, long siB, float beta, float* C,
               int ldc, long soC, long siC, int outer, int inner);
+
+/** What a GPU may fuse into a dx_gemm2_ep's GEMM instead of running its element op (cuBLASLt
+ *  epilogues, kernels/dx_lt.cu). DX_EP_NONE: the GEMM, then the op. DX_EP_RELU_BIAS: the op is
+ *  out = relu(C + bias) per output column (row-major C [M][N], bias[b * bias_stride + j] for
+ *  matrix b of the batch); the fused call writes out only (C is left undefined when out != C), so
+ *  that a reader of the pre-activation must use out (ReLU's mask is the same: out > 0 iff C > 0).
+ *  Other shapes (two-level strides, no algorithm from the heuristic) take the two steps. */
+enum dx_ep_kind { DX_EP_NONE = 0, DX_EP_RELU_BIAS = 1 };
+
+/** The fusable description of a dx_gemm2_ep's op (see dx_ep_kind). */
+typedef struct dx_gemm_ep {
+  int kind;
+  const float* bias;  /* DX_EP_RELU_BIAS: N biases per matrix */
+  long bias_stride;   /* floats between the batch's bias vectors */
+  float* out;         /* where relu(C + bias) goes (may be C) */
+} dx_gemm_ep;
+
+/** C = op(A) op(B) (alpha 1, beta 0; dx_gemm2's strides and batch) followed by the element op
+ *  (op, args, n) over its result, as ONE op of the graph (one dependency, one count in
+ *  dx_graph_ops and the critical path): on the host OpenBLAS then the op's body, the bits of the
+ *  two separate calls; on the GPU one cuBLASLt call with the epilogue fused where ep allows, else
+ *  the GEMM and the op's kernel on the same stream. Errors name it "gemm_ep ..., then op NAME";
+ *  MBPO_DX_FAIL matches gemm_ep or the op's name. With an empty GEMM or no
+ *  indices it is the two calls (dx_gemm2 then dx_run), each doing what it does with nothing. */
+void dx_gemm2_ep(dx_ctx* c, int ta, int tb, int M, int N, int K, const float* A, int lda, long soA, long siA,
+                 const float* B, int ldb, long soB, long siB, float* C, int ldc, long soC, long siC, int outer,
+                 int inner, const dx_gemm_ep* ep, const dx_op* op, const void* args, size_t args_size, long n);
 
 /** Sort n (key, value) pairs by key, stable (equal keys keep their order): keys_in/vals_in ->
  *  keys_out/vals_out (device arrays of n). Keys are 64-bit. n <= the size given to dx_reserve_sort. */

@@ -2,9 +2,11 @@
  * of nn.h, with the same shapes (nn_mlp) and the same flat parameter layout, so that parameters
  * move between the backends as one copy.
  *
- * A layer is one strided-batched GEMM over the E members (a shared input has stride 0) and one
- * fused element op (bias + activation); the backward is two GEMMs per layer (weight and input
- * gradients), a column-sum op for the bias gradient and an op for the activation's derivative.
+ * A layer is one strided-batched GEMM over the E members (a shared input has stride 0) with its
+ * bias + activation op, issued as one op (dx_gemm2_ep; on the GPU a ReLU layer's may be one
+ * cuBLASLt call); the backward is per layer the weight-gradient GEMM (plus, at the top, a
+ * column-sum op for the bias gradient) and the input-gradient GEMM fused with the activation's
+ * derivative and the bias gradient below. ReLU's derivative reads the layer's output, not z.
  * Everything is enqueued on the context and may be captured into a graph: nothing reads the host
  * and nothing allocates after nnd_cache_alloc / nnd_adam_alloc.
  *
@@ -35,7 +37,8 @@ typedef struct nnd_cache {
                                      carries its log-variance bounds after the network's) */
   const float* x;                 /* the input of the last forward (device) */
   float* a[NN_MAX_LAYERS + 1];    /* a[l], 1 <= l < nlayers: input of layer l, [P][E][B][dims[l]] */
-  float* z[NN_MAX_LAYERS];        /* z[l]: pre-activation of hidden layer l */
+  float* z[NN_MAX_LAYERS];        /* z[l]: pre-activation of hidden layer l (a ReLU layer fused on
+                                     the GPU leaves it unwritten: its backward reads a[l + 1]) */
   float* buf[2];                  /* backward workspaces [P][E][Bmax][max hidden] */
   float* dxe;                     /* per-member input gradients [P][E][Bmax][dims[0]] */
   int dw_lane;                    /* the lane (dx.h) of the backward's weight-gradient GEMMs: beside

@@ -62,6 +62,7 @@ struct dxc_lane_res {
   cudaStream_t stream;
   cublasHandle_t blas;
   void* blas_ws;
+  size_t blas_ws_bytes;
   void** ptrs;
   cudaEvent_t ev;
 };
@@ -70,6 +71,7 @@ struct dxc_state {
   void* owner;   // the dx_ctx, for error messages (dx_cuda_fail)
   cudaStream_t stream;   // the current lane's (dxc_lane)
   cublasHandle_t blas;   // the current lane's
+  int lane;              // the current lane
   void** ptrs;           // the current lane's [3][DXC_PTR_CAP]: dxc_gemm2's pointer tables
   dxc_lane_res lanes[DXC_LANES];
   void* sort_tmp;
@@ -127,15 +129,27 @@ extern "C" void* dxc_create(void* owner, char* err, int n) {
     size_t ws_bytes = 32u << 20;
     CK(s, cudaMalloc(&r->blas_ws, ws_bytes));
     CKB(s, cublasSetWorkspace(r->blas, r->blas_ws, ws_bytes));
+    r->blas_ws_bytes = ws_bytes;
     CK(s, cudaMalloc(&r->ptrs, 3 * DXC_PTR_CAP * sizeof(void*)));
     CK(s, cudaEventCreateWithFlags(&r->ev, cudaEventDisableTiming));
   }
   dxc_lane(s, 0);
+  dxc_lt_init(s); // kernels/dx_lt.cu
   return s;
+}
+
+extern "C" void* dxc_owner(void* p) { return ((dxc_state*)p)->owner; }
+
+extern "C" void* dxc_lane_ws(void* p, void** ws, size_t* bytes) {
+  dxc_state* s = (dxc_state*)p;
+  *ws = s->lanes[s->lane].blas_ws;
+  *bytes = s->lanes[s->lane].blas_ws_bytes;
+  return (void*)s->stream;
 }
 
 extern "C" void dxc_lane(void* p, int l) {
   dxc_state* s = (dxc_state*)p;
+  s->lane = l;
   s->stream = s->lanes[l].stream;
   s->blas = s->lanes[l].blas;
   s->ptrs = s->lanes[l].ptrs;

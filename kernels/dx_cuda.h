@@ -53,6 +53,22 @@ void dxc_gemm(void* s, int ta, int tb, int M, int N, int K, float alpha, const f
 int dxc_gemm2(void* s, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda, long soA,
               long siA, const float* B, int ldb, long soB, long siB, float beta, float* C, int ldc, long soC,
               long siC, int outer, int inner);
+/** dx_gemm2_ep's fused GEMM (kernels/dx_lt.cu): one strided-batched cuBLASLt matmul with the
+ *  epilogue ep_kind (dx.h's dx_ep_kind: relu(C + bias) into out) on the current lane; 1 when it
+ *  ran, 0 when the caller must take the two steps (no plan: an unsupported shape, or no algorithm
+ *  from the heuristic, logged once per shape). A plan (descriptors, layouts, the heuristic's
+ *  algorithm) is made once per shape and lane at the first call (at capture) and reused; graph
+ *  replay calls nothing here. Every cuBLASLt status is checked, naming the op and the shapes. */
+int dxc_gemm_ep(void* s, int ta, int tb, int M, int N, int K, const float* A, int lda, long sA, const float* B,
+                int ldb, long sB, float* C, int ldc, long sC, int batch, int ep_kind, const float* bias,
+                long bias_stride, float* out, const char* name);
+/** Create the process's cuBLASLt handle (once; at dxc_create, outside any capture). */
+void dxc_lt_init(void* s);
+/** The context (dx_ctx*) of a CUDA state, for dx_cuda_fail. */
+void* dxc_owner(void* s);
+/** The current lane's stream (returned) and its cuBLAS workspace and size (shared by dxc_gemm_ep:
+ *  one stream orders their uses). */
+void* dxc_lane_ws(void* s, void** ws, size_t* bytes);
 /** Make lane l current: the following calls enqueue on its stream and cuBLAS handle. */
 void dxc_lane(void* s, int l);
 /** Lane dst waits for the work enqueued on lane src so far (an event; captured as graph edges). */

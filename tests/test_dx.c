@@ -569,8 +569,9 @@ static void test_deferred(void) {
 /* ---- fault reports (MBPO_DX_SYNC=1, MBPO_DX_FAIL; dx.h) ---- */
 
 /* The child of test_fault_report (this program run again with --fault-child KIND): a graph of
- * two nnk_fill ops captured and launched in the phase "model fit, epoch 12", then a sync. With
- * MBPO_DX_FAIL=nnk_fill:2 the second op leaves a fault; the report must name it. */
+ * two nnk_fill ops and a GEMM with an nnk_fill epilogue (dx_gemm2_ep) captured and launched in the
+ * phase "model fit, epoch 12", then a sync. With MBPO_DX_FAIL=nnk_fill:2 the second op leaves a
+ * fault, with MBPO_DX_FAIL=gemm_ep (or nnk_fill:3) the fused one; the report must name it. */
 static int fault_child(const char* kind) {
   dx_ctx* c = dx_create(strcmp(kind, "cuda") == 0 ? DX_CUDA : DX_HOST);
   float* d = dx_allocf(c, 1000);
@@ -580,6 +581,8 @@ static int fault_child(const char* kind) {
   DX_RUN(c, nnk_fill, a, 1000);
   nnk_fill_args b = {d, 2.0f};
   DX_RUN(c, nnk_fill, b, 777);
+  nnk_fill_args e = {d + 200, 3.0f}; /* a GEMM with its epilogue op: one op of the graph */
+  dx_gemm2_ep(c, 0, 0, 8, 5, 3, d, 3, 0, 0, d + 100, 5, 0, 0, d + 200, 5, 0, 0, 1, 1, NULL, &dxop_nnk_fill, &e, sizeof e, 40);
   dx_graph* g = dx_capture_end(c);
   dx_graph_launch(c, g);
   dx_sync(c);
@@ -610,9 +613,19 @@ static void fault_report(const char* kind) {
   int rc = run_child("MBPO_DX_SYNC=1 MBPO_DX_FAIL=nnk_fill:2", kind, out, sizeof out);
   printf("  MBPO_DX_SYNC=1 (%s): %s", kind, out);
   CHECK(rc == 1, "exit %d (expected 1): %s", rc, out);
-  CHECK(strstr(out, "model fit, epoch 12: op nnk_fill (777 indices), op 2 of 2 of the graph captured in \"model fit, "
+  CHECK(strstr(out, "model fit, epoch 12: op nnk_fill (777 indices), op 2 of 3 of the graph captured in \"model fit, "
                     "epoch 12\": injected fault") != NULL,
         "the report does not name the op, its sizes, its place and the phase: %s", out);
+  /* a fused GEMM names itself, its shape and its epilogue op, by either name */
+  static const char* const ep_env[2] = {"MBPO_DX_SYNC=1 MBPO_DX_FAIL=gemm_ep", "MBPO_DX_SYNC=1 MBPO_DX_FAIL=nnk_fill:3"};
+  for (int k = 0; k < 2; k++) {
+    rc = run_child(ep_env[k], kind, out, sizeof out);
+    printf("  %s (%s): %s", ep_env[k], kind, out);
+    CHECK(rc == 1, "exit %d (expected 1): %s", rc, out);
+    CHECK(strstr(out, "model fit, epoch 12: gemm_ep 8x5x3, 1 x 1 matrices, then op nnk_fill, op 3 of 3 of the graph "
+                      "captured in \"model fit, epoch 12\": injected fault") != NULL,
+          "the report does not name the fused GEMM, its op, its place and the phase: %s", out);
+  }
   /* without it the fault shows at dx_sync: the phase and the graph, and how to find the op */
   rc = run_child("MBPO_DX_FAIL=nnk_fill:2", kind, out, sizeof out);
   printf("  default (%s): %s", kind, out);

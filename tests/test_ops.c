@@ -1,5 +1,6 @@
 /* test_ops.c: the op table, in the manner of ggml's test-backend-ops. Every dx op (each DX_OP
- * element op of kernels/ *_k.h, each GEMM form including the pointer-array one, sort, select,
+ * element op of kernels/ *_k.h, each GEMM form including the pointer-array one and the GEMMs
+ * fused with an element op (dx_gemm2_ep), sort, select,
  * copy, zero, the gathers and Philox) runs on random shapes and arguments on every context there
  * is: the host emulation, the deferred host emulation (MBPO_DX_DEFER), and the GPU when one is
  * usable (else a visible skip), eagerly and from a captured graph, and is held against a plain
@@ -895,6 +896,92 @@ GEMM_FORM(gemm2_collapse, 6)
 GEMM_FORM(gemm2_ptrarray, 7)
 #define GEMM(name) {#name, setup_##name, NULL, NULL, gemm_lib, gemm_ref, NULL, 1e-5, 1e-5}
 
+/* dx_gemm2_ep: the GEMM of a network's layer and the op over its result as one op, in the three
+ * forms nn_dev.c issues: forward with ReLU + bias fusable on the GPU (in place, so that every
+ * output is defined on every kind; one level of batch), forward with nnk_bias_act on any strides
+ * (swish, linear, ReLU into a separate a; not fusable), and the backward's input gradient with
+ * nnk_act_back_colsum. Reference: the double-precision GEMM rounded to float, then the op's body. */
+typedef struct gemm_ep_args {
+  gemm_args g;
+  int form;
+  nnk_bias_act_args ba;
+  nnk_act_back_colsum_args ab;
+  dx_gemm_ep ep;
+} gemm_ep_args;
+static void gemm_ep_lib(dx_ctx* c, const void* p) {
+  const gemm_ep_args* e = p;
+  const gemm_args* g = &e->g;
+  if (e->form < 2)
+    dx_gemm2_ep(c, g->ta, g->tb, g->M, g->N, g->K, g->A, g->lda, g->soA, g->siA, g->B, g->ldb, g->soB, g->siB, g->C, g->ldc,
+                g->soC, g->siC, g->outer, g->inner, &e->ep, &dxop_nnk_bias_act, &e->ba, sizeof e->ba,
+                (long)g->outer * g->inner * g->M * g->N);
+  else
+    dx_gemm2_ep(c, g->ta, g->tb, g->M, g->N, g->K, g->A, g->lda, g->soA, g->siA, g->B, g->ldb, g->soB, g->siB, g->C, g->ldc,
+                g->soC, g->siC, g->outer, g->inner, NULL, &dxop_nnk_act_back_colsum, &e->ab, sizeof e->ab,
+                (long)g->outer * g->inner * g->N);
+}
+static void gemm_ep_ref(const void* p) {
+  const gemm_ep_args* e = p;
+  gemm_ref(&e->g);
+  const long n = (long)e->g.outer * e->g.inner * (e->form < 2 ? (long)e->g.M * e->g.N : e->g.N);
+  for (long i = 0; i < n; i++) {
+    if (e->form < 2) nnk_bias_act_body(i, &e->ba);
+    else nnk_act_back_colsum_body(i, &e->ab);
+  }
+}
+/* A layer of P runs x E members, parameters [P][ps] (weights, then biases, then padding), rows B:
+ * forward X [P][E][B][din] (or shared [P][B][din]) x W [din][dout] -> [P][E][B][dout]; backward
+ * dZ [P][E][B][dout] x W^T -> [P][E][B][din]. */
+static void setup_gemm_ep_form(tcase* t, int s, int form) {
+  gemm_ep_args e;
+  memset(&e, 0, sizeof e);
+  e.form = form;
+  gemm_args* g = &e.g;
+  g->two = 1;
+  const int P = (int)R(t, 1, 3), E = (int)R(t, 1, 3);
+  if (form == 0 && P > 1 && E > 1) { /* the fusable case: one level of batch */
+    if (R(t, 0, 1)) g->outer = 1, g->inner = E;
+    else g->outer = P, g->inner = 1;
+  } else {
+    g->outer = P, g->inner = E;
+  }
+  const int Pp = g->outer, Ee = g->inner;
+  const int B = s == 2 ? 256 : (int)R(t, 1, 40), din = s == 2 ? 200 : (int)R(t, 1, 50), dout = s == 2 ? 256 : (int)R(t, 1, 50);
+  const long wsz = (long)din * dout, ps = (long)Ee * (wsz + dout) + R(t, 0, 9), boff = (long)Ee * wsz;
+  float* W = F(t, (size_t)Pp * ps, -0.5f, 0.5f);
+  const int shared = form < 2 && Ee > 1 && R(t, 0, 1);
+  const int fin = form < 2 ? din : dout, fout = form < 2 ? dout : din;
+  g->ta = 0, g->tb = form < 2 ? 0 : 1;
+  g->M = B, g->N = fout, g->K = fin;
+  g->lda = fin, g->ldb = dout, g->ldc = fout;
+  g->siA = shared ? 0 : (long)B * fin, g->soA = shared ? (long)B * fin : (long)Ee * B * fin;
+  g->B = W, g->siB = wsz, g->soB = ps;
+  g->siC = (long)B * fout, g->soC = (long)Ee * B * fout;
+  g->alpha = 1.0f, g->beta = 0.0f;
+  g->A = F(t, (size_t)Pp * (shared ? 1 : Ee) * B * fin, -1, 1);
+  const size_t nC = (size_t)Pp * Ee * B * fout;
+  g->C = F(t, nC, -1, 1);
+  int act = 0;
+  if (form == 0) {
+    e.ba = (nnk_bias_act_args){g->C, g->C, W + boff, B, dout, 0, Ee, ps};
+    e.ep = (dx_gemm_ep){DX_EP_RELU_BIAS, W + boff, Pp == 1 ? dout : ps, g->C};
+  } else if (form == 1) {
+    act = (int)R(t, 0, 2);
+    e.ba = (nnk_bias_act_args){g->C, act == 2 ? NULL : F(t, nC, -1, 1), W + boff, B, dout, act, Ee, ps};
+  } else {
+    act = (int)R(t, 0, 1);
+    /* the layer below's biases: din of them per member */
+    float* Wb = F(t, (size_t)Pp * ((long)Ee * din + 3), -1, 1);
+    e.ab = (nnk_act_back_colsum_args){g->C, F(t, nC, -2, 2), Wb, act, B, din, (int)R(t, 0, 1), Ee, (long)Ee * din + 3};
+  }
+  ARGS(t, e, 0);
+  SHAPE(t, "P %d E %d B %d din %d dout %d shared %d act %d", Pp, Ee, B, din, dout, shared, act);
+}
+static void setup_gemm_ep_relu_bias(tcase* t, int s) { setup_gemm_ep_form(t, s, 0); }
+static void setup_gemm_ep_bias_act(tcase* t, int s) { setup_gemm_ep_form(t, s, 1); }
+static void setup_gemm_ep_act_back_colsum(tcase* t, int s) { setup_gemm_ep_form(t, s, 2); }
+#define GEMM_EP(name) {#name, setup_##name, NULL, NULL, gemm_ep_lib, gemm_ep_ref, NULL, 1e-5, 1e-5}
+
 typedef struct sort_args {
   const uint64_t* ki;
   uint64_t* ko;
@@ -1006,6 +1093,7 @@ static const opdef g_ops[] = {
     ELEM(sack_act, 1e-5),
     GEMM(gemm_nn), GEMM(gemm_nt), GEMM(gemm_tn), GEMM(gemm_tt), GEMM(gemm2_inner1), GEMM(gemm2_outer1),
     GEMM(gemm2_collapse), GEMM(gemm2_ptrarray),
+    GEMM_EP(gemm_ep_relu_bias), GEMM_EP(gemm_ep_bias_act), GEMM_EP(gemm_ep_act_back_colsum),
     {"sort", setup_sort, NULL, NULL, sort_lib, sort_ref, sort_prep, 0, 0},
     {"select", setup_select, NULL, NULL, select_lib, select_ref, select_prep, 0, 0},
     {"copy", setup_copy, NULL, NULL, copy_lib, copy_ref, NULL, 0, 0},

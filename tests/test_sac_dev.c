@@ -637,7 +637,7 @@ static void test_update_runs_ops(void) {
 
 /* ---- lanes --------------------------------------------------------------------------------- */
 
-/* The critical path of one captured update, at P = 1 and 6. */
+/* The op count and critical path of one captured update, at P = 1 and 6. */
 static void test_update_critical_path(void) {
   NEED_KIND();
   dx_ctx* c = ctx();
@@ -661,7 +661,8 @@ static void test_update_critical_path(void) {
     const long ops = dx_graph_ops(g), crit = dx_graph_critical_path(g);
     printf("  one captured update (%s, P = %d): %ld ops, critical path %ld\n", g_kind == DX_CUDA ? "cuda" : "host",
            P, ops, crit);
-    CHECK(crit <= 27 && crit < ops, "P = %d: critical path %ld of %ld ops (at most 27)", P, crit, ops);
+    /* issue 18's targets (the fused GEMMs, dx_gemm2_ep, brought 56 ops / 24 down to 40 / 17) */
+    CHECK(crit <= 20 && ops <= 40 && crit < ops, "P = %d: critical path %ld of %ld ops (at most 20 of 40)", P, crit, ops);
     CHECK(dx_lane_get(c) == 0, "the update returned on lane %d", dx_lane_get(c));
     dx_graph_free(c, g);
     void* bufs[] = {obs, next, act, rew, done, stats, ctr};

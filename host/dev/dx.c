@@ -119,6 +119,9 @@ static void desc_fmt(char* b, size_t n, const dx_opdesc* d) {
   if (!strcmp(w, "op")) snprintf(b, n, "op %s (%ld indices)", d->name, d->n[0]);
   else if (!strcmp(w, "gemm")) snprintf(b, n, "gemm %ldx%ldx%ld, batch %ld", d->n[0], d->n[1], d->n[2], d->n[3]);
   else if (!strcmp(w, "gemm2")) snprintf(b, n, "gemm2 %ldx%ldx%ld, %ld x %ld matrices", d->n[0], d->n[1], d->n[2], d->n[3] >> 20, d->n[3] & 0xfffff);
+  else if (!strcmp(w, "gemm_ep"))
+    snprintf(b, n, "gemm_ep %ldx%ldx%ld, %ld x %ld matrices, then op %s", d->n[0], d->n[1], d->n[2], d->n[3] >> 20,
+             d->n[3] & 0xfffff, d->name ? d->name : "?");
   else if (!strcmp(w, "copy") || !strcmp(w, "zero")) snprintf(b, n, "%s %s of %ld bytes", w, d->name ? d->name : "", d->n[0]);
   else if (!strcmp(w, "sync")) snprintf(b, n, "dx_sync");
   else snprintf(b, n, "%s of %ld items", w, d->n[0]);
@@ -183,7 +186,9 @@ static int inject_hit(const dx_opdesc* d) {
   }
   if (!spec) return 0;
   const char* n = !strcmp(d->what, "op") ? d->name : d->what;
-  if (!n || strcmp(n, name)) return 0;
+  /* a fused GEMM answers to gemm_ep and to its epilogue's op name */
+  const int ep = !strcmp(d->what, "gemm_ep") && d->name && !strcmp(d->name, name);
+  if (!ep && (!n || strcmp(n, name))) return 0;
   return __atomic_sub_fetch(&left, 1, __ATOMIC_RELAXED) == 0;
 }
 
@@ -836,22 +841,85 @@ static void gemm2_fn(dx_ctx* c, const void* p) {
   }
 }
 
+/* A two-level GEMM's blob, collapsed to one strided batch (outer = 0 in the result) where the
+ * strides allow: one level, or outer strides inner times the inner ones. */
+static gemm2_blob gemm2_plan(int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda, long soA,
+                             long siA, const float* B, int ldb, long soB, long siB, float beta, float* C, int ldc,
+                             long soC, long siC, int outer, int inner) {
+  gemm2_blob x = {{ta, tb, M, N, K, lda, ldb, ldc, 0, alpha, beta, A, B, C, soA, soB, soC}, siA, siB, siC, outer, inner};
+  if (inner == 1 || outer == 1) { /* one level: one call */
+    x.g.sA = inner == 1 ? soA : siA, x.g.sB = inner == 1 ? soB : siB, x.g.sC = inner == 1 ? soC : siC;
+  } else if (soA == inner * siA && soB == inner * siB && soC == inner * siC) {
+    x.g.sA = siA, x.g.sB = siB, x.g.sC = siC;
+  } else {
+    return x;
+  }
+  x.g.batch = outer * inner;
+  x.outer = 0;
+  return x;
+}
+
 void dx_gemm2(dx_ctx* c, int ta, int tb, int M, int N, int K, float alpha, const float* A, int lda,
               long soA, long siA, const float* B, int ldb, long soB, long siB, float beta, float* C,
               int ldc, long soC, long siC, int outer, int inner) {
   if (outer <= 0 || inner <= 0) return;
-  if (inner == 1 || outer == 1) { /* one level: one call */
-    long sa = inner == 1 ? soA : siA, sb = inner == 1 ? soB : siB, sc = inner == 1 ? soC : siC;
-    dx_gemm(c, ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, outer * inner);
-    return;
-  }
-  if (soA == inner * siA && soB == inner * siB && soC == inner * siC) {
-    dx_gemm(c, ta, tb, M, N, K, alpha, A, lda, siA, B, ldb, siB, beta, C, ldc, siC, outer * inner);
+  gemm2_blob x = gemm2_plan(ta, tb, M, N, K, alpha, A, lda, soA, siA, B, ldb, soB, siB, beta, C, ldc, soC, siC,
+                            outer, inner);
+  if (!x.outer) {
+    const gemm_blob* g = &x.g;
+    dx_gemm(c, ta, tb, M, N, K, alpha, A, lda, g->sA, B, ldb, g->sB, beta, C, ldc, g->sC, g->batch);
     return;
   }
   if (M <= 0 || N <= 0) return;
-  gemm2_blob x = {{ta, tb, M, N, K, lda, ldb, ldc, 0, alpha, beta, A, B, C, soA, soB, soC}, siA, siB, siC, outer, inner};
   submit(c, gemm2_fn, &x, sizeof x, (dx_opdesc){"gemm2", NULL, {M, N, K, ((long)outer << 20) | inner}});
+}
+
+/* ---- a GEMM and the element op over its result, as one op ---- */
+
+typedef struct gemm_ep_blob {
+  gemm2_blob x;      /* x.outer == 0: one strided batch (x.g) */
+  dx_gemm_ep ep;     /* what a fused kernel may do instead of the op (CUDA) */
+  op_blob op;        /* the epilogue op, run after the GEMM; last, so that the blob's copy ends with its args */
+} gemm_ep_blob;
+
+/* The GEMM then the op, on the op's lane (so, in order on a stream), or on the GPU one cuBLASLt
+ * call with the epilogue fused where dxc_gemm_ep finds a plan for it. The host always takes the
+ * two steps: OpenBLAS, then the op's body, the bits of the two separate ops. */
+static void gemm_ep_fn(dx_ctx* c, const void* p) {
+  const gemm_ep_blob* e = p;
+  const gemm2_blob* x = &e->x;
+  const gemm_blob* g = &x->g;
+#ifdef MBPO_CUDA
+  if (IS_CUDA(c) && !x->outer && e->ep.kind != DX_EP_NONE &&
+      dxc_gemm_ep(c->cuda, g->ta, g->tb, g->M, g->N, g->K, g->A, g->lda, g->sA, g->B, g->ldb, g->sB, g->C,
+                  g->ldc, g->sC, g->batch, e->ep.kind, e->ep.bias, e->ep.bias_stride, e->ep.out, e->op.op->name))
+    return;
+#endif
+  if (x->outer) gemm2_fn(c, x);
+  else gemm_fn(c, g);
+  op_fn(c, &e->op);
+}
+
+void dx_gemm2_ep(dx_ctx* c, int ta, int tb, int M, int N, int K, const float* A, int lda, long soA, long siA,
+                 const float* B, int ldb, long soB, long siB, float* C, int ldc, long soC, long siC, int outer,
+                 int inner, const dx_gemm_ep* ep, const dx_op* op, const void* args, size_t args_size, long n) {
+  if (args_size > DX_MAX_ARGS) mbpo_fatal("dx op %s: %zu argument bytes (at most %d)", op->name, args_size, DX_MAX_ARGS);
+  if (outer <= 0 || inner <= 0 || M <= 0 || N <= 0 || n <= 0) { /* what the two calls do with nothing to do */
+    dx_gemm2(c, ta, tb, M, N, K, 1.0f, A, lda, soA, siA, B, ldb, soB, siB, 0.0f, C, ldc, soC, siC, outer, inner);
+    dx_run(c, op, args, args_size, n);
+    return;
+  }
+  gemm_ep_blob e;
+  memset(&e, 0, offsetof(gemm_ep_blob, op));
+  e.x = gemm2_plan(ta, tb, M, N, K, 1.0f, A, lda, soA, siA, B, ldb, soB, siB, 0.0f, C, ldc, soC, siC, outer, inner);
+  if (ep) e.ep = *ep;
+  e.op.op = op;
+  e.op.n = n;
+  e.op.size = args_size;
+  memcpy(e.op.args, args, args_size);
+  const long mats = e.x.outer ? ((long)outer << 20) | inner : ((long)1 << 20) | e.x.g.batch;
+  submit(c, gemm_ep_fn, &e, offsetof(gemm_ep_blob, op) + offsetof(op_blob, args) + args_size,
+         (dx_opdesc){"gemm_ep", op->name, {M, N, K, mats}});
 }
 
 /* ---- sort and select ---- */

@@ -97,12 +97,22 @@ static void forward(dx_ctx* c, const nn_mlp* net, const float* P, int B, const f
     long si_in = shared ? 0 : (long)B * din, so_in = shared ? (long)B * din : (long)E * B * din;
     float* out = l == L - 1 ? y : k->fwd_only ? k->buf[l & 1] : k->z[l];
     float* act = l == L - 1 ? NULL : k->fwd_only ? out : k->a[l + 1];
-    dx_gemm2(c, 0, 0, B, dout, din, 1.0f, in, din, so_in, si_in, P + net->w_off[l], dout, ps,
-             (long)din * dout, 0.0f, out, dout, (long)E * B * dout, (long)B * dout, R, E);
-    if (head && l == L - 1) break;
+    if (head && l == L - 1) {
+      dx_gemm2(c, 0, 0, B, dout, din, 1.0f, in, din, so_in, si_in, P + net->w_off[l], dout, ps,
+               (long)din * dout, 0.0f, out, dout, (long)E * B * dout, (long)B * dout, R, E);
+      break;
+    }
+    /* the GEMM and its bias + activation as one op; a ReLU layer's may fuse on the GPU (cuBLASLt's
+     * RELU_BIAS epilogue), where the bias vectors of the batch's matrices lie one stride apart:
+     * members dout apart within a run, runs ps apart with one member */
     nnk_bias_act_args a = {out, act, P + net->b_off[l], B, dout,
                            l == L - 1 ? NNK_LINEAR : net->act, E, ps};
-    DX_RUN(c, nnk_bias_act, a, (long)R * E * B * dout);
+    dx_gemm_ep ep = {DX_EP_NONE, NULL, 0, NULL};
+    if (l < L - 1 && net->act == NN_RELU && (R == 1 || E == 1))
+      ep = (dx_gemm_ep){DX_EP_RELU_BIAS, P + net->b_off[l], R == 1 ? dout : ps, act};
+    dx_gemm2_ep(c, 0, 0, B, dout, din, in, din, so_in, si_in, P + net->w_off[l], dout, ps, (long)din * dout,
+                out, dout, (long)E * B * dout, (long)B * dout, R, E, &ep, &dxop_nnk_bias_act, &a, sizeof a,
+                (long)R * E * B * dout);
   }
 }
 
@@ -154,18 +164,28 @@ static void backward(dx_ctx* c, const nn_mlp* net, const float* P, nnd_cache* k,
     if (side >= 0) dx_lane(c, main_lane);
     if (l == 0 && !dx) break;
     float* out = l > 0 ? k->buf[l & 1] : (k->shared_input && E > 1 ? k->dxe : dx);
-    dx_gemm2(c, 0, 1, B, din, dout, 1.0f, dz, dout, (long)E * B * dout, (long)B * dout, P + net->w_off[l],
-             dout, ps, (long)din * dout, 0.0f, out, din, (long)E * B * din, (long)B * din, R, E);
+    /* the input gradient's GEMM and the op over its result (the activation's derivative with the
+     * bias gradient, or the members' sum) as one op. ReLU's mask is read from the layer's output
+     * a[l] (a > 0 iff z > 0: the same bits), which a fused forward writes where it may leave z. */
+    const float* zl = l > 0 ? (net->act == NN_RELU ? k->a[l] : k->z[l - 1]) : NULL;
+    const long sod = (long)E * B * dout, sid = (long)B * dout, wsz = (long)din * dout;
+    const long soo = (long)E * B * din, sio = (long)B * din;
     if (l > 0 && grads) {
-      nnk_act_back_colsum_args ab = {out, k->z[l - 1], grads + net->b_off[l - 1], net->act, B, din, accumulate, E, ps};
-      DX_RUN(c, nnk_act_back_colsum, ab, (long)R * E * din);
+      nnk_act_back_colsum_args ab = {out, zl, grads + net->b_off[l - 1], net->act, B, din, accumulate, E, ps};
+      dx_gemm2_ep(c, 0, 1, B, din, dout, dz, dout, sod, sid, P + net->w_off[l], dout, ps, wsz, out, din, soo, sio,
+                  R, E, NULL, &dxop_nnk_act_back_colsum, &ab, sizeof ab, (long)R * E * din);
       have_db = 1;
     } else if (l > 0) {
-      nnk_act_back_args ab = {out, k->z[l - 1], net->act};
-      DX_RUN(c, nnk_act_back, ab, (long)R * E * B * din);
+      nnk_act_back_args ab = {out, zl, net->act};
+      dx_gemm2_ep(c, 0, 1, B, din, dout, dz, dout, sod, sid, P + net->w_off[l], dout, ps, wsz, out, din, soo, sio,
+                  R, E, NULL, &dxop_nnk_act_back, &ab, sizeof ab, (long)R * E * B * din);
     } else if (k->shared_input && E > 1 && !members) {
       nnk_sum_members_args sm = {k->dxe, dx, E, (long)B * din};
-      DX_RUN(c, nnk_sum_members, sm, (long)R * B * din);
+      dx_gemm2_ep(c, 0, 1, B, din, dout, dz, dout, sod, sid, P + net->w_off[l], dout, ps, wsz, out, din, soo, sio,
+                  R, E, NULL, &dxop_nnk_sum_members, &sm, sizeof sm, (long)R * B * din);
+    } else {
+      dx_gemm2(c, 0, 1, B, din, dout, 1.0f, dz, dout, sod, sid, P + net->w_off[l], dout, ps, wsz, 0.0f, out, din,
+               soo, sio, R, E);
     }
     dz = out;
   }
