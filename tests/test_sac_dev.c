@@ -596,6 +596,29 @@ static void test_act_runs(void) {
   }
 }
 
+/* One update of P runs (uninitialised batches: only the graph's shape matters) captured on c,
+ * with an active mask or without (NULL). The caller frees the graph. */
+static dx_graph* capture_update(dx_ctx* c, const sac* const* hosts, int P, int with_active) {
+  const size_t R = (size_t)P;
+  sac_dev* d = sacd_create_runs(c, hosts, P, 1);
+  float* obs = dx_allocf(c, R * NB * O);
+  float* next = dx_allocf(c, R * NB * O);
+  float* act = dx_allocf(c, R * NB * A);
+  float* rew = dx_allocf(c, R * NB);
+  float* done = dx_allocf(c, R * NB);
+  float* stats = dx_allocf(c, R * SACD_NSTATS);
+  uint64_t* ctr = dx_alloc(c, R * sizeof(uint64_t));
+  int* active = with_active ? dx_alloc(c, R * sizeof(int)) : NULL;
+  dx_capture_begin(c);
+  sacd_update_runs(d, obs, act, rew, next, done, NB, ctr, 1, active, stats);
+  dx_graph* g = dx_capture_end(c);
+  void* bufs[] = {obs, next, act, rew, done, stats, ctr, active};
+  for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
+    if (bufs[k]) dx_free(c, bufs[k]);
+  sacd_free(d);
+  return g;
+}
+
 /* One launch per op for the whole population: the dx-level ops of a captured update are the same
  * for P = 1, 2 and 6 runs (a critic GEMM over P > 1 runs is one two-level GEMM, dx_gemm2, where
  * P = 1 makes a strided one: one op either way). CUDA's node count is reported only. */
@@ -607,26 +630,10 @@ static void test_update_runs_ops(void) {
   const int Ps[3] = {1, 2, 6};
   long ops[3], nodes[3];
   for (int i = 0; i < 3; i++) {
-    const int P = Ps[i];
-    const size_t R = (size_t)P;
-    sac_dev* d = sacd_create_runs(c, hosts, P, 1);
-    float* obs = dx_allocf(c, R * NB * O);
-    float* next = dx_allocf(c, R * NB * O);
-    float* act = dx_allocf(c, R * NB * A);
-    float* rew = dx_allocf(c, R * NB);
-    float* done = dx_allocf(c, R * NB);
-    float* stats = dx_allocf(c, R * SACD_NSTATS);
-    uint64_t* ctr = dx_alloc(c, R * sizeof(uint64_t));
-    int* active = dx_alloc(c, R * sizeof(int));
-    dx_capture_begin(c);
-    sacd_update_runs(d, obs, act, rew, next, done, NB, ctr, 1, active, stats);
-    dx_graph* g = dx_capture_end(c);
+    dx_graph* g = capture_update(c, hosts, Ps[i], 1);
     ops[i] = dx_graph_ops(g);
     nodes[i] = dx_graph_nodes(g);
     dx_graph_free(c, g);
-    void* bufs[] = {obs, next, act, rew, done, stats, ctr, active};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) dx_free(c, bufs[k]);
-    sacd_free(d);
   }
   printf("  dx ops of one captured update (%s): P = 1: %ld, P = 2: %ld, P = 6: %ld; graph nodes %ld, %ld, %ld\n",
          g_kind == DX_CUDA ? "cuda" : "host", ops[0], ops[1], ops[2], nodes[0], nodes[1], nodes[2]);
@@ -646,18 +653,7 @@ static void test_update_critical_path(void) {
   const int Ps[2] = {1, 6};
   for (int i = 0; i < 2; i++) {
     const int P = Ps[i];
-    const size_t R = (size_t)P;
-    sac_dev* d = sacd_create_runs(c, hosts, P, 1);
-    float* obs = dx_allocf(c, R * NB * O);
-    float* next = dx_allocf(c, R * NB * O);
-    float* act = dx_allocf(c, R * NB * A);
-    float* rew = dx_allocf(c, R * NB);
-    float* done = dx_allocf(c, R * NB);
-    float* stats = dx_allocf(c, R * SACD_NSTATS);
-    uint64_t* ctr = dx_alloc(c, R * sizeof(uint64_t));
-    dx_capture_begin(c);
-    sacd_update_runs(d, obs, act, rew, next, done, NB, ctr, 1, NULL, stats);
-    dx_graph* g = dx_capture_end(c);
+    dx_graph* g = capture_update(c, hosts, P, 0);
     const long ops = dx_graph_ops(g), crit = dx_graph_critical_path(g);
     printf("  one captured update (%s, P = %d): %ld ops, critical path %ld\n", g_kind == DX_CUDA ? "cuda" : "host",
            P, ops, crit);
@@ -665,9 +661,6 @@ static void test_update_critical_path(void) {
     CHECK(crit <= 20 && ops <= 40 && crit < ops, "P = %d: critical path %ld of %ld ops (at most 20 of 40)", P, crit, ops);
     CHECK(dx_lane_get(c) == 0, "the update returned on lane %d", dx_lane_get(c));
     dx_graph_free(c, g);
-    void* bufs[] = {obs, next, act, rew, done, stats, ctr};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) dx_free(c, bufs[k]);
-    sacd_free(d);
   }
   sac_free(h);
 }
