@@ -213,34 +213,6 @@ static inline int bench_peer_run(const char* script, const char* args, const cha
   return 0;
 }
 
-/** malloc that exits on failure. */
-/** The roof a benchmark's figures are held against: the same BLAS's sgemm on one large square
- *  GEMM (n = 1024, 2.1 GFLOP a call) at `threads` threads (OpenBLAS and OpenMP), in GFLOP/s, best
- *  of `rounds` calls after a warm-up. The thread counts are set back to restore afterwards. */
-static inline double bench_sgemm_roof(int threads, int rounds, int restore) {
-  enum { N = 1024 };
-  float* a = (float*)malloc(sizeof(float) * N * N);
-  float* b = (float*)malloc(sizeof(float) * N * N);
-  float* c = (float*)malloc(sizeof(float) * N * N);
-  if (!a || !b || !c) {
-    free(a), free(b), free(c);
-    return 0;
-  }
-  for (long i = 0; i < (long)N * N; i++) a[i] = b[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-  threads_set(threads);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
-  double best = 0;
-  for (int r = 0; r < rounds; r++) {
-    double t0 = now_s();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
-    double t = now_s() - t0;
-    if (t > 0 && 2.0 * N * N * N / t / 1e9 > best) best = 2.0 * N * N * N / t / 1e9;
-  }
-  threads_set(restore);
-  free(a), free(b), free(c);
-  return best;
-}
-
 /** CPU seconds used by this process so far (all its threads). At 1 thread a figure timed with it
  *  leaves out the time other jobs on a shared machine hold the core, which wall time does not. */
 static inline double bench_cpu_s(void) {
@@ -249,9 +221,8 @@ static inline double bench_cpu_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/** bench_sgemm_roof at 1 thread timed in CPU seconds (bench_cpu_s): the roof of 1-thread figures
- *  timed the same way. Thread counts are set back to restore afterwards. */
-static inline double bench_sgemm_roof_cpu(int rounds, int restore) {
+/* The sgemm roof at `threads` threads timed with clock (now_s or bench_cpu_s). */
+static inline double bench_sgemm_roof_with(int threads, int rounds, int restore, double (*clock)(void)) {
   enum { N = 1024 };
   float* a = (float*)malloc(sizeof(float) * N * N);
   float* b = (float*)malloc(sizeof(float) * N * N);
@@ -259,18 +230,32 @@ static inline double bench_sgemm_roof_cpu(int rounds, int restore) {
   double best = 0;
   if (a && b && c) {
     for (long i = 0; i < (long)N * N; i++) a[i] = b[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-    threads_set(1);
+    threads_set(threads);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
     for (int r = 0; r < rounds; r++) {
-      double t0 = bench_cpu_s();
+      double t0 = clock();
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
-      double t = bench_cpu_s() - t0;
+      double t = clock() - t0;
       if (t > 0 && 2.0 * N * N * N / t / 1e9 > best) best = 2.0 * N * N * N / t / 1e9;
     }
     threads_set(restore);
   }
   free(a), free(b), free(c);
   return best;
+}
+
+/** The roof a benchmark's figures are held against: the same BLAS's sgemm on one large square
+ *  GEMM (n = 1024, 2.1 GFLOP a call) at `threads` threads (OpenBLAS and OpenMP), in GFLOP/s, best
+ *  of `rounds` calls after a warm-up, in wall time (0 when out of memory). The thread counts are
+ *  set back to restore afterwards. */
+static inline double bench_sgemm_roof(int threads, int rounds, int restore) {
+  return bench_sgemm_roof_with(threads, rounds, restore, now_s);
+}
+
+/** bench_sgemm_roof at 1 thread timed in CPU seconds (bench_cpu_s): the roof of 1-thread figures
+ *  timed the same way. Thread counts are set back to restore afterwards. */
+static inline double bench_sgemm_roof_cpu(int rounds, int restore) {
+  return bench_sgemm_roof_with(1, rounds, restore, bench_cpu_s);
 }
 
 /** FLOPs of a forward pass of an MLP ensemble on B rows per member: 2 B in out per layer and
@@ -285,6 +270,7 @@ static inline double bench_mlp_forward_flops(const nn_mlp* net, int B) {
  *  layer's size (input and weight gradients). */
 static inline double bench_mlp_step_flops(const nn_mlp* net, int B) { return 3.0 * bench_mlp_forward_flops(net, B); }
 
+/** malloc that exits on failure. */
 static inline void* xmalloc(size_t n) {
   void* p = malloc(n ? n : 1);
   if (!p) {

@@ -39,4 +39,26 @@ static inline sac* small_agent_create(int od, int ad, uint32_t seed, int act_chu
   return sac_create(od, ad, &p, (rng_key){seed, RNG_INIT});
 }
 
+/** Plant model m's outputs: output-layer weights 0, so every member predicts its output biases
+ *  whatever the input; those biases 0 for the mean (the caller sets them through
+ *  small_model_mean_bias), raw log-variance -30 with bounds [-20, -19], so lv is about -20 and the
+ *  noise std exp(-10), about 4.5e-5. */
+static inline void small_model_plant(dyn_model* m) {
+  const nn_mlp* net = &m->net;
+  const int L = net->nlayers - 1, in = net->dims[L], out = net->dims[L + 1], D = out / 2;
+  memset(m->params + net->w_off[L], 0, sizeof(float) * (size_t)net->E * in * out);
+  for (int e = 0; e < net->E; e++) {
+    float* b = m->params + net->b_off[L] + (size_t)e * out;
+    for (int d = 0; d < D; d++) b[d] = 0.0f, b[D + d] = -30.0f;
+  }
+  for (int d = 0; d < D; d++) m->max_lv[d] = -19.0f, m->min_lv[d] = -20.0f;
+}
+
+/** Member e's planted mean [reward, Δobs] (its output biases, small_model_plant). */
+static inline float* small_model_mean_bias(dyn_model* m, int e) {
+  const nn_mlp* net = &m->net;
+  const int L = net->nlayers - 1;
+  return m->params + net->b_off[L] + (size_t)e * net->dims[L + 1];
+}
+
 #endif

@@ -151,22 +151,16 @@ static dyn_model* small_model_create(uint32_t seed) {
   return m;
 }
 
-/* The planted model: output layer weights 0, so every member predicts its own biases whatever the
- * input: reward 10 (m + 1), Δs = [m, delta, 0, 0]; raw log-variance -30 with bounds [-20, -19], so
- * lv ≈ -20 and the noise std is exp(-10) ≈ 4.5e-5. */
+/* The planted model (small_model_plant): member m predicts reward 10 (m + 1) and
+ * Δs = [m, delta, 0, 0], with noise std about 4.5e-5. */
 static void plant(dyn_model* m, float delta) {
-  const nn_mlp* net = &m->net;
-  int L = net->nlayers - 1, in = net->dims[L], out = net->dims[L + 1];
-  memset(m->params + net->w_off[L], 0, sizeof(float) * (size_t)NE * in * out);
+  small_model_plant(m);
   for (int e = 0; e < NE; e++) {
-    float* b = m->params + net->b_off[L] + (size_t)e * out;
+    float* b = small_model_mean_bias(m, e);
     b[0] = 10.0f * (float)(e + 1);
     b[1] = (float)e;
     b[2] = delta;
-    b[3] = b[4] = 0.0f;
-    for (int d = 0; d < DD; d++) b[DD + d] = -30.0f;
   }
-  for (int d = 0; d < DD; d++) m->max_lv[d] = -19.0f, m->min_lv[d] = -20.0f;
 }
 
 /* A real pool of n rows whose pole angles s[1] come from the list grp (row r: grp[r % ng]); the

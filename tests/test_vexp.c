@@ -145,20 +145,15 @@ static void test_expanded_rows_by_hand(void) {
   model_free(m);
 }
 
-/* The planted model: output layer weights 0, each member predicts its biases whatever the input:
- * reward 5, Δs = [0, delta, 0, 0], noise std about 4.5e-5. */
+/* The planted model (small_model_plant): every member predicts reward 5 and Δs = [0, delta, 0, 0],
+ * with noise std about 4.5e-5. */
 static void plant(dyn_model* m, float delta) {
-  const nn_mlp* net = &m->net;
-  int L = net->nlayers - 1, in = net->dims[L], out = net->dims[L + 1];
-  memset(m->params + net->w_off[L], 0, sizeof(float) * (size_t)NE * in * out);
+  small_model_plant(m);
   for (int e = 0; e < NE; e++) {
-    float* b = m->params + net->b_off[L] + (size_t)e * out;
-    memset(b, 0, sizeof(float) * (size_t)out);
+    float* b = small_model_mean_bias(m, e);
     b[0] = 5.0f;
     b[2] = delta;
-    for (int d = 0; d < DD; d++) b[DD + d] = -30.0f;
   }
-  for (int d = 0; d < DD; d++) m->max_lv[d] = -19.0f, m->min_lv[d] = -20.0f;
 }
 
 static void test_done_rows(void) {
