@@ -11,11 +11,11 @@
  *   rollout_step_ops: the ops one model-rollout step launches at 100,000 rows (rolloutd_run with
  *     k = 2 minus k = 1; not captured; sizes do not change the count, so the nets are small), with
  *     the model in chunks of the host emulation's default and of a GPU's (rollout_dev.h);
- *   model_fit_captures_per_run (= instantiations on a GPU) and model_fits_per_run: a short Hopper
- *     run of `mbpo train` on the emulated device (MBPO_DEVICE_EMULATE=1, MBPO_DX_TRACE=1, small
- *     nets), counting the "model fit" graphs it captured (and the first and last fit's epoch graph
- *     size and critical path); with its env step graph's figures as a cross-check of the in-process
- *     ones.
+ *   model_fit_instantiations_per_run (captures = instantiations on a GPU) and model_fits: a short
+ *     Hopper run of `mbpo train` on the emulated device (MBPO_DEVICE_EMULATE=1, MBPO_DX_TRACE=1,
+ *     small nets), counting the "model fit" graphs it captured, with the size and critical path of
+ *     each of the fitter's three (a block of K minibatch steps, the epoch's tail, a scoring chunk);
+ *     with its env step graph's figures as a cross-check of the in-process ones.
  * Timings are bench_gpu's (bench/results/gpu.json), on a GPU. Exit status 1 when a figure could not
  * be measured. */
 #include <stdio.h>
@@ -164,7 +164,8 @@ static long rollout_step_ops(dx_ctx* c, const sac* h, pool_dev* real, int chunk)
 typedef struct run_fig {
   int ok;
   long fits, fit_captures, step_ops, step_crit, captures;
-  long fit_ops[2], fit_crit[2]; /* the first and the last fit's epoch graph */
+  long fit_ops[3], fit_crit[3]; /* the fitter's block, tail and scoring-chunk graphs */
+  int block_steps;
   char cmd[1024];
 } run_fig;
 
@@ -193,8 +194,10 @@ static run_fig short_run(void) {
     const char* tail = strstr(line, "\": ");
     if (tail) sscanf(tail, "\": %ld ops, critical path %ld", &ops, &crit);
     if (strstr(line, "model fit")) {
-      if (!f.fit_captures) f.fit_ops[0] = ops, f.fit_crit[0] = crit;
-      f.fit_ops[1] = ops, f.fit_crit[1] = crit;
+      const char* k = strstr(line, "): ");
+      const int which = strstr(line, "minibatch step") ? 0 : strstr(line, "shuffles") ? 1 : 2;
+      if (which == 0 && k) f.block_steps = atoi(k + 3);
+      f.fit_ops[which] = ops, f.fit_crit[which] = crit;
       f.fit_captures++;
     }
     if (strstr(line, "SAC updates each")) f.step_ops = ops, f.step_crit = crit;
@@ -210,9 +213,10 @@ static run_fig short_run(void) {
   char rm[600];
   snprintf(rm, sizeof rm, "rm -rf %s", dir);
   if (system(rm) != 0) fprintf(stderr, "bench_graph: could not remove %s\n", dir);
-  printf("short run: %ld graphs captured, %ld of them model-fit epochs, over %ld fits; env step graph %ld ops, "
-         "critical path %ld; first fit's epoch graph %ld ops, critical path %ld, last fit's %ld, %ld\n", f.captures,
-         f.fit_captures, f.fits, f.step_ops, f.step_crit, f.fit_ops[0], f.fit_crit[0], f.fit_ops[1], f.fit_crit[1]);
+  printf("short run: %ld graphs captured, %ld of them the model fit's, over %ld fits; env step graph %ld ops, "
+         "critical path %ld; fit graphs (ops, critical path): %d-step block %ld, %ld; tail %ld, %ld; scoring chunk "
+         "%ld, %ld\n", f.captures, f.fit_captures, f.fits, f.step_ops, f.step_crit, f.block_steps, f.fit_ops[0],
+         f.fit_crit[0], f.fit_ops[1], f.fit_crit[1], f.fit_ops[2], f.fit_crit[2]);
   return f;
 }
 
@@ -257,9 +261,11 @@ int main(int argc, char** argv) {
   fprintf(f, ", \"model_fits\": %ld, \"graphs_captured\": %ld, \"env_step_ops\": %ld, \"env_step_critical_path\": %ld},\n",
           rf.fits, rf.captures, rf.step_ops, rf.step_crit);
   fprintf(f, "  \"model_fit_instantiations_per_run\": %ld,\n", rf.fit_captures);
-  fprintf(f, "  \"model_fit_epoch_graph\": {\"first_fit\": {\"ops\": %ld, \"critical_path\": %ld}, "
-             "\"last_fit\": {\"ops\": %ld, \"critical_path\": %ld}, \"note\": \"the short run's small fits\"},\n",
-          rf.fit_ops[0], rf.fit_crit[0], rf.fit_ops[1], rf.fit_crit[1]);
+  fprintf(f, "  \"model_fit_graphs\": {\"block\": {\"steps\": %d, \"ops\": %ld, \"critical_path\": %ld}, "
+             "\"tail\": {\"ops\": %ld, \"critical_path\": %ld}, \"score_chunk\": {\"ops\": %ld, \"critical_path\": %ld}, "
+             "\"note\": \"captured once per fitter; an epoch launches the block ceil(steps / K) times, the tail once, "
+             "the scoring chunk once per 5120 scored rows\"},\n",
+          rf.block_steps, rf.fit_ops[0], rf.fit_crit[0], rf.fit_ops[1], rf.fit_crit[1], rf.fit_ops[2], rf.fit_crit[2]);
   fprintf(f, "  \"gpu_timings\": \"bench/results/gpu.json (bench_gpu, on a GPU)\"\n}\n");
   fclose(f);
   printf("wrote %s\n", out);

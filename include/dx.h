@@ -259,14 +259,25 @@ void dx_gemm2_ep(dx_ctx* c, int ta, int tb, int M, int N, int K, const float* A,
 void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const int* vals_in,
                    int* vals_out, long n);
 
+/** Sort each of nseg segments of n (key, value) pairs by key: segment g is the items
+ *  [offsets[g], offsets[g + 1]) (offsets: device ints, nseg + 1, read when the sort runs, so a
+ *  replayed graph sorts the segments of that moment); items outside the segments are left as they
+ *  are. For keys distinct within a segment (the GPU's order of equal keys is not promised). n <= the
+ *  size given to dx_reserve_sort; its cost follows the segments, not n. */
+void dx_sort_segments(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const int* vals_in, int* vals_out,
+                      long n, int nseg, const int* offsets);
+
 /** Stable compaction: out[j] = in[i] for the rows i with flag[i] != 0, in order; *count (device)
  *  gets their number. n <= the size given to dx_reserve_select. */
 void dx_select_flagged(dx_ctx* c, const int* in, const uint8_t* flag, int* out, int* count, long n);
 
-/** Reserve the workspaces of dx_sort_pairs / dx_select_flagged for up to n <= INT_MAX items (CUB
+/** Reserve the workspaces of dx_sort_pairs, dx_sort_segments / dx_select_flagged for up to n <= INT_MAX items (CUB
  *  counts in int; more is fatal on both kinds) (at set-up; may
  *  allocate, never inside a capture). */
 void dx_reserve_sort(dx_ctx* c, long n);
+/** A number that changes whenever dx_reserve_sort or dx_reserve_select moves its workspace: a graph
+ *  that sorts or selects must be captured again after it changes (dx_graph_launch refuses it). */
+long dx_workspace_gen(const dx_ctx* c);
 void dx_reserve_select(dx_ctx* c, long n);
 
 #endif

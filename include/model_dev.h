@@ -5,10 +5,12 @@
  *
  * Training runs on device arrays, for one model (modeld_train) or the models of P runs at once
  * (modeld_fit_runs, a population's fits; modeld_train is it with one run): the holdout split (one
- * radix sort), the normaliser, the bootstrap, then epochs. Each epoch — the minibatch Adam steps
- * of every run, the loss means, the per-member shuffles (one sort per run, the epoch number read
- * from device memory) and the holdout scoring — is one graph, captured once per fit (N changes
- * between fits) and launched once per epoch; the host downloads P (E + 1) doubles per epoch (the
+ * radix sort), the normaliser, the bootstrap, then epochs. An epoch — the minibatch Adam steps of
+ * every run, the loss means, the per-member shuffles (one segmented sort per run) and the holdout
+ * scoring — is launches of three graphs that a fitter captures once for its life (a block of K
+ * steps, the epoch's tail, a scoring chunk), since every number that changes between launches or
+ * fits (step, chunk, epoch, the runs' sizes, seeds and fit indices) is read from device memory;
+ * the host downloads P (E + 1) doubles per epoch (the
  * holdout MSEs and the epoch's loss of each run) and makes each run's early-stopping decision,
  * with one op for the snapshots of the members that improved. Runs whose training sets differ in
  * size share each step: a run's minibatch is padded to the batch size with rows of zero gradient
@@ -133,8 +135,16 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* shape, int P, lo
 /** Free a fitter (NULL is allowed). */
 void modeld_fitter_free(modeld_fitter* f);
 
+/** The rows per run a fitter was made for (max_rows). */
+long modeld_fitter_rows(const modeld_fitter* f);
+
+/** Minibatch steps per launch of the fitter's block graph, 1 to 4 (and at most the steps of
+ *  max_rows rows; the default is that bound). Steps past a run's last are no-ops for it, so the
+ *  results do not depend on K; tests and benchmarks set it. Not inside a capture. */
+void modeld_fitter_set_block(modeld_fitter* f, int K);
+
 /** modeld_train for n <= P runs at once: every epoch's minibatch steps, shuffles and holdout
- *  scoring of all the runs are one graph launch, each run with its own rows, split, normaliser,
+ *  scoring of all the runs are launches of the fitter's graphs, each run with its own rows, split, normaliser,
  *  bootstrap, draws, early stopping and snapshots; a run that stops (or whose loss turns NaN) takes
  *  no more Adam steps while the others go on. A run's results are those of modeld_train for it
  *  alone (bit for bit on the host emulation). The models' contexts must be idle; their state is

@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_segmented_radix_sort.cuh>
 #include <cub/device/device_select.cuh>
 
 #include "dx_cuda.h"
@@ -364,6 +365,13 @@ extern "C" void dxc_reserve_sort(void* p, long n) {
   size_t bytes = 0;
   CK(s, cub::DeviceRadixSort::SortPairs(nullptr, bytes, (const uint64_t*)nullptr, (uint64_t*)nullptr,
                                      (const int*)nullptr, (int*)nullptr, (int)n, 0, 64, s->stream));
+  /* dxc_sort_segments shares the workspace: its need (an alternate key and value buffer of n) does
+   * not depend on the segment count */
+  size_t seg = 0;
+  CK(s, cub::DeviceSegmentedRadixSort::SortPairs(nullptr, seg, (const uint64_t*)nullptr, (uint64_t*)nullptr,
+                                              (const int*)nullptr, (int*)nullptr, (int)n, 1, (const int*)nullptr,
+                                              (const int*)nullptr, 0, 64, s->stream));
+  if (seg > bytes) bytes = seg;
   if (bytes > s->sort_tmp_bytes) {
     CK(s, cudaStreamSynchronize(s->stream));
     CK(s, cudaFree(s->sort_tmp));
@@ -391,6 +399,15 @@ extern "C" void dxc_sort_pairs(void* p, const uint64_t* ki, uint64_t* ko, const 
   dxc_check_items(s, n, "cub::DeviceRadixSort::SortPairs");
   size_t bytes = s->sort_tmp_bytes;
   CK(s, cub::DeviceRadixSort::SortPairs(s->sort_tmp, bytes, ki, ko, vi, vo, (int)n, 0, 64, s->stream));
+}
+
+extern "C" void dxc_sort_segments(void* p, const uint64_t* ki, uint64_t* ko, const int* vi, int* vo, long n, int nseg,
+                                  const int* off) {
+  dxc_state* s = (dxc_state*)p;
+  dxc_check_items(s, n, "cub::DeviceSegmentedRadixSort::SortPairs");
+  size_t bytes = s->sort_tmp_bytes;
+  CK(s, cub::DeviceSegmentedRadixSort::SortPairs(s->sort_tmp, bytes, ki, ko, vi, vo, (int)n, nseg, off, off + 1, 0, 64,
+                                              s->stream));
 }
 
 extern "C" void dxc_select_flagged(void* p, const int* in, const uint8_t* flag, int* out, int* count, long n) {

@@ -76,6 +76,8 @@ void dxc_wait(void* s, int dst, int src);
 void dxc_reserve_sort(void* s, long n);
 void dxc_reserve_select(void* s, long n);
 void dxc_sort_pairs(void* s, const uint64_t* ki, uint64_t* ko, const int* vi, int* vo, long n);
+void dxc_sort_segments(void* s, const uint64_t* ki, uint64_t* ko, const int* vi, int* vo, long n, int nseg,
+                       const int* off);
 void dxc_select_flagged(void* s, const int* in, const uint8_t* flag, int* out, int* count, long n);
 
 #ifdef __cplusplus

@@ -34,10 +34,13 @@ extern "C" {
 
 /** One run's fit (device table of a batched fit): its rows are X[q][0..n_ho) held out, then n_tr
  *  training rows; the scored rows are X[q][0..n_score) (the holdout, or the training rows when
- *  there is no holdout); an epoch is nsteps minibatch steps; coef is its model's logvar_coef. */
+ *  there is no holdout); an epoch is nsteps minibatch steps; coef is its model's logvar_coef; seed
+ *  its model's key seed and fit its fit index (the per-epoch shuffles' key and counter). A slot
+ *  without a run is all zeros: no rows, no steps. */
 typedef struct modelk_frun {
   int n_tr, n_ho, n_score, nsteps;
   float coef;
+  uint32_t seed, fit;
 } modelk_frun;
 
 /** sigmoid(x) = softplus'(x) without overflow (model.c's sigmoid). */
@@ -50,7 +53,9 @@ MBPO_HD static float modelk_sigmoid(float x) {
 /* ---- permutations, bootstrap ---- */
 
 /* Sort keys of model_permutation for n positions of `members` independent streams (i over
- * members * n; e = i / n, j = i % n), stream c1 = (ctr ? *ctr * members : 0) + e:
+ * members * n; e = i / n, j = i % n), stream c1 = (ctr ? *ctr * members : 0) + e. With a run
+ * (device), its n_tr, seed and fit replace n, k.seed and c0, and indices past members * n_tr do
+ * nothing (a captured shuffle launched for the largest training set):
  *   members == 1 (the holdout split):  key = u32 << 32 | j, vals[i] = j (vals may be NULL);
  *   members > 1 (the per-epoch shuffles, one sort for all members):
  *                                      key = e << 58 | u32 << 26 | j (j < 2^26, e < 64),
@@ -63,11 +68,19 @@ typedef struct modelk_keys_args {
   const uint64_t* ctr; /* the epoch (device), or NULL: c1 = e */
   int members;
   long n;
+  const modelk_frun* run; /* or NULL */
 } modelk_keys_args;
 MBPO_HD static void modelk_keys_body(long i, const modelk_keys_args* a) {
-  long e = i / a->n, j = i % a->n;
+  rng_key k = a->k;
+  uint32_t c0 = a->c0;
+  long n = a->n;
+  if (a->run) {
+    k.seed = a->run->seed, c0 = a->run->fit, n = a->run->n_tr;
+    if (i >= (long)a->members * n) return;
+  }
+  long e = i / n, j = i % n;
   uint32_t c1 = (uint32_t)((a->ctr ? *a->ctr * (uint64_t)a->members : 0) + (uint64_t)e);
-  uint64_t w = rng_u32(a->k, a->c0, c1, (uint64_t)j);
+  uint64_t w = rng_u32(k, c0, c1, (uint64_t)j);
   if (a->members == 1) a->keys[i] = (w << 32) | (uint64_t)j;
   else a->keys[i] = ((uint64_t)e << 58) | (w << 26) | (uint64_t)j;
   if (a->vals) a->vals[i] = (int)j;
@@ -166,19 +179,21 @@ MBPO_HD static void modelk_normalize_body(long i, const modelk_normalize_args* a
   a->xn[i] = (v - a->mean[k]) / a->std[k];
 }
 
-/* The normalised rows r0 .. r0 + nr of each run's scored rows (i over P * nr * I; q, row r, column
+/* The normalised rows r0 .. r0 + nr of each run's scored rows, r0 = *chunk nr (the chunk number in
+ * device memory, so that one captured chunk serves them all) (i over P * nr * I; q, row r, column
  * k): xn[q][r][k] = (X[q][r0 + r][k] - mean[q][k]) / std[q][k], 0 past the run's n_score. X is
  * [P][R][I], mean and std [P][I]. */
 typedef struct modelk_norm_rows_args {
   const float *X, *mean, *std;
   const modelk_frun* runs;
   float* xn;
-  long R, r0;
+  long R;
+  const uint64_t* chunk;
   int nr, I;
 } modelk_norm_rows_args;
 MBPO_HD static void modelk_norm_rows_body(long i, const modelk_norm_rows_args* a) {
   const int I = a->I, k = (int)(i % I);
-  const long q = i / ((long)a->nr * I), r = (i / I) % a->nr, row = a->r0 + r;
+  const long q = i / ((long)a->nr * I), r = (i / I) % a->nr, row = (long)*a->chunk * a->nr + r;
   if (row >= a->runs[q].n_score) {
     a->xn[i] = 0.0f;
     return;
@@ -186,30 +201,48 @@ MBPO_HD static void modelk_norm_rows_body(long i, const modelk_norm_rows_args* a
   a->xn[i] = (a->X[(q * a->R + row) * I + k] - a->mean[q * I + k]) / a->std[q * I + k];
 }
 
-/* A minibatch of each run (one thread per row, i over P * E * Bt; q, member e, row r): rows
- * r < nb[q] are g = idx[q][e][r0 + r] (idx [P][E][R], member e's list n_tr long), xb[q][e][r] =
- * (X[q][n_ho + g] - mean[q]) / std[q], yb[q][e][r] = Y[q][n_ho + g]; the padding rows are 0. */
+/** Rows of minibatch step j of a run with n_tr training rows: min(max(n_tr - j Bt, 0), Bt). */
+MBPO_HD static int modelk_step_rows(int n_tr, long j, int Bt) {
+  const long left = (long)n_tr - j * Bt;
+  return left < 0 ? 0 : left < Bt ? (int)left : Bt;
+}
+
+/* The minibatch of step j = *step + k of each run (one thread per row, i over P * E * Bt; q, member
+ * e, row r), the step number in device memory so that one captured block of steps serves every
+ * epoch and fit: nb = modelk_step_rows(n_tr, j, Bt); rows r < nb are g = idx[q][e][j Bt + r] (idx
+ * [P][E][R], member e's list n_tr long), xb[q][e][r] = (X[q][n_ho + g] - mean[q]) / std[q],
+ * yb[q][e][r] = Y[q][n_ho + g]; the padding rows are 0. The thread of (q, 0, 0) also writes the
+ * step's nbo[q] = nb and its Adam flag acto[q] = alive[q] and nb > 0, which the step's later ops
+ * read. */
 typedef struct modelk_gather_args {
   const float *X, *Y, *mean, *std;
   const int* idx;
   const modelk_frun* runs;
-  const int* nb;       /* [P] valid rows per member of this step */
+  const int* alive;      /* [P] */
+  const uint64_t* step;  /* the block's first step */
+  int *nbo, *acto;       /* [P] */
   float *xb, *yb;
-  long R, r0;
-  int Bt, E, I, D;
+  long R;
+  int k, Bt, E, I, D;
 } modelk_gather_args;
 MBPO_HD static void modelk_gather_body(long i, const modelk_gather_args* a) {
   const long EB = (long)a->E * a->Bt, q = i / EB, e = (i % EB) / a->Bt, r = i % a->Bt;
   const int I = a->I, D = a->D;
+  const modelk_frun f = a->runs[q];
+  const long j = (long)*a->step + a->k;
+  const int nb = modelk_step_rows(f.n_tr, j, a->Bt);
+  if (e == 0 && r == 0) {
+    a->nbo[q] = nb;
+    a->acto[q] = a->alive[q] && nb > 0;
+  }
   float* xo = a->xb + i * I;
   float* yo = a->yb + i * D;
-  if (r >= a->nb[q]) {
+  if (r >= nb) {
     for (int k = 0; k < I; k++) xo[k] = 0.0f;
     for (int k = 0; k < D; k++) yo[k] = 0.0f;
     return;
   }
-  const modelk_frun f = a->runs[q];
-  const long g = q * a->R + f.n_ho + a->idx[q * a->E * a->R + e * (long)f.n_tr + a->r0 + r];
+  const long g = q * a->R + f.n_ho + a->idx[q * a->E * a->R + e * (long)f.n_tr + j * a->Bt + r];
   const float* x = a->X + g * I;
   const float *mu = a->mean + q * I, *sd = a->std + q * I;
   for (int k = 0; k < I; k++) xo[k] = (x[k] - mu[k]) / sd[k];
@@ -413,15 +446,42 @@ MBPO_HD static void modelk_mean_body(long q, const modelk_mean_args* a) {
   a->out[q * a->ostride] = s / n;
 }
 
-/* The fit's per-step flags (i over steps * P; q = i % P): act[i] = alive[q] and nb[i] > 0, the
- * Adam mask of run q in step i / P. */
-typedef struct modelk_active_args {
-  const int *alive, *nb;
-  int* act;
-  int P;
-} modelk_active_args;
-MBPO_HD static void modelk_active_body(long i, const modelk_active_args* a) {
-  a->act[i] = a->alive[i % a->P] && a->nb[i] > 0;
+/* After step j = *step + k of an epoch (one thread per run q): sum[q] += the step's loss total
+ * (modelk_loss_total of terms [P][L + 2]) when j < runs[q].nsteps. Added step by step from 0, the
+ * sum is modelk_mean's, bit for bit. */
+typedef struct modelk_loss_acc_args {
+  const double* terms;
+  double* sum;
+  const modelk_frun* runs;
+  const uint64_t* step;
+  int k, L;
+} modelk_loss_acc_args;
+MBPO_HD static void modelk_loss_acc_body(long q, const modelk_loss_acc_args* a) {
+  if ((long)*a->step + a->k < a->runs[q].nsteps) a->sum[q] += modelk_loss_total(a->terms + q * (a->L + 2), a->L);
+}
+
+/* The epoch's mean loss of run q (one thread per run): out[q ostride] = sum[q] / runs[q].nsteps,
+ * then sum[q] = 0 for the next epoch. */
+typedef struct modelk_epoch_loss_args {
+  double *sum, *out;
+  const modelk_frun* runs;
+  int ostride;
+} modelk_epoch_loss_args;
+MBPO_HD static void modelk_epoch_loss_body(long q, const modelk_epoch_loss_args* a) {
+  a->out[q * a->ostride] = a->sum[q] / a->runs[q].nsteps;
+  a->sum[q] = 0.0;
+}
+
+/* The per-member lists of run q after the shuffle's sort (i over E R): dst[i] = src[i] for i <
+ * E n_tr (launched for the largest training set). */
+typedef struct modelk_copy_lists_args {
+  int* dst;
+  const int* src;
+  const modelk_frun* run;
+  int E;
+} modelk_copy_lists_args;
+MBPO_HD static void modelk_copy_lists_body(long i, const modelk_copy_lists_args* a) {
+  if (i < (long)a->E * a->run->n_tr) a->dst[i] = a->src[i];
 }
 
 /* Copy the flagged members' weights and biases (i over P netn; run q, k = i % netn): dst[q dstride
@@ -448,19 +508,20 @@ MBPO_HD static void modelk_snap_body(long i, const modelk_snap_args* a) {
 
 /* ---- scoring and prediction ---- */
 
-/* Per-row squared error of a chunk of nr scored rows r0 .. of each run (i over P E nr; run q,
- * member e, row r): rs[i] = Σ_d (μ - y)² in double, μ from py [P][E][nr][2 D], y = Y[q][r0 + r]
- * (Y [P][R][D]); 0 past the run's n_score. */
+/* Per-row squared error of a chunk of nr scored rows r0 = *chunk nr .. of each run (i over P E nr;
+ * run q, member e, row r): rs[i] = Σ_d (μ - y)² in double, μ from py [P][E][nr][2 D], y = Y[q][r0 +
+ * r] (Y [P][R][D]); 0 past the run's n_score. */
 typedef struct modelk_mse_rows_args {
   const float *py, *Y;
   const modelk_frun* runs;
   double* rs;
-  long R, r0;
+  long R;
+  const uint64_t* chunk;
   int nr, E, D;
 } modelk_mse_rows_args;
 MBPO_HD static void modelk_mse_rows_body(long i, const modelk_mse_rows_args* a) {
   const int D = a->D;
-  const long q = i / ((long)a->E * a->nr), row = a->r0 + i % a->nr;
+  const long q = i / ((long)a->E * a->nr), row = (long)*a->chunk * a->nr + i % a->nr;
   if (row >= a->runs[q].n_score) {
     a->rs[i] = 0.0;
     return;
@@ -476,30 +537,30 @@ MBPO_HD static void modelk_mse_rows_body(long i, const modelk_mse_rows_args* a) 
 }
 
 /* One thread per (run q, member e), i over P E: the chunk's rows of the run (n = its rows in r0 ..
- * r0 + nr) added in row order to acc[i] (0 at r0 = 0); on the run's last chunk mse[q ostride + e] =
- * acc / (n_score D) (NaN when n_score < 1). */
+ * r0 + nr, r0 = *chunk nr) added in row order to acc[i] (0 at r0 = 0); on the run's last chunk
+ * mse[q ostride + e] = acc / (n_score D) (NaN when n_score < 1). */
 typedef struct modelk_mse_acc_args {
   const double* rs;
   double *acc, *mse;
   const modelk_frun* runs;
-  long r0;
+  const uint64_t* chunk;
   int nr, E, D, ostride;
 } modelk_mse_acc_args;
 MBPO_HD static void modelk_mse_acc_body(long i, const modelk_mse_acc_args* a) {
-  const long q = i / a->E, e = i % a->E;
+  const long q = i / a->E, e = i % a->E, r0 = (long)*a->chunk * a->nr;
   const long N = a->runs[q].n_score;
   double* mse = a->mse + q * a->ostride + e;
   if (N < 1) {
-    if (a->r0 == 0) *mse = (double)NAN;
+    if (r0 == 0) *mse = (double)NAN;
     return;
   }
-  const long n = N - a->r0 < a->nr ? N - a->r0 : a->nr;
+  const long n = N - r0 < a->nr ? N - r0 : a->nr;
   if (n <= 0) return;
-  double s = a->r0 == 0 ? 0.0 : a->acc[i];
+  double s = r0 == 0 ? 0.0 : a->acc[i];
   const double* r = a->rs + i * a->nr;
   for (long k = 0; k < n; k++) s += r[k];
   a->acc[i] = s;
-  if (a->r0 + n >= N) *mse = s / ((double)N * a->D);
+  if (r0 + n >= N) *mse = s / ((double)N * a->D);
 }
 
 /* Split a chunk's network output py [E][n][2 D] into mean and soft-clamped log-variance
@@ -523,7 +584,8 @@ MBPO_HD static void modelk_split_out_body(long i, const modelk_split_out_args* a
 extern const dx_op dxop_modelk_keys, dxop_modelk_split_rows, dxop_modelk_norm_part, dxop_modelk_norm_fin, dxop_modelk_boot,
     dxop_modelk_normalize, dxop_modelk_norm_rows, dxop_modelk_gather, dxop_modelk_nll, dxop_modelk_partials,
     dxop_modelk_finish, dxop_modelk_wd, dxop_modelk_mean, dxop_modelk_mse_rows, dxop_modelk_mse_acc,
-    dxop_modelk_split_out, dxop_modelk_active, dxop_modelk_snap;
+    dxop_modelk_split_out, dxop_modelk_loss_acc, dxop_modelk_epoch_loss, dxop_modelk_copy_lists,
+    dxop_modelk_snap;
 
 #ifdef __cplusplus
 }

@@ -649,12 +649,13 @@ static dx_ctx* volatile g_child_ctx;
 static dx_graph* volatile g_child_graph;
 
 /* Set-up work inside a capture is fatal on both kinds (it would synchronize, or break the graph),
- * and so are CUB item counts past INT_MAX. */
+ * and so are CUB item counts past INT_MAX and the launch of a graph whose sort workspace a later
+ * dx_reserve_sort has moved (it would sort in freed memory). */
 static void test_capture_rules(void) {
   NEED_KIND();
   static const char* const what[] = {"dx_free", "dx_alloc_pinned", "dx_free_pinned", "dx_reserve_sort > INT_MAX",
-                                     "dx_graph_free"};
-  for (int k = 0; k < 5; k++) {
+                                     "dx_graph_free", "a sort graph after its workspace moved"};
+  for (int k = 0; k < 6; k++) {
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -676,7 +677,20 @@ static void test_capture_rules(void) {
         case 1: dx_alloc_pinned(c, 16); break;
         case 2: dx_free_pinned(c, pin); break;
         case 3: g_child_graph = dx_capture_end(c); dx_reserve_sort(c, 3000000000L); break;
-        default: dx_graph_free(c, g); break;
+        case 4: dx_graph_free(c, g); break;
+        default: {
+          dx_graph_free(c, dx_capture_end(c));
+          c = g_child_ctx = dx_create(g_kind); /* a fresh context: nothing reserved yet */
+          uint64_t* keys = dx_alloc(c, 2 * 64 * sizeof(uint64_t));
+          int* vals = dx_alloc(c, 2 * 64 * sizeof(int));
+          dx_reserve_sort(c, 16);
+          dx_capture_begin(c);
+          dx_sort_pairs(c, keys, keys + 64, vals, vals + 64, 16);
+          g_child_graph = dx_capture_end(c);
+          dx_reserve_sort(c, 64);
+          dx_graph_launch(c, g_child_graph);
+          break;
+        }
       }
       _exit(0);
     }

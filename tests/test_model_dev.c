@@ -18,7 +18,10 @@
  *     coefficients, stopping rules and fit indices; one without rows, one with NaN rewards, one
  *     without holdout), twice, vs each run's modeld_train alone: statuses, epochs, steps, best
  *     epochs and elites equal; losses, MSEs, parameters, Adam state, normaliser exact on the host,
- *     1e-4 on the GPU (the GPU's state compared where the epochs agree) */
+ *     1e-4 on the GPU (the GPU's state compared where the epochs agree); the second time with one
+ *     minibatch step per block graph instead of 4 (the results may not depend on it); the fitters
+ *     capture their three graphs at their first fit only (the second fits capture nothing, but
+ *     the block graph whose size was changed) */
 #include <stdlib.h>
 #include <string.h>
 
@@ -436,9 +439,17 @@ static void test_fit_runs(void) {
       const int n = N[q] > 0 ? N[q] - 3 * round * (q & 1) : 0; /* the sizes change between fits */
       const float* rew = q == 3 ? dnan : dev[2];
       jobs[q] = (modeld_fit_job){dm[q], n, dev[0], dev[1], rew, dev[3], (uint32_t)(5 * q + round), {0}, 0};
+      const long c0 = dx_captures_total();
       ra[q] = modeld_train(alone[q], n, dev[0], dev[1], rew, dev[3], (uint32_t)(5 * q + round), &sa[q]);
+      const long want = round == 0 && n > 0 ? 3 : 0; /* a fit without rows captures nothing */
+      CHECK(dx_captures_total() - c0 == want, "round %d run %d alone: %ld graphs captured (expected %ld)", round, q,
+            dx_captures_total() - c0, want);
     }
+    if (round == 1) modeld_fitter_set_block(f, 1);
+    const long c0 = dx_captures_total();
     modeld_fit_runs(f, jobs, NJ);
+    CHECK(dx_captures_total() - c0 == (round == 0 ? 3 : 1), "round %d: the batched fit captured %ld graphs (expected %d)",
+          round, dx_captures_total() - c0, round == 0 ? 3 : 1);
     const int want[NJ] = {MODEL_OK, MODEL_OK, MODEL_NO_DATA, MODEL_NONFINITE, MODEL_OK};
     for (int q = 0; q < NJ; q++) {
       CHECK(jobs[q].rc == want[q], "round %d run %d: status %d, expected %d", round, q, jobs[q].rc, want[q]);

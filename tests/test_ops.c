@@ -477,6 +477,8 @@ static modelk_frun* fruns(tcase* t, int P, long Rr) {
     f[q].n_score = (int)R(t, 0, Rr);
     f[q].nsteps = (int)R(t, 1, 6);
     f[q].coef = U(t, 0, 0.02f);
+    f[q].seed = (uint32_t)rnd(t);
+    f[q].fit = (uint32_t)R(t, 0, 300);
   }
   return f;
 }
@@ -496,10 +498,11 @@ SERIAL(modelk_keys, modelk_keys_args)
 static void setup_modelk_keys(tcase* t, int s) {
   int members = R(t, 0, 1) ? 1 : (int)R(t, 2, 7);
   long n = s == 2 ? 8000 : R(t, 1, 2000);
+  const int run = (int)R(t, 0, 1); /* a run's n_tr, seed and fit, the launch sized for n */
   modelk_keys_args a = {U64(t, members * n, 0), R(t, 0, 1) ? I(t, members * n, 0, 0) : NULL, KEY(t), (uint32_t)rnd(t),
-                        R(t, 0, 1) ? U64(t, 1, 0xffff) : NULL, members, n};
+                        R(t, 0, 1) ? U64(t, 1, 0xffff) : NULL, members, n, run ? fruns(t, 1, n) : NULL};
   ARGS(t, a, members * n);
-  SHAPE(t, "members %d n %ld", members, n);
+  SHAPE(t, "members %d n %ld run %d", members, n, run);
 }
 SERIAL(modelk_split_rows, modelk_split_rows_args)
 static void setup_modelk_split_rows(tcase* t, int s) {
@@ -546,12 +549,14 @@ static void setup_modelk_normalize(tcase* t, int s) {
 SERIAL(modelk_norm_rows, modelk_norm_rows_args)
 static void setup_modelk_norm_rows(tcase* t, int s) {
   int P = (int)R(t, 1, 3), I_ = (int)R(t, 1, 23);
-  long Rr = s == 2 ? 2000 : R(t, 1, 300), r0 = R(t, 0, Rr - 1);
-  int nr = (int)R(t, 1, Rr - r0);
+  long Rr = s == 2 ? 2000 : R(t, 1, 300);
+  int nr = (int)R(t, 1, Rr);
+  uint64_t* chunk = U64(t, 1, 0);
+  chunk[0] = (uint64_t)R(t, 0, (Rr - 1) / nr);
   modelk_norm_rows_args a = {F(t, (size_t)P * Rr * I_, -3, 3), F(t, (size_t)P * I_, -1, 1), F(t, (size_t)P * I_, 0.3f, 3),
-                             fruns(t, P, Rr), F(t, (size_t)P * nr * I_, 1, 1), Rr, r0, nr, I_};
+                             fruns(t, P, Rr), F(t, (size_t)P * nr * I_, 1, 1), Rr, chunk, nr, I_};
   ARGS(t, a, (long)P * nr * I_);
-  SHAPE(t, "P %d R %ld rows %ld+%d I %d", P, Rr, r0, nr, I_);
+  SHAPE(t, "P %d R %ld chunk %lu of %d rows I %d", P, Rr, (unsigned long)chunk[0], nr, I_);
 }
 SERIAL(modelk_gather, modelk_gather_args)
 static void setup_modelk_gather(tcase* t, int s) {
@@ -560,19 +565,17 @@ static void setup_modelk_gather(tcase* t, int s) {
   modelk_frun* f = fruns(t, P, Rr);
   long min_tr = Rr;
   for (int q = 0; q < P; q++) min_tr = f[q].n_tr < min_tr ? f[q].n_tr : min_tr;
-  long r0 = R(t, 0, min_tr - 1);
-  int Bt = (int)R(t, 1, 256);
-  int* nb = I(t, P, 0, 0);
+  int Bt = (int)R(t, 1, 256), k = (int)R(t, 0, 3);
+  uint64_t* step = U64(t, 1, 0); /* a step of the shortest run, or past it, or past all */
+  step[0] = (uint64_t)R(t, 0, (min_tr + Bt - 1) / Bt + 1);
   int* idx = I(t, (size_t)P * E * Rr, 0, 0);
-  for (int q = 0; q < P; q++) {
-    nb[q] = (int)R(t, 0, (f[q].n_tr - r0) < Bt ? (f[q].n_tr - r0) : Bt);
-    for (long k = 0; k < (long)E * Rr; k++) idx[(long)q * E * Rr + k] = (int)R(t, 0, f[q].n_tr - 1);
-  }
+  for (int q = 0; q < P; q++)
+    for (long j = 0; j < (long)E * Rr; j++) idx[(long)q * E * Rr + j] = (int)R(t, 0, f[q].n_tr - 1);
   modelk_gather_args a = {F(t, (size_t)P * Rr * I_, -3, 3), F(t, (size_t)P * Rr * D, -3, 3), F(t, (size_t)P * I_, -1, 1),
-                          F(t, (size_t)P * I_, 0.3f, 3), idx, f, nb, F(t, (size_t)P * E * Bt * I_, 1, 1),
-                          F(t, (size_t)P * E * Bt * D, 1, 1), Rr, r0, Bt, E, I_, D};
+                          F(t, (size_t)P * I_, 0.3f, 3), idx, f, I(t, P, 0, 1), step, I(t, P, 7, 7), I(t, P, 7, 7),
+                          F(t, (size_t)P * E * Bt * I_, 1, 1), F(t, (size_t)P * E * Bt * D, 1, 1), Rr, k, Bt, E, I_, D};
   ARGS(t, a, (long)P * E * Bt);
-  SHAPE(t, "P %d E %d R %ld r0 %ld Bt %d I %d D %d", P, E, Rr, r0, Bt, I_, D);
+  SHAPE(t, "P %d E %d R %ld step %lu + %d Bt %d I %d D %d", P, E, Rr, (unsigned long)step[0], k, Bt, I_, D);
 }
 SERIAL(modelk_nll, modelk_nll_args)
 static void setup_modelk_nll(tcase* t, int s) {
@@ -636,13 +639,31 @@ static void setup_modelk_mean(tcase* t, int s) {
   ARGS(t, a, P);
   SHAPE(t, "P %d L %d steps %d runs %d", P, L, a.n, a.runs != NULL);
 }
-SERIAL(modelk_active, modelk_active_args)
-static void setup_modelk_active(tcase* t, int s) {
+SERIAL(modelk_loss_acc, modelk_loss_acc_args)
+static void setup_modelk_loss_acc(tcase* t, int s) {
   (void)s;
-  int P = (int)R(t, 1, 6), steps = (int)R(t, 1, 40);
-  modelk_active_args a = {I(t, P, 0, 1), I(t, (size_t)steps * P, 0, 2), I(t, (size_t)steps * P, 7, 7), P};
-  ARGS(t, a, (long)steps * P);
-  SHAPE(t, "P %d steps %d", P, steps);
+  int P = (int)R(t, 1, 6), L = (int)R(t, 1, NN_MAX_LAYERS), k = (int)R(t, 0, 3);
+  uint64_t* step = U64(t, 1, 0);
+  step[0] = (uint64_t)R(t, 0, 7); /* fruns: 1 to 6 steps, so some runs are past their last */
+  modelk_loss_acc_args a = {D64(t, (size_t)P * (L + 2), -2, 2), D64(t, P, -9, 9), fruns(t, P, 50), step, k, L};
+  ARGS(t, a, P);
+  SHAPE(t, "P %d L %d step %lu + %d", P, L, (unsigned long)step[0], k);
+}
+SERIAL(modelk_epoch_loss, modelk_epoch_loss_args)
+static void setup_modelk_epoch_loss(tcase* t, int s) {
+  (void)s;
+  int P = (int)R(t, 1, 6), ost = (int)R(t, 1, 3);
+  modelk_epoch_loss_args a = {D64(t, P, -9, 9), D64(t, (size_t)P * ost, 0, 0), fruns(t, P, 50), ost};
+  ARGS(t, a, P);
+  SHAPE(t, "P %d ostride %d", P, ost);
+}
+SERIAL(modelk_copy_lists, modelk_copy_lists_args)
+static void setup_modelk_copy_lists(tcase* t, int s) {
+  int E = (int)R(t, 1, 7);
+  long Rr = s == 2 ? 20000 : R(t, 1, 900);
+  modelk_copy_lists_args a = {I(t, (size_t)E * Rr, -5, -1), I(t, (size_t)E * Rr, 0, 1000), fruns(t, 1, Rr), E};
+  ARGS(t, a, (long)E * Rr);
+  SHAPE(t, "E %d R %ld", E, Rr);
 }
 SERIAL(modelk_snap, modelk_snap_args)
 static void setup_modelk_snap(tcase* t, int s) {
@@ -659,21 +680,25 @@ static void setup_modelk_snap(tcase* t, int s) {
 SERIAL(modelk_mse_rows, modelk_mse_rows_args)
 static void setup_modelk_mse_rows(tcase* t, int s) {
   int P = (int)R(t, 1, 3), E = (int)R(t, 1, 7), D = (int)R(t, 1, 18);
-  long Rr = s == 2 ? 2000 : R(t, 1, 300), r0 = R(t, 0, Rr - 1);
-  int nr = (int)R(t, 1, Rr - r0);
+  long Rr = s == 2 ? 2000 : R(t, 1, 300);
+  int nr = (int)R(t, 1, Rr);
+  uint64_t* chunk = U64(t, 1, 0);
+  chunk[0] = (uint64_t)R(t, 0, (Rr - 1) / nr);
   modelk_mse_rows_args a = {F(t, (size_t)P * E * nr * 2 * D, -3, 3), F(t, (size_t)P * Rr * D, -3, 3), fruns(t, P, Rr),
-                            D64(t, (size_t)P * E * nr, 0, 0), Rr, r0, nr, E, D};
+                            D64(t, (size_t)P * E * nr, 0, 0), Rr, chunk, nr, E, D};
   ARGS(t, a, (long)P * E * nr);
-  SHAPE(t, "P %d E %d R %ld rows %ld+%d D %d", P, E, Rr, r0, nr, D);
+  SHAPE(t, "P %d E %d R %ld chunk %lu of %d rows D %d", P, E, Rr, (unsigned long)chunk[0], nr, D);
 }
 SERIAL(modelk_mse_acc, modelk_mse_acc_args)
 static void setup_modelk_mse_acc(tcase* t, int s) {
   (void)s;
   int P = (int)R(t, 1, 3), E = (int)R(t, 1, 7), D = (int)R(t, 1, 18), nr = (int)R(t, 1, 300), ost = E + (int)R(t, 0, 2);
+  uint64_t* chunk = U64(t, 1, 0);
+  chunk[0] = R(t, 0, 1) ? 0 : (uint64_t)R(t, 1, 600 / nr + 1);
   modelk_mse_acc_args a = {D64(t, (size_t)P * E * nr, 0, 5), D64(t, (size_t)P * E, 0, 9), D64(t, (size_t)P * ost, 0, 0),
-                           fruns(t, P, 600), R(t, 0, 1) ? 0 : R(t, 1, 400), nr, E, D, ost};
+                           fruns(t, P, 600), chunk, nr, E, D, ost};
   ARGS(t, a, (long)P * E);
-  SHAPE(t, "P %d E %d r0 %ld nr %d D %d", P, E, a.r0, nr, D);
+  SHAPE(t, "P %d E %d chunk %lu nr %d D %d", P, E, (unsigned long)chunk[0], nr, D);
 }
 SERIAL(modelk_split_out, modelk_split_out_args)
 static void setup_modelk_split_out(tcase* t, int s) {
@@ -1019,6 +1044,36 @@ static void setup_sort(tcase* t, int s) {
   SHAPE(t, "n %ld duplicates %d", n, dup);
 }
 
+typedef struct segsort_args {
+  sort_args s;
+  int nseg;
+  const int* off;
+} segsort_args;
+static void segsort_prep(dx_ctx* c, const void* p) { dx_reserve_sort(c, ((const segsort_args*)p)->s.n); }
+static void segsort_lib(dx_ctx* c, const void* p) {
+  const segsort_args* a = p;
+  dx_sort_segments(c, a->s.ki, a->s.ko, a->s.vi, a->s.vo, a->s.n, a->nseg, a->off);
+}
+static void segsort_ref(const void* p) { /* each segment by itself; the rest untouched */
+  const segsort_args* a = p;
+  for (int g = 0; g < a->nseg; g++) {
+    const long b = a->off[g], n = a->off[g + 1] - b;
+    sort_args one = {a->s.ki + b, a->s.ko + b, a->s.vi + b, a->s.vo + b, n};
+    if (n > 0) sort_ref(&one);
+  }
+}
+static void setup_sort_segments(tcase* t, int s) {
+  long n = s == 2 ? 100000 : R(t, 1, 5000);
+  int nseg = (int)R(t, 1, 9);
+  int* off = I(t, (size_t)nseg + 1, 0, 0); /* ascending; empty segments and a tail outside them */
+  for (int g = 1; g <= nseg; g++) off[g] = (int)R(t, off[g - 1], off[g - 1] + 2 * n / nseg < n ? off[g - 1] + 2 * n / nseg : n);
+  uint64_t* k = U64(t, n, ~0ull << 20);
+  for (long i = 0; i < n; i++) k[i] |= (uint64_t)i; /* distinct keys, as the callers give */
+  segsort_args a = {{k, U64(t, n, ~0ull), I(t, n, -1000000, 1000000), I(t, n, 0, 99), n}, nseg, off};
+  ARGS(t, a, 0);
+  SHAPE(t, "n %ld segments %d (to %d)", n, nseg, off[nseg]);
+}
+
 typedef struct select_args {
   const int* in;
   const uint8_t* flag;
@@ -1086,7 +1141,7 @@ static const opdef g_ops[] = {
     ELEM(modelk_keys, 0), ELEM(modelk_split_rows, 1e-6), ELEM(modelk_norm_part, 1e-12), ELEM(modelk_norm_fin, 1e-6),
     ELEM(modelk_boot, 0), ELEM(modelk_normalize, 1e-6), ELEM(modelk_norm_rows, 1e-6), ELEM(modelk_gather, 1e-6),
     ELEM(modelk_nll, 1e-5), ELEM(modelk_partials, 1e-12), ELEM(modelk_finish, 1e-6), ELEM(modelk_wd, 1e-6),
-    ELEM(modelk_mean, 1e-12), ELEM(modelk_active, 0), ELEM(modelk_snap, 0), ELEM(modelk_mse_rows, 1e-12),
+    ELEM(modelk_mean, 1e-12), ELEM(modelk_loss_acc, 1e-12), ELEM(modelk_epoch_loss, 1e-12), ELEM(modelk_copy_lists, 0), ELEM(modelk_snap, 0), ELEM(modelk_mse_rows, 1e-12),
     ELEM(modelk_mse_acc, 1e-12), ELEM(modelk_split_out, 1e-5),
     ELEM(sack_sample, 1e-5), ELEM(sack_target, 1e-5), ELEM(sack_critic_grad, 1e-6), ELEM(sack_pi_q_grad, 0),
     ELEM(sack_pi_back, 1e-5), ELEM(sack_alpha_stats, 1e-5), ELEM(sack_apply_tick, 1e-6), ELEM(sack_apply, 1e-5),
@@ -1095,6 +1150,7 @@ static const opdef g_ops[] = {
     GEMM(gemm2_collapse), GEMM(gemm2_ptrarray),
     GEMM_EP(gemm_ep_relu_bias), GEMM_EP(gemm_ep_bias_act), GEMM_EP(gemm_ep_act_back_colsum),
     {"sort", setup_sort, NULL, NULL, sort_lib, sort_ref, sort_prep, 0, 0},
+    {"sort_segments", setup_sort_segments, NULL, NULL, segsort_lib, segsort_ref, segsort_prep, 0, 0},
     {"select", setup_select, NULL, NULL, select_lib, select_ref, select_prep, 0, 0},
     {"copy", setup_copy, NULL, NULL, copy_lib, copy_ref, NULL, 0, 0},
     {"zero", setup_zero, NULL, NULL, copy_lib, copy_ref, NULL, 0, 0},

@@ -247,9 +247,14 @@ static void pdev_create(struct dev_backend* pd, mbpo_state* const* runs, int P, 
   pd->jobs = calloc((size_t)P, sizeof *pd->jobs);
   pd->fits = calloc((size_t)P, sizeof *pd->fits);
   if (!pd->jobs || !pd->fits) mbpo_fatal("out of memory");
+  /* the fitter's row capacity: what a real pool can hold within the run's env steps (a fitter's
+   * workspaces and graphs are sized by it; dev_model makes a larger one if a resumed run outgrows
+   * it) */
   long max_rows = 1;
-  for (int q = 0; q < P; q++)
-    if (runs[q]->real->cap > max_rows) max_rows = runs[q]->real->cap;
+  for (int q = 0; q < P; q++) {
+    const long rows = runs[q]->real->cap < (long)runs[q]->c->steps ? runs[q]->real->cap : (long)runs[q]->c->steps;
+    if (rows > max_rows) max_rows = rows;
+  }
   pd->fitter = modeld_fitter_create(pd->c, s0->model, P, max_rows);
   const size_t R = (size_t)P, B = R * (size_t)pd->B;
   pd->upd = dx_alloc(pd->c, R * sizeof(uint64_t));
@@ -338,6 +343,15 @@ static void dev_model(mbpo_backend* be, const int* which, int n) {
     j->rew = R->rew;
     j->next_obs = R->next_obs;
     j->fit_index = pd->states[q]->fits;
+  }
+  long rows = 0;
+  for (int i = 0; i < n; i++) rows = pd->fits[i].N > rows ? pd->fits[i].N : rows;
+  if (rows > modeld_fitter_rows(pd->fitter)) { /* a resumed run with more steps than at its start */
+    long cap = 2 * modeld_fitter_rows(pd->fitter), most = rows; /* doubling, within the pools */
+    for (int q = 0; q < pd->P; q++) most = pd->states[q]->real->cap > most ? pd->states[q]->real->cap : most;
+    cap = cap > most ? most : cap < rows ? rows : cap;
+    modeld_fitter_free(pd->fitter);
+    pd->fitter = modeld_fitter_create(pd->c, pd->states[which[0]]->model, pd->P, cap);
   }
   const mbpo_state* s0 = pd->states[which[0]];
   /* the fit and the rollout add their own labels after this one */

@@ -53,6 +53,7 @@ struct dx_graph {
   long nodes;            /* CUDA: the graph's nodes (cudaGraphGetNodes); a list: its ops */
   long ops;              /* dx-level ops recorded */
   long crit;             /* its critical path (dx_graph.h), in dx-level ops */
+  long ws_gen;           /* the context's ws_gen at capture when it sorts or selects, else -1 */
   dx_rec* recs;
   int n, cap;
   char label[DX_PHASE_MAX]; /* the phase at capture */
@@ -70,6 +71,8 @@ struct dx_ctx {
   long cap_ops;          /* ops issued into the current CUDA stream capture */
   dx_graph* pending;
   long sort_cap, select_cap;
+  long ws_gen;           /* bumped when the sort or select workspace moves (dx_reserve_*) */
+  int cap_ws;            /* the capture under way holds those workspaces */
   uint64_t* sort_tmp;    /* host sort workspace */
   char phase[DX_PHASE_MAX];
   dx_opdesc cur;         /* the op being issued or run */
@@ -629,6 +632,7 @@ void dx_capture_begin(dx_ctx* c) {
   dxg_begin(&c->dep, c->phase);
   c->capturing = 1;
   c->cap_ops = 0;
+  c->cap_ws = 0;
   if (IS_CUDA(c) && !c->syncmode) {
     CUDA_LOCK(c); /* released by dx_capture_end */
     c->cur = (dx_opdesc){"capture", NULL, {0}};
@@ -664,6 +668,7 @@ dx_graph* dx_capture_end(dx_ctx* c) {
     g->kind = DX_CUDA;
     g->ops = c->cap_ops;
     g->crit = crit;
+    g->ws_gen = c->cap_ws ? c->ws_gen : -1;
     snprintf(g->label, sizeof g->label, "%s", c->phase);
     CUDA_ONLY(g->cuda = dxc_capture_end(c->cuda, &g->nodes));
     CUDA_UNLOCK(c);
@@ -673,6 +678,7 @@ dx_graph* dx_capture_end(dx_ctx* c) {
   c->rec = NULL;
   g->nodes = g->n;
   g->crit = crit;
+  g->ws_gen = c->cap_ws ? c->ws_gen : -1;
   return captured(g);
 }
 
@@ -709,6 +715,10 @@ static void launch_fn(dx_ctx* c, const void* b) {
 void dx_graph_launch(dx_ctx* c, dx_graph* g) {
   if (c->capturing) mbpo_fatal("dx_graph_launch inside a capture");
   if (c->lane != 0) mbpo_fatal("%s: dx_graph_launch on lane %d (lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
+  if (g->ws_gen >= 0 && g->ws_gen != c->ws_gen)
+    mbpo_fatal("%s: dx_graph_launch: the graph captured in \"%s\" sorts or selects in a workspace that a later "
+               "dx_reserve_sort / dx_reserve_select has moved (reserve before capturing)",
+               c->phase[0] ? c->phase : "no phase (dx_phase)", g->label[0] ? g->label : "no phase");
   dxg_op(&c->dep, 0, NULL, c->phase);
   snprintf(c->last_graph, sizeof c->last_graph, "%s", g->label[0] ? g->label : "no phase");
   if (!g->list) {
@@ -935,6 +945,7 @@ void dx_reserve_sort(dx_ctx* c, long n) {
   if (n <= c->sort_cap) return;
   host_flush(c); /* queued sorts use the old workspace */
   c->sort_cap = n;
+  c->ws_gen++;
   if (IS_CUDA(c)) {
     CUDA_LOCK(c);
     c->cur = (dx_opdesc){"sort", NULL, {n}};
@@ -947,12 +958,15 @@ void dx_reserve_sort(dx_ctx* c, long n) {
   if (!c->sort_tmp) mbpo_fatal("out of memory");
 }
 
+long dx_workspace_gen(const dx_ctx* c) { return c->ws_gen; }
+
 void dx_reserve_select(dx_ctx* c, long n) {
   if (c->capturing) mbpo_fatal("dx_reserve_select inside a capture");
   check_items("dx_reserve_select", n);
   if (n <= c->select_cap) return;
   host_flush(c);
   c->select_cap = n;
+  c->ws_gen++;
   if (IS_CUDA(c)) {
     CUDA_LOCK(c);
     c->cur = (dx_opdesc){"select", NULL, {n}};
@@ -970,20 +984,15 @@ typedef struct sort_blob {
   uint64_t* tmp;
 } sort_blob;
 
-/* Stable LSD radix sort of (key, position) by key, 8 bits per pass: what CUB does on the GPU. */
-static void sort_fn(dx_ctx* c, const void* p) {
-  const sort_blob* s = p;
-  if (IS_CUDA(c)) {
-    CUDA_ONLY(dxc_sort_pairs(c->cuda, s->ki, s->ko, s->vi, s->vo, s->n));
-    return;
-  }
-  long n = s->n;
-  uint64_t *k = s->tmp, *k2 = s->tmp + n;
+/* Stable LSD radix sort of n (key, value) pairs by key, 8 bits per pass, what CUB does on the GPU;
+ * tmp holds 2 n keys. */
+static void radix_sort(const uint64_t* ki, uint64_t* ko, const int* vi, int* vo, long n, uint64_t* tmp) {
+  uint64_t *k = tmp, *k2 = tmp + n;
   int* pos = malloc(2 * (size_t)n * sizeof(int));
   if (!pos) mbpo_fatal("out of memory");
   int* pos2 = pos + n;
   for (long i = 0; i < n; i++) {
-    k[i] = s->ki[i];
+    k[i] = ki[i];
     pos[i] = (int)i;
   }
   for (int shift = 0; shift < 64; shift += 8) {
@@ -1001,11 +1010,20 @@ static void sort_fn(dx_ctx* c, const void* p) {
   /* 8 passes: k and pos are back in their first buffers */
   int* vals = malloc((size_t)n * sizeof(int));
   if (!vals) mbpo_fatal("out of memory");
-  for (long i = 0; i < n; i++) vals[i] = s->vi[pos[i]];
-  memcpy(s->ko, k, (size_t)n * sizeof(uint64_t));
-  memcpy(s->vo, vals, (size_t)n * sizeof(int));
+  for (long i = 0; i < n; i++) vals[i] = vi[pos[i]];
+  memcpy(ko, k, (size_t)n * sizeof(uint64_t));
+  memcpy(vo, vals, (size_t)n * sizeof(int));
   free(vals);
   free(pos < pos2 ? pos : pos2);
+}
+
+static void sort_fn(dx_ctx* c, const void* p) {
+  const sort_blob* s = p;
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_sort_pairs(c->cuda, s->ki, s->ko, s->vi, s->vo, s->n));
+    return;
+  }
+  radix_sort(s->ki, s->ko, s->vi, s->vo, s->n, s->tmp);
 }
 
 void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const int* vals_in,
@@ -1014,8 +1032,43 @@ void dx_sort_pairs(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const
   check_items("dx_sort_pairs", n);
   if (n > c->sort_cap) mbpo_fatal("dx_sort_pairs: %ld items, %ld reserved", n, c->sort_cap);
   if (c->lane != 0) mbpo_fatal("%s: dx_sort_pairs on lane %d (one workspace: lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
+  c->cap_ws |= c->capturing;
   sort_blob b = {keys_in, keys_out, vals_in, vals_out, n, c->sort_tmp};
   submit(c, sort_fn, &b, sizeof b, (dx_opdesc){"sort", NULL, {n}});
+}
+
+typedef struct segsort_blob {
+  sort_blob s;
+  int nseg;
+  const int* off;
+} segsort_blob;
+
+/* The offsets are read when the sort runs (a replayed graph sorts the segments of that moment). */
+static void segsort_fn(dx_ctx* c, const void* p) {
+  const segsort_blob* b = p;
+  const sort_blob* s = &b->s;
+  if (IS_CUDA(c)) {
+    CUDA_ONLY(dxc_sort_segments(c->cuda, s->ki, s->ko, s->vi, s->vo, s->n, b->nseg, b->off));
+    return;
+  }
+  for (int g = 0; g < b->nseg; g++) {
+    const long a = b->off[g], e = b->off[g + 1];
+    if (a < 0 || e > s->n || a > e)
+      mbpo_fatal("%s: dx_sort_segments: segment %d is [%ld, %ld) of %ld items", c->phase[0] ? c->phase : "no phase",
+                 g, a, e, s->n);
+    if (e > a) radix_sort(s->ki + a, s->ko + a, s->vi + a, s->vo + a, e - a, s->tmp);
+  }
+}
+
+void dx_sort_segments(dx_ctx* c, const uint64_t* keys_in, uint64_t* keys_out, const int* vals_in, int* vals_out,
+                      long n, int nseg, const int* offsets) {
+  if (n <= 0 || nseg <= 0) return;
+  check_items("dx_sort_segments", n);
+  if (n > c->sort_cap) mbpo_fatal("dx_sort_segments: %ld items, %ld reserved", n, c->sort_cap);
+  if (c->lane != 0) mbpo_fatal("%s: dx_sort_segments on lane %d (one workspace: lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
+  c->cap_ws |= c->capturing;
+  segsort_blob b = {{keys_in, keys_out, vals_in, vals_out, n, c->sort_tmp}, nseg, offsets};
+  submit(c, segsort_fn, &b, sizeof b, (dx_opdesc){"sort", NULL, {n, nseg}});
 }
 
 typedef struct select_blob {
@@ -1042,6 +1095,7 @@ void dx_select_flagged(dx_ctx* c, const int* in, const uint8_t* flag, int* out, 
   check_items("dx_select_flagged", n);
   if (n > c->select_cap) mbpo_fatal("dx_select_flagged: %ld items, %ld reserved", n, c->select_cap);
   if (c->lane != 0) mbpo_fatal("%s: dx_select_flagged on lane %d (one workspace: lane 0 only)", c->phase[0] ? c->phase : "no phase (dx_phase)", c->lane);
+  c->cap_ws |= c->capturing;
   select_blob b = {in, flag, out, count, n};
   submit(c, select_fn, &b, sizeof b, (dx_opdesc){"select", NULL, {n}});
 }

@@ -26,7 +26,9 @@ DX_OP(modelk_mean, modelk_mean_args)
 DX_OP(modelk_mse_rows, modelk_mse_rows_args)
 DX_OP(modelk_mse_acc, modelk_mse_acc_args)
 DX_OP(modelk_split_out, modelk_split_out_args)
-DX_OP(modelk_active, modelk_active_args)
+DX_OP(modelk_loss_acc, modelk_loss_acc_args)
+DX_OP(modelk_epoch_loss, modelk_epoch_loss_args)
+DX_OP(modelk_copy_lists, modelk_copy_lists_args)
 DX_OP(modelk_snap, modelk_snap_args)
 
 void modeld_ws_alloc(dx_ctx* c, const model_dev* d, int P, int Bt, modeld_ws* w) {

@@ -1,9 +1,18 @@
 /* model_dev_train.c: model_train's procedure (host/cpu/model_train.c) on a dx context, for the
  * models of n runs at once (modeld_fit_runs; modeld_train is one run): per run the holdout split,
- * normaliser and bootstrap, then one captured graph per epoch (every run's minibatch steps, mean
- * losses, per-member shuffles and holdout scoring) and one host decision per epoch and run, from
- * P (E + 1) doubles downloaded, for the early stopping. The random draws are model.h's, each run
- * with its own key and fit index.
+ * normaliser and bootstrap, then epochs, and one host decision per epoch and run, from P (E + 1)
+ * doubles downloaded, for the early stopping. The random draws are model.h's, each run with its
+ * own key and fit index.
+ *
+ * An epoch is three graphs, each captured once for the fitter's life (not once per fit): a block
+ * of K minibatch steps, launched ceil(steps / K) times; the tail (the mean losses, the per-member
+ * shuffles, the epoch counter); one chunk of the holdout scoring, launched once per chunk. What
+ * changes between launches and fits is read by the ops from device memory: the step and chunk
+ * numbers (counters the graphs advance and the tail resets), the epoch, each run slot's sizes,
+ * seed and fit index (modelk_frun), the shuffle sort's segments. The graphs cover all P slots
+ * (a slot without a run has no rows and no steps), and the sorts and key draws are sized for the
+ * fitter's row capacity, their work bounded by the rows of the moment. Steps past a run's last
+ * one in a block are no-ops for it (no rows, no Adam step), so K changes no bit.
  *
  * The runs' models are copied into the fitter's [P] arrays at the start (parameters, Adam state)
  * and back at the end (with the normaliser and elites), so that a run's model_dev stays the one
@@ -24,35 +33,44 @@
  * bits in any population (a BLAS may sum a row differently for another row count). */
 #define MODELD_SCORE_CHUNK 5120
 
+/* Minibatch steps per launch of the block graph (at most the steps of the fitter's capacity): on
+ * a GPU it amortises a launch over K steps' kernels; a block's padding steps run full-sized GEMMs,
+ * so K stays small (at most K - 1 wasted steps per epoch). */
+#define MODELD_BLOCK 4
+
 struct modeld_fitter {
   dx_ctx* c;
   model_dev shape;          /* the runs' shape and batch settings (no device arrays) */
   int P;                    /* runs at most */
   long R;                   /* rows per run at most */
-  int S;                    /* minibatch steps per epoch at most */
+  int K;                    /* minibatch steps per block graph */
   float *params, *grads;    /* [P][nparams] */
   nnd_adam* adam;           /* P runs */
   float *norm_mean, *norm_std; /* [P][I] */
   float* snap;              /* [P][net.nparams] per-member snapshots */
   modeld_ws ws;             /* P runs x batch rows */
   float *xb, *yb;           /* [P][E][batch][I], [P][E][batch][D] */
-  double* loss;             /* [S][P][L + 2] per-step loss terms */
-  int *nbt, *act;           /* device [S][P]: valid rows of run q in step j, its Adam flag */
-  modelk_frun* runs;           /* device [P] */
+  double* terms;            /* [K][P][L + 2] the loss terms of a block's steps */
+  int *nbk, *actk;          /* device [K][P]: valid rows of run q in a block's step k, its Adam flag */
+  double* lsum;             /* [P] the epoch's loss sums */
+  modelk_frun* runs;        /* device [P] */
   int *alive, *flags;       /* device [P], [P][E] */
   float *X, *Y;             /* [P][R][I], [P][R][D]: each run's rows in permuted order */
   int* boot;                /* [P][E][R]: run q's member lists, n_tr each */
   int *perm, *boot2;        /* [R], [E R] scratch (one run at a time) */
   uint64_t *keys, *keys2;   /* [E R] scratch */
-  uint64_t* epoch;          /* [1] the current epoch of a fit (read by the shuffles) */
+  int* off;                 /* [P][E + 1] the shuffle sort's segments of each run */
+  uint64_t *epoch, *step, *chunk; /* [1] each: the fit's epoch, a block's first step, a scoring chunk */
   double* stat;             /* [P][1 + E]: epoch loss, holdout MSEs */
   double *npart, *nmu;      /* normaliser sums of one run: [I][MODELK_NB], [I] */
   int schunk;               /* scoring chunk rows */
   nnd_cache* scache;        /* P runs x schunk rows, shared input */
   float *sx, *sy;           /* [P][schunk][I], [P][E][schunk][2 D] */
   double *srs, *sacc;       /* [P][E][schunk], [P][E] */
+  dx_graph *g_block, *g_tail, *g_score; /* captured at the first fit (again if the sort workspace moved) */
+  long ws_gen;              /* dx_workspace_gen at their capture */
   void* pin;                /* pinned: the host side of the tables below */
-  int *nbt_h, *alive_h, *flags_h;
+  int *alive_h, *flags_h, *off_h;
   modelk_frun* runs_h;
   double* stat_h;
 };
@@ -92,7 +110,8 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   f->R = max_rows;
   const int E = m->p.ensemble, I = m->in_dim, D = m->D, L = m->net.nlayers, Bt = m->p.batch;
   const size_t Pz = (size_t)P, R = (size_t)max_rows, np = m->nparams;
-  f->S = (int)((max_rows + Bt - 1) / Bt);
+  const long S = (max_rows + Bt - 1) / Bt; /* the most steps per epoch */
+  f->K = S < MODELD_BLOCK ? (int)S : MODELD_BLOCK;
   f->params = dx_allocf(c, Pz * np);
   f->grads = dx_allocf(c, Pz * np);
   float* lrs = malloc(Pz * sizeof(float));
@@ -104,12 +123,13 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   f->norm_std = dx_allocf(c, Pz * I);
   f->snap = dx_allocf(c, Pz * m->net.nparams);
   modeld_ws_alloc(c, m, P, Bt, &f->ws);
-  const size_t EB = Pz * E * Bt, SP = (size_t)f->S * Pz;
+  const size_t EB = Pz * E * Bt, KP = (size_t)MODELD_BLOCK * Pz;
   f->xb = dx_allocf(c, EB * I);
   f->yb = dx_allocf(c, EB * D);
-  f->loss = dx_alloc(c, SP * (L + 2) * sizeof(double));
-  f->nbt = dx_alloc(c, SP * sizeof(int));
-  f->act = dx_alloc(c, SP * sizeof(int));
+  f->terms = dx_alloc(c, KP * (L + 2) * sizeof(double));
+  f->nbk = dx_alloc(c, KP * sizeof(int));
+  f->actk = dx_alloc(c, KP * sizeof(int));
+  f->lsum = dx_alloc(c, Pz * sizeof(double));
   f->runs = dx_alloc(c, Pz * sizeof(modelk_frun));
   f->alive = dx_alloc(c, Pz * sizeof(int));
   f->flags = dx_alloc(c, Pz * E * sizeof(int));
@@ -120,7 +140,10 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   f->boot2 = dx_alloc(c, (size_t)E * R * sizeof(int));
   f->keys = dx_alloc(c, (size_t)E * R * sizeof(uint64_t));
   f->keys2 = dx_alloc(c, (size_t)E * R * sizeof(uint64_t));
+  f->off = dx_alloc(c, Pz * (E + 1) * sizeof(int));
   f->epoch = dx_alloc(c, sizeof(uint64_t));
+  f->step = dx_alloc(c, sizeof(uint64_t));
+  f->chunk = dx_alloc(c, sizeof(uint64_t));
   f->stat = dx_alloc(c, Pz * (1 + E) * sizeof(double));
   f->npart = dx_alloc(c, (size_t)I * MODELK_NB * sizeof(double));
   f->nmu = dx_alloc(c, (size_t)I * sizeof(double));
@@ -132,17 +155,17 @@ modeld_fitter* modeld_fitter_create(dx_ctx* c, const dyn_model* h, int P, long m
   f->sy = dx_allocf(c, Pz * E * f->schunk * 2 * D);
   f->srs = dx_alloc(c, Pz * E * f->schunk * sizeof(double));
   f->sacc = dx_alloc(c, Pz * E * sizeof(double));
-  /* pinned: nbt [S][P], alive [P], flags [P][E], runs [P], stat [P][1 + E] (doubles first) */
+  /* pinned: stat [P][1 + E] (doubles first), runs [P], alive [P], flags [P][E], off [P][E + 1] */
   const size_t o_stat = 0, o_runs = o_stat + Pz * (1 + E) * sizeof(double);
-  const size_t o_nbt = o_runs + Pz * sizeof(modelk_frun), o_alive = o_nbt + SP * sizeof(int);
-  const size_t o_flags = o_alive + Pz * sizeof(int), o_end = o_flags + Pz * E * sizeof(int);
+  const size_t o_alive = o_runs + Pz * sizeof(modelk_frun), o_flags = o_alive + Pz * sizeof(int);
+  const size_t o_off = o_flags + Pz * E * sizeof(int), o_end = o_off + Pz * (E + 1) * sizeof(int);
   f->pin = dx_alloc_pinned(c, o_end);
   char* pm = f->pin;
   f->stat_h = (double*)(pm + o_stat);
   f->runs_h = (modelk_frun*)(pm + o_runs);
-  f->nbt_h = (int*)(pm + o_nbt);
   f->alive_h = (int*)(pm + o_alive);
   f->flags_h = (int*)(pm + o_flags);
+  f->off_h = (int*)(pm + o_off);
   return f;
 }
 
@@ -153,10 +176,13 @@ void modeld_fitter_free(modeld_fitter* f) {
   nnd_adam_free(c, f->adam);
   modeld_ws_free(c, &f->ws);
   nnd_cache_free(c, f->scache);
-  void* bufs[] = {f->params, f->grads, f->norm_mean, f->norm_std, f->snap, f->xb, f->yb, f->loss,
-                  f->nbt, f->act, f->runs, f->alive, f->flags, f->X, f->Y, f->boot, f->perm,
-                  f->boot2, f->keys, f->keys2, f->epoch, f->stat, f->npart, f->nmu, f->sx, f->sy,
-                  f->srs, f->sacc};
+  dx_graph_free(c, f->g_block);
+  dx_graph_free(c, f->g_tail);
+  dx_graph_free(c, f->g_score);
+  void* bufs[] = {f->params, f->grads, f->norm_mean, f->norm_std, f->snap, f->xb, f->yb, f->terms,
+                  f->nbk, f->actk, f->lsum, f->runs, f->alive, f->flags, f->X, f->Y, f->boot, f->perm,
+                  f->boot2, f->keys, f->keys2, f->off, f->epoch, f->step, f->chunk, f->stat, f->npart,
+                  f->nmu, f->sx, f->sy, f->srs, f->sacc};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dx_free(c, bufs[i]);
   dx_free_pinned(c, f->pin);
   free(f);
@@ -166,11 +192,24 @@ const int* modeld_fit_boot(const modeld_fitter* f, int q) { return f->boot + (si
 
 const int* modeld_fit_perm(const modeld_fitter* f) { return f->perm; }
 
+long modeld_fitter_rows(const modeld_fitter* f) { return f->R; }
+
+void modeld_fitter_set_block(modeld_fitter* f, int K) {
+  const long S = (f->R + f->shape.p.batch - 1) / f->shape.p.batch;
+  if (K < 1 || K > MODELD_BLOCK || K > S)
+    mbpo_fatal("modeld_fitter_set_block: %d steps per block (1 to %ld allowed)", K, S < MODELD_BLOCK ? S : MODELD_BLOCK);
+  if (K == f->K) return;
+  dx_sync(f->c);
+  dx_graph_free(f->c, f->g_block);
+  f->g_block = NULL;
+  f->K = K;
+}
+
 /* ---- pieces of a fit ---- */
 
 /* The permutation of model_permutation(key, c0, 0, n) into perm (one sort; scratch keys, boot2). */
 static void permutation(modeld_fitter* f, rng_key key, uint32_t c0, int n, int* perm) {
-  modelk_keys_args ka = {f->keys, f->boot2, key, c0, NULL, 1, n};
+  modelk_keys_args ka = {f->keys, f->boot2, key, c0, NULL, 1, n, NULL};
   DX_RUN(f->c, modelk_keys, ka, n);
   dx_sort_pairs(f->c, f->keys, f->keys2, f->boot2, perm, n);
 }
@@ -205,67 +244,113 @@ static void snap_members(modeld_fitter* f, int n, int to_snap) {
   DX_RUN(f->c, modelk_snap, a, (long)n * netn);
 }
 
-/* Enqueue the per-member plain MSE of each of the n runs' scored rows (X[q][0..n_score)) into
- * stat[q][1..E]: chunks of schunk rows normalised and run through every member of every run,
- * per-row sums in double, added in row order (model_mse_rows). nmax: the largest n_score (the
- * chunks past it are skipped; a chunk is always schunk rows). */
-static void score(modeld_fitter* f, int n, int nmax) {
+/* The graphs. Each covers all P slots and reads what changes from device memory (the file's
+ * head comment). */
+
+/* One chunk of the holdout scoring: the per-member plain MSE of each run's scored rows
+ * (X[q][0..n_score)), chunk number *chunk of schunk rows, normalised and run through every member,
+ * per-row sums in double added in row order into stat[q][1..E] on the run's last chunk
+ * (model_mse_rows); then the chunk number advances. */
+static void score_program(modeld_fitter* f) {
   dx_ctx* c = f->c;
   const model_dev* m = &f->shape;
-  const int E = m->p.ensemble, I = m->in_dim, D = m->D;
-  nnd_cache_use_runs(f->scache, n);
-  for (int r0 = 0; r0 < nmax; r0 += f->schunk) {
-    const int nr = f->schunk;
-    modelk_norm_rows_args na = {f->X, f->norm_mean, f->norm_std, f->runs, f->sx, f->R, r0, nr, I};
-    DX_RUN(c, modelk_norm_rows, na, (long)n * nr * I);
-    nnd_forward(c, &m->net, f->params, nr, f->sx, 1, f->scache, f->sy);
-    modelk_mse_rows_args ra = {f->sy, f->Y, f->runs, f->srs, f->R, r0, nr, E, D};
-    DX_RUN(c, modelk_mse_rows, ra, (long)n * E * nr);
-    modelk_mse_acc_args aa = {f->srs, f->sacc, f->stat + 1, f->runs, r0, nr, E, D, 1 + E};
-    DX_RUN(c, modelk_mse_acc, aa, (long)n * E);
-  }
+  const int E = m->p.ensemble, I = m->in_dim, D = m->D, P = f->P, nr = f->schunk;
+  nnd_cache_use_runs(f->scache, P);
+  modelk_norm_rows_args na = {f->X, f->norm_mean, f->norm_std, f->runs, f->sx, f->R, f->chunk, nr, I};
+  DX_RUN(c, modelk_norm_rows, na, (long)P * nr * I);
+  nnd_forward(c, &m->net, f->params, nr, f->sx, 1, f->scache, f->sy);
+  modelk_mse_rows_args ra = {f->sy, f->Y, f->runs, f->srs, f->R, f->chunk, nr, E, D};
+  DX_RUN(c, modelk_mse_rows, ra, (long)P * E * nr);
+  modelk_mse_acc_args aa = {f->srs, f->sacc, f->stat + 1, f->runs, f->chunk, nr, E, D, 1 + E};
+  DX_RUN(c, modelk_mse_acc, aa, (long)P * E);
+  nnd_ctr_add(c, f->chunk, 1);
 }
 
-/* A fit's plan, fixed for its epochs. */
-typedef struct fit_plan {
-  int n;                    /* runs */
-  int steps, nmax;          /* the most steps per epoch, the most scored rows */
-  modeld_fit_job* const* jobs; /* [n] */
-} fit_plan;
-
-/* Enqueue one epoch: the minibatch steps of every run, the runs' mean losses into stat[q][0], the
- * shuffles (the epoch number read from f->epoch, then advanced), the holdout MSEs into
- * stat[q][1..E]. Captured once per fit. */
-static void epoch_program(modeld_fitter* f, const fit_plan* pl) {
+/* K minibatch steps j = *step + k of every run: the gather (which also sets the step's row counts
+ * and Adam flags), the step, and on lane 3, beside the next step, the loss into the epoch's sum;
+ * then the step number advances by K. */
+static void block_program(modeld_fitter* f) {
   dx_ctx* c = f->c;
   const model_dev* m = &f->shape;
-  const int E = m->p.ensemble, Bt = m->p.batch, L = m->net.nlayers, I = m->in_dim, D = m->D, n = pl->n;
-  const size_t P = (size_t)f->P;
-  modelk_active_args aa = {f->alive, f->nbt, f->act, f->P};
-  DX_RUN(c, modelk_active, aa, (long)pl->steps * f->P);
-  for (int j = 0; j < pl->steps; j++) {
-    const int* nb = f->nbt + j * P;
-    modelk_gather_args ga = {f->X, f->Y, f->norm_mean, f->norm_std, f->boot, f->runs, nb, f->xb, f->yb,
-                          f->R, (long)j * Bt, Bt, E, I, D};
-    DX_RUN(c, modelk_gather, ga, (long)n * E * Bt);
-    modeld_step_runs(c, m, &f->ws, n, Bt, nb, f->runs, f->params, f->grads, f->adam, f->act + j * P, f->xb, f->yb,
-                      f->loss + j * P * (L + 2));
+  const int E = m->p.ensemble, Bt = m->p.batch, L = m->net.nlayers, I = m->in_dim, D = m->D, P = f->P;
+  for (int k = 0; k < f->K; k++) {
+    int *nb = f->nbk + k * P, *act = f->actk + k * P;
+    double* terms = f->terms + (size_t)k * P * (L + 2);
+    modelk_gather_args ga = {f->X, f->Y, f->norm_mean, f->norm_std, f->boot, f->runs, f->alive, f->step, nb, act,
+                             f->xb, f->yb, f->R, k, Bt, E, I, D};
+    DX_RUN(c, modelk_gather, ga, (long)P * E * Bt);
+    modeld_step_runs(c, m, &f->ws, P, Bt, nb, f->runs, f->params, f->grads, f->adam, act, f->xb, f->yb, terms);
+    dx_wait(c, 3, 0);
+    dx_lane(c, 3);
+    modelk_loss_acc_args la = {terms, f->lsum, f->runs, f->step, k, L};
+    DX_RUN(c, modelk_loss_acc, la, P);
+    dx_lane(c, 0);
   }
-  modelk_mean_args ma = {f->loss, f->stat, f->runs, 0, f->P, L, 1 + E};
-  DX_RUN(c, modelk_mean, ma, n);
-  for (int q = 0; q < n; q++) {
-    const modeld_fit_job* jb = pl->jobs[q];
-    const int n_tr = f->runs_h[q].n_tr;
-    const rng_key k_shuf = {jb->m->key.seed, RNG_MODEL_SHUFFLE};
-    const long nk = (long)E * n_tr;
-    int* boot = f->boot + (size_t)q * E * f->R;
-    modelk_keys_args ka = {f->keys, NULL, k_shuf, jb->fit_index, f->epoch, E, n_tr};
+  dx_wait(c, 0, 3); /* the sums read step and terms, which the next block rewrites */
+  nnd_ctr_add(c, f->step, (uint64_t)f->K);
+}
+
+/* The epoch's end: each run's mean loss into stat[q][0], the per-member shuffles of each run (its
+ * E lists [E][n_tr] by one segmented sort of keys of the epoch number), the epoch number advanced,
+ * the step and chunk numbers back to 0. */
+static void tail_program(modeld_fitter* f) {
+  dx_ctx* c = f->c;
+  const model_dev* m = &f->shape;
+  const int E = m->p.ensemble, P = f->P;
+  const long nk = (long)E * f->R;
+  modelk_epoch_loss_args ea = {f->lsum, f->stat, f->runs, 1 + E};
+  DX_RUN(c, modelk_epoch_loss, ea, P);
+  for (int q = 0; q < P; q++) {
+    int* boot = f->boot + (size_t)q * nk;
+    modelk_keys_args ka = {f->keys, NULL, {0, RNG_MODEL_SHUFFLE}, 0, f->epoch, E, 1, f->runs + q};
     DX_RUN(c, modelk_keys, ka, nk);
-    dx_sort_pairs(c, f->keys, f->keys2, boot, f->boot2, nk);
-    dx_copy(c, boot, f->boot2, (size_t)nk * sizeof(int));
+    dx_sort_segments(c, f->keys, f->keys2, boot, f->boot2, nk, E, f->off + q * (E + 1));
+    modelk_copy_lists_args ca = {boot, f->boot2, f->runs + q, E};
+    DX_RUN(c, modelk_copy_lists, ca, nk);
   }
-  score(f, n, pl->nmax);
   nnd_ctr_add(c, f->epoch, 1);
+  dx_zero(c, f->step, sizeof(uint64_t));
+  dx_zero(c, f->chunk, sizeof(uint64_t));
+}
+
+/* Capture the graphs that are missing: all three at the first fit (again after the sort workspace
+ * moved), the block graph after its size changed. */
+static void capture_graphs(modeld_fitter* f) {
+  dx_ctx* c = f->c;
+  if (f->ws_gen != dx_workspace_gen(c)) {
+    dx_graph_free(c, f->g_block);
+    dx_graph_free(c, f->g_tail);
+    dx_graph_free(c, f->g_score);
+    f->g_block = f->g_tail = f->g_score = NULL;
+    f->ws_gen = dx_workspace_gen(c);
+  }
+  char outer[DX_PHASE_MAX];
+  snprintf(outer, sizeof outer, "%s", dx_phase_get(c));
+  if (!f->g_block) {
+    dx_phase(c, "model fit graph (%d run slot%s): %d minibatch step%s", f->P, f->P == 1 ? "" : "s", f->K,
+             f->K == 1 ? "" : "s");
+    dx_capture_begin(c);
+    block_program(f);
+    f->g_block = dx_capture_end(c);
+  }
+  if (!f->g_tail) {
+    dx_phase(c, "model fit graph (%d run slot%s): mean losses, shuffles", f->P, f->P == 1 ? "" : "s");
+    dx_capture_begin(c);
+    tail_program(f);
+    f->g_tail = dx_capture_end(c);
+  }
+  if (!f->g_score) {
+    dx_phase(c, "model fit graph (%d run slot%s): a holdout scoring chunk", f->P, f->P == 1 ? "" : "s");
+    dx_capture_begin(c);
+    score_program(f);
+    f->g_score = dx_capture_end(c);
+  }
+  dx_phase(c, "%s", outer);
+}
+
+/* Launch the scoring of the first nmax rows of every run, from chunk 0. */
+static void score(modeld_fitter* f, int nmax) {
+  for (int r0 = 0; r0 < nmax; r0 += f->schunk) dx_graph_launch(f->c, f->g_score);
 }
 
 /* Copy a run's model state into slot q (to 1) or back (to 0): parameters and Adam state, and on the
@@ -304,10 +389,7 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
   const model_dev* m = &f->shape;
   const int E = m->p.ensemble, I = m->in_dim, D = m->D, Bt = m->p.batch;
   const size_t P = (size_t)f->P, R = (size_t)f->R;
-  fit_plan pl;
-  memset(&pl, 0, sizeof pl);
-  pl.n = n;
-  pl.jobs = jobs;
+  int steps = 0, nmax = 0; /* the most steps per epoch, the most scored rows */
   model_fit_stats* S = malloc((size_t)n * sizeof *S);
   model_stopper* stop = malloc((size_t)n * sizeof *stop);
   if (!S || !stop) mbpo_fatal("out of memory");
@@ -330,8 +412,11 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
     fr->n_score = n_ho > 0 ? n_ho : n_tr;
     fr->nsteps = (n_tr + Bt - 1) / Bt;
     fr->coef = md->p.logvar_coef;
-    if (fr->nsteps > pl.steps) pl.steps = fr->nsteps;
-    if (fr->n_score > pl.nmax) pl.nmax = fr->n_score;
+    fr->seed = md->key.seed;
+    fr->fit = jb->fit_index;
+    if (fr->nsteps > steps) steps = fr->nsteps;
+    if (fr->n_score > nmax) nmax = fr->n_score;
+    for (int e = 0; e <= E; e++) f->off_h[q * (E + 1) + e] = e * n_tr;
     copy_state(f, q, md, 1);
     float *X = f->X + q * R * I, *Y = f->Y + q * R * D;
     permutation(f, (rng_key){md->key.seed, RNG_MODEL_SPLIT}, jb->fit_index, jb->N, f->perm);
@@ -347,28 +432,30 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
     DX_RUN(c, modelk_boot, ba, (long)E * n_tr);
     f->alive_h[q] = 1;
   }
-  for (int q = n; q < f->P; q++) f->alive_h[q] = 0;
-  for (int j = 0; j < pl.steps; j++)
-    for (int q = 0; q < f->P; q++) {
-      const int left = q < n ? f->runs_h[q].n_tr - j * Bt : 0;
-      f->nbt_h[j * P + q] = left < 0 ? 0 : left < Bt ? left : Bt;
-    }
+  for (int q = n; q < f->P; q++) { /* an empty slot: no rows, no steps, empty segments */
+    f->alive_h[q] = 0;
+    memset(&f->runs_h[q], 0, sizeof f->runs_h[q]);
+    memset(f->off_h + q * (E + 1), 0, (size_t)(E + 1) * sizeof(int));
+  }
   dx_upload(c, f->runs, f->runs_h, P * sizeof(modelk_frun));
-  dx_upload(c, f->nbt, f->nbt_h, (size_t)pl.steps * P * sizeof(int));
+  dx_upload(c, f->off, f->off_h, P * (E + 1) * sizeof(int));
   dx_upload(c, f->alive, f->alive_h, P * sizeof(int));
   dx_zero(c, f->epoch, sizeof(uint64_t));
+  dx_zero(c, f->step, sizeof(uint64_t));
+  dx_zero(c, f->chunk, sizeof(uint64_t));
+  dx_zero(c, f->lsum, P * sizeof(double));
 
-  /* 2. epochs: one graph, one download and one decision per run each */
-  dx_phase_sub(c, outer, "model fit (%d run%s, fit index %u): epoch", n, n == 1 ? "" : "s", jobs[0]->fit_index);
-  dx_capture_begin(c);
-  epoch_program(f, &pl);
-  dx_graph* g = dx_capture_end(c);
+  /* 2. epochs: the graphs' launches, one download and one decision per run each */
+  capture_graphs(f);
+  const int blocks = (steps + f->K - 1) / f->K;
   for (int q = 0; q < n; q++) model_stopper_begin(&stop[q], E, &S[q]);
   int alive = n;
   for (int epoch = 0; alive > 0; epoch++) {
     dx_phase_sub(c, outer, "model fit (%d run%s, fit index %u), epoch %d", n, n == 1 ? "" : "s", jobs[0]->fit_index,
                  epoch);
-    dx_graph_launch(c, g);
+    for (int b = 0; b < blocks; b++) dx_graph_launch(c, f->g_block);
+    dx_graph_launch(c, f->g_tail);
+    score(f, nmax);
     dx_download(c, f->stat_h, f->stat, (size_t)n * (1 + E) * sizeof(double));
     dx_sync(c);
     int snaps = 0, died = 0;
@@ -396,7 +483,6 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
     }
     if (died && alive > 0) dx_upload(c, f->alive, f->alive_h, P * sizeof(int));
   }
-  dx_graph_free(c, g);
   dx_sync(c); /* the last epoch's flag upload has read its pinned source */
 
   /* 3. each member back to its snapshot; 4. holdout MSE and elites; 5. the state back */
@@ -406,7 +492,8 @@ static void fit_slots(modeld_fitter* f, modeld_fit_job** jobs, int n, double t0)
     for (int e = 0; e < E; e++) f->flags_h[q * E + e] = S[q].best_epoch[e] >= 0;
   dx_upload(c, f->flags, f->flags_h, (size_t)n * E * sizeof(int));
   snap_members(f, n, 0);
-  score(f, n, pl.nmax);
+  dx_zero(c, f->chunk, sizeof(uint64_t));
+  score(f, nmax);
   dx_download(c, f->stat_h, f->stat, (size_t)n * (1 + E) * sizeof(double));
   for (int q = 0; q < n; q++) copy_state(f, q, jobs[q]->m, 0);
   dx_sync(c);
