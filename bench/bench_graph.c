@@ -177,7 +177,7 @@ static run_fig short_run(void) {
   char dir[] = "/tmp/bench_graph.XXXXXX";
   if (!mkdtemp(dir)) return f;
   snprintf(f.cmd, sizeof f.cmd,
-           "MBPO_DEVICE_EMULATE=1 MBPO_DX_TRACE=1 %s train hopper steps=700 epoch_length=100 init_steps=200 "
+           "MBPO_DEVICE_EMULATE=1 MBPO_DX_TRACE=1 %s train hopper steps=1100 epoch_length=100 init_steps=200 "
            "min_pool=250 model.train_freq=100 model.hidden=16 model.max_epochs=3 rollout.batch=400 sac.hidden=16 "
            "sac.updates=%d eval.episodes=1 threads=1 run_dir=%s/run",
            bin, G, dir);

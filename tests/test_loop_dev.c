@@ -162,7 +162,9 @@ static void test_emulated_device_path(void) {
 }
 
 /* The device path interrupted mid-epoch (its state downloaded into a checkpoint) and resumed (the
- * state uploaded again) gives the uninterrupted device run's progress.csv exactly. */
+ * state uploaded again) gives the uninterrupted device run's progress.csv exactly. The resumed run
+ * starts with a model fitter for 120 rows (MBPO_TEST_FIT_ROWS), so its fits must grow it (a new
+ * fitter, its graphs captured again), with the same results. */
 static void test_emulated_resume(void) {
   if (!getenv("MBPO_BIN")) SKIP("MBPO_BIN is not set (run through tests/run.sh)");
   int ok = train("emu-int", "MBPO_DEVICE_EMULATE=1 MBPO_TEST_INTERRUPT_STEP=160", "cpu") == 0;
@@ -170,7 +172,8 @@ static void test_emulated_resume(void) {
   if (!ok) return;
   char cmd[4096];
   snprintf(cmd, sizeof cmd,
-           "OMP_WAIT_POLICY=passive MBPO_DEVICE_EMULATE=1 '%s' train --resume '%s/inverted_pendulum-emu-int-s0' "
+           "OMP_WAIT_POLICY=passive MBPO_DEVICE_EMULATE=1 MBPO_TEST_FIT_ROWS=120 '%s' train --resume "
+           "'%s/inverted_pendulum-emu-int-s0' "
            ">'%s/emu-resume.log' 2>&1",
            getenv("MBPO_BIN"), g_tmp, g_tmp);
   int rc = system(cmd);

@@ -247,14 +247,18 @@ static void pdev_create(struct dev_backend* pd, mbpo_state* const* runs, int P, 
   pd->jobs = calloc((size_t)P, sizeof *pd->jobs);
   pd->fits = calloc((size_t)P, sizeof *pd->fits);
   if (!pd->jobs || !pd->fits) mbpo_fatal("out of memory");
-  /* the fitter's row capacity: what a real pool can hold within the run's env steps (a fitter's
-   * workspaces and graphs are sized by it; dev_model makes a larger one if a resumed run outgrows
-   * it) */
+  /* the fitter's row capacity: what a real pool can hold within the run's env steps, exploration
+   * and whole epochs (a fitter's workspaces and graphs are sized by it; dev_model makes a larger
+   * one should a pool outgrow it) */
   long max_rows = 1;
   for (int q = 0; q < P; q++) {
-    const long rows = runs[q]->real->cap < (long)runs[q]->c->steps ? runs[q]->real->cap : (long)runs[q]->c->steps;
+    const mbpo_config* cq = runs[q]->c;
+    const long steps = cq->init_steps + mbpo_epochs(cq) * cq->epoch_length;
+    const long rows = runs[q]->real->cap < steps ? runs[q]->real->cap : steps;
     if (rows > max_rows) max_rows = rows;
   }
+  const char* tr = getenv("MBPO_TEST_FIT_ROWS"); /* test hook: a fitter too small, to make dev_model grow it */
+  if (tr && atol(tr) > 0) max_rows = atol(tr);
   pd->fitter = modeld_fitter_create(pd->c, s0->model, P, max_rows);
   const size_t R = (size_t)P, B = R * (size_t)pd->B;
   pd->upd = dx_alloc(pd->c, R * sizeof(uint64_t));
