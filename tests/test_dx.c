@@ -646,6 +646,7 @@ static void test_fault_report(void) {
 /* What a child of test_capture_rules made, kept reachable (volatile: the stores stay) while it
  * exits by mbpo_fatal, so that LeakSanitizer does not report it. */
 static dx_ctx* volatile g_child_ctx;
+static dx_ctx* volatile g_child_ctx2;
 static dx_graph* volatile g_child_graph;
 
 /* Set-up work inside a capture is fatal on both kinds (it would synchronize, or break the graph),
@@ -680,7 +681,8 @@ static void test_capture_rules(void) {
         case 4: dx_graph_free(c, g); break;
         default: {
           dx_graph_free(c, dx_capture_end(c));
-          c = g_child_ctx = dx_create(g_kind); /* a fresh context: nothing reserved yet */
+          dx_free(c, d);
+          c = g_child_ctx2 = dx_create(g_kind); /* a fresh context: nothing reserved yet */
           uint64_t* keys = dx_alloc(c, 2 * 64 * sizeof(uint64_t));
           int* vals = dx_alloc(c, 2 * 64 * sizeof(int));
           dx_reserve_sort(c, 16);
