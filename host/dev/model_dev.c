@@ -159,12 +159,19 @@ void modeld_step_runs(dx_ctx* c, const model_dev* d, modeld_ws* w, int P, int Bt
     pa.w_len[l] = wa.w_len[l] = (long)E * d->net.dims[l] * d->net.dims[l + 1];
     wa.wd[l] = fa.wd[l] = d->p.weight_decay[l];
   }
-  /* the loss's sums read the parameters before the step */
+  /* The loss's sums and the bounds' gradients (lane 2) beside the backward and the decay (this
+   * lane): they read the parameters before the step and write apart (the backward the network's
+   * gradients, beta = 0; modelk_finish the bounds' and the terms); Adam waits for both. */
+  const int lane = dx_lane_get(c);
+  if (lane == 2 || lane == 1) mbpo_fatal("modeld_step_runs on lane %d (lanes 1 and 2 are its own)", lane);
+  dx_wait(c, 2, lane);
+  dx_lane(c, 2);
   DX_RUN(c, modelk_partials, pa, (long)P * modelk_npart(D, L, w->nbw));
-  /* the backward writes the network's gradients (beta = 0); modelk_finish writes the bounds' */
+  DX_RUN(c, modelk_finish, fa, (long)P * (1 + 2 * D + L));
+  dx_lane(c, lane);
   nnd_backward_set(c, &d->net, params, w->cache, w->dout, grads, NULL);
   DX_RUN(c, modelk_wd, wa, (long)P * netn);
-  DX_RUN(c, modelk_finish, fa, (long)P * (1 + 2 * D + L));
+  dx_wait(c, lane, 2);
   if (adam) nnd_adam_step_runs(c, adam, params, grads, act);
 }
 
