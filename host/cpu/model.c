@@ -9,9 +9,12 @@
 #include <string.h>
 
 #include "log.h"
+#include "softclamp.h"
 
 /* Elementwise loops longer than this run OpenMP-parallel. */
 #define MODEL_OMP_MIN 16384
+/* Outputs per piece of a row in the loss (stack buffers); Hopper's D = 12 is one piece. */
+#define NLL_PIECE 64
 
 model_params model_params_from_config(const mbpo_config* c) {
   model_params p;
@@ -143,15 +146,6 @@ const int* model_elites(const dyn_model* m, int* n) {
   return m->elites;
 }
 
-/* ---- soft bounds -------------------------------------------------------------------------- */
-
-/* sigmoid(x) = softplus'(x), without overflow */
-static inline float sigmoid(float x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-  float e = expf(x);
-  return e / (1.0f + e);
-}
-
 /* ---- the loss ----------------------------------------------------------------------------- */
 
 /* Blocks b0 .. b0 + 7 of sum_squares side by side, each chain summed in its own scalar order (the
@@ -208,28 +202,15 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
 #pragma omp parallel for if (n * D > MODEL_OMP_MIN) schedule(static)
   for (long r = 0; r < n; r++) {
     const float* o = m->out + r * D2;
-    const float* t = y + r * D;
-    float* g = m->dout + r * D2;
-    float* gb = m->gbnd + r * D2;
+    float sq[NLL_PIECE], lv[NLL_PIECE];
     double acc = 0.0;
-    for (int d = 0; d < D; d++) {
-      const float z = o[D + d];
-      const float a = hi[d] - z;          /* lv1 = max_lv - model_softplus(a) */
-      const float lv1 = hi[d] - model_softplus(a);
-      const float c = lv1 - lo[d];        /* lv = min_lv + model_softplus(c) */
-      const float lv = lo[d] + model_softplus(c);
-      const float inv = expf(-lv);
-      const float diff = o[d] - t[d];
-      const float sq = diff * diff * inv;
-      acc += (double)sq + (double)lv;
-      if (grads) {
-        const float glv = s * (1.0f - sq);      /* dL/dlv */
-        const float sc = sigmoid(c), sa = sigmoid(a);
-        g[d] = s * 2.0f * diff * inv;           /* dL/dμ */
-        g[D + d] = glv * sc * sa;               /* dL/dz: dlv/dlv1 = σ(c), dlv1/dz = σ(a) */
-        gb[d] = glv * sc * (1.0f - sa);         /* dL/dmax_lv through lv1 */
-        gb[D + d] = glv * (1.0f - sc);          /* dL/dmin_lv */
-      }
+    for (int d0 = 0; d0 < D; d0 += NLL_PIECE) { /* pieces of a row: dims beyond NLL_PIECE (big bodies) */
+      const int k = D - d0 < NLL_PIECE ? D - d0 : NLL_PIECE;
+      float* g = m->dout + r * D2 + d0;
+      float* gb = m->gbnd + r * D2 + d0;
+      nll_row(o + d0, o + D + d0, y + r * D + d0, hi + d0, lo + d0, k, s, sq, lv, grads ? g : NULL, g + D, gb,
+              gb + D);
+      for (int d = 0; d < k; d++) acc += (double)sq[d] + (double)lv[d]; /* in order */
     }
     m->rowsum[r] = acc;
   }
@@ -346,8 +327,7 @@ void model_predict(dyn_model* m, const float* obs, const float* act, int B, floa
       const float* o = m->py + r * D2;
       const size_t at = ((size_t)e * B + r0 + i) * D;
       if (mean) memcpy(mean + at, o, sizeof(float) * D);
-      if (logvar)
-        for (int d = 0; d < D; d++) logvar[at + d] = model_soft_clamp(o[D + d], m->max_lv[d], m->min_lv[d]);
+      if (logvar) softclamp_row(o + D, m->max_lv, m->min_lv, D, logvar + at);
     }
   }
 }
