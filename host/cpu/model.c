@@ -175,17 +175,13 @@ __attribute__((optimize("no-tree-vectorize"))) static void sum_squares8(const fl
   }
 }
 
-/* Σ x_i² over n floats in double, deterministic for any thread count: fixed blocks summed in
- * parallel, then the block sums in order. */
-static double sum_squares(const float* x, long n) {
-  enum { NB = 64 };
-  double part[NB];
-  const long per = (n + NB - 1) / NB;
-#pragma omp parallel for if (n > MODEL_OMP_MIN) schedule(static)
-  for (int g = 0; g < NB / 8; g++) sum_squares8(x, n, per, 8 * g, part);
-  double s = 0.0;
-  for (int b = 0; b < NB; b++) s += part[b];
-  return s;
+/* Blocks of Σ x_i² over n floats (NB_SQ fixed blocks, summed in order afterwards: the same sums for
+ * any thread count), shared out among the threads of the caller's parallel region (nowait). */
+enum { NB_SQ = 64 };
+static void sum_squares_for(const float* x, long n, double* part) {
+  const long per = (n + NB_SQ - 1) / NB_SQ;
+#pragma omp for schedule(static) nowait
+  for (int g = 0; g < NB_SQ / 8; g++) sum_squares8(x, n, per, 8 * g, part);
 }
 
 double model_loss(dyn_model* m, int B, const float* x, const float* y, float* grads) {
@@ -198,21 +194,37 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
   const long n = (long)E * B;
   /* Row r (member r / B, row r % B): its data term into rowsum[r]; the gradient wrt its outputs
    * into dout; its share of the bound gradients into gbnd[r] ([dmax_lv | dmin_lv]). Summed over
-   * rows afterwards, in order, so that results do not depend on the thread count. */
-#pragma omp parallel for if (n * D > MODEL_OMP_MIN) schedule(static)
-  for (long r = 0; r < n; r++) {
-    const float* o = m->out + r * D2;
-    float sq[NLL_PIECE], lv[NLL_PIECE];
-    double acc = 0.0;
-    for (int d0 = 0; d0 < D; d0 += NLL_PIECE) { /* pieces of a row: dims beyond NLL_PIECE (big bodies) */
-      const int k = D - d0 < NLL_PIECE ? D - d0 : NLL_PIECE;
-      float* g = m->dout + r * D2 + d0;
-      float* gb = m->gbnd + r * D2 + d0;
-      nll_row(o + d0, o + D + d0, y + r * D + d0, hi + d0, lo + d0, k, s, sq, lv, grads ? g : NULL, g + D, gb,
-              gb + D);
-      for (int d = 0; d < k; d++) acc += (double)sq[d] + (double)lv[d]; /* in order */
+   * rows afterwards, in order, so that results do not depend on the thread count.
+   * One parallel region (each costs a thread wake-up, some 30 us on a 2-vCPU VM) also sums the
+   * weight-decay blocks and zeroes the gradients for the backward. */
+  double part[NN_MAX_LAYERS][NB_SQ];
+#pragma omp parallel if (n * D > MODEL_OMP_MIN)
+  {
+#pragma omp for schedule(static) nowait
+    for (long r = 0; r < n; r++) {
+      const float* o = m->out + r * D2;
+      float sq[NLL_PIECE], lv[NLL_PIECE];
+      double acc = 0.0;
+      for (int d0 = 0; d0 < D; d0 += NLL_PIECE) { /* pieces of a row: dims beyond NLL_PIECE (big bodies) */
+        const int k = D - d0 < NLL_PIECE ? D - d0 : NLL_PIECE;
+        float* g = m->dout + r * D2 + d0;
+        float* gb = m->gbnd + r * D2 + d0;
+        nll_row(o + d0, o + D + d0, y + r * D + d0, hi + d0, lo + d0, k, s, sq, lv, grads ? g : NULL, g + D, gb,
+                gb + D);
+        for (int d = 0; d < k; d++) acc += (double)sq[d] + (double)lv[d]; /* in order */
+      }
+      m->rowsum[r] = acc;
     }
-    m->rowsum[r] = acc;
+    for (int l = 0; l < L; l++)
+      sum_squares_for(m->params + m->net.w_off[l], (long)E * m->net.dims[l] * m->net.dims[l + 1], part[l]);
+    if (grads) {
+      const long nb = ((long)m->nparams + 16383) / 16384;
+#pragma omp for schedule(static) nowait
+      for (long k = 0; k < nb; k++) {
+        const size_t i0 = (size_t)k * 16384, i1 = i0 + 16384 < m->nparams ? i0 + 16384 : m->nparams;
+        nn_zero(grads + i0, i1 - i0);
+      }
+    }
   }
   double data = 0.0;
   for (long r = 0; r < n; r++) data += m->rowsum[r];
@@ -220,8 +232,9 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
 
   /* weight decay: Σ_l wd_l ½ Σ W_l², over the weights of every member */
   for (int l = 0; l < L; l++) {
-    const long nw = (long)E * m->net.dims[l] * m->net.dims[l + 1];
-    loss += 0.5 * (double)m->p.weight_decay[l] * sum_squares(m->params + m->net.w_off[l], nw);
+    double sq = 0.0;
+    for (int k = 0; k < NB_SQ; k++) sq += part[l][k];
+    loss += 0.5 * (double)m->p.weight_decay[l] * sq;
   }
   /* the bound term: coef (Σ max_lv - Σ min_lv) */
   double bsum = 0.0;
@@ -229,14 +242,14 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
   loss += (double)m->p.logvar_coef * bsum;
 
   if (grads) {
-    nn_zero(grads, m->nparams);
     nn_backward(&m->net, m->params, m->tcache, m->dout, grads, NULL);
-    for (int l = 0; l < L; l++) {
+#pragma omp parallel if ((long)m->net.nparams > MODEL_OMP_MIN)
+    for (int l = 0; l < L; l++) { /* every layer's loop in one region, none waiting for another */
       const float wd = m->p.weight_decay[l];
       const float* W = m->params + m->net.w_off[l];
       float* gW = grads + m->net.w_off[l];
       const long nw = (long)E * m->net.dims[l] * m->net.dims[l + 1];
-#pragma omp parallel for if (nw > MODEL_OMP_MIN) schedule(static)
+#pragma omp for schedule(static) nowait
       for (long i = 0; i < nw; i++) gW[i] += wd * W[i];
     }
     float* g_hi = grads + m->net.nparams;
