@@ -32,20 +32,45 @@
 #include "model.h"
 #include "bench_util.h"
 #include "gemm.h"
+#include "nn_fused.h"
 #include "swish.h"
 #include "threads.h"
 
 enum { OBS = 11, ACT = 3, PRED_ROWS = 100000, FIT_ROWS = 10000 };
 
-
-
-
-
-
-
-
 static float nrm(uint32_t c1, uint64_t n) { return rng_normal((rng_key){99, RNG_TEST}, 0, c1, n); }
 
+
+/* ---- the GEMMs alone ------------------------------------------------------------------------ */
+
+/* A step's or a prediction's GEMMs without the rest (nnf_gemms_only: the calls, shapes and split
+ * over tasks of nn_fused.c, with no bias, activation, loss, Adam or copies). Their FLOP rate is the
+ * ceiling of the whole op's on this BLAS; the op's rate over it is what the element work leaves.
+ * Seconds of `rows` rows in chunks of n per member at `threads` threads, the best mean of `rounds`
+ * rounds of `reps` passes after one to warm up (timed as model_step and model_predict are): with
+ * bwd, one step's (rows = n); without, a prediction's forward. */
+static double gemm_alone_s(const dyn_model* m, int threads, int rows, int n, int bwd, int rounds, int reps) {
+  const nn_mlp* net = &m->net;
+  const size_t E = (size_t)net->E, in = (size_t)net->dims[0], out = (size_t)net->dims[net->nlayers];
+  nn_cache* c = nn_cache_alloc(net, n);
+  float *x = nn_alloc(E * n * in), *y = nn_alloc(E * n * out), *dy = nn_alloc(E * n * out);
+  float* g = nn_alloc(net->nparams);
+  for (size_t i = 0; i < E * n * in; i++) x[i] = 0.01f * (float)(i % 97) - 0.48f;
+  for (size_t i = 0; i < E * n * out; i++) dy[i] = 0.001f * (float)(i % 89) - 0.04f;
+  threads_set(threads);
+  double best = 0;
+  for (int round = 0; round <= rounds; round++) {
+    const double t0 = now_s();
+    for (int rep = 0; rep < reps; rep++)
+      for (int r0 = 0; r0 < rows; r0 += n)
+        nnf_gemms_only(net, m->params, rows - r0 < n ? rows - r0 : n, x, c, y, dy, bwd ? g : NULL);
+    const double t = (now_s() - t0) / reps;
+    if (round > 0 && (best == 0 || t < best)) best = t;
+  }
+  nn_cache_free(c);
+  free(x), free(y), free(dy), free(g);
+  return best;
+}
 
 /* The peer's figures: one JSON object on the last line of the script's output. */
 typedef struct peer {
@@ -92,6 +117,7 @@ static peer run_peer(int threads, double seconds) {
 typedef struct at_threads {
   double steps, pred, roof;
   double cpu_steps, cpu_pred, cpu_roof; /* at 1 thread: the same timed in CPU seconds */
+  double gemm_step_s, gemm_pred_s;      /* the GEMMs alone: a step's, a prediction's (seconds) */
 } at_threads;
 
 /* model_step on the fixed batch (x, y) for `seconds` per round, best of 3 rounds; model_predict of
@@ -99,7 +125,7 @@ typedef struct at_threads {
 static at_threads measure(dyn_model* m, int threads, double seconds, const float* x, const float* y,
                           const float* obs, const float* act, float* mean, float* lv, double step_gflop,
                           double pred_gflop) {
-  at_threads r = {0, 0, 0, 0, 0, 0};
+  at_threads r = {0, 0, 0, 0, 0, 0, 0, 0};
   const int B = m->p.batch;
   threads_set(threads);
   for (int i = 0; i < 5; i++) model_step(m, B, x, y);
@@ -135,7 +161,14 @@ static at_threads measure(dyn_model* m, int threads, double seconds, const float
            1e3 / r.cpu_steps, 100.0 * step_gflop * r.cpu_steps / r.cpu_roof, r.cpu_pred,
            100.0 * pred_gflop * r.cpu_pred / PRED_ROWS / r.cpu_roof, r.cpu_roof);
   }
+  r.gemm_step_s = gemm_alone_s(m, threads, B, B, 1, 8, 25);
+  r.gemm_pred_s = gemm_alone_s(m, threads, PRED_ROWS, m->chunk, 0, 3, 1);
   r.roof = bench_sgemm_roof(threads, 5, threads);
+  printf("%d thread%s, the GEMMs alone: a step's %.2f ms, %.0f %% of the roof (the step's time: %.0f %% in them); "
+         "a prediction's %.0f ms, %.0f %% of the roof (%.0f %% of its time)\n",
+         threads, threads > 1 ? "s" : "", 1e3 * r.gemm_step_s, 100.0 * step_gflop / r.gemm_step_s / r.roof,
+         100.0 * r.gemm_step_s * r.steps, 1e3 * r.gemm_pred_s, 100.0 * pred_gflop / r.gemm_pred_s / r.roof,
+         100.0 * r.gemm_pred_s * r.pred / PRED_ROWS);
   printf("%d thread%s: model_step %.1f steps/s (%.2f ms/step), %.1f GFLOP/s, %.0f %% of the roof; model_predict "
          "(%d rows x %d members, chunk %d) %.0f rows/s, %.0f %% of the roof; roof: sgemm 1024^3 %.1f GFLOP/s\n",
          threads, threads > 1 ? "s" : "", r.steps, 1e3 / r.steps, step_gflop * r.steps,

@@ -24,4 +24,16 @@ void nnf_forward(const nn_mlp* net, const float* P, int n, const float* x, size_
 void nnf_backward(const nn_mlp* net, const float* P, nn_cache* c, const float* dy, float* grads,
                   float* dx);
 
+/** The GEMMs alone of nnf_forward on n rows per member (y [E][n][out], cache c of at least n rows)
+ *  and, with grads, of nnf_backward from dy into grads (x [E][n][in]; without, x [n][in] shared by
+ *  the members, as in prediction): the same calls, shapes and
+ *  split over tasks, the bias, swish and their gradients left out. For benchmarks: the ceiling of
+ *  the fused passes on this BLAS. Not thread-safe (one call at a time). */
+void nnf_gemms_only(const nn_mlp* net, const float* P, int n, const float* x, nn_cache* c, float* y,
+                    const float* dy, float* grads);
+
+/** How many members (the first ones) run as single-threaded tasks on `threads` threads; the rest run
+ *  one at a time on every thread (see nn_fused.c). For benchmarks that mirror the split. */
+int nnf_task_members(int E, int threads);
+
 #endif
