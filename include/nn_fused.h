@@ -24,6 +24,12 @@ void nnf_forward(const nn_mlp* net, const float* P, int n, const float* x, size_
 void nnf_backward(const nn_mlp* net, const float* P, nn_cache* c, const float* dy, float* grads,
                   float* dx);
 
+/** nnf_backward, and with wd (one value per layer) each member's weight gradient of layer l also
+ *  gets wd[l] W added (in that float expression) right after its GEMM, while in cache: the weight
+ *  decay of the model's loss without a pass over all the weights. */
+void nnf_backward_decay(const nn_mlp* net, const float* P, nn_cache* c, const float* dy, float* grads,
+                        float* dx, const float* wd);
+
 /** The GEMMs alone of nnf_forward on n rows per member (y [E][n][out], cache c of at least n rows)
  *  and, with grads, of nnf_backward from dy into grads (x [E][n][in]; without, x [n][in] shared by
  *  the members, as in prediction): the same calls, shapes and

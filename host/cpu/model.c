@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "nn_fused.h"
 #include "softclamp.h"
 
 /* Elementwise loops longer than this run OpenMP-parallel. */
@@ -242,16 +243,8 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
   loss += (double)m->p.logvar_coef * bsum;
 
   if (grads) {
-    nn_backward(&m->net, m->params, m->tcache, m->dout, grads, NULL);
-#pragma omp parallel if ((long)m->net.nparams > MODEL_OMP_MIN)
-    for (int l = 0; l < L; l++) { /* every layer's loop in one region, none waiting for another */
-      const float wd = m->p.weight_decay[l];
-      const float* W = m->params + m->net.w_off[l];
-      float* gW = grads + m->net.w_off[l];
-      const long nw = (long)E * m->net.dims[l] * m->net.dims[l + 1];
-#pragma omp for schedule(static) nowait
-      for (long i = 0; i < nw; i++) gW[i] += wd * W[i];
-    }
+    /* the swish net's backward (nn_backward's for it), the weight decay added in its tasks */
+    nnf_backward_decay(&m->net, m->params, m->tcache, m->dout, grads, NULL, m->p.weight_decay);
     float* g_hi = grads + m->net.nparams;
     float* g_lo = g_hi + D;
     for (int d = 0; d < D; d++) {

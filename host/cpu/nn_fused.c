@@ -159,6 +159,7 @@ typedef struct bwd_ctx {
   nn_cache* c;
   float *grads, *dx, *buf[2];
   size_t stride;
+  const float* wd; /* per layer, or NULL: weight decay added to the weight gradients */
 } bwd_ctx;
 
 /* the gradient wrt layer l's output, member e */
@@ -174,7 +175,13 @@ static void weight_step(const bwd_ctx* k, int l, int e, int inner) {
   const int B = k->c->B, din = net->dims[l], dout = net->dims[l + 1];
   const float* dz = dz_of(k, l, e);
   const float* in = l > 0 ? k->c->a[l] + (size_t)e * B * din : k->c->x + (k->c->shared_input ? 0 : (size_t)e * B * din);
-  gemm_tn(din, dout, B, in, din, dz, dout, 1.0f, k->grads + net->w_off[l] + (size_t)e * din * dout, dout);
+  float* gW = k->grads + net->w_off[l] + (size_t)e * din * dout;
+  gemm_tn(din, dout, B, in, din, dz, dout, 1.0f, gW, dout);
+  if (k->wd) { /* while gW is in cache: what a separate pass over all the weights would add */
+    const float wd = k->wd[l];
+    const float* W = k->P + net->w_off[l] + (size_t)e * din * dout;
+    for (size_t i = 0; i < (size_t)din * dout; i++) gW[i] += wd * W[i];
+  }
   if (l == net->nlayers - 1 && !gemms_only) { /* the output layer's bias gradient; hidden ones: input_step */
     float* gb = k->grads + net->b_off[l] + (size_t)e * dout;
     const int w = inner ? NNF_COLS : dout; /* one task: all columns in one sweep over the rows */
@@ -234,12 +241,17 @@ static void backward_split_tasks(const bwd_ctx* k, int e, char* t, char* dyt) {
 
 void nnf_backward(const nn_mlp* net, const float* P, nn_cache* c, const float* dy, float* grads,
                   float* dx) {
+  nnf_backward_decay(net, P, c, dy, grads, dx, NULL);
+}
+
+void nnf_backward_decay(const nn_mlp* net, const float* P, nn_cache* c, const float* dy, float* grads,
+                        float* dx, const float* wd) {
   const int L = net->nlayers, E = net->E, B = c->B;
   if (!grads && !dx) return;
   size_t half = 0;
   for (int l = 1; l < L; l++)
     if ((size_t)E * c->Bmax * net->dims[l] > half) half = (size_t)E * c->Bmax * net->dims[l];
-  bwd_ctx k = {net, P, dy, c, grads, dx, {c->scratch, c->scratch + half}, half / (size_t)E};
+  bwd_ctx k = {net, P, dy, c, grads, dx, {c->scratch, c->scratch + half}, half / (size_t)E, grads ? wd : NULL};
   const int T = pass_threads((double)E * B * 2.0 * row_flops(net));
   if (T > 1 && gemm_task_safe()) { /* one parallel region (each costs a wake-up) */
     const int nt = nnf_task_members(E, T);
