@@ -13,6 +13,12 @@
 /** lv[d] = model_soft_clamp(z[d], hi[d], lo[d]) for d < n. */
 void softclamp_row(const float* z, const float* hi, const float* lo, int n, float* lv);
 
+/** softclamp_row for `rows` rows: row r's z at z + r zs, its lv at lv + r ls. Blocks of 8 rows go
+ *  through the vector stages side by side (where n <= 64), which a row at a time leaves waiting on
+ *  the latency of one expf / log1pf chain. */
+void softclamp_rows(const float* z, long zs, const float* hi, const float* lo, int n, long rows, float* lv,
+                    long ls);
+
 /** One row of n outputs of model_loss: mean mu[d], raw log-variance z[d], target t[d], bounds hi[d]
  *  and lo[d], s the loss's 1 / (B D). Writes lv[d] (the clamped log-variance) and sq[d] = (mu -
  *  t)² exp(-lv); with gmu not NULL also the gradients gmu[d] = dL/dmu, gz[d] = dL/dz and this

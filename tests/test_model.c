@@ -607,6 +607,28 @@ static void test_softclamp_bits(void) {
     rows++;
   }
   CHECK(bad == 0, "%ld of %ld rows differ from the scalar soft clamp / NLL", bad, rows);
+  /* softclamp_rows: blocks of 8 rows and the rows after them, at strides, with odd values */
+  enum { R = 21, ZS = 2 * MAXN + 3 };
+  float *z = malloc(sizeof(float) * R * ZS), *a = malloc(sizeof(float) * R * MAXN), *b = malloc(sizeof(float) * R * MAXN);
+  float hi[MAXN], lo[MAXN];
+  long bad_rows = 0;
+  for (int n = 1; n <= MAXN; n += 3) {
+    for (int d = 0; d < n; d++) hi[d] = 0.5f + 0.5f * nrm(32, 0, (uint64_t)n * MAXN + d), lo[d] = -10.0f + nrm(32, 1, d);
+    for (int i = 0; i < R * ZS; i++) z[i] = (n % 2 ? 60.0f : 4.0f) * nrm(32, 2, (uint64_t)n * R * ZS + i);
+    z[5] = NAN, z[ZS + 1] = INFINITY, z[2 * ZS] = -1e30f, z[3 * ZS + n - 1] = hi[n - 1];
+    for (int rows_n = 1; rows_n <= R; rows_n += 4) {
+      softclamp_rows(z, ZS, hi, lo, n, rows_n, a, MAXN);
+      for (int r = 0; r < rows_n; r++) softclamp_row_scalar(z + r * ZS, hi, lo, n, b + r * MAXN);
+      for (int r = 0; r < rows_n; r++)
+        for (int d = 0; d < n; d++)
+          if (!same_bits(a[r * MAXN + d], b[r * MAXN + d])) {
+            bad_rows++;
+            break;
+          }
+    }
+  }
+  CHECK(bad_rows == 0, "%ld rows of softclamp_rows differ from the scalar soft clamp", bad_rows);
+  free(z), free(a), free(b);
 }
 
 static void test_predict_chunks(void) {

@@ -16,6 +16,8 @@
 #define MODEL_OMP_MIN 16384
 /* Outputs per piece of a row in the loss (stack buffers); Hopper's D = 12 is one piece. */
 #define NLL_PIECE 64
+/* Rows per share of model_predict's output pass */
+#define PREDICT_ROWS 64
 
 model_params model_params_from_config(const mbpo_config* c) {
   model_params p;
@@ -326,14 +328,16 @@ void model_predict(dyn_model* m, const float* obs, const float* act, int B, floa
     const int n = B - r0 < m->chunk ? B - r0 : m->chunk;
     model_normalize(m, n, obs + (size_t)r0 * O, act + (size_t)r0 * A, m->px);
     forward_chunk(m, n);
-    const long rows = (long)E * n;
-#pragma omp parallel for if (rows * D > MODEL_OMP_MIN) schedule(static)
-    for (long r = 0; r < rows; r++) {
-      const long e = r / n, i = r % n;
-      const float* o = m->py + r * D2;
-      const size_t at = ((size_t)e * B + r0 + i) * D;
-      if (mean) memcpy(mean + at, o, sizeof(float) * D);
-      if (logvar) softclamp_row(o + D, m->max_lv, m->min_lv, D, logvar + at);
+    /* member e's rows in blocks of PREDICT_ROWS: means copied, log-variances clamped */
+    const int nb = (n + PREDICT_ROWS - 1) / PREDICT_ROWS;
+#pragma omp parallel for if ((long)E * n * D > MODEL_OMP_MIN) schedule(static)
+    for (int k = 0; k < E * nb; k++) {
+      const int e = k / nb, i0 = (k % nb) * PREDICT_ROWS, i1 = i0 + PREDICT_ROWS < n ? i0 + PREDICT_ROWS : n;
+      const float* o = m->py + ((size_t)e * n + i0) * D2;
+      const size_t at = ((size_t)e * B + r0 + i0) * D;
+      if (mean)
+        for (int i = 0; i < i1 - i0; i++) memcpy(mean + at + (size_t)i * D, o + (size_t)i * D2, sizeof(float) * D);
+      if (logvar) softclamp_rows(o + D, D2, m->max_lv, m->min_lv, D, i1 - i0, logvar + at, D);
     }
   }
 }

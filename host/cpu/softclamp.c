@@ -140,6 +140,33 @@ static VL void softclamp_avx512(const float* z, const float* hi, const float* lo
   }
 }
 
+/* Rows of n <= SC_MAXN values (z at stride zs, lv at stride ls), 8 rows a block: one softplus chain
+ * is some 250 cycles of latency, so the block's 8 n values are run stage by stage (each stage's
+ * vectors independent of each other), not row by row. */
+#define SC_MAXN 64
+static VL void softclamp_rows_avx512(const float* z, long zs, const float* hi, const float* lo, int n, long rows,
+                                     float* lv, long ls) {
+  float he[8 * SC_MAXN], le[8 * SC_MAXN], buf[8 * SC_MAXN];
+  const int nv = n; /* 8 rows of n values: n vectors of 8 */
+  for (int k = 0; k < 8 * n; k++) he[k] = hi[k % n], le[k] = lo[k % n];
+  long r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    for (int i = 0; i < 8; i++) memcpy(buf + i * n, z + (r + i) * zs, sizeof(float) * (size_t)n);
+    for (int v = 0; v < nv; v++) { /* lv1 = hi - softplus(hi - z) */
+      const __m256 h = _mm256_loadu_ps(he + 8 * v);
+      __m256 e;
+      _mm256_storeu_ps(buf + 8 * v, _mm256_sub_ps(h, softplus8(_mm256_sub_ps(h, _mm256_loadu_ps(buf + 8 * v)), 0xff, &e)));
+    }
+    for (int v = 0; v < nv; v++) { /* lv = lo + softplus(lv1 - lo) */
+      const __m256 l = _mm256_loadu_ps(le + 8 * v);
+      __m256 e;
+      _mm256_storeu_ps(buf + 8 * v, _mm256_add_ps(l, softplus8(_mm256_sub_ps(_mm256_loadu_ps(buf + 8 * v), l), 0xff, &e)));
+    }
+    for (int i = 0; i < 8; i++) memcpy(lv + (r + i) * ls, buf + i * n, sizeof(float) * (size_t)n);
+  }
+  for (; r < rows; r++) softclamp_avx512(z + r * zs, hi, lo, n, lv + r * ls);
+}
+
 static VL void nll_avx512(const float* mu, const float* z, const float* t, const float* hi, const float* lo,
                           int n, float s, float* sq, float* lv, float* gmu, float* gz, float* ghi, float* glo) {
   const __m256 one = _mm256_set1_ps(1.0f), vs = _mm256_set1_ps(s), s2 = _mm256_set1_ps(s * 2.0f);
@@ -189,6 +216,17 @@ void softclamp_row(const float* z, const float* hi, const float* lo, int n, floa
   }
 #endif
   softclamp_row_scalar(z, hi, lo, n, lv);
+}
+
+void softclamp_rows(const float* z, long zs, const float* hi, const float* lo, int n, long rows, float* lv,
+                    long ls) {
+#ifdef EXPF8_X86
+  if (vec() && n <= SC_MAXN) {
+    softclamp_rows_avx512(z, zs, hi, lo, n, rows, lv, ls);
+    return;
+  }
+#endif
+  for (long r = 0; r < rows; r++) softclamp_row(z + r * zs, hi, lo, n, lv + r * ls);
 }
 
 void nll_row(const float* mu, const float* z, const float* t, const float* hi, const float* lo, int n,
