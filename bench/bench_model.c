@@ -160,7 +160,7 @@ static at_threads measure(dyn_model* m, int threads, double seconds, const float
     if (threads == 1 && PRED_ROWS / c > r.cpu_pred) r.cpu_pred = PRED_ROWS / c;
   }
   if (threads == 1) {
-    r.cpu_roof = bench_sgemm_roof_cpu(5, 1);
+    r.cpu_roof = bench_sgemm_roof_cpu(20, 1);
     printf("1 thread in CPU time: model_step %.2f ms, %.0f %% of the roof; model_predict %.0f rows/s, %.0f %% of "
            "the roof; roof %.1f GFLOP/s\n",
            1e3 / r.cpu_steps, 100.0 * step_gflop * r.cpu_steps / r.cpu_roof, r.cpu_pred,
@@ -172,7 +172,7 @@ static at_threads measure(dyn_model* m, int threads, double seconds, const float
     r.cpu_gemm_step_s = gemm_alone_s(m, 1, B, B, 1, 8, 25, bench_cpu_s);
     r.cpu_gemm_pred_s = gemm_alone_s(m, 1, PRED_ROWS, m->chunk, 0, 3, 1, bench_cpu_s);
   }
-  r.roof = bench_sgemm_roof(threads, 5, threads);
+  r.roof = bench_sgemm_roof(threads, 20, threads);
   if (threads == 1)
     printf("1 thread in CPU time, the GEMMs alone: a step's %.2f ms, %.0f %% of the roof (%.0f %% of the step's "
            "time); a prediction's %.0f ms, %.0f %% of the roof (%.0f %% of its time)\n",
@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
   json_str(f, gemm_library());
   fprintf(f, ",\n  \"swish_vector\": %s,\n", swish_vectorized() ? "true" : "false");
   fprintf(f, "  \"steps_per_s\": %.2f,\n  \"ms_per_step\": %.3f,\n", best_steps, 1e3 / best_steps);
-  fprintf(f, "  \"roof\": {\"sgemm\": \"1024^3 row-major, best of 5\", \"gflops\": %.2f, \"threads\": %d, "
+  fprintf(f, "  \"roof\": {\"sgemm\": \"1024^3 row-major, best of 20\", \"gflops\": %.2f, \"threads\": %d, "
              "\"gflops_1_thread\": %.2f, \"step_gflop\": %.4f, \"step_gflops\": %.2f, \"fraction\": %.3f, "
              "\"predict_call_gflop\": %.4f, \"predict_gflops\": %.2f, \"predict_fraction\": %.3f},\n",
           roof, threads, r1.roof, step_gflop, step_gflop * best_steps, roof > 0 ? step_gflop * best_steps / roof : 0.0,
