@@ -1,11 +1,12 @@
 /* nn_fused.h: the swish ensemble's forward and backward with the element work fused into the GEMM
  * tasks (nn.c calls these for NN_SWISH networks; ReLU networks, SAC's, keep nn.c's own passes).
  *
- * One OpenMP task per member (and, in the forward, per block of rows) runs every layer of its
- * member: a single-threaded GEMM, then one pass over its output that adds the bias and applies
- * swish while the output is still in cache. Swish's derivative is kept instead of the
- * pre-activation, from the same exponential, so the backward evaluates no exponential at all; it
- * multiplies the incoming gradient by it and sums the bias gradient in the same pass. Every sum
+ * One OpenMP task per member (members beyond a multiple of the thread count split over several
+ * tasks) runs every layer of its member: a single-threaded GEMM, then one pass over its output
+ * that adds the bias and applies swish while the output is still in cache. Swish's derivative is
+ * kept instead of the pre-activation, from the same exponential, so the backward evaluates no
+ * exponential at all; it multiplies the incoming gradient by it and sums the bias gradient in the
+ * same pass. Every sum
  * keeps the order of the unfused code (bias added after the dot product, rows summed in order,
  * members of a shared input summed in order), so the bits equal nn.c's separate passes. */
 #ifndef MBPO_NN_FUSED_H

@@ -39,12 +39,12 @@ static int pass_threads(double flops) {
   return 1;
 }
 
-/* Members [0, ntask) run as OpenMP tasks, one single-threaded GEMM after another; the rest one at a
- * time with every thread in each GEMM (OpenBLAS threads it) and in each element pass. With E = 7 on
- * 2 threads that is 6 + 1, balanced where 7 tasks would leave a thread idle for a seventh of the
- * step; a single member (rollouts) gets every thread as before. OpenBLAS's sums do not depend on
- * its thread count, so both ways give the same bits. With OpenBLAS's pthreads build every member
- * goes the second way (gemm_task_safe). */
+/* Members [0, ntask) run as one OpenMP task each, one single-threaded GEMM after another; the rest
+ * (E mod threads: the seventh of 7 on 2 threads, a rollout's single member) are split over tasks
+ * in the same parallel region (forward_split_tasks, backward_split_tasks), where 7 whole tasks
+ * would leave a thread idle for a seventh of the step. Both ways make the same GEMM calls (or row
+ * halves that keep OpenBLAS's kernel), so the same bits. With OpenBLAS's pthreads build every
+ * member runs one at a time with OpenBLAS threading its GEMMs (gemm_task_safe). */
 int nnf_task_members(int E, int threads) {
   return threads > 1 && E >= threads && gemm_task_safe() ? E - E % threads : 0;
 }
