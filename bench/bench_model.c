@@ -8,13 +8,16 @@
  * E = 7, batch 256 per member). Steps: model_step (forward, loss with soft bounds, backward, one
  * Adam over all parameters) on a fixed batch, for `seconds` per round, best of 3 rounds. Fit:
  * model_train on 10,000 synthetic rows capped at 2 epochs (split, bootstrap, gathers, shuffles,
- * holdout scoring included), steps per second of the whole fit. Predict: model_predict of 100,000
+ * holdout scoring included), steps per second of the whole fit; the first Hopper fit's epochs (a fresh
+ * model on 5,001 rows, 20 epochs, ms per epoch). Predict: model_predict of 100,000
  * rows (all 7 members, mean and soft-clamped log-variance), best of 3 calls.
  * Steps and prediction are measured at 1 thread and at all cores, each beside the sgemm roof at
  * that count, as the GEMM FLOP rate's fraction of it (forward 2 B in out per layer and member,
  * a step 3 times that); at 1 thread also timed in process CPU seconds against a roof timed the same
- * way, which a shared machine's load distorts far less. The fit and the peer run at all cores (OpenMP's and OpenBLAS's defaults);
- * the peer gets the same count. Without an
+ * way, which a shared machine's load distorts far less. Beside each, the same GEMMs alone
+ * (nnf_gemms_only): their fraction of the roof is the ceiling on this BLAS, and the share of the
+ * op's time they take says what the element work costs. The fit and the peer run at all cores
+ * (OpenMP's and OpenBLAS's defaults); the peer gets the same count. Without an
  * OMP_WAIT_POLICY in the environment the program re-runs itself with OMP_WAIT_POLICY=passive (the
  * peer inherits it): spinning OpenMP threads starve OpenBLAS's threads. */
 #include <errno.h>
@@ -32,20 +35,46 @@
 #include "model.h"
 #include "bench_util.h"
 #include "gemm.h"
+#include "nn_fused.h"
 #include "swish.h"
 #include "threads.h"
 
-enum { OBS = 11, ACT = 3, PRED_ROWS = 100000, FIT_ROWS = 10000 };
-
-
-
-
-
-
-
+enum { OBS = 11, ACT = 3, PRED_ROWS = 100000, FIT_ROWS = 10000, FIRST_ROWS = 5001, FIRST_EPOCHS = 20 };
 
 static float nrm(uint32_t c1, uint64_t n) { return rng_normal((rng_key){99, RNG_TEST}, 0, c1, n); }
 
+
+/* ---- the GEMMs alone ------------------------------------------------------------------------ */
+
+/* A step's or a prediction's GEMMs without the rest (nnf_gemms_only: the calls, shapes and split
+ * over tasks of nn_fused.c, with no bias, activation, loss, Adam or copies). Their FLOP rate is the
+ * ceiling of the whole op's on this BLAS; the op's rate over it is what the element work leaves.
+ * Seconds of `rows` rows in chunks of n per member at `threads` threads, the best mean of `rounds`
+ * rounds of `reps` passes after one to warm up (timed as model_step and model_predict are, by clock:
+ * now_s or bench_cpu_s): with bwd, one step's (rows = n); without, a prediction's forward. */
+static double gemm_alone_s(const dyn_model* m, int threads, int rows, int n, int bwd, int rounds, int reps,
+                           double (*clock)(void)) {
+  const nn_mlp* net = &m->net;
+  const size_t E = (size_t)net->E, in = (size_t)net->dims[0], out = (size_t)net->dims[net->nlayers];
+  nn_cache* c = nn_cache_alloc(net, n);
+  float *x = nn_alloc(E * n * in), *y = nn_alloc(E * n * out), *dy = nn_alloc(E * n * out);
+  float* g = nn_alloc(net->nparams);
+  for (size_t i = 0; i < E * n * in; i++) x[i] = 0.01f * (float)(i % 97) - 0.48f;
+  for (size_t i = 0; i < E * n * out; i++) dy[i] = 0.001f * (float)(i % 89) - 0.04f;
+  threads_set(threads);
+  double best = 0;
+  for (int round = 0; round <= rounds; round++) {
+    const double t0 = clock();
+    for (int rep = 0; rep < reps; rep++)
+      for (int r0 = 0; r0 < rows; r0 += n)
+        nnf_gemms_only(net, m->params, rows - r0 < n ? rows - r0 : n, x, c, y, dy, bwd ? g : NULL);
+    const double t = (clock() - t0) / reps;
+    if (round > 0 && (best == 0 || t < best)) best = t;
+  }
+  nn_cache_free(c);
+  free(x), free(y), free(dy), free(g);
+  return best;
+}
 
 /* The peer's figures: one JSON object on the last line of the script's output. */
 typedef struct peer {
@@ -92,6 +121,8 @@ static peer run_peer(int threads, double seconds) {
 typedef struct at_threads {
   double steps, pred, roof;
   double cpu_steps, cpu_pred, cpu_roof; /* at 1 thread: the same timed in CPU seconds */
+  double gemm_step_s, gemm_pred_s;      /* the GEMMs alone: a step's, a prediction's (seconds) */
+  double cpu_gemm_step_s, cpu_gemm_pred_s; /* at 1 thread: the same in CPU seconds */
 } at_threads;
 
 /* model_step on the fixed batch (x, y) for `seconds` per round, best of 3 rounds; model_predict of
@@ -99,7 +130,7 @@ typedef struct at_threads {
 static at_threads measure(dyn_model* m, int threads, double seconds, const float* x, const float* y,
                           const float* obs, const float* act, float* mean, float* lv, double step_gflop,
                           double pred_gflop) {
-  at_threads r = {0, 0, 0, 0, 0, 0};
+  at_threads r = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   const int B = m->p.batch;
   threads_set(threads);
   for (int i = 0; i < 5; i++) model_step(m, B, x, y);
@@ -129,13 +160,30 @@ static at_threads measure(dyn_model* m, int threads, double seconds, const float
     if (threads == 1 && PRED_ROWS / c > r.cpu_pred) r.cpu_pred = PRED_ROWS / c;
   }
   if (threads == 1) {
-    r.cpu_roof = bench_sgemm_roof_cpu(5, 1);
+    r.cpu_roof = bench_sgemm_roof_cpu(20, 1);
     printf("1 thread in CPU time: model_step %.2f ms, %.0f %% of the roof; model_predict %.0f rows/s, %.0f %% of "
            "the roof; roof %.1f GFLOP/s\n",
            1e3 / r.cpu_steps, 100.0 * step_gflop * r.cpu_steps / r.cpu_roof, r.cpu_pred,
            100.0 * pred_gflop * r.cpu_pred / PRED_ROWS / r.cpu_roof, r.cpu_roof);
   }
-  r.roof = bench_sgemm_roof(threads, 5, threads);
+  r.gemm_step_s = gemm_alone_s(m, threads, B, B, 1, 8, 25, now_s);
+  r.gemm_pred_s = gemm_alone_s(m, threads, PRED_ROWS, m->chunk, 0, 3, 1, now_s);
+  if (threads == 1) {
+    r.cpu_gemm_step_s = gemm_alone_s(m, 1, B, B, 1, 8, 25, bench_cpu_s);
+    r.cpu_gemm_pred_s = gemm_alone_s(m, 1, PRED_ROWS, m->chunk, 0, 3, 1, bench_cpu_s);
+  }
+  r.roof = bench_sgemm_roof(threads, 20, threads);
+  if (threads == 1)
+    printf("1 thread in CPU time, the GEMMs alone: a step's %.2f ms, %.0f %% of the roof (%.0f %% of the step's "
+           "time); a prediction's %.0f ms, %.0f %% of the roof (%.0f %% of its time)\n",
+           1e3 * r.cpu_gemm_step_s, 100.0 * step_gflop / r.cpu_gemm_step_s / r.cpu_roof,
+           100.0 * r.cpu_gemm_step_s * r.cpu_steps, 1e3 * r.cpu_gemm_pred_s,
+           100.0 * pred_gflop / r.cpu_gemm_pred_s / r.cpu_roof, 100.0 * r.cpu_gemm_pred_s * r.cpu_pred / PRED_ROWS);
+  printf("%d thread%s, the GEMMs alone: a step's %.2f ms, %.0f %% of the roof (the step's time: %.0f %% in them); "
+         "a prediction's %.0f ms, %.0f %% of the roof (%.0f %% of its time)\n",
+         threads, threads > 1 ? "s" : "", 1e3 * r.gemm_step_s, 100.0 * step_gflop / r.gemm_step_s / r.roof,
+         100.0 * r.gemm_step_s * r.steps, 1e3 * r.gemm_pred_s, 100.0 * pred_gflop / r.gemm_pred_s / r.roof,
+         100.0 * r.gemm_pred_s * r.pred / PRED_ROWS);
   printf("%d thread%s: model_step %.1f steps/s (%.2f ms/step), %.1f GFLOP/s, %.0f %% of the roof; model_predict "
          "(%d rows x %d members, chunk %d) %.0f rows/s, %.0f %% of the roof; roof: sgemm 1024^3 %.1f GFLOP/s\n",
          threads, threads > 1 ? "s" : "", r.steps, 1e3 / r.steps, step_gflop * r.steps,
@@ -190,6 +238,27 @@ int main(int argc, char** argv) {
   printf("model_train (N %d: %d train, %d holdout; %d epochs, %ld steps): %.2f s, %.1f steps/s\n", FIT_ROWS,
          st.n_train, st.n_holdout, st.epochs, st.steps, st.seconds, fit_steps);
 
+  /* the first Hopper fit's epochs: a fresh model on 5,001 rows (16 steps, 1,000 holdout rows), 20
+   * epochs, best of 3 fits; at 1 thread in CPU time, at all cores in wall time */
+  double first[2] = {0, 0};
+  for (int k = 0; k < 2; k++) {
+    threads_set(k ? threads : 1);
+    for (int rep = 0; rep < 3; rep++) {
+      model_params fp;
+      dyn_model* fm = bench_default_model(OBS, ACT, &fp);
+      fm->p.max_epochs = FIRST_EPOCHS;
+      fm->p.patience = 1 << 30;
+      const double c0 = bench_cpu_s(), w0 = now_s();
+      model_train(fm, FIRST_ROWS, obs, act, rew, nxt, 0, &st);
+      const double t = (k ? now_s() - w0 : bench_cpu_s() - c0) / st.epochs;
+      if (rep == 0 || t < first[k]) first[k] = t;
+      model_free(fm);
+    }
+  }
+  threads_set(threads);
+  printf("first-fit epoch (%d rows, %d epochs, best of 3): %.1f ms in CPU time at 1 thread, %.1f ms at %d threads\n",
+         FIRST_ROWS, FIRST_EPOCHS, 1e3 * first[0], 1e3 * first[1], threads);
+
   peer pr = run_peer(threads, seconds);
   if (pr.ok)
     printf("peer PyTorch %s (%d threads): %.1f steps/s, %.0f rows/s; ratio C/PyTorch: steps %.2f, predict %.2f\n",
@@ -211,7 +280,7 @@ int main(int argc, char** argv) {
   json_str(f, gemm_library());
   fprintf(f, ",\n  \"swish_vector\": %s,\n", swish_vectorized() ? "true" : "false");
   fprintf(f, "  \"steps_per_s\": %.2f,\n  \"ms_per_step\": %.3f,\n", best_steps, 1e3 / best_steps);
-  fprintf(f, "  \"roof\": {\"sgemm\": \"1024^3 row-major, best of 5\", \"gflops\": %.2f, \"threads\": %d, "
+  fprintf(f, "  \"roof\": {\"sgemm\": \"1024^3 row-major, best of 20\", \"gflops\": %.2f, \"threads\": %d, "
              "\"gflops_1_thread\": %.2f, \"step_gflop\": %.4f, \"step_gflops\": %.2f, \"fraction\": %.3f, "
              "\"predict_call_gflop\": %.4f, \"predict_gflops\": %.2f, \"predict_fraction\": %.3f},\n",
           roof, threads, r1.roof, step_gflop, step_gflop * best_steps, roof > 0 ? step_gflop * best_steps / roof : 0.0,
@@ -222,11 +291,29 @@ int main(int argc, char** argv) {
           r1.roof > 0 ? pred_gflop * r1.pred / PRED_ROWS / r1.roof : 0.0);
   fprintf(f, "  \"one_thread_cpu_time\": {\"note\": \"timed in process CPU seconds, which leave out the time "
              "other jobs hold the core\", \"ms_per_step\": %.3f, \"roof_gflops\": %.2f, \"fraction\": %.3f, "
-             "\"predict_rows_per_s\": %.0f, \"predict_fraction\": %.3f},\n",
+             "\"predict_rows_per_s\": %.0f, \"predict_fraction\": %.3f, \"gemm_alone\": {\"step_ms\": %.3f, "
+             "\"step_fraction\": %.3f, \"step_share\": %.3f, \"predict_s\": %.3f, \"predict_fraction\": %.3f, "
+             "\"predict_share\": %.3f}},\n",
           1e3 / r1.cpu_steps, r1.cpu_roof, step_gflop * r1.cpu_steps / r1.cpu_roof, r1.cpu_pred,
-          pred_gflop * r1.cpu_pred / PRED_ROWS / r1.cpu_roof);
+          pred_gflop * r1.cpu_pred / PRED_ROWS / r1.cpu_roof, 1e3 * r1.cpu_gemm_step_s,
+          step_gflop / r1.cpu_gemm_step_s / r1.cpu_roof, r1.cpu_gemm_step_s * r1.cpu_steps, r1.cpu_gemm_pred_s,
+          pred_gflop / r1.cpu_gemm_pred_s / r1.cpu_roof, r1.cpu_gemm_pred_s * r1.cpu_pred / PRED_ROWS);
+  fprintf(f, "  \"gemm_alone\": {\"note\": \"the same GEMM calls and split over tasks without the element work "
+             "(nnf_gemms_only), timed as the op; fraction: of the roof at that thread count; share: of the op's "
+             "time\", \"step_ms\": %.3f, \"step_fraction\": %.3f, \"step_share\": %.3f, \"predict_s\": %.3f, "
+             "\"predict_fraction\": %.3f, \"predict_share\": %.3f, \"one_thread\": {\"step_ms\": %.3f, "
+             "\"step_fraction\": %.3f, \"step_share\": %.3f, \"predict_s\": %.3f, \"predict_fraction\": %.3f, "
+             "\"predict_share\": %.3f}},\n",
+          1e3 * rt.gemm_step_s, step_gflop / rt.gemm_step_s / roof, rt.gemm_step_s * rt.steps, rt.gemm_pred_s,
+          pred_gflop / rt.gemm_pred_s / roof, rt.gemm_pred_s * rt.pred / PRED_ROWS, 1e3 * r1.gemm_step_s,
+          step_gflop / r1.gemm_step_s / r1.roof, r1.gemm_step_s * r1.steps, r1.gemm_pred_s,
+          pred_gflop / r1.gemm_pred_s / r1.roof, r1.gemm_pred_s * r1.pred / PRED_ROWS);
   fprintf(f, "  \"fit\": {\"rows\": %d, \"epochs\": %d, \"steps\": %ld, \"seconds\": %.3f, \"steps_per_s\": %.2f},\n",
           FIT_ROWS, st.epochs, st.steps, st.seconds, fit_steps);
+  fprintf(f, "  \"first_fit_epoch\": {\"rows\": %d, \"epochs\": %d, \"note\": \"a fresh model's fit, best of 3; "
+             "ms per epoch (16 steps, holdout scoring, shuffles)\", \"ms_1_thread_cpu\": %.1f, \"ms\": %.1f, "
+             "\"threads\": %d},\n",
+          FIRST_ROWS, FIRST_EPOCHS, 1e3 * first[0], 1e3 * first[1], threads);
   fprintf(f, "  \"predict_rows\": %d,\n  \"predict_chunk\": %d,\n  \"predict_rows_per_s\": %.0f,\n", PRED_ROWS,
           m->chunk, best_pred);
   if (pr.ok)

@@ -8,6 +8,7 @@
 
 #include "model.h"
 #include "rng.h"
+#include "softclamp.h"
 #include "test.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -543,6 +544,93 @@ static void test_planted_elites(void) {
   data_free(&d);
 }
 
+/* ---- the vector soft clamp and NLL terms (softclamp.h) against their scalar twins ------------ */
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, 4) == 0 || (isnan(a) && isnan(b)); }
+
+/* log1pf's vector path equals log1pf bit for bit: a strided sweep over every float in [0, 1] (the
+ * softplus's arguments: expf(-|x|)), the branch edges, and lanes sent back to log1pf */
+static void test_log1pf_bits(void) {
+  enum { N = 1 << 16 };
+  float *x = nn_alloc(N), *y = nn_alloc(N);
+  long bad = 0, n = 0;
+  uint32_t u = 0;
+  while (u <= 0x3f800000u) {
+    int k = 0;
+    for (; k < N && u <= 0x3f800000u; k++, u += 61) memcpy(&x[k], &u, 4);
+    softclamp_log1pf(x, y, k);
+    for (int i = 0; i < k; i++) bad += !same_bits(log1pf(x[i]), y[i]);
+    n += k;
+  }
+  const uint32_t edge[] = {0x00000000, 0x80000000, 0x30ffffff, 0x31000000, 0x24800000, 0x3ed413d6, 0x3ed413d7,
+                           0x3ed413d8, 0x3f7fffff, 0x3f800000, 0x3f800001, 0x3f3504f6, 0x3f3504f7, 0x3f3504f8,
+                           0x3f7ffffe, 0x3f7ffffd, 0xbf000000, 0x7f800000, 0x7fc00000, 0x40000000, 0x3e000000};
+  const int ne = sizeof edge / sizeof edge[0];
+  memcpy(x, edge, sizeof edge);
+  softclamp_log1pf(x, y, ne);
+  for (int i = 0; i < ne; i++) bad += !same_bits(log1pf(x[i]), y[i]);
+  CHECK(bad == 0, "%ld of %ld log1pf values differ", bad, n + ne);
+  free(x), free(y);
+}
+
+/* softclamp_row and nll_row equal their scalar twins bit for bit: rows of 1 to 40 outputs (vector
+ * tails), raw log-variances from the bounds' neighbourhood to ±1e30, ±inf and NaN */
+static void test_softclamp_bits(void) {
+  enum { MAXN = 40 };
+  long bad = 0, rows = 0;
+  for (int it = 0; it < 20000; it++) {
+    const int n = 1 + it % MAXN;
+    float mu[MAXN], z[MAXN], t[MAXN], hi[MAXN], lo[MAXN], a[MAXN], b[MAXN];
+    float q[2][MAXN], lv[2][MAXN], gm[2][MAXN], gz[2][MAXN], gh[2][MAXN], gl[2][MAXN];
+    const float sc = it % 3 == 0 ? 60.0f : 4.0f;
+    for (int d = 0; d < n; d++) {
+      const uint64_t k = (uint64_t)it * MAXN + d;
+      mu[d] = sc * nrm(31, 0, k), t[d] = sc * nrm(31, 1, k), z[d] = sc * nrm(31, 2, k);
+      hi[d] = 0.5f + 0.5f * nrm(31, 3, k), lo[d] = -10.0f + 2.0f * nrm(31, 4, k);
+    }
+    static const float odd[] = {1e30f, -1e30f, INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 88.5f, -104.0f};
+    if (it % 5 == 0) z[it % n] = odd[(it / 5) % 9];
+    if (it % 7 == 0) z[(it / 7) % n] = hi[(it / 7) % n]; /* softplus(0): log1pf(1) */
+    softclamp_row(z, hi, lo, n, a);
+    softclamp_row_scalar(z, hi, lo, n, b);
+    const int g = it % 2;
+    nll_row(mu, z, t, hi, lo, n, 1.0f / 3072, q[0], lv[0], g ? gm[0] : NULL, gz[0], gh[0], gl[0]);
+    nll_row_scalar(mu, z, t, hi, lo, n, 1.0f / 3072, q[1], lv[1], g ? gm[1] : NULL, gz[1], gh[1], gl[1]);
+    int row_bad = 0;
+    for (int d = 0; d < n; d++) {
+      row_bad |= !same_bits(a[d], b[d]) || !same_bits(q[0][d], q[1][d]) || !same_bits(lv[0][d], lv[1][d]);
+      if (g)
+        row_bad |= !same_bits(gm[0][d], gm[1][d]) || !same_bits(gz[0][d], gz[1][d]) ||
+                   !same_bits(gh[0][d], gh[1][d]) || !same_bits(gl[0][d], gl[1][d]);
+    }
+    bad += row_bad;
+    rows++;
+  }
+  CHECK(bad == 0, "%ld of %ld rows differ from the scalar soft clamp / NLL", bad, rows);
+  /* softclamp_rows: blocks of 8 rows and the rows after them, at strides, with odd values */
+  enum { R = 21, ZS = 2 * MAXN + 3 };
+  float *z = malloc(sizeof(float) * R * ZS), *a = malloc(sizeof(float) * R * MAXN), *b = malloc(sizeof(float) * R * MAXN);
+  float hi[MAXN], lo[MAXN];
+  long bad_rows = 0;
+  for (int n = 1; n <= MAXN; n += 3) {
+    for (int d = 0; d < n; d++) hi[d] = 0.5f + 0.5f * nrm(32, 0, (uint64_t)n * MAXN + d), lo[d] = -10.0f + nrm(32, 1, d);
+    for (int i = 0; i < R * ZS; i++) z[i] = (n % 2 ? 60.0f : 4.0f) * nrm(32, 2, (uint64_t)n * R * ZS + i);
+    z[5] = NAN, z[ZS + 1] = INFINITY, z[2 * ZS] = -1e30f, z[3 * ZS + n - 1] = hi[n - 1];
+    for (int rows_n = 1; rows_n <= R; rows_n += 4) {
+      softclamp_rows(z, ZS, hi, lo, n, rows_n, a, MAXN);
+      for (int r = 0; r < rows_n; r++) softclamp_row_scalar(z + r * ZS, hi, lo, n, b + r * MAXN);
+      for (int r = 0; r < rows_n; r++)
+        for (int d = 0; d < n; d++)
+          if (!same_bits(a[r * MAXN + d], b[r * MAXN + d])) {
+            bad_rows++;
+            break;
+          }
+    }
+  }
+  CHECK(bad_rows == 0, "%ld rows of softclamp_rows differ from the scalar soft clamp", bad_rows);
+  free(z), free(a), free(b);
+}
+
 static void test_predict_chunks(void) {
   const int B = 1003, E = 3;
   data d = data_make(12, B);
@@ -627,6 +715,8 @@ int main(void) {
   RUN(test_snapshots);
   RUN(test_planted_elites);
   RUN(test_predict_chunks);
+  RUN(test_log1pf_bits);
+  RUN(test_softclamp_bits);
   RUN(test_tensors);
   return test_done();
 }

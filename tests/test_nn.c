@@ -11,11 +11,14 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "nn.h"
 #include "rng.h"
 #include "swish.h"
 #include "test.h"
+
+void openblas_set_num_threads(int); /* OpenBLAS */
 
 static const rng_key K = {1234, RNG_TEST};
 
@@ -307,11 +310,11 @@ static void unfused_backward(const nn_mlp* net, const float* P, int B, const flo
   }
 }
 
-/* The model's shape (7 members, 14 -> 4 x 200 -> 24, 256 and 200 rows: the parallel fused path)
- * gives the unfused passes' outputs, parameter gradients and input gradients bit for bit. */
-static void test_fused_bits(void) {
+/* E members of the model's shape (14 -> 4 x 200 -> 24) on B rows (each of Bs, at most Bmax) give the
+ * unfused passes' outputs, parameter gradients and input gradients bit for bit. */
+static void fused_bits_case(int E, int Bmax, const int* Bs, int nB) {
   int d[] = {14, 200, 200, 200, 200, 24};
-  const int E = 7, L = 5, Bmax = 256;
+  const int L = 5;
   nn_mlp net = nn_mlp_make(E, L, d, NN_SWISH);
   float* P = nn_alloc(net.nparams);
   fill(P, net.nparams, 30, 0.08f);
@@ -324,8 +327,7 @@ static void test_fused_bits(void) {
   float *z[4], *a[5], *t1 = nn_alloc((size_t)E * Bmax * 200), *t2 = nn_alloc((size_t)E * Bmax * 200);
   for (int l = 0; l < 4; l++) z[l] = nn_alloc((size_t)E * Bmax * 200), a[l + 1] = nn_alloc((size_t)E * Bmax * 200);
   nn_cache* c = nn_cache_alloc(&net, Bmax);
-  const int Bs[] = {256, 200};
-  for (int k = 0; k < 2; k++)
+  for (int k = 0; k < nB; k++)
     for (int shared = 0; shared <= 1; shared++) {
       const int B = Bs[k];
       const size_t ny = (size_t)E * B * 24, nx = (size_t)(shared ? 1 : E) * B * 14;
@@ -334,15 +336,58 @@ static void test_fused_bits(void) {
       nn_backward(&net, P, c, dy, G1, dx1);
       unfused_forward(&net, P, B, x, shared, z, a, y2);
       unfused_backward(&net, P, B, x, shared, z, a, dy, G2, dx2, t1, t2);
-      CHECK(!memcmp(y1, y2, ny * 4), "B %d shared %d: outputs differ", B, shared);
-      CHECK(!memcmp(G1, G2, net.nparams * 4), "B %d shared %d: parameter gradients differ", B, shared);
-      CHECK(!memcmp(dx1, dx2, nx * 4), "B %d shared %d: input gradients differ", B, shared);
+      CHECK(!memcmp(y1, y2, ny * 4), "E %d B %d shared %d: outputs differ", E, B, shared);
+      CHECK(!memcmp(G1, G2, net.nparams * 4), "E %d B %d shared %d: parameter gradients differ", E, B, shared);
+      CHECK(!memcmp(dx1, dx2, nx * 4), "E %d B %d shared %d: input gradients differ", E, B, shared);
       nn_forward_chunked(&net, P, B, x, shared, c, y1);
-      CHECK(!memcmp(y1, y2, ny * 4), "B %d shared %d: forward without backward differs", B, shared);
+      CHECK(!memcmp(y1, y2, ny * 4), "E %d B %d shared %d: forward without backward differs", E, B, shared);
     }
   nn_cache_free(c);
   for (int l = 0; l < 4; l++) free(z[l]), free(a[l + 1]);
   free(P), free(x), free(dy), free(y1), free(y2), free(G1), free(G2), free(dx1), free(dx2), free(t1), free(t2);
+}
+
+/* The model's shape (7 members, 256 and 200 rows): on 2 threads six member tasks and a seventh
+ * split over tasks (row halves of the hidden layers, the backward's two chains) */
+static void test_fused_bits(void) {
+  const int Bs[] = {256, 200};
+  fused_bits_case(7, 256, Bs, 2);
+}
+
+/* 1 and 3 members on 400 and 1000 rows, on every thread (at least 2: every member (1) or the third
+ * (3) split over tasks, the first and output layers whole at 400 rows, where their halves would take
+ * OpenBLAS's small-matrix kernels, and split at 1000) and on one (whole members): the same bits. */
+static void test_fused_split_bits(void) {
+  int d[] = {14, 200, 200, 200, 200, 24};
+  const int Bmax = 1000, T = omp_get_max_threads();
+  for (int E = 1; E <= 3; E += 2) {
+    nn_mlp net = nn_mlp_make(E, 5, d, NN_SWISH);
+    float *P = nn_alloc(net.nparams), *x = nn_alloc((size_t)E * Bmax * 14), *dy = nn_alloc((size_t)E * Bmax * 24);
+    fill(P, net.nparams, 33, 0.08f);
+    fill(x, (size_t)E * Bmax * 14, 34, 1.5f);
+    fill(dy, (size_t)E * Bmax * 24, 35, 1.0f);
+    float *y[2], *G[2], *dx[2];
+    nn_cache* c = nn_cache_alloc(&net, Bmax);
+    for (int B = 400; B <= Bmax; B += 600)
+      for (int shared = 0; shared <= 1; shared++) {
+        for (int k = 0; k < 2; k++) { /* k = 0: every thread; 1: one */
+          omp_set_num_threads(k ? 1 : T);
+          openblas_set_num_threads(k ? 1 : T);
+          y[k] = nn_alloc((size_t)E * B * 24), G[k] = nn_alloc(net.nparams), dx[k] = nn_alloc((size_t)E * B * 14);
+          nn_forward(&net, P, B, x, shared, c, y[k]);
+          nn_backward(&net, P, c, dy, G[k], dx[k]);
+        }
+        omp_set_num_threads(T);
+        openblas_set_num_threads(T);
+        const size_t ny = (size_t)E * B * 24, nx = (size_t)(shared ? 1 : E) * B * 14;
+        CHECK(!memcmp(y[0], y[1], ny * 4), "E %d B %d shared %d: outputs differ", E, B, shared);
+        CHECK(!memcmp(G[0], G[1], net.nparams * 4), "E %d B %d shared %d: parameter gradients differ", E, B, shared);
+        CHECK(!memcmp(dx[0], dx[1], nx * 4), "E %d B %d shared %d: input gradients differ", E, B, shared);
+        for (int k = 0; k < 2; k++) free(y[k]), free(G[k]), free(dx[k]);
+      }
+    nn_cache_free(c);
+    free(P), free(x), free(dy);
+  }
 }
 
 /* chunked and cache-less forwards equal one forward over all rows */
@@ -549,6 +594,7 @@ int main(void) {
   RUN(test_swish_expf_bits);
   RUN(test_swish_bias_bits);
   RUN(test_fused_bits);
+  RUN(test_fused_split_bits);
   RUN(test_forward_chunked);
   RUN(test_adam_one_step);
   RUN(test_adam_several_steps);

@@ -9,9 +9,15 @@
 #include <string.h>
 
 #include "log.h"
+#include "nn_fused.h"
+#include "softclamp.h"
 
 /* Elementwise loops longer than this run OpenMP-parallel. */
 #define MODEL_OMP_MIN 16384
+/* Outputs per piece of a row in the loss (stack buffers); Hopper's D = 12 is one piece. */
+#define NLL_PIECE 64
+/* Rows per share of model_predict's output pass */
+#define PREDICT_ROWS 64
 
 model_params model_params_from_config(const mbpo_config* c) {
   model_params p;
@@ -143,15 +149,6 @@ const int* model_elites(const dyn_model* m, int* n) {
   return m->elites;
 }
 
-/* ---- soft bounds -------------------------------------------------------------------------- */
-
-/* sigmoid(x) = softplus'(x), without overflow */
-static inline float sigmoid(float x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-  float e = expf(x);
-  return e / (1.0f + e);
-}
-
 /* ---- the loss ----------------------------------------------------------------------------- */
 
 /* Blocks b0 .. b0 + 7 of sum_squares side by side, each chain summed in its own scalar order (the
@@ -181,17 +178,13 @@ __attribute__((optimize("no-tree-vectorize"))) static void sum_squares8(const fl
   }
 }
 
-/* Σ x_i² over n floats in double, deterministic for any thread count: fixed blocks summed in
- * parallel, then the block sums in order. */
-static double sum_squares(const float* x, long n) {
-  enum { NB = 64 };
-  double part[NB];
-  const long per = (n + NB - 1) / NB;
-#pragma omp parallel for if (n > MODEL_OMP_MIN) schedule(static)
-  for (int g = 0; g < NB / 8; g++) sum_squares8(x, n, per, 8 * g, part);
-  double s = 0.0;
-  for (int b = 0; b < NB; b++) s += part[b];
-  return s;
+/* Blocks of Σ x_i² over n floats (NB_SQ fixed blocks, summed in order afterwards: the same sums for
+ * any thread count), shared out among the threads of the caller's parallel region (nowait). */
+enum { NB_SQ = 64 };
+static void sum_squares_for(const float* x, long n, double* part) {
+  const long per = (n + NB_SQ - 1) / NB_SQ;
+#pragma omp for schedule(static) nowait
+  for (int g = 0; g < NB_SQ / 8; g++) sum_squares8(x, n, per, 8 * g, part);
 }
 
 double model_loss(dyn_model* m, int B, const float* x, const float* y, float* grads) {
@@ -204,34 +197,37 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
   const long n = (long)E * B;
   /* Row r (member r / B, row r % B): its data term into rowsum[r]; the gradient wrt its outputs
    * into dout; its share of the bound gradients into gbnd[r] ([dmax_lv | dmin_lv]). Summed over
-   * rows afterwards, in order, so that results do not depend on the thread count. */
-#pragma omp parallel for if (n * D > MODEL_OMP_MIN) schedule(static)
-  for (long r = 0; r < n; r++) {
-    const float* o = m->out + r * D2;
-    const float* t = y + r * D;
-    float* g = m->dout + r * D2;
-    float* gb = m->gbnd + r * D2;
-    double acc = 0.0;
-    for (int d = 0; d < D; d++) {
-      const float z = o[D + d];
-      const float a = hi[d] - z;          /* lv1 = max_lv - model_softplus(a) */
-      const float lv1 = hi[d] - model_softplus(a);
-      const float c = lv1 - lo[d];        /* lv = min_lv + model_softplus(c) */
-      const float lv = lo[d] + model_softplus(c);
-      const float inv = expf(-lv);
-      const float diff = o[d] - t[d];
-      const float sq = diff * diff * inv;
-      acc += (double)sq + (double)lv;
-      if (grads) {
-        const float glv = s * (1.0f - sq);      /* dL/dlv */
-        const float sc = sigmoid(c), sa = sigmoid(a);
-        g[d] = s * 2.0f * diff * inv;           /* dL/dμ */
-        g[D + d] = glv * sc * sa;               /* dL/dz: dlv/dlv1 = σ(c), dlv1/dz = σ(a) */
-        gb[d] = glv * sc * (1.0f - sa);         /* dL/dmax_lv through lv1 */
-        gb[D + d] = glv * (1.0f - sc);          /* dL/dmin_lv */
+   * rows afterwards, in order, so that results do not depend on the thread count.
+   * One parallel region (each costs a thread wake-up, some 30 us on a 2-vCPU VM) also sums the
+   * weight-decay blocks and zeroes the gradients for the backward. */
+  double part[NN_MAX_LAYERS][NB_SQ];
+#pragma omp parallel if (n * D > MODEL_OMP_MIN)
+  {
+#pragma omp for schedule(static) nowait
+    for (long r = 0; r < n; r++) {
+      const float* o = m->out + r * D2;
+      float sq[NLL_PIECE], lv[NLL_PIECE];
+      double acc = 0.0;
+      for (int d0 = 0; d0 < D; d0 += NLL_PIECE) { /* pieces of a row: dims beyond NLL_PIECE (big bodies) */
+        const int k = D - d0 < NLL_PIECE ? D - d0 : NLL_PIECE;
+        float* g = m->dout + r * D2 + d0;
+        float* gb = m->gbnd + r * D2 + d0;
+        nll_row(o + d0, o + D + d0, y + r * D + d0, hi + d0, lo + d0, k, s, sq, lv, grads ? g : NULL, g + D, gb,
+                gb + D);
+        for (int d = 0; d < k; d++) acc += (double)sq[d] + (double)lv[d]; /* in order */
+      }
+      m->rowsum[r] = acc;
+    }
+    for (int l = 0; l < L; l++)
+      sum_squares_for(m->params + m->net.w_off[l], (long)E * m->net.dims[l] * m->net.dims[l + 1], part[l]);
+    if (grads) {
+      const long nb = ((long)m->nparams + 16383) / 16384;
+#pragma omp for schedule(static) nowait
+      for (long k = 0; k < nb; k++) {
+        const size_t i0 = (size_t)k * 16384, i1 = i0 + 16384 < m->nparams ? i0 + 16384 : m->nparams;
+        nn_zero(grads + i0, i1 - i0);
       }
     }
-    m->rowsum[r] = acc;
   }
   double data = 0.0;
   for (long r = 0; r < n; r++) data += m->rowsum[r];
@@ -239,8 +235,9 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
 
   /* weight decay: Σ_l wd_l ½ Σ W_l², over the weights of every member */
   for (int l = 0; l < L; l++) {
-    const long nw = (long)E * m->net.dims[l] * m->net.dims[l + 1];
-    loss += 0.5 * (double)m->p.weight_decay[l] * sum_squares(m->params + m->net.w_off[l], nw);
+    double sq = 0.0;
+    for (int k = 0; k < NB_SQ; k++) sq += part[l][k];
+    loss += 0.5 * (double)m->p.weight_decay[l] * sq;
   }
   /* the bound term: coef (Σ max_lv - Σ min_lv) */
   double bsum = 0.0;
@@ -248,16 +245,8 @@ double model_loss(dyn_model* m, int B, const float* x, const float* y, float* gr
   loss += (double)m->p.logvar_coef * bsum;
 
   if (grads) {
-    nn_zero(grads, m->nparams);
-    nn_backward(&m->net, m->params, m->tcache, m->dout, grads, NULL);
-    for (int l = 0; l < L; l++) {
-      const float wd = m->p.weight_decay[l];
-      const float* W = m->params + m->net.w_off[l];
-      float* gW = grads + m->net.w_off[l];
-      const long nw = (long)E * m->net.dims[l] * m->net.dims[l + 1];
-#pragma omp parallel for if (nw > MODEL_OMP_MIN) schedule(static)
-      for (long i = 0; i < nw; i++) gW[i] += wd * W[i];
-    }
+    /* the swish net's backward (nn_backward's for it), the weight decay added in its tasks */
+    nnf_backward_decay(&m->net, m->params, m->tcache, m->dout, grads, NULL, m->p.weight_decay);
     float* g_hi = grads + m->net.nparams;
     float* g_lo = g_hi + D;
     for (int d = 0; d < D; d++) {
@@ -339,15 +328,16 @@ void model_predict(dyn_model* m, const float* obs, const float* act, int B, floa
     const int n = B - r0 < m->chunk ? B - r0 : m->chunk;
     model_normalize(m, n, obs + (size_t)r0 * O, act + (size_t)r0 * A, m->px);
     forward_chunk(m, n);
-    const long rows = (long)E * n;
-#pragma omp parallel for if (rows * D > MODEL_OMP_MIN) schedule(static)
-    for (long r = 0; r < rows; r++) {
-      const long e = r / n, i = r % n;
-      const float* o = m->py + r * D2;
-      const size_t at = ((size_t)e * B + r0 + i) * D;
-      if (mean) memcpy(mean + at, o, sizeof(float) * D);
-      if (logvar)
-        for (int d = 0; d < D; d++) logvar[at + d] = model_soft_clamp(o[D + d], m->max_lv[d], m->min_lv[d]);
+    /* member e's rows in blocks of PREDICT_ROWS: means copied, log-variances clamped */
+    const int nb = (n + PREDICT_ROWS - 1) / PREDICT_ROWS;
+#pragma omp parallel for if ((long)E * n * D > MODEL_OMP_MIN) schedule(static)
+    for (int k = 0; k < E * nb; k++) {
+      const int e = k / nb, i0 = (k % nb) * PREDICT_ROWS, i1 = i0 + PREDICT_ROWS < n ? i0 + PREDICT_ROWS : n;
+      const float* o = m->py + ((size_t)e * n + i0) * D2;
+      const size_t at = ((size_t)e * B + r0 + i0) * D;
+      if (mean)
+        for (int i = 0; i < i1 - i0; i++) memcpy(mean + at + (size_t)i * D, o + (size_t)i * D2, sizeof(float) * D);
+      if (logvar) softclamp_rows(o + D, D2, m->max_lv, m->min_lv, D, i1 - i0, logvar + at, D);
     }
   }
 }
