@@ -89,7 +89,7 @@ static int row_split_ok(const nn_mlp* net, int l, int n) {
 /* The forward of a member that does not run as one task (E mod threads of them) as tasks of its
  * own: layers whose halves are large enough (row_split_ok) as two row-half tasks, the others whole;
  * a half waits only for its own half of the layer before (t[h]), a whole layer for both. Called
- * inside a single construct. */
+ * inside a master construct. */
 static void forward_split_tasks(const nn_mlp* net, const float* P, int n, const float* x, size_t x_es,
                                 float* const* z, float* const* a, float* y, size_t y_es, int keep, int e,
                                 char* t) {
@@ -114,8 +114,10 @@ void nnf_forward(const nn_mlp* net, const float* P, int n, const float* x, size_
   if (T > 1 && gemm_task_safe()) { /* one parallel region for the whole pass (each costs a wake-up) */
     const int nt = nnf_task_members(E, T);
     char t[NNF_MAX_SPLIT][2]; /* task dependence tokens of the split members */
+/* master, not single: libgomp 12 leaks the dependence table of a worker thread's implicit task
+ * that created depend tasks (LeakSanitizer, now and then); the region's end waits for the tasks */
 #pragma omp parallel
-#pragma omp single
+#pragma omp master
     {
       for (int e = nt; e < E; e++) /* first: their chains are the longest */
         forward_split_tasks(net, P, n, x, x_es, z, a, y, y_es, keep, e, t[(e - nt) % NNF_MAX_SPLIT]);
@@ -257,7 +259,7 @@ void nnf_backward_decay(const nn_mlp* net, const float* P, nn_cache* c, const fl
     const int nt = nnf_task_members(E, T);
     char t[NNF_MAX_SPLIT][2], dyt = 0;
 #pragma omp parallel
-#pragma omp single
+#pragma omp master /* not single: see nnf_forward */
     {
       for (int e = nt; e < E; e++) backward_split_tasks(&k, e, t[(e - nt) % NNF_MAX_SPLIT], &dyt);
       for (int e = 0; e < nt; e++) {
