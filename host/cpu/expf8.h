@@ -61,20 +61,20 @@ static inline AVX512 int special8(__m256 x) {
   return _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(top, _mm256_set1_epi32(EXPF_TOP_88))));
 }
 
-/* expf of 8 floats, bit-equal to expf */
-static inline AVX512 __m256 expf8_exact(__m256 x) {
-  __m256 e = expf8(x);
-  const int sp = special8(x);
-  if (sp) {
-    float xs[8], es[8];
-    _mm256_storeu_ps(xs, x);
-    _mm256_storeu_ps(es, e);
-    for (int k = 0; k < 8; k++)
-      if (sp >> k & 1) es[k] = expf(xs[k]);
-    e = _mm256_loadu_ps(es);
-  }
-  return e;
+/* y with the lanes set in mask replaced by f of x's lanes: the scalar libm call for the lanes a
+ * vector version leaves to it (expf8_exact, softclamp.c's log1pf8_exact) */
+static inline AVX512 __m256 lanes8_scalar(__m256 x, __m256 y, unsigned mask, float (*f)(float)) {
+  if (!mask) return y;
+  float xs[8], ys[8];
+  _mm256_storeu_ps(xs, x);
+  _mm256_storeu_ps(ys, y);
+  for (int k = 0; k < 8; k++)
+    if (mask >> k & 1) ys[k] = f(xs[k]);
+  return _mm256_loadu_ps(ys);
 }
+
+/* expf of 8 floats, bit-equal to expf */
+static inline AVX512 __m256 expf8_exact(__m256 x) { return lanes8_scalar(x, expf8(x), (unsigned)special8(x), expf); }
 
 #endif
 #endif

@@ -99,17 +99,8 @@ static inline VL __m256 log1pf8(__m256 x, __mmask8* sp) {
 /* log1pf of the lanes in `valid`, bit-equal to log1pf */
 static inline VL __m256 log1pf8_exact(__m256 x, __mmask8 valid) {
   __mmask8 sp;
-  __m256 y = log1pf8(x, &sp);
-  sp &= valid;
-  if (sp) {
-    float xs[8], ys[8];
-    _mm256_storeu_ps(xs, x);
-    _mm256_storeu_ps(ys, y);
-    for (int k = 0; k < 8; k++)
-      if (sp >> k & 1) ys[k] = log1pf(xs[k]);
-    y = _mm256_loadu_ps(ys);
-  }
-  return y;
+  const __m256 y = log1pf8(x, &sp);
+  return lanes8_scalar(x, y, (unsigned)(sp & valid), log1pf);
 }
 
 /* model_softplus of 8 lanes; *e gets expf(-|x|), which sigmoid(x) uses as well (expf(±0) = 1) */
